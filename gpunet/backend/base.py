@@ -1,0 +1,125 @@
+"""The Backend: an array module ``xp`` plus the few operations that differ by device.
+
+Everything here is written once against ``self.xp``, so the NumPy backend is
+this class with ``xp = numpy``; a device backend overrides the operations it
+can fuse into custom kernels and keeps the same contracts:
+
+* every operation preserves the floating dtype of its inputs (float32 stays
+  float32: constants are Python scalars, which never promote an array);
+* activation gradients are computed from the saved *output* ``y``, not the input;
+* updates write into the given arrays in place.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .. import seeding
+
+DEFAULT_DTYPE = np.dtype(np.float32)
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+Array = Any  # an array of the backend's module (numpy.ndarray, cupy.ndarray)
+
+
+class Backend:
+    """Array creation, transfer, randomness and elementwise kernels for one device."""
+
+    name: str
+    xp: ModuleType
+    array_type: type
+
+    def __init__(self) -> None:
+        self.rng: Any = None
+        seeding.on_seed(self.seed)
+
+    def __repr__(self) -> str:
+        return f"<gpunet backend {self.name!r}>"
+
+    # -- creation and transfer -------------------------------------------
+    def asarray(self, x: Any, dtype: Any = None) -> Array:
+        """``x`` as an array on this device: floating arrays keep their dtype
+        unless ``dtype`` is given; anything else (lists, ints, bools) becomes
+        ``dtype`` or float32."""
+        if dtype is None:
+            dtype = getattr(x, "dtype", None)
+            if dtype is None or dtype not in FLOAT_DTYPES:  # dtype(float64) == None holds
+                dtype = DEFAULT_DTYPE
+        if type(x) is self.array_type and x.dtype == dtype:
+            return x
+        return self._transfer(x, np.dtype(dtype))
+
+    def _transfer(self, x: Any, dtype: np.dtype) -> Array:
+        return self.xp.asarray(x, dtype=dtype)
+
+    def to_numpy(self, x: Array) -> np.ndarray:
+        """A host NumPy copy (or view, on the CPU) of ``x``."""
+        return np.asarray(x)
+
+    def zeros_like(self, x: Array) -> Array:
+        return self.xp.zeros_like(x)
+
+    def synchronize(self) -> None:
+        """Wait for queued device work to finish (a no-op on the CPU)."""
+
+    # -- randomness -------------------------------------------------------
+    def seed(self, n: int | None) -> None:
+        """Restart this device's generator from gpunet's seed ``n`` (None: fresh entropy)."""
+        self.rng = self._make_rng(None if n is None else seeding.stream_seed(seeding.DEVICE_STREAM))
+
+    def _make_rng(self, seed: int | None) -> Any:
+        return self.xp.random.default_rng(seed)
+
+    def permutation(self, n: int) -> Array:
+        """A random permutation of ``range(n)``, drawn on this device."""
+        return self.xp.argsort(self.rng.random(n, dtype=np.float32), kind="stable")
+
+    # -- activations: y = f(x), and dL/dx = f'(x) * gy computed from y ----------
+    def sigmoid(self, x: Array) -> Array:
+        """1 / (1 + e^-x), evaluated as e^{-|x|}-based branches so no exp overflows."""
+        xp = self.xp
+        e = xp.exp(-xp.abs(x))
+        r = 1 / (1 + e)
+        return xp.where(x >= 0, r, e * r)
+
+    def sigmoid_grad(self, y: Array, gy: Array) -> Array:
+        """sigma'(x) = y (1 - y)."""
+        return gy * y * (1 - y)
+
+    def tanh(self, x: Array) -> Array:
+        return self.xp.tanh(x)
+
+    def tanh_grad(self, y: Array, gy: Array) -> Array:
+        """tanh'(x) = 1 - y^2."""
+        return gy * (1 - y * y)
+
+    def relu(self, x: Array) -> Array:
+        return self.xp.maximum(x, 0)
+
+    def relu_grad(self, y: Array, gy: Array) -> Array:
+        """relu'(x) = 1 where y > 0, else 0 (the notebook's choice at x = 0)."""
+        return self.xp.where(y > 0, gy, 0)
+
+    # -- dropout ------------------------------------------------------------
+    def dropout(self, x: Array, p: float, scale: float) -> tuple[Array, Array]:
+        """Keep each element with probability 1 - p: returns ``(x * mask, mask)``,
+        with ``mask`` holding ``scale`` where kept and 0 where dropped."""
+        keep = self.rng.random(x.shape, dtype=np.float32) >= p
+        mask = keep.astype(x.dtype)
+        if scale != 1:
+            mask *= scale
+        return x * mask, mask
+
+    # -- optimizer updates, in place -----------------------------------------
+    def sgd_update(self, param: Array, grad: Array, lr: float) -> None:
+        """param -= lr * grad."""
+        param -= lr * grad
+
+    def momentum_update(self, param: Array, velocity: Array, grad: Array,
+                        lr: float, momentum: float) -> None:
+        """velocity = momentum velocity + (1 - momentum) grad;  param -= lr velocity."""
+        velocity *= momentum
+        velocity += (1 - momentum) * grad
+        param -= lr * velocity

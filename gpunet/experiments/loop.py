@@ -1,0 +1,31 @@
+"""The epoch loop the experiments share: train, then show progress once per epoch."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import tqdm
+
+from ..layers import Layer
+from ..losses import Loss
+from ..optimizers import Optimizer
+from ..training import train_epoch
+
+
+def train_epochs(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any, *,
+                 epochs: int, batch_size: int, label: str, progress: bool,
+                 score: Callable[[], float] | None = None) -> tuple[list[float], list[float]]:
+    """Run ``epochs`` epochs; returns the per-epoch summed losses and, when
+    ``score`` is given, its value after each epoch (shown as 'acc')."""
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    losses: list[float] = []
+    scores: list[float] = []
+    with tqdm.trange(epochs, disable=not progress) as bar:
+        for _ in bar:
+            losses.append(float(train_epoch(model, loss, optimizer, inputs, targets, batch_size)))
+            text = f"{label} loss: {losses[-1]:.3f}"
+            if score is not None:
+                scores.append(score())
+                text += f" acc: {scores[-1]:.2f}"
+            bar.set_description(text)
+    return losses, scores

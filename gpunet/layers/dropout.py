@@ -1,0 +1,47 @@
+"""Dropout: zero each input with probability p while training."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..backend import Array, backend_of
+from .layer import Layer, check_same_shape
+
+
+class Dropout(Layer):
+    """Drops inputs with probability ``p`` when ``train`` is True.
+
+    By default it behaves as the notebook's: kept inputs pass unscaled while
+    training, and evaluation multiplies everything by (1 - p) so the expected
+    output matches. ``inverted=True`` gives the common alternative: kept inputs
+    are scaled by 1/(1 - p) while training and evaluation is the identity.
+    Both have the same expectation; they differ only in where the scale sits.
+    """
+
+    def __init__(self, p: float, inverted: bool = False) -> None:
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout probability p must be in [0, 1), got {p!r}")
+        self.p = float(p)
+        self.inverted = inverted
+        self.train = True
+        self.mask: Array | None = None
+
+    def __repr__(self) -> str:
+        return f"Dropout({self.p}, inverted={self.inverted})"
+
+    def forward(self, input: Any) -> Array:
+        backend = backend_of(input)
+        x = backend.asarray(input)
+        if self.train:
+            output, self.mask = backend.dropout(x, self.p, 1 / (1 - self.p) if self.inverted else 1)
+            return output
+        self.mask = None
+        return x if self.inverted else x * (1 - self.p)
+
+    def backward(self, gradient: Any) -> Array:
+        if not self.train:
+            raise RuntimeError("Dropout.backward called in evaluation mode (train=False): "
+                               "set train = True before the forward pass you differentiate")
+        mask = self._saved(self.mask)
+        gy = backend_of(mask).asarray(gradient, mask.dtype)
+        check_same_shape(gy, mask, self)
+        return gy * mask

@@ -1,0 +1,48 @@
+"""One seed for everything random in gpunet: initialisation, dropout, shuffling.
+
+``seed(n)`` derives an independent stream per consumer from ``n``
+(stream 0: host-side parameter initialisation, stream 1: each backend's
+device generator), so adding dropout to a model never changes its initial
+weights, and every backend starts from the same initial weights.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+HOST_STREAM = 0
+DEVICE_STREAM = 1
+
+_seed: int | None = None
+_host_rng = np.random.default_rng()
+_listeners: list[Callable[[int | None], None]] = []
+
+
+def seed(n: int) -> None:
+    """Seed every random generator gpunet uses, so that runs repeat exactly."""
+    global _seed, _host_rng
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {n!r}")
+    _seed = int(n)
+    _host_rng = np.random.default_rng(stream_seed(HOST_STREAM))
+    for reseed in _listeners:
+        reseed(_seed)
+
+
+def stream_seed(stream: int) -> int | None:
+    """An integer seed for one stream of the current seed (None when unseeded)."""
+    if _seed is None:
+        return None
+    return int(np.random.SeedSequence([_seed, stream]).generate_state(1)[0])
+
+
+def host_rng() -> np.random.Generator:
+    """The host generator that draws initial parameters, on every backend alike."""
+    return _host_rng
+
+
+def on_seed(reseed: Callable[[int | None], None]) -> None:
+    """Register ``reseed(seed)``: called now with the current seed and on every ``seed()``."""
+    _listeners.append(reseed)
+    reseed(_seed)

@@ -1,0 +1,196 @@
+"""Layer behaviour: ranks, dtypes, in-place parameters, dropout modes, initialisation, errors."""
+import numpy as np
+import pytest
+
+import gpunet
+from conftest import host
+
+
+def deep_model(backend, dtype=None):
+    """The notebook's deep MNIST model, scaled down."""
+    return gpunet.Sequential([
+        gpunet.Linear(8, 6, dtype=dtype, backend=backend), gpunet.Dropout(0.1), gpunet.Tanh(),
+        gpunet.Linear(6, 5, dtype=dtype, backend=backend), gpunet.Dropout(0.1), gpunet.Tanh(),
+        gpunet.Linear(5, 4, dtype=dtype, backend=backend),
+    ])
+
+
+def test_batch_sample_and_list_inputs_keep_rank(backend):
+    model = deep_model(backend)
+    for dropout in model.layers[1::3]:
+        dropout.train = False
+    batch = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+    out = model.forward(batch)
+    assert out.shape == (3, 4)
+    one = model.forward(batch[1])
+    assert one.shape == (4,)
+    np.testing.assert_allclose(host(backend, one), host(backend, out)[1], rtol=1e-6)
+    from_list = model.forward(batch[1].tolist())
+    np.testing.assert_allclose(host(backend, from_list), host(backend, one), rtol=1e-6)
+    for dropout in model.layers[1::3]:
+        dropout.train = True
+    model.forward(batch[1])
+    assert model.backward(np.ones(4)).shape == (8,)
+
+
+def test_float32_is_preserved_through_forward_backward_and_step(backend):
+    model = deep_model(backend)
+    x = backend.asarray(np.random.default_rng(0).standard_normal((4, 8)))
+    out = model.forward(x)
+    loss = gpunet.SoftmaxCrossEntropy()
+    y = gpunet.one_hot_encode([0, 1, 2, 3], 4, backend=backend)
+    value, grad = loss.loss(out, y), loss.gradient(out, y)
+    dx = model.backward(grad)
+    for optimizer in [gpunet.GradientDescent(0.1), gpunet.Momentum(0.1, 0.9)]:
+        optimizer.step(model)
+    arrays = [out, value, grad, dx, *model.params(), *model.grads()]
+    assert {a.dtype for a in arrays} == {np.dtype(np.float32)}
+
+
+def test_float64_option(backend):
+    model = deep_model(backend, dtype="float64")
+    out = model.forward(np.ones((2, 8), np.float32))
+    assert out.dtype == np.float64
+    assert {p.dtype for p in model.params()} == {np.dtype(np.float64)}
+
+
+def test_parameters_are_updated_in_place(backend):
+    model = deep_model(backend)
+    before = [id(p) for p in model.params()]
+    first = [host(backend, p).copy() for p in model.params()]
+    optimizer = gpunet.Momentum(0.1, 0.9)
+    for _ in range(3):
+        model.backward(model.forward(np.ones((2, 8))))
+        optimizer.step(model)
+    assert [id(p) for p in model.params()] == before
+    assert any(not np.array_equal(a, host(backend, p)) for a, p in zip(first, model.params()))
+
+
+def test_linear_layout_and_maths(numpy_backend):
+    layer = gpunet.Linear(3, 2, backend=numpy_backend)
+    assert layer.w.shape == (2, 3) and layer.b.shape == (2,)
+    x = np.array([[1.0, 2.0, 3.0]], np.float32)
+    np.testing.assert_allclose(layer.forward(x), x @ layer.w.T + layer.b, rtol=1e-6)
+    g = np.array([[1.0, -1.0]], np.float32)
+    dx = layer.backward(g)
+    np.testing.assert_allclose(layer.w_grad, g.T @ x)
+    np.testing.assert_allclose(layer.b_grad, g[0])
+    np.testing.assert_allclose(dx, g @ layer.w, rtol=1e-6)
+
+
+def test_dropout_notebook_mode(numpy_backend):
+    gpunet.seed(0)
+    layer = gpunet.Dropout(0.25)
+    x = np.ones((200, 50), np.float32)
+    out = layer.forward(x)
+    assert set(np.unique(out)) == {0.0, 1.0}
+    assert abs((out == 0).mean() - 0.25) < 0.02
+    np.testing.assert_array_equal(layer.backward(np.full_like(x, 3.0)), 3 * out)
+    layer.train = False
+    np.testing.assert_allclose(layer.forward(x), 0.75)
+
+
+def test_dropout_inverted_mode(numpy_backend):
+    layer = gpunet.Dropout(0.25, inverted=True)
+    x = np.ones((200, 50), np.float32)
+    out = layer.forward(x)
+    np.testing.assert_allclose(np.unique(out), [0.0, 4 / 3], rtol=1e-6)
+    assert out.dtype == np.float32
+    layer.train = False
+    np.testing.assert_array_equal(layer.forward(x), x)
+
+
+def test_dropout_masks_repeat_with_the_seed(numpy_backend):
+    x = np.ones((10, 10), np.float32)
+    gpunet.seed(3)
+    first = gpunet.Dropout(0.5).forward(x)
+    gpunet.seed(3)
+    np.testing.assert_array_equal(gpunet.Dropout(0.5).forward(x), first)
+
+
+@pytest.mark.parametrize("init, sd_w, sd_b", [
+    ("xavier", 2 / 300, 1 / 100),                    # the notebook's: sd = variance
+    ("glorot", np.sqrt(2 / 300), np.sqrt(1 / 100)),  # the textbook's: sd = sqrt(variance)
+    ("normal", 1.0, 1.0),
+])
+def test_normal_inits(numpy_backend, init, sd_w, sd_b):
+    layer = gpunet.Linear(200, 100, init, backend=numpy_backend)
+    assert abs(layer.w.std() / sd_w - 1) < 0.03
+    assert abs(layer.b.std() / sd_b - 1) < 0.3
+    assert abs(layer.w.mean()) < 0.05 * sd_w
+
+
+def test_uniform_init(numpy_backend):
+    layer = gpunet.Linear(200, 100, "uniform", backend=numpy_backend)
+    assert 0 <= layer.w.min() and layer.w.max() < 1 and abs(layer.w.mean() - 0.5) < 0.01
+
+
+def test_same_seed_same_weights_and_dropout_does_not_shift_them(numpy_backend):
+    gpunet.seed(11)
+    a = gpunet.Linear(4, 3, backend=numpy_backend)
+    gpunet.seed(11)
+    gpunet.Dropout(0.5).forward(np.ones(100))
+    b = gpunet.Linear(4, 3, backend=numpy_backend)
+    np.testing.assert_array_equal(a.w, b.w)
+
+
+# -- errors ------------------------------------------------------------------
+
+def test_linear_rejects_wrong_input_shape(numpy_backend):
+    layer = gpunet.Linear(3, 2, backend=numpy_backend)
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 3\) or \(3,\), got shape \(4, 5\)"):
+        layer.forward(np.ones((4, 5)))
+    with pytest.raises(ValueError, match=r"got shape \(2, 2, 3\)"):
+        layer.forward(np.ones((2, 2, 3)))
+
+
+def test_backward_gradient_shape_is_checked(numpy_backend):
+    layer = gpunet.Linear(3, 2, backend=numpy_backend)
+    layer.forward(np.ones((4, 3)))
+    with pytest.raises(ValueError, match=r"gradient shape \(4, 3\) does not match output shape \(4, 2\)"):
+        layer.backward(np.ones((4, 3)))
+    for act in [gpunet.Sigmoid(), gpunet.Dropout(0.5)]:
+        act.forward(np.ones((4, 2)))
+        with pytest.raises(ValueError, match=r"gradient shape \(2, 4\) does not match output shape \(4, 2\)"):
+            act.backward(np.ones((2, 4)))
+
+
+@pytest.mark.parametrize("layer", [gpunet.Linear(2, 2, backend="numpy"), gpunet.Sigmoid(),
+                                   gpunet.Tanh(), gpunet.Relu(), gpunet.Dropout(0.5),
+                                   gpunet.Sequential([gpunet.Tanh()])],
+                         ids=repr)
+def test_backward_before_forward(layer):
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        layer.backward(np.ones(2))
+
+
+def test_dropout_backward_in_evaluation_mode():
+    layer = gpunet.Dropout(0.5)
+    layer.forward(np.ones(3))
+    layer.train = False
+    with pytest.raises(RuntimeError, match=r"evaluation mode \(train=False\)"):
+        layer.backward(np.ones(3))
+
+
+def test_unknown_init_lists_valid_ones():
+    with pytest.raises(ValueError, match="'he'.*xavier, glorot, normal, uniform"):
+        gpunet.Linear(2, 2, init="he")
+
+
+@pytest.mark.parametrize("dims", [(0, 2), (2, -1), (2.5, 2)])
+def test_bad_dimensions(dims):
+    with pytest.raises(ValueError, match="dimensions must be positive integers"):
+        gpunet.Linear(*dims)
+
+
+def test_bad_dtype_and_dropout_probability():
+    with pytest.raises(ValueError, match="floating type"):
+        gpunet.Linear(2, 2, dtype="int32")
+    for p in [-0.1, 1.0, 2]:
+        with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
+            gpunet.Dropout(p)
+
+
+def test_sequential_rejects_non_layers():
+    with pytest.raises(TypeError, match="item 1 is ufunc, not a Layer"):
+        gpunet.Sequential([gpunet.Tanh(), np.tanh])
