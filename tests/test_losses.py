@@ -1,0 +1,123 @@
+"""Losses: the notebook's values, batch conventions, stability, softmax properties."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import gpunet
+from conftest import host
+
+LOSSES = [gpunet.SSE, gpunet.SoftmaxCrossEntropy]
+
+
+def test_sse_matches_the_notebook(backend):
+    sse = gpunet.SSE()
+    p, a = backend.asarray([1, 2, 3]), backend.asarray([10, 20, 30])
+    assert float(sse.loss(p, a)) == 9 ** 2 + 18 ** 2 + 27 ** 2
+    np.testing.assert_array_equal(host(backend, sse.gradient(p, a)), [-18, -36, -54])
+
+
+def test_softmax_cross_entropy_values(backend):
+    logits = np.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]])
+    labels = np.array([[0, 1, 0], [1, 0, 0]], dtype=float)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    p = np.exp(log_p)
+    ce = gpunet.SoftmaxCrossEntropy()
+    x, y = backend.asarray(logits, np.float64), backend.asarray(labels, np.float64)
+    assert float(ce.loss(x, y)) == pytest.approx(-(labels * log_p).sum() / 2, rel=1e-12)
+    np.testing.assert_allclose(host(backend, ce.gradient(x, y)), (p - labels) / 2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("loss_class", LOSSES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_batch_is_the_mean_or_sum_of_samples(backend, loss_class, reduction):
+    """The batch's loss and gradient equal the per-sample ones, averaged or added."""
+    rng = np.random.default_rng(0)
+    predicted = rng.standard_normal((6, 4))
+    actual = np.eye(4)[rng.integers(0, 4, 6)]
+    loss = loss_class(reduction)
+    per_loss = [float(loss.loss(backend.asarray(p, np.float64), backend.asarray(a, np.float64)))
+                for p, a in zip(predicted, actual)]
+    per_grad = [host(backend, loss.gradient(backend.asarray(p, np.float64),
+                                            backend.asarray(a, np.float64)))
+                for p, a in zip(predicted, actual)]
+    divisor = len(predicted) if reduction == "mean" else 1
+    batch = backend.asarray(predicted, np.float64), backend.asarray(actual, np.float64)
+    assert float(loss.loss(*batch)) == pytest.approx(sum(per_loss) / divisor, rel=1e-12)
+    np.testing.assert_allclose(host(backend, loss.gradient(*batch)),
+                               np.array(per_grad) / divisor, rtol=1e-12)
+    combined = loss.loss_and_gradient(*batch)
+    assert float(combined[0]) == pytest.approx(float(loss.loss(*batch)), rel=1e-12)
+    np.testing.assert_allclose(host(backend, combined[1]), host(backend, loss.gradient(*batch)),
+                               rtol=1e-12)
+
+
+def test_batch_of_one_equals_one_sample(backend):
+    for loss in [gpunet.SSE(), gpunet.SoftmaxCrossEntropy()]:
+        one = float(loss.loss([0.2, -1.0, 3.0], [0.0, 0.0, 1.0]))
+        assert float(loss.loss([[0.2, -1.0, 3.0]], [[0.0, 0.0, 1.0]])) == pytest.approx(one)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_cross_entropy_is_finite_for_huge_logits(backend, dtype):
+    ce = gpunet.SoftmaxCrossEntropy()
+    logits = backend.asarray([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4, -1e4]], dtype)
+    labels = backend.asarray(np.eye(3), dtype)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        value = float(ce.loss(logits, labels))
+        grad = host(backend, ce.gradient(logits, labels))
+    # row 0 is right (loss 0); row 1 is uniform (log 3); row 2 puts the label's logit 2e4 below
+    assert value == pytest.approx((0 + np.log(3) + (2e4 + np.log(2))) / 3, rel=1e-5)
+    assert np.all(np.isfinite(grad)) and grad.dtype == dtype
+
+
+def test_losses_keep_float32(backend):
+    for loss in [gpunet.SSE(), gpunet.SoftmaxCrossEntropy()]:
+        p = backend.asarray(np.ones((2, 3), np.float32))
+        a = backend.asarray(np.eye(3)[:2], np.float64)
+        assert loss.loss(p, a).dtype == loss.gradient(p, a).dtype == np.float32
+
+
+@pytest.mark.parametrize("loss_class", LOSSES)
+def test_shape_mismatch_names_both_shapes(loss_class):
+    loss = loss_class()
+    with pytest.raises(ValueError, match=r"predicted shape \(2, 3\) does not match actual shape \(2, 4\)"):
+        loss.loss(np.ones((2, 3)), np.ones((2, 4)))
+    with pytest.raises(ValueError, match=r"predicted shape \(3,\) does not match actual shape \(2,\)"):
+        loss.gradient([1.0, 2.0, 3.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"got shape \(2, 2, 2\)"):
+        loss.loss(np.ones((2, 2, 2)), np.ones((2, 2, 2)))
+
+
+def test_unknown_reduction():
+    with pytest.raises(ValueError, match="'avg'.*mean, sum"):
+        gpunet.SSE("avg")
+
+
+finite_rows = arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 8)),
+                     elements=st.floats(-1e4, 1e4))
+
+
+@settings(max_examples=200, deadline=None)
+@given(finite_rows)
+def test_softmax_rows_are_distributions(x):
+    p = gpunet.softmax(x)
+    assert np.all(p >= 0)
+    np.testing.assert_allclose(p.sum(axis=-1), 1.0, rtol=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(finite_rows, st.floats(-1e3, 1e3))
+def test_softmax_is_invariant_to_a_constant_per_row(x, c):
+    shift = c * np.arange(1, len(x) + 1)[:, None]
+    np.testing.assert_allclose(gpunet.softmax(x + shift), gpunet.softmax(x), atol=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(finite_rows, st.data())
+def test_softmax_cross_entropy_is_finite(x, data):
+    labels = np.eye(x.shape[1])[data.draw(arrays(np.int64, len(x), elements=st.integers(0, x.shape[1] - 1)))]
+    for dtype in [np.float32, np.float64]:
+        loss, grad = gpunet.SoftmaxCrossEntropy().loss_and_gradient(x.astype(dtype), labels)
+        assert np.isfinite(loss) and loss >= 0 and np.all(np.isfinite(grad))
