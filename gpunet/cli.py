@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Sequence
 
 import numpy as np
@@ -30,9 +29,8 @@ def _run_xor(args: argparse.Namespace, backend: Backend) -> None:
     for (a, b), target, out in zip(xor.INPUTS, xor.TARGETS, result.predictions):
         print(f"  xor({a:.0f}, {b:.0f}) = {out:+.3f}  (target {target[0]:.0f})")
     print("solved" if result.solved else "not solved: some outputs round to the wrong value")
-    with np.printoptions(precision=3, suppress=True):
-        for i, param in enumerate(result.model.params()):
-            print(f"param {i}: {backend.to_numpy(param).tolist()}")
+    for i, param in enumerate(result.model.params()):
+        print(f"param {i}: {np.round(backend.to_numpy(param), 3).tolist()}")
 
 
 def _run_fizzbuzz(args: argparse.Namespace, backend: Backend) -> None:
@@ -88,6 +86,3 @@ def _parser() -> argparse.ArgumentParser:
     cmd.set_defaults(run=_run_fizzbuzz)
     return parser
 
-
-if __name__ == "__main__":
-    sys.exit(main())

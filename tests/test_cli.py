@@ -1,0 +1,54 @@
+"""The gpunet command: experiments, options, and one-line errors for bad values."""
+import subprocess
+import sys
+
+import pytest
+
+from gpunet.cli import main
+
+
+def test_xor_command(capsys):
+    assert main(["xor", "--backend", "numpy", "--epochs", "3000", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "backend: numpy" in out and "solved" in out and "xor(1, 1)" in out
+
+
+def test_fizzbuzz_command(capsys):
+    assert main(["fizzbuzz", "--backend", "numpy", "--epochs", "2", "--batch-size", "32",
+                 "--seed", "4", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy (1..100):" in out and "train accuracy" in out
+
+
+def test_progress_bar_shows_loss_and_accuracy(capsys):
+    main(["fizzbuzz", "--backend", "numpy", "--epochs", "2", "--batch-size", "64"])
+    err = capsys.readouterr().err
+    assert "fb loss:" in err and "acc:" in err
+
+
+def test_auto_backend_says_why(capsys, monkeypatch):
+    monkeypatch.delenv("GPUNET_BACKEND", raising=False)
+    main(["xor", "--epochs", "1", "--quiet"])
+    assert "auto ->" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["xor", "--batch-size", "0"], "--batch-size: must be at least 1, got 0"),
+    (["xor", "--epochs", "-2"], "--epochs: must be at least 0, got -2"),
+    (["fizzbuzz", "--seed", "x"], "--seed: expected an integer, got 'x'"),
+    (["xor", "--backend", "tpu"], "--backend: invalid choice: 'tpu'"),
+    (["fizzbuzz", "--loss", "hinge"], "--loss: invalid choice: 'hinge'"),
+])
+def test_bad_option_values(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_console_script_runs_as_a_module():
+    done = subprocess.run([sys.executable, "-m", "gpunet", "xor", "--epochs", "5", "--quiet",
+                           "--backend", "numpy"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "final epoch loss" in done.stdout
