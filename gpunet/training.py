@@ -16,12 +16,15 @@ def train_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, tar
     random order with ``shuffle``), ``batch_size`` rows a step. With batch
     size 1 this is the notebook's per-sample loop.
 
-    Returns the sum of the per-sample losses (the notebook's ``epoch_loss``)
-    as a 0-d array left on the device: nothing is read back during the epoch.
+    The data move once to the model's backend (that of its first parameter),
+    so no step copies between host and device. Returns the sum of the
+    per-sample losses (the notebook's ``epoch_loss``) as a 0-d array left on
+    the device: nothing is read back during the epoch.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    backend = backend_of(inputs)
+    params = model.params()
+    backend = backend_of(params[0] if params else inputs)
     x, y = backend.asarray(inputs), backend.asarray(targets)
     if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
         raise ValueError(f"train_epoch needs inputs (N, D) and targets (N, K) with the same N, "
