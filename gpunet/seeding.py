@@ -16,7 +16,7 @@ DEVICE_STREAM = 1
 
 _seed: int | None = None
 _host_rng = np.random.default_rng()
-_listeners: list[Callable[[int | None], None]] = []
+_listeners: list[Callable[[], None]] = []
 
 
 def seed(n: int) -> None:
@@ -27,7 +27,7 @@ def seed(n: int) -> None:
     _seed = int(n)
     _host_rng = np.random.default_rng(stream_seed(HOST_STREAM))
     for reseed in _listeners:
-        reseed(_seed)
+        reseed()
 
 
 def stream_seed(stream: int) -> int | None:
@@ -42,7 +42,8 @@ def host_rng() -> np.random.Generator:
     return _host_rng
 
 
-def on_seed(reseed: Callable[[int | None], None]) -> None:
-    """Register ``reseed(seed)``: called now with the current seed and on every ``seed()``."""
+def on_seed(reseed: Callable[[], None]) -> None:
+    """Register ``reseed()``: called now and after every ``seed()``, it restarts a
+    generator from ``stream_seed``."""
     _listeners.append(reseed)
-    reseed(_seed)
+    reseed()

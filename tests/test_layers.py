@@ -184,8 +184,9 @@ def test_bad_dimensions(dims):
 
 
 def test_bad_dtype_and_dropout_probability():
-    with pytest.raises(ValueError, match="floating type"):
-        gpunet.Linear(2, 2, dtype="int32")
+    for dtype in ["int32", "float16"]:
+        with pytest.raises(ValueError, match=f"must be float32 or float64, got {dtype}"):
+            gpunet.Linear(2, 2, dtype=dtype)
     for p in [-0.1, 1.0, 2]:
         with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
             gpunet.Dropout(p)

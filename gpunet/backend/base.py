@@ -19,7 +19,7 @@ import numpy as np
 from .. import seeding
 
 DEFAULT_DTYPE = np.dtype(np.float32)
-FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 Array = Any  # an array of the backend's module (numpy.ndarray, cupy.ndarray)
 
@@ -33,26 +33,23 @@ class Backend:
 
     def __init__(self) -> None:
         self.rng: Any = None
-        seeding.on_seed(self.seed)
+        seeding.on_seed(self.reseed)
 
     def __repr__(self) -> str:
         return f"<gpunet backend {self.name!r}>"
 
     # -- creation and transfer -------------------------------------------
     def asarray(self, x: Any, dtype: Any = None) -> Array:
-        """``x`` as an array on this device: floating arrays keep their dtype
-        unless ``dtype`` is given; anything else (lists, ints, bools) becomes
-        ``dtype`` or float32."""
+        """``x`` as an array on this device, of ``dtype`` if given; otherwise
+        float32 and float64 arrays keep their dtype and anything else (lists,
+        ints, bools, float16) becomes float32."""
         if dtype is None:
             dtype = getattr(x, "dtype", None)
             if dtype is None or dtype not in FLOAT_DTYPES:  # dtype(float64) == None holds
                 dtype = DEFAULT_DTYPE
         if type(x) is self.array_type and x.dtype == dtype:
             return x
-        return self._transfer(x, np.dtype(dtype))
-
-    def _transfer(self, x: Any, dtype: np.dtype) -> Array:
-        return self.xp.asarray(x, dtype=dtype)
+        return self.xp.asarray(x, dtype=np.dtype(dtype))
 
     def to_numpy(self, x: Array) -> np.ndarray:
         """A host NumPy copy (or view, on the CPU) of ``x``."""
@@ -65,9 +62,9 @@ class Backend:
         """Wait for queued device work to finish (a no-op on the CPU)."""
 
     # -- randomness -------------------------------------------------------
-    def seed(self, n: int | None) -> None:
-        """Restart this device's generator from gpunet's seed ``n`` (None: fresh entropy)."""
-        self.rng = self._make_rng(None if n is None else seeding.stream_seed(seeding.DEVICE_STREAM))
+    def reseed(self) -> None:
+        """Restart this device's generator from gpunet's seed (fresh entropy if unseeded)."""
+        self.rng = self._make_rng(seeding.stream_seed(seeding.DEVICE_STREAM))
 
     def _make_rng(self, seed: int | None) -> Any:
         return self.xp.random.default_rng(seed)
@@ -93,7 +90,10 @@ class Backend:
 
     def tanh_grad(self, y: Array, gy: Array) -> Array:
         """tanh'(x) = 1 - y^2."""
-        return gy * (1 - y * y)
+        slope = y * y
+        self.xp.subtract(1, slope, out=slope)
+        slope *= gy
+        return slope
 
     def relu(self, x: Array) -> Array:
         return self.xp.maximum(x, 0)
@@ -106,8 +106,8 @@ class Backend:
     def dropout(self, x: Array, p: float, scale: float) -> tuple[Array, Array]:
         """Keep each element with probability 1 - p: returns ``(x * mask, mask)``,
         with ``mask`` holding ``scale`` where kept and 0 where dropped."""
-        keep = self.rng.random(x.shape, dtype=np.float32) >= p
-        mask = keep.astype(x.dtype)
+        mask = self.rng.random(x.shape, dtype=x.dtype)
+        self.xp.greater_equal(mask, p, out=mask)  # 1.0 where kept, in place
         if scale != 1:
             mask *= scale
         return x * mask, mask

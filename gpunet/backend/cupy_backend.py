@@ -6,8 +6,6 @@ Import this module only after ``probe_cuda()`` said a device is usable.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import cupy
 import numpy as np
 
@@ -18,9 +16,6 @@ class CupyBackend(Backend):
     name = "cupy"
     xp = cupy
     array_type = cupy.ndarray
-
-    def _transfer(self, x: Any, dtype: np.dtype) -> Array:
-        return cupy.asarray(x, dtype=dtype)
 
     def to_numpy(self, x: Array) -> np.ndarray:
         return cupy.asnumpy(x)

@@ -26,8 +26,7 @@ class Linear(Layer):
         self.backend = get_backend(backend)
         dtype = np.dtype(DEFAULT_DTYPE if dtype is None else dtype)
         if dtype not in FLOAT_DTYPES:
-            raise ValueError(f"Linear dtype must be a floating type "
-                             f"(float16, float32, float64), got {dtype}")
+            raise ValueError(f"Linear dtype must be float32 or float64, got {dtype}")
         self.input_dim = input_dim
         self.output_dim = output_dim
         self.w = self.backend.asarray(random_tensor(output_dim, input_dim, init=init), dtype)
@@ -45,7 +44,9 @@ class Linear(Layer):
             raise ValueError(f"{self!r} expects input of shape (N, {self.input_dim}) or "
                              f"({self.input_dim},), got shape {x.shape}")
         self.input = x
-        return x @ self.w.T + self.b
+        output = x @ self.w.T
+        output += self.b
+        return output
 
     def backward(self, gradient: Any) -> Array:
         return self._store_grads(gradient) @ self.w
