@@ -1,7 +1,8 @@
-"""Mini-batch training: one epoch of forward, loss, backward and step."""
+"""Mini-batch training: the steps of one epoch, forward, loss, backward and update."""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 from .backend import Array, backend_of
 from .functional import argmax
@@ -10,16 +11,24 @@ from .losses import Loss
 from .optimizers import Optimizer
 
 
-def train_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any,
-                batch_size: int = 1, *, shuffle: bool = False) -> Array:
-    """Train on ``inputs``/``targets`` (N, D) once, in order (or in a seeded
-    random order with ``shuffle``), ``batch_size`` rows a step. With batch
-    size 1 this is the notebook's per-sample loop.
+@dataclass
+class Step:
+    """What one training step saw: its index, the batch's predictions and
+    targets, and the batch's loss summed over its samples (left on the device)."""
+    index: int
+    predicted: Array
+    targets: Array
+    loss_sum: Array
+
+
+def steps(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any,
+          batch_size: int = 1, *, shuffle: bool = False) -> Iterator[Step]:
+    """Train on ``inputs``/``targets`` (N, D) once, ``batch_size`` rows a step,
+    in order (or in a random order drawn on the device with ``shuffle``),
+    yielding after each step. With batch size 1 this is the notebook's loop.
 
     The data move once to the model's backend (that of its first parameter),
-    so no step copies between host and device. Returns the sum of the
-    per-sample losses (the notebook's ``epoch_loss``) as a 0-d array left on
-    the device: nothing is read back during the epoch.
+    so no step copies between host and device, and nothing is read back.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -27,25 +36,37 @@ def train_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, tar
     backend = backend_of(params[0] if params else inputs)
     x, y = backend.asarray(inputs), backend.asarray(targets)
     if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
-        raise ValueError(f"train_epoch needs inputs (N, D) and targets (N, K) with the same N, "
+        raise ValueError(f"training needs inputs (N, D) and targets (N, K) with the same N, "
                          f"got shapes {x.shape} and {y.shape}")
     if shuffle:
         order = backend.permutation(len(x))
         x, y = x[order], y[order]
-    total = backend.xp.zeros((), dtype=x.dtype)
     per_sample = loss.reduction == "mean"
-    for start in range(0, len(x), batch_size):
+    for index, start in enumerate(range(0, len(x), batch_size)):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         predicted = model.forward(xb)
         batch_loss, gradient = loss.loss_and_gradient(predicted, yb)
-        total += batch_loss * len(xb) if per_sample else batch_loss
         model.backward_to_params(gradient)
         optimizer.step(model)
-    return total
+        yield Step(index, predicted, yb, batch_loss * len(xb) if per_sample else batch_loss)
+
+
+def train_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any,
+                batch_size: int = 1, *, shuffle: bool = False) -> Array:
+    """Run ``steps`` for one epoch; returns the sum of the per-sample losses
+    (the notebook's ``epoch_loss``) as a 0-d array left on the device."""
+    total = None
+    for step in steps(model, loss, optimizer, inputs, targets, batch_size, shuffle=shuffle):
+        total = step.loss_sum if total is None else total + step.loss_sum
+    return total if total is not None else backend_of(inputs).xp.zeros((), dtype="float32")
 
 
 def accuracy(model: Layer, inputs: Any, targets: Any) -> float:
     """The fraction of rows whose largest output is at the target's largest entry."""
-    predicted = argmax(model.forward(inputs))
-    actual = argmax(targets)
-    return float((predicted == actual).mean())
+    return float(correct(model.forward(inputs), targets)) / len(targets)
+
+
+def correct(predicted: Array, targets: Array) -> Array:
+    """How many rows of ``predicted`` have their largest entry where ``targets`` do
+    (a 0-d array on the device)."""
+    return (argmax(predicted) == argmax(targets)).sum()

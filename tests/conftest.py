@@ -1,6 +1,8 @@
 """Shared fixtures: one test body runs on every backend this machine can use."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -35,3 +37,25 @@ def _seeded():
 
 def host(backend: gpunet.Backend, x) -> np.ndarray:
     return backend.to_numpy(x)
+
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture
+def mnist_test_digits():
+    """The real MNIST test digits from ../shared/data/mnist: (images, labels)."""
+    from gpunet.data import read_idx
+    images = SHARED_MNIST / "t10k-images-idx3-ubyte.gz"
+    if not images.exists():
+        pytest.skip(f"the real MNIST test digits are not in {SHARED_MNIST}")
+    return read_idx(images, "images"), read_idx(SHARED_MNIST / "t10k-labels-idx1-ubyte.gz", "labels")
+
+
+@pytest.fixture
+def fashion_dir() -> Path:
+    if not (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"Fashion-MNIST is not installed in {DEBIAN_FASHION} "
+                    "(apt-get install dataset-fashion-mnist)")
+    return DEBIAN_FASHION

@@ -1,5 +1,8 @@
 """Data: IDX files, the MNIST-format datasets, and their preprocessing."""
+from .datasets import RawDataset, find_dataset, load_raw, search_dirs
 from .errors import DatasetError
 from .idx import read_idx
+from .sources import SOURCES
 
-__all__ = ["DatasetError", "read_idx"]
+__all__ = ["DatasetError", "RawDataset", "SOURCES", "find_dataset", "load_raw", "read_idx",
+           "search_dirs"]

@@ -6,6 +6,7 @@ big-endian uint32 sizes, then the values, big-endian, row-major.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from typing import Literal
@@ -44,7 +45,7 @@ def read_idx(path: str | os.PathLike, kind: Kind | None = None) -> np.ndarray:
                            f"in {len(data)} bytes")
     shape = tuple(int(d) for d in np.frombuffer(data, ">u4", ndim, 4))
     dtype = TYPE_CODES[code]
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize
     payload = len(data) - header
     if payload != expected:
         problem = "truncated" if payload < expected else "has trailing bytes"

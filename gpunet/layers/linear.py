@@ -29,6 +29,7 @@ class Linear(Layer):
             raise ValueError(f"Linear dtype must be float32 or float64, got {dtype}")
         self.input_dim = input_dim
         self.output_dim = output_dim
+        self.init = init
         self.w = self.backend.asarray(random_tensor(output_dim, input_dim, init=init), dtype)
         self.b = self.backend.asarray(random_tensor(output_dim, init=init), dtype)
         self.w_grad = self.backend.zeros_like(self.w)

@@ -1,0 +1,41 @@
+"""The ``gpunet`` command: the notebook's experiments, MNIST training, evaluation, pictures."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from ..backend import BackendUnavailable
+from ..checkpoint import CheckpointError
+from ..data import DatasetError
+from ..fit import NonFiniteLoss
+from ..plots import MissingDependency
+from . import experiments, show, train
+from .options import EXIT_INTERRUPTED, EXIT_NON_FINITE, common_options
+
+EXIT_ERROR, EXIT_USAGE = 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv``; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="gpunet", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = common_options()
+    for module in (experiments, train, show):
+        module.add_commands(commands, common)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except BackendUnavailable as exc:
+        return _fail(exc, EXIT_USAGE)
+    except (DatasetError, CheckpointError, MissingDependency) as exc:
+        return _fail(exc, EXIT_ERROR)
+    except NonFiniteLoss as exc:
+        return _fail(exc, EXIT_NON_FINITE)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+
+
+def _fail(problem: object, status: int) -> int:
+    print(f"gpunet: error: {problem}", file=sys.stderr)
+    return status

@@ -1,0 +1,172 @@
+"""``gpunet train`` and ``gpunet eval``: MNIST-format training, checkpoints, metrics."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .. import seeding
+from ..atomic import replacing
+from ..backend import Backend
+from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from ..data.datasets import load_raw
+from ..data.preprocess import Prepared, prepare
+from ..data.sources import SOURCES
+from ..fit import EpochStats, NonFiniteLoss, evaluate, fit
+from ..losses import SoftmaxCrossEntropy
+from ..models import PRESETS, mnist_model
+from ..optimizers import GradientDescent, Momentum, Optimizer
+from .options import (EXIT_INTERRUPTED, EXIT_NON_FINITE, count, existing_dir, open_backend,
+                      positive_float, writable_path)
+
+# Per model at mini-batch sizes; batch size 1 takes the notebook's (0.01, 0.99).
+LEARNING_RATES = {"logistic": 0.1, "deep": 0.5, "wide": 0.1}
+NOTEBOOK_RATE, NOTEBOOK_MOMENTUM, MOMENTUM = 0.01, 0.99, 0.9
+DEFAULTS = {"dataset": "mnist", "model": "deep", "epochs": 5, "batch_size": 128, "seed": 0,
+            "optimizer": "momentum"}
+
+
+def add_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    data = argparse.ArgumentParser(add_help=False, parents=[common])
+    data.add_argument("--dataset", choices=list(SOURCES), default=None,
+                      help="mnist (default) or fashion-mnist")
+    data.add_argument("--data-dir", type=existing_dir, default=None,
+                      help="folder with the four IDX files (default: $GPUNET_DATA, the cache, "
+                           "Debian's fashion-mnist, else download)")
+    data.add_argument("--offline", action="store_true",
+                      help="never download: fail, saying where it looked, if the data are missing")
+    data.add_argument("--test-subset", type=count(1), default=None, metavar="N",
+                      help="test on the first N test samples only")
+
+    cmd = commands.add_parser("train", parents=[data], help="train an MNIST model")
+    cmd.add_argument("--model", choices=PRESETS, default=None,
+                     help="logistic or deep (the notebook's), or wide (default deep)")
+    cmd.add_argument("--epochs", type=count(0), default=None,
+                     help="total epochs to have trained (default 5)")
+    cmd.add_argument("--batch-size", type=count(1), default=None,
+                     help="samples per step (default 128; 1 reproduces the notebook)")
+    cmd.add_argument("--lr", type=positive_float, default=None,
+                     help="learning rate (default: 0.01 at batch size 1 as in the notebook, "
+                          "else logistic 0.1, deep 0.5, wide 0.1)")
+    cmd.add_argument("--momentum", type=positive_float, default=None,
+                     help="momentum (default 0.99 at batch size 1, else 0.9)")
+    cmd.add_argument("--optimizer", choices=["momentum", "sgd"], default=None,
+                     help="momentum (default, the notebook's) or sgd")
+    cmd.add_argument("--seed", type=count(0), default=None, help="random seed (default 0)")
+    cmd.add_argument("--train-subset", type=count(1), default=None, metavar="N",
+                     help="train on the first N training samples only")
+    cmd.add_argument("--save", type=writable_path, default=None, metavar="CKPT",
+                     help="write a checkpoint after every epoch (atomically)")
+    cmd.add_argument("--resume", type=Path, default=None, metavar="CKPT",
+                     help="continue the run saved in CKPT up to --epochs")
+    cmd.add_argument("--metrics", type=writable_path, default=None, metavar="FILE.json",
+                     help="write the history and final test accuracy as JSON")
+    cmd.set_defaults(run=run_train)
+
+    cmd = commands.add_parser("eval", parents=[data], help="test accuracy of a checkpoint")
+    cmd.add_argument("checkpoint", type=Path, metavar="CKPT")
+    cmd.set_defaults(run=run_eval)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    backend = open_backend(args.backend)
+    resumed = load_checkpoint(args.resume, backend) if args.resume else None
+    config = _config(args, resumed)
+    data = _data(config, args, backend)
+    if resumed is None:
+        seeding.seed(config["seed"])
+        model = mnist_model(config["model"], backend=backend)
+        optimizer = _optimizer(config)
+        done, history = 0, []
+    else:
+        model, optimizer, done, history = (resumed.model, resumed.optimizer, resumed.epoch,
+                                           resumed.history)
+        seeding.seed(config["seed"])
+        print(f"resuming {args.resume} after epoch {done}")
+    loss = SoftmaxCrossEntropy()
+    print(f"training {config['model']} on {config['dataset']}: {len(data.train_x)} samples, "
+          f"batch size {config['batch_size']}, {config['optimizer']} lr {config['learning_rate']}"
+          + (f" momentum {config['momentum']}" if config["optimizer"] == "momentum" else ""))
+
+    def end_of_epoch(stats: EpochStats) -> None:
+        history.append(asdict(stats))
+        print(f"epoch {stats.epoch}: loss {stats.loss:.4f}, accuracy {stats.accuracy:.4f}, "
+              f"test accuracy {stats.test_accuracy:.4f}, {stats.samples_per_second:,.0f} samples/s")
+        if args.save:
+            save_checkpoint(args.save, model, optimizer, epoch=stats.epoch, seed=config["seed"],
+                            config=config, history=history)
+        if args.metrics:
+            _write_metrics(args.metrics, config, history)
+
+    try:
+        fit(model, loss, optimizer, data.train_x, data.train_y, epochs=config["epochs"],
+            batch_size=config["batch_size"], first_epoch=done, test=(data.test_x, data.test_y),
+            progress=not args.quiet, on_epoch_end=end_of_epoch)
+    except (NonFiniteLoss, KeyboardInterrupt) as exc:
+        kept = f"the last good checkpoint is {args.save}" if args.save and args.save.exists() \
+            else "no checkpoint was written"
+        print(f"gpunet: error: {str(exc) or 'interrupted'}; {kept}", file=sys.stderr)
+        return EXIT_NON_FINITE if isinstance(exc, NonFiniteLoss) else EXIT_INTERRUPTED
+    _, accuracy = evaluate(model, loss, data.test_x, data.test_y)
+    print(f"test accuracy: {accuracy:.4f}")
+    if args.metrics:
+        _write_metrics(args.metrics, config, history)
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    backend = open_backend(args.backend)
+    checkpoint = load_checkpoint(args.checkpoint, backend)
+    config = {**DEFAULTS, **checkpoint.config, "test_subset": args.test_subset,
+              "train_subset": checkpoint.config.get("train_subset")}
+    if args.dataset:
+        config["dataset"] = args.dataset
+    data = _data(config, args, backend)
+    loss_value, accuracy = evaluate(checkpoint.model, SoftmaxCrossEntropy(), data.test_x, data.test_y)
+    print(f"{args.checkpoint}: epoch {checkpoint.epoch}, {config['dataset']} test accuracy "
+          f"{accuracy:.4f} (loss {loss_value:.4f}, {len(data.test_x)} samples)")
+    return 0
+
+
+def _config(args: argparse.Namespace, resumed: Checkpoint | None) -> dict[str, Any]:
+    """The run's settings: the options given, else the checkpoint's, else the defaults."""
+    keys = ["dataset", "model", "epochs", "batch_size", "seed", "optimizer", "train_subset",
+            "test_subset"]
+    given = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
+    given.update({k: v for k, v in [("learning_rate", args.lr), ("momentum", args.momentum)]
+                  if v is not None})
+    saved = resumed.config if resumed else {}
+    for key, value in given.items():
+        if key in saved and key != "epochs" and saved[key] != value:
+            raise CheckpointError(f"{args.resume}: --{key.replace('_', '-')} {value} differs "
+                                  f"from the checkpoint's {saved[key]}")
+    config = {**DEFAULTS, "train_subset": None, "test_subset": None, **saved, **given}
+    notebook = config["batch_size"] == 1
+    config.setdefault("learning_rate", NOTEBOOK_RATE if notebook else LEARNING_RATES[config["model"]])
+    config.setdefault("momentum", NOTEBOOK_MOMENTUM if notebook else MOMENTUM)
+    return config
+
+
+def _optimizer(config: dict[str, Any]) -> Optimizer:
+    if config["optimizer"] == "sgd":
+        return GradientDescent(config["learning_rate"])
+    return Momentum(config["learning_rate"], config["momentum"])
+
+
+def _data(config: dict[str, Any], args: argparse.Namespace, backend: Backend) -> Prepared:
+    raw = load_raw(config["dataset"], args.data_dir, download=not args.offline,
+                   progress=not args.quiet)
+    train, test = config.get("train_subset"), config.get("test_subset")
+    return prepare(raw.train_images[:train], raw.train_labels[:train],
+                   raw.test_images[:test], raw.test_labels[:test], backend)
+
+
+def _write_metrics(path: Path, config: dict[str, Any], history: list[dict[str, Any]]) -> None:
+    """The config, the per-epoch history and the final test accuracy, replaced atomically."""
+    metrics = {**config, "history": history,
+               "test_accuracy": history[-1]["test_accuracy"] if history else None}
+    with replacing(path) as file:
+        file.write(json.dumps(metrics, indent=2).encode())

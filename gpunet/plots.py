@@ -1,0 +1,164 @@
+"""Pictures: a grid of sample images and the training curves, as PNG files.
+
+matplotlib is an optional extra (``pip install 'gpunet[plots]'``): it is
+imported only when a picture is drawn, so ``import gpunet.plots`` works
+without it. Figures are drawn with the Agg canvas, never through pyplot, so
+no global state changes and no window opens.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .atomic import replacing, writable
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+
+class MissingDependency(RuntimeError):
+    """matplotlib, needed to draw pictures, cannot be imported."""
+
+
+def save_image_grid(images: np.ndarray, labels: np.ndarray, path: str | os.PathLike, *,
+                    rows: int = 10, cols: int = 10,
+                    class_names: Sequence[str] | None = None) -> Path:
+    """Draw the first ``rows * cols`` images, (N, H, W) or flat (N, H*H), in a
+    grid, row by row, each titled with its label (``class_names[label]`` when
+    given), and write it as a PNG to ``path``. With fewer images than cells
+    the grid is drawn as far as they go and the remaining cells stay empty.
+    """
+    destination = writable(path)
+    squares = _square_images(images)
+    titles = _titles(labels, len(squares), class_names)
+    for name, value in (("rows", rows), ("cols", cols)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    figure = _new_figure(figsize=(cols, rows * 1.2))
+    figure.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.96, wspace=0.1, hspace=0.4)
+    axes = figure.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, image, title in zip(axes, squares, titles):
+        ax.imshow(image, cmap="Greys")
+        ax.set_title(title, fontsize=8)
+    return _write_png(figure, destination)
+
+
+def save_training_curves(metrics: Mapping, path: str | os.PathLike) -> Path:
+    """Draw the loss, and the accuracy and test accuracy, per epoch of the
+    ``history`` in ``metrics`` (a training metrics file's contents), and
+    write them as a PNG to ``path``."""
+    destination = writable(path)
+    history = _history(metrics)
+    figure = _new_figure(figsize=(10, 4))
+    loss_ax, accuracy_ax = figure.subplots(1, 2)
+    _plot(loss_ax, history, "loss", "loss")
+    _plot(accuracy_ax, history, "accuracy", "accuracy")
+    _plot(accuracy_ax, history, "test_accuracy", "test accuracy")
+    for ax, ylabel in ((loss_ax, "loss"), (accuracy_ax, "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+    if accuracy_ax.lines:
+        accuracy_ax.legend()
+    title = " ".join(str(metrics[key]) for key in ("dataset", "model") if metrics.get(key))
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return _write_png(figure, destination)
+
+
+def load_metrics(path: str | os.PathLike) -> dict:
+    """Read a training metrics JSON file, checking it has a usable history."""
+    try:
+        metrics = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ValueError(f"cannot read metrics file {os.fspath(path)!r}: "
+                         f"{err.strerror or err}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"metrics file {os.fspath(path)!r} is not valid JSON: {err}") from None
+    try:
+        _history(metrics)
+    except ValueError as err:
+        raise ValueError(f"metrics file {os.fspath(path)!r}: {err}") from None
+    return metrics
+
+
+def _history(metrics: Any) -> list[Mapping]:
+    """The metrics' history entries, each with an epoch and a loss."""
+    if not isinstance(metrics, Mapping):
+        raise ValueError(f"metrics must be a JSON object, got {type(metrics).__name__}")
+    history = metrics.get("history")
+    if not isinstance(history, list) or not history:
+        raise ValueError("metrics need a non-empty 'history' list of epochs")
+    for i, entry in enumerate(history):
+        if not isinstance(entry, Mapping) or entry.get("epoch") is None \
+                or entry.get("loss") is None:
+            raise ValueError(f"metrics history entry {i} needs 'epoch' and 'loss', got {entry!r}")
+    return history
+
+
+def _plot(ax: Axes, history: list[Mapping], key: str, label: str) -> None:
+    """Plot ``key`` against epoch, over the entries where it is present."""
+    points = [(entry["epoch"], entry[key]) for entry in history if entry.get(key) is not None]
+    if points:
+        ax.plot(*zip(*points), marker="o", label=label)
+
+
+def _square_images(images: np.ndarray) -> np.ndarray:
+    """``images`` as (N, H, W), flat (N, H*H) rows reshaped to squares."""
+    images = np.asarray(images)
+    if images.ndim == 2:
+        side = math.isqrt(images.shape[1])
+        if side * side != images.shape[1]:
+            raise ValueError(f"flat images need a square number of pixels, got shape "
+                             f"{images.shape}")
+        images = images.reshape(len(images), side, side)
+    if images.ndim != 3 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty (N, H, W) or (N, H*W) array, got shape "
+                         f"{images.shape}")
+    return images
+
+
+def _titles(labels: np.ndarray, count: int, class_names: Sequence[str] | None) -> list[str]:
+    """One title per image: its label, or that label's class name."""
+    labels = np.asarray(labels)
+    if labels.shape != (count,):
+        raise ValueError(f"labels must have shape ({count},) to match the images, got "
+                         f"{labels.shape}")
+    if class_names is None:
+        return [str(label) for label in labels]
+    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 \
+            or labels.max() >= len(class_names):
+        raise ValueError(f"labels must be integers in [0, {len(class_names)}) to index "
+                         f"{len(class_names)} class names, got {labels.dtype} values "
+                         f"{labels.min()}..{labels.max()}")
+    return [str(class_names[label]) for label in labels]
+
+
+def _new_figure(figsize: tuple[float, float]) -> Figure:
+    """A matplotlib Figure on an Agg canvas, importing matplotlib now."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise MissingDependency(f"matplotlib is needed to draw pictures: "
+                                f"pip install 'gpunet[plots]' ({err})") from err
+    figure = Figure(figsize=figsize)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _write_png(figure: Figure, destination: Path) -> Path:
+    with replacing(destination) as file:
+        figure.savefig(file, format="png")
+    return destination

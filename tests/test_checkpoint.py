@@ -1,0 +1,144 @@
+"""Checkpoints: exact round trips, atomic replacement, and refusal of anything else."""
+import json
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import safetensors.numpy
+
+import gpunet
+from gpunet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from gpunet.models import mnist_model
+
+
+@pytest.fixture
+def trained(numpy_backend):
+    gpunet.seed(0)
+    model = mnist_model("deep", backend=numpy_backend)
+    optimizer = gpunet.Momentum(0.1, 0.9)
+    model.backward(model.forward(np.ones((2, 784))))
+    optimizer.step(model)
+    return model, optimizer
+
+
+def save(path, model, optimizer, epoch=3):
+    return save_checkpoint(path, model, optimizer, epoch=epoch, seed=7,
+                           config={"model": "deep", "batch_size": 32},
+                           history=[{"epoch": 1, "loss": 0.5}])
+
+
+def test_round_trip(numpy_backend, trained, tmp_path):
+    model, optimizer = trained
+    save(tmp_path / "a.ckpt", model, optimizer)
+    loaded = load_checkpoint(tmp_path / "a.ckpt", numpy_backend)
+    for a, b in zip(model.params(), loaded.model.params()):
+        np.testing.assert_array_equal(a, b)
+        assert b.dtype == np.float32
+    np.testing.assert_array_equal(optimizer.updates[0], loaded.optimizer.updates[0])
+    assert (loaded.optimizer.lr, loaded.optimizer.mo) == (0.1, 0.9)
+    assert (loaded.epoch, loaded.seed) == (3, 7)
+    assert loaded.config == {"model": "deep", "batch_size": 32}
+    assert loaded.history == [{"epoch": 1, "loss": 0.5}]
+    assert loaded.version == gpunet.__version__
+    assert repr(loaded.model) == repr(model)
+
+
+def test_gradient_descent_round_trip(numpy_backend, trained, tmp_path):
+    model, _ = trained
+    save(tmp_path / "g.ckpt", model, gpunet.GradientDescent(0.3))
+    assert load_checkpoint(tmp_path / "g.ckpt", numpy_backend).optimizer.lr == 0.3
+
+
+@pytest.mark.parametrize("failing", ["os.replace", "write"])
+def test_a_failed_save_leaves_the_previous_checkpoint_whole(numpy_backend, trained, tmp_path,
+                                                             monkeypatch, failing):
+    model, optimizer = trained
+    path = tmp_path / "a.ckpt"
+    save(path, model, optimizer, epoch=1)
+    before = path.read_bytes()
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+    if failing == "os.replace":
+        monkeypatch.setattr(os, "replace", fail)
+    else:
+        monkeypatch.setattr(safetensors.numpy, "save", fail)
+    with pytest.raises(OSError, match="disk full"):
+        save(path, model, optimizer, epoch=2)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ckpt"]
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.mkdir, (MARKER,))
+
+
+MARKER = ""
+
+
+def test_a_pickle_is_refused_and_never_run(numpy_backend, tmp_path):
+    global MARKER
+    MARKER = str(tmp_path / "pwned")
+    (tmp_path / "evil.ckpt").write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(CheckpointError, match="pickle file.*never loaded"):
+        load_checkpoint(tmp_path / "evil.ckpt", numpy_backend)
+    assert not os.path.exists(MARKER)
+
+
+def test_truncated_file(numpy_backend, trained, tmp_path):
+    path = save(tmp_path / "a.ckpt", *trained)
+    data = path.read_bytes()
+    for cut in [4, 100, len(data) - 50]:
+        path.write_bytes(data[:cut])
+        with pytest.raises(CheckpointError, match="a.ckpt"):
+            load_checkpoint(path, numpy_backend)
+
+
+def test_missing_file(numpy_backend, tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+        load_checkpoint(tmp_path / "nope.ckpt", numpy_backend)
+
+
+def test_other_safetensors_files_are_refused(numpy_backend, tmp_path):
+    path = tmp_path / "other.safetensors"
+    path.write_bytes(safetensors.numpy.save({"w": np.zeros(3, np.float32)}))
+    with pytest.raises(CheckpointError, match="not a gpunet checkpoint"):
+        load_checkpoint(path, numpy_backend)
+
+
+def rewrite_metadata(path, **changes):
+    data = path.read_bytes()
+    size = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + size])
+    header["__metadata__"].update(changes)
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data[8 + size:])
+
+
+def test_wrong_architecture_is_refused(numpy_backend, trained, tmp_path):
+    path = save(tmp_path / "a.ckpt", *trained)
+    wide = {"layer": "Sequential", "layers": [
+        {"layer": "Linear", "input_dim": 784, "output_dim": 64, "init": "xavier"},
+        {"layer": "Tanh"}, {"layer": "Linear", "input_dim": 64, "output_dim": 10, "init": "xavier"}]}
+    rewrite_metadata(path, architecture=json.dumps(wide))
+    with pytest.raises(CheckpointError, match=r"architecture has 4 parameters but the file holds 6"):
+        load_checkpoint(path, numpy_backend)
+    wide["layers"] = wide["layers"][:1] + [{"layer": "Linear", "input_dim": 64, "output_dim": 10,
+                                            "init": "xavier"}] * 2
+    rewrite_metadata(path, architecture=json.dumps(wide))
+    with pytest.raises(CheckpointError, match=r"parameter 0 has shape \(30, 784\) in the file "
+                                              r"but the architecture needs \(64, 784\)"):
+        load_checkpoint(path, numpy_backend)
+
+
+@pytest.mark.parametrize("architecture", ['{"layer": "os.system"}', "not json",
+                                          '{"layer": "Linear", "input_dim": 784}'])
+def test_unknown_or_bad_layer_descriptions_are_refused(numpy_backend, trained, tmp_path,
+                                                       architecture):
+    path = save(tmp_path / "a.ckpt", *trained)
+    rewrite_metadata(path, architecture=architecture)
+    with pytest.raises(CheckpointError, match="invalid checkpoint metadata"):
+        load_checkpoint(path, numpy_backend)

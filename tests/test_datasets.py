@@ -1,0 +1,393 @@
+"""Datasets: the registry, the downloader (against a server on 127.0.0.1), lookup and loading."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import shutil
+import socket
+import threading
+import urllib.request
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gpunet.data import DatasetError, find_dataset, load_raw, read_idx, search_dirs
+from gpunet.data.datasets import cache_dir
+from gpunet.data.download import download_file
+from gpunet.data.sources import FILE_NAMES, SOURCES, DataFile, Source, get_source
+from test_idx import gz, idx_bytes
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+FASHION_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
+PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch) -> Path:
+    """A fresh home and cache, no $GPUNET_DATA, and no proxy between us and 127.0.0.1."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("GPUNET_DATA", raising=False)
+    for var in PROXY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    return tmp_path / "cache" / "gpunet" / "mnist"
+
+
+@dataclass
+class Fake:
+    """Small valid MNIST-format files, registered as 'mnist' with their own checksums."""
+    arrays: dict[str, np.ndarray]
+    raw: dict[str, bytes]   # file name -> IDX bytes
+    gz: dict[str, bytes]    # file name -> published .gz bytes
+    source: Source
+
+    def register(self, monkeypatch, **changes) -> None:
+        monkeypatch.setitem(SOURCES, "mnist", replace(self.source, **changes))
+
+
+def make_fake(monkeypatch, train: int = 6, train_labels: int = 6) -> Fake:
+    rng = np.random.default_rng(0)
+    sizes = {"train_images": (train, 28, 28), "train_labels": (train_labels,),
+             "test_images": (4, 28, 28), "test_labels": (4,)}
+    arrays = {role: rng.integers(0, 256 if role.endswith("images") else 10, size, dtype=np.uint8)
+              for role, size in sizes.items()}
+    raw = {FILE_NAMES[role]: idx_bytes(array) for role, array in arrays.items()}
+    packed = {name: gz(data) for name, data in raw.items()}
+    files = tuple(DataFile(role, name, md5(packed[name]), md5(raw[name]))
+                  for role, name in FILE_NAMES.items())
+    fake = Fake(arrays, raw, packed, Source("mnist", files, mirrors=()))
+    fake.register(monkeypatch)
+    return fake
+
+
+@pytest.fixture
+def fake(monkeypatch) -> Fake:
+    return make_fake(monkeypatch)
+
+
+def put(directory: Path, files: dict[str, bytes]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+    return directory
+
+
+@dataclass
+class Server:
+    url: str
+    routes: dict[str, bytes] = field(default_factory=dict)
+    requests: list[str] = field(default_factory=list)
+
+    def mirror(self, name: str, files: dict[str, bytes]) -> str:
+        """Serve ``files`` under /<name>/; the mirror's base URL."""
+        self.routes.update({f"/{name}/{file}": data for file, data in files.items()})
+        return f"{self.url}/{name}/"
+
+
+@pytest.fixture
+def server():
+    """A real HTTP server on 127.0.0.1, serving Server.routes and logging each request."""
+    routes, requests = {}, []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            body = routes.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01})
+    thread.start()
+    try:
+        yield Server(f"http://127.0.0.1:{httpd.server_address[1]}", routes, requests)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def refused_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def corrupted(files: dict[str, bytes]) -> dict[str, bytes]:
+    return {name: data[:-1] + bytes([data[-1] ^ 1]) for name, data in files.items()}
+
+
+# The registry
+
+
+def test_registry_files_and_mirror_order():
+    mnist, fashion = get_source("mnist"), get_source("fashion-mnist")
+    assert mnist.mirrors[0] == "https://ossci-datasets.s3.amazonaws.com/mnist/"
+    for source in (mnist, fashion):
+        assert [f.name for f in source.files] == list(FILE_NAMES.values())
+        assert all(len(f.md5) == 32 for f in source.files)
+    assert fashion.system_dirs == (FASHION_SYSTEM,)
+    assert fashion.install_hint == "apt-get install dataset-fashion-mnist"
+    assert [f.kind for f in mnist.files] == ["images", "labels", "images", "labels"]
+
+
+def test_unknown_dataset_lists_the_known_ones():
+    with pytest.raises(DatasetError, match="'kmnist'; known datasets: mnist, fashion-mnist"):
+        load_raw("kmnist")
+
+
+# The downloader
+
+
+def test_download_good_file(fake, server, tmp_path):
+    name = FILE_NAMES["test_labels"]
+    mirror = server.mirror("good", fake.gz)
+    path = download_file(name, [mirror], md5(fake.gz[name]), tmp_path, progress=False)
+    assert path == tmp_path / name and path.read_bytes() == fake.gz[name]
+    assert sorted(os.listdir(tmp_path)) == [name]
+
+
+def test_corrupt_file_then_the_next_mirror(fake, server, tmp_path):
+    name = FILE_NAMES["train_images"]
+    mirrors = [server.mirror("bad", corrupted(fake.gz)), server.mirror("good", fake.gz)]
+    path = download_file(name, mirrors, md5(fake.gz[name]), tmp_path, progress=False)
+    assert path.read_bytes() == fake.gz[name]
+    assert server.requests == [f"/bad/{name}", f"/good/{name}"]
+    assert sorted(os.listdir(tmp_path)) == [name]
+
+
+def test_all_mirrors_bad_gives_a_clear_error_and_leaves_nothing(fake, server, tmp_path):
+    name = FILE_NAMES["train_labels"]
+    mirrors = [server.mirror("bad", corrupted(fake.gz)), server.mirror("empty", {}), refused_url()]
+    with pytest.raises(DatasetError) as info:
+        download_file(name, mirrors, md5(fake.gz[name]), tmp_path, progress=False)
+    message = str(info.value)
+    assert message.startswith(f"cannot download {name}: every mirror failed: ")
+    bad, good = md5(corrupted(fake.gz)[name]), md5(fake.gz[name])
+    assert f"{mirrors[0]}{name} (MD5 {bad}, expected {good})" in message
+    assert f"{mirrors[1]}{name} (HTTP Error 404" in message
+    assert f"{mirrors[2]}{name} (<urlopen error" in message and "\n" not in message
+    assert os.listdir(tmp_path) == []
+
+
+def test_interrupted_download_leaves_nothing(monkeypatch, tmp_path):
+    class Interrupted(io.BytesIO):
+        headers: dict[str, str] = {}
+
+        def read(self, size=-1):
+            if self.tell():
+                raise KeyboardInterrupt
+            return super().read(size)
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Interrupted(b"partial"))
+    with pytest.raises(KeyboardInterrupt):
+        download_file("x.gz", ["http://127.0.0.1/"], md5(b"partial"), tmp_path, progress=False)
+    assert os.listdir(tmp_path) == []
+
+
+def test_download_progress_bar(fake, server, tmp_path, capsys):
+    name = FILE_NAMES["test_images"]
+    download_file(name, [server.mirror("good", fake.gz)], md5(fake.gz[name]), tmp_path)
+    err = capsys.readouterr().err
+    assert name in err and "100%" in err
+
+
+# Lookup
+
+
+def test_search_order(fake, monkeypatch, tmp_path, isolated):
+    monkeypatch.setenv("GPUNET_DATA", str(tmp_path / "env"))
+    fake.register(monkeypatch, system_dirs=(tmp_path / "system",))
+    (tmp_path / "given").mkdir()
+    assert search_dirs("mnist", tmp_path / "given") == [
+        tmp_path / "given", tmp_path / "given" / "mnist", tmp_path / "env",
+        tmp_path / "env" / "mnist", isolated, tmp_path / "system"]
+
+
+def test_first_complete_location_wins(fake, monkeypatch, tmp_path, isolated):
+    monkeypatch.setenv("GPUNET_DATA", str(tmp_path / "env"))
+    fake.register(monkeypatch, system_dirs=(tmp_path / "system",))
+    incomplete = dict(list(fake.gz.items())[:3])
+    given = put(tmp_path / "given", incomplete)
+    places = [put(given / "mnist", fake.gz), put(tmp_path / "env", fake.gz), put(isolated, fake.gz),
+              put(tmp_path / "system", fake.gz)]
+    assert load_raw("mnist", given, download=False).directory == places[0]
+    for place in places:
+        assert find_dataset("mnist", given) == place
+        shutil.rmtree(place)
+    assert find_dataset("mnist", given) is None
+
+
+def test_dataset_directly_in_gpunet_data(fake, monkeypatch, tmp_path):
+    monkeypatch.setenv("GPUNET_DATA", str(put(tmp_path / "env" / "mnist", fake.gz)))
+    assert find_dataset("mnist") == tmp_path / "env" / "mnist"
+
+
+def test_cache_defaults_to_home(monkeypatch, tmp_path):
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_dir("mnist") == tmp_path / "home" / ".cache" / "gpunet" / "mnist"
+
+
+def test_missing_data_dir(tmp_path):
+    with pytest.raises(DatasetError, match=f"data directory {tmp_path / 'nope'} does not exist"):
+        load_raw("mnist", tmp_path / "nope")
+
+
+# Loading and checking local files
+
+
+def test_load_gz_files(fake, tmp_path):
+    data = load_raw("mnist", put(tmp_path / "d", fake.gz), download=False)
+    assert data.name == "mnist" and data.directory == tmp_path / "d"
+    for role, array in fake.arrays.items():
+        np.testing.assert_array_equal(getattr(data, role), array)
+        assert getattr(data, role).dtype == np.uint8
+    assert data.train_images.shape == (6, 28, 28) and data.test_labels.shape == (4,)
+
+
+def test_uncompressed_and_recompressed_files_match_the_raw_checksum(fake, tmp_path):
+    files = {name.removesuffix(".gz"): data for name, data in list(fake.raw.items())[:2]}
+    files |= {name: gzip.compress(fake.raw[name], mtime=1) for name in list(fake.raw)[2:]}
+    data = load_raw("mnist", put(tmp_path / "d", files), download=False)
+    np.testing.assert_array_equal(data.train_labels, fake.arrays["train_labels"])
+
+
+@pytest.mark.parametrize("raw_known", [True, False])
+def test_corrupt_local_file_is_never_used(fake, monkeypatch, tmp_path, raw_known):
+    name = FILE_NAMES["test_images"]
+    bad = gz(corrupted({name: fake.raw[name]})[name])
+    if not raw_known:
+        files = tuple(replace(f, raw_md5=None) for f in fake.source.files)
+        fake.register(monkeypatch, files=files)
+    put(tmp_path / "d", fake.gz | {name: bad})
+    with pytest.raises(DatasetError) as info:
+        load_raw("mnist", tmp_path / "d", download=False)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'd' / name}: checksum mismatch, MD5 {md5(bad)}")
+    assert f"expected {md5(fake.gz[name])}" in message and "delete it" in message
+    assert (f"uncompressed {md5(fake.raw[name])}" in message) == raw_known
+
+
+def test_recompressed_file_needs_a_known_raw_checksum(fake, monkeypatch, tmp_path):
+    fake.register(monkeypatch, files=tuple(replace(f, raw_md5=None) for f in fake.source.files))
+    put(tmp_path / "d", {name: gzip.compress(data, mtime=1) for name, data in fake.raw.items()})
+    with pytest.raises(DatasetError, match="checksum mismatch"):
+        load_raw("mnist", tmp_path / "d", download=False)
+
+
+def test_image_and_label_counts_must_agree(monkeypatch, tmp_path):
+    fake = make_fake(monkeypatch, train=6, train_labels=5)
+    with pytest.raises(DatasetError, match="6 train images but 5 train labels"):
+        load_raw("mnist", put(tmp_path / "d", fake.gz), download=False)
+
+
+# Downloading a dataset
+
+
+def test_download_into_the_cache(fake, server, monkeypatch, isolated):
+    fake.register(monkeypatch, mirrors=(server.mirror("bad", corrupted(fake.gz)),
+                                        server.mirror("good", fake.gz)))
+    data = load_raw("mnist", progress=False)
+    assert data.directory == isolated and sorted(os.listdir(isolated)) == sorted(fake.gz)
+    np.testing.assert_array_equal(data.train_images, fake.arrays["train_images"])
+    assert load_raw("mnist", download=False).directory == isolated
+
+
+def test_download_into_gpunet_data(fake, server, monkeypatch, tmp_path):
+    monkeypatch.setenv("GPUNET_DATA", str(tmp_path / "env"))
+    fake.register(monkeypatch, mirrors=(server.mirror("good", fake.gz),))
+    assert load_raw("mnist", progress=False).directory == tmp_path / "env" / "mnist"
+
+
+def test_download_only_the_missing_files_into_data_dir(fake, server, monkeypatch, tmp_path):
+    present = dict(list(fake.gz.items())[:2])
+    fake.register(monkeypatch, mirrors=(server.mirror("good", fake.gz),))
+    data = load_raw("mnist", put(tmp_path / "d", present), progress=False)
+    assert data.directory == tmp_path / "d"
+    assert server.requests == [f"/good/{name}" for name in list(fake.gz)[2:]]
+
+
+def test_unwritable_target_falls_back_to_the_cache(fake, server, monkeypatch, tmp_path, isolated):
+    (tmp_path / "env").write_text("a file, not a directory")
+    monkeypatch.setenv("GPUNET_DATA", str(tmp_path / "env"))
+    fake.register(monkeypatch, mirrors=(server.mirror("good", fake.gz),))
+    assert load_raw("mnist", progress=False).directory == isolated
+
+
+def test_failed_download_says_where_it_looked_and_caches_nothing(fake, server, monkeypatch,
+                                                                 isolated):
+    mirror = server.mirror("bad", corrupted(fake.gz))
+    fake.register(monkeypatch, mirrors=(mirror,))
+    with pytest.raises(DatasetError) as info:
+        load_raw("mnist", progress=False)
+    message = str(info.value)
+    assert message.startswith(f"mnist not found (looked in {isolated}) "
+                              "and not downloaded (cannot download")
+    assert f"{mirror}{FILE_NAMES['train_images']} (MD5 " in message
+    assert "pass --data-dir or set GPUNET_DATA" in message
+    assert os.listdir(isolated) == []
+
+
+def test_offline_error_lists_every_place_and_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setitem(SOURCES, "fashion-mnist",
+                        replace(SOURCES["fashion-mnist"], system_dirs=(tmp_path / "system",)))
+    monkeypatch.setenv("GPUNET_DATA", str(tmp_path / "env"))
+    with pytest.raises(DatasetError) as info:
+        load_raw("fashion-mnist", tmp_path, download=False)
+    places = ", ".join(str(d) for d in search_dirs("fashion-mnist", tmp_path))
+    message = str(info.value)
+    assert message.startswith(f"fashion-mnist not found (looked in {places}) "
+                              "and not downloaded (downloading is off); put its four files")
+    assert "train-images-idx3-ubyte.gz" in message
+    assert message.endswith("or set GPUNET_DATA, or apt-get install dataset-fashion-mnist")
+    assert os.listdir(tmp_path) == []
+
+
+# Real data
+
+
+def test_real_mnist_test_digits():
+    if not SHARED_MNIST.is_dir():
+        pytest.skip(f"no real MNIST copy at {SHARED_MNIST}")
+    images = read_idx(SHARED_MNIST / "t10k-images-idx3-ubyte.gz", kind="images")
+    labels = read_idx(SHARED_MNIST / "t10k-labels-idx1-ubyte.gz", kind="labels")
+    assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
+    published = {"t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+                 "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"}
+    for name, checksum in published.items():
+        assert md5((SHARED_MNIST / name).read_bytes()) == checksum
+    for file in get_source("mnist").files:
+        path = SHARED_MNIST / file.name
+        if path.exists():
+            data = path.read_bytes()
+            assert md5(data) == file.md5 and md5(gzip.decompress(data)) == file.raw_md5
+
+
+def test_real_fashion_mnist_from_debian():
+    if not FASHION_SYSTEM.is_dir():
+        pytest.skip(f"{FASHION_SYSTEM} is absent (apt-get install dataset-fashion-mnist)")
+    data = load_raw("fashion-mnist", download=False)
+    assert data.directory == FASHION_SYSTEM
+    assert data.train_images.shape == (60000, 28, 28) and data.train_labels.shape == (60000,)
+    assert data.test_images.shape == (10000, 28, 28) and data.test_labels.shape == (10000,)
+    assert np.bincount(data.test_labels).tolist() == [1000] * 10

@@ -1,0 +1,142 @@
+"""Pictures: the sample-image grid, the training curves, and the metrics file."""
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from gpunet.plots import (MissingDependency, load_metrics, save_image_grid,
+                          save_training_curves)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def epochs(n):
+    return [{"epoch": e, "loss": 1.0 / e, "accuracy": 0.8 + 0.05 * e,
+             "test_accuracy": 0.75 + 0.05 * e, "seconds": 1.0, "samples_per_second": 1e4}
+            for e in range(1, n + 1)]
+
+
+def metrics(n=3):
+    return {"dataset": "mnist", "model": "deep", "history": epochs(n), "test_accuracy": 0.9}
+
+
+def samples(n=100, shape=(28, 28), dtype=np.uint8):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, *shape)).astype(dtype)
+    return images, rng.integers(0, 10, n)
+
+
+def assert_png(path, min_bytes=2000):
+    data = path.read_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    assert len(data) > min_bytes
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
+
+
+@pytest.fixture
+def matplotlib():
+    return pytest.importorskip("matplotlib")
+
+
+def test_image_grid_is_a_png(matplotlib, tmp_path):
+    path = tmp_path / "grid.png"
+    assert save_image_grid(*samples(), path) == path
+    assert_png(path, min_bytes=20_000)
+
+
+def test_flat_float_images_are_drawn_square(matplotlib, tmp_path):
+    images, labels = samples(n=6, shape=(784,), dtype=np.float32)
+    assert_png(save_image_grid(images / 255, labels, tmp_path / "grid.png", rows=2, cols=3))
+
+
+def test_image_grid_with_class_names_and_fewer_images_than_cells(matplotlib, tmp_path):
+    images, labels = samples(n=7)
+    names = [f"class {i}" for i in range(10)]
+    path = save_image_grid(images, labels, str(tmp_path / "grid.png"), rows=3, cols=4,
+                           class_names=names)
+    assert_png(path)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_training_curves_are_a_png(matplotlib, tmp_path, n):
+    path = tmp_path / "curves.png"
+    assert save_training_curves(metrics(n), path) == path
+    assert_png(path, min_bytes=10_000)
+
+
+def test_training_curves_without_test_accuracy_or_title(matplotlib, tmp_path):
+    history = [dict(entry, test_accuracy=None) for entry in epochs(2)]
+    assert_png(save_training_curves({"history": history}, tmp_path / "curves.png"))
+
+
+def test_an_existing_png_is_replaced(matplotlib, tmp_path):
+    path = tmp_path / "curves.png"
+    path.write_bytes(b"old")
+    save_training_curves(metrics(), path)
+    assert_png(path)
+
+
+def test_missing_matplotlib_says_how_to_install_it(monkeypatch, tmp_path):
+    for name in ["matplotlib", "matplotlib.figure", "matplotlib.backends",
+                 "matplotlib.backends.backend_agg"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(MissingDependency, match=r"pip install 'gpunet\[plots\]'"):
+        save_training_curves(metrics(), tmp_path / "curves.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("images, labels, options, problem", [
+    (np.zeros((5, 28, 28)), np.zeros(4, int), {}, r"labels must have shape \(5,\).*\(4,\)"),
+    (np.zeros((5, 30)), np.zeros(5, int), {}, r"square number of pixels.*\(5, 30\)"),
+    (np.zeros((0, 28, 28)), np.zeros(0, int), {}, r"non-empty.*\(0, 28, 28\)"),
+    (np.zeros(28), np.zeros(1, int), {}, r"\(N, H, W\).*\(28,\)"),
+    (np.zeros((5, 28, 28)), np.zeros(5, int), {"rows": 0}, "rows must be a positive integer"),
+    (np.zeros((5, 28, 28)), np.zeros(5, int), {"cols": 2.5}, "cols must be a positive integer"),
+    (np.zeros((5, 28, 28)), np.full(5, 3), {"class_names": ["a", "b"]},
+     r"labels must be integers in \[0, 2\)"),
+])
+def test_bad_grid_input_is_named(tmp_path, images, labels, options, problem):
+    with pytest.raises(ValueError, match=problem):
+        save_image_grid(images, labels, tmp_path / "grid.png", **options)
+
+
+@pytest.mark.parametrize("bad, problem", [
+    ([], "must be a JSON object"),
+    ({"dataset": "mnist"}, "non-empty 'history' list"),
+    ({"history": []}, "non-empty 'history' list"),
+    ({"history": [{"epoch": 1, "accuracy": 0.5}]}, "entry 0 needs 'epoch' and 'loss'"),
+])
+def test_bad_metrics_are_named(tmp_path, bad, problem):
+    with pytest.raises(ValueError, match=problem):
+        save_training_curves(bad, tmp_path / "curves.png")
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match=f"metrics.json.*{problem}"):
+        load_metrics(path)
+
+
+def test_missing_parent_directory_is_named(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(ValueError, match="directory .*nowhere.* does not exist"):
+        save_training_curves(metrics(), missing / "curves.png")
+    with pytest.raises(ValueError, match="directory .*nowhere.* does not exist"):
+        save_image_grid(*samples(), missing / "grid.png")
+
+
+def test_load_metrics_reads_the_file(tmp_path):
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(metrics()))
+    assert load_metrics(path) == metrics()
+
+
+def test_missing_metrics_file_is_named(tmp_path):
+    with pytest.raises(ValueError, match="cannot read metrics file .*absent.json"):
+        load_metrics(tmp_path / "absent.json")
+
+
+def test_invalid_json_is_named(tmp_path):
+    path = tmp_path / "metrics.json"
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="metrics.json.* is not valid JSON"):
+        load_metrics(path)
