@@ -7,6 +7,14 @@ from .backend import Backend
 from .layers import Dropout, Layer, Linear, Relu, Sequential, Tanh
 
 PRESETS = ("logistic", "deep", "wide")
+NOTEBOOK_RATES = (0.01, 0.99)  # the notebook's momentum optimizer, one sample a step
+MINI_BATCH_RATES = {"logistic": (0.1, 0.9), "deep": (0.5, 0.9), "wide": (0.1, 0.9)}
+
+
+def default_rates(name: str, batch_size: int) -> tuple[float, float]:
+    """(learning rate, momentum) that train preset ``name`` well: the notebook's at
+    batch size 1; at mini-batch sizes (mean loss over the batch) larger steps."""
+    return NOTEBOOK_RATES if batch_size == 1 else MINI_BATCH_RATES[name]
 
 
 def mnist_model(name: str, *, backend: Backend, dtype: Any = None) -> Layer:

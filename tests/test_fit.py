@@ -4,7 +4,7 @@ import pytest
 
 import gpunet
 from gpunet.checkpoint import load_checkpoint, save_checkpoint
-from gpunet.fit import NonFiniteLoss, evaluate, fit
+from gpunet.fitting import NonFiniteLoss, evaluate, fit
 from conftest import host
 
 

@@ -8,7 +8,7 @@ from typing import Sequence
 from ..backend import BackendUnavailable
 from ..checkpoint import CheckpointError
 from ..data import DatasetError
-from ..fit import NonFiniteLoss
+from ..fitting import NonFiniteLoss
 from ..plots import MissingDependency
 from . import experiments, show, train
 from .options import EXIT_INTERRUPTED, EXIT_NON_FINITE, common_options

@@ -15,16 +15,13 @@ from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_chec
 from ..data.datasets import load_raw
 from ..data.preprocess import Prepared, prepare
 from ..data.sources import SOURCES
-from ..fit import EpochStats, NonFiniteLoss, evaluate, fit
+from ..fitting import EpochStats, NonFiniteLoss, evaluate, fit
 from ..losses import SoftmaxCrossEntropy
-from ..models import PRESETS, mnist_model
+from ..models import PRESETS, default_rates, mnist_model
 from ..optimizers import GradientDescent, Momentum, Optimizer
 from .options import (EXIT_INTERRUPTED, EXIT_NON_FINITE, count, existing_dir, open_backend,
                       positive_float, writable_path)
 
-# Per model at mini-batch sizes; batch size 1 takes the notebook's (0.01, 0.99).
-LEARNING_RATES = {"logistic": 0.1, "deep": 0.5, "wide": 0.1}
-NOTEBOOK_RATE, NOTEBOOK_MOMENTUM, MOMENTUM = 0.01, 0.99, 0.9
 DEFAULTS = {"dataset": "mnist", "model": "deep", "epochs": 5, "batch_size": 128, "seed": 0,
             "optimizer": "momentum"}
 
@@ -144,9 +141,9 @@ def _config(args: argparse.Namespace, resumed: Checkpoint | None) -> dict[str, A
             raise CheckpointError(f"{args.resume}: --{key.replace('_', '-')} {value} differs "
                                   f"from the checkpoint's {saved[key]}")
     config = {**DEFAULTS, "train_subset": None, "test_subset": None, **saved, **given}
-    notebook = config["batch_size"] == 1
-    config.setdefault("learning_rate", NOTEBOOK_RATE if notebook else LEARNING_RATES[config["model"]])
-    config.setdefault("momentum", NOTEBOOK_MOMENTUM if notebook else MOMENTUM)
+    rate, momentum = default_rates(config["model"], config["batch_size"])
+    config.setdefault("learning_rate", rate)
+    config.setdefault("momentum", momentum)
     return config
 
 
