@@ -20,7 +20,7 @@ import safetensors.numpy
 from .atomic import replacing
 from .backend import Backend, backend_of
 from .layers import Layer, build, describe
-from .optimizers import GradientDescent, Momentum, Optimizer
+from .optimizers import GradientDescent, Momentum, Optimizer, update_pairs
 
 FORMAT = "gpunet-checkpoint/1"
 MAX_HEADER = 100 * 2 ** 20
@@ -78,9 +78,14 @@ def load_checkpoint(path: str | os.PathLike, backend: Backend) -> Checkpoint:
         config, history = json.loads(metadata["config"]), json.loads(metadata["history"])
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: invalid checkpoint metadata ({exc})") from None
-    _restore(model.params(), _numbered(tensors, "param."), path, "parameter")
+    _restore(model.params(), _numbered(tensors, "param.", path), path)
     if isinstance(optimizer, Momentum):
-        optimizer.updates = [backend.asarray(u) for u in _numbered(tensors, "optimizer.update.")]
+        updates = _numbered(tensors, "optimizer.update.", path)
+        expected = [param.shape for param, _ in update_pairs(model)]
+        if updates and [u.shape for u in updates] != expected:
+            raise CheckpointError(f"{path}: the momentum state has shapes "
+                                  f"{[u.shape for u in updates]}, the model needs {expected}")
+        optimizer.updates = [backend.asarray(u) for u in updates]
     return Checkpoint(model, optimizer, epoch, seed, config, history, metadata["gpunet_version"])
 
 
@@ -104,22 +109,22 @@ def _build_optimizer(spec: dict[str, Any]) -> Optimizer:
     raise ValueError(f"unknown optimizer {spec!r}")
 
 
-def _numbered(tensors: dict[str, np.ndarray], prefix: str) -> list[np.ndarray]:
+def _numbered(tensors: dict[str, np.ndarray], prefix: str, path: Any) -> list[np.ndarray]:
     count = sum(name.startswith(prefix) for name in tensors)
     try:
         return [tensors[f"{prefix}{i}"] for i in range(count)]
     except KeyError as exc:
-        raise CheckpointError(f"missing array {exc}") from None
+        raise CheckpointError(f"{path}: missing array {exc}") from None
 
 
-def _restore(params: list[Any], arrays: list[np.ndarray], path: Any, what: str) -> None:
+def _restore(params: list[Any], arrays: list[np.ndarray], path: Any) -> None:
     """Copy saved values into the freshly built parameters, checking they fit."""
     if len(arrays) != len(params):
-        raise CheckpointError(f"{path}: the architecture has {len(params)} {what}s but the file "
-                              f"holds {len(arrays)}")
+        raise CheckpointError(f"{path}: the architecture has {len(params)} parameters but the "
+                              f"file holds {len(arrays)}")
     for i, (param, array) in enumerate(zip(params, arrays)):
         if param.shape != array.shape:
-            raise CheckpointError(f"{path}: {what} {i} has shape {array.shape} in the file but "
+            raise CheckpointError(f"{path}: parameter {i} has shape {array.shape} in the file but "
                                   f"the architecture needs {param.shape}")
         param[...] = array
 

@@ -13,7 +13,7 @@ class Optimizer:
         raise NotImplementedError
 
 
-def _checked_pairs(layer: Layer) -> list[tuple[Array, Array]]:
+def update_pairs(layer: Layer) -> list[tuple[Array, Array]]:
     """(param, grad) pairs to update: the layer's two flat buffers when it has
     them, else each parameter with its gradient, shapes checked."""
     flat = layer.flat()
@@ -44,7 +44,7 @@ class GradientDescent(Optimizer):
         self.lr = _rate("learning_rate", learning_rate)
 
     def step(self, layer: Layer) -> None:
-        for param, grad in _checked_pairs(layer):
+        for param, grad in update_pairs(layer):
             backend_of(param).sgd_update(param, grad, self.lr)
 
 
@@ -60,7 +60,7 @@ class Momentum(Optimizer):
         self.updates: list[Array] = []
 
     def step(self, layer: Layer) -> None:
-        pairs = _checked_pairs(layer)
+        pairs = update_pairs(layer)
         if not self.updates:
             self.updates = [backend_of(grad).zeros_like(grad) for _, grad in pairs]
         self._check_state(pairs)

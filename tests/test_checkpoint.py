@@ -142,3 +142,12 @@ def test_unknown_or_bad_layer_descriptions_are_refused(numpy_backend, trained, t
     rewrite_metadata(path, architecture=architecture)
     with pytest.raises(CheckpointError, match="invalid checkpoint metadata"):
         load_checkpoint(path, numpy_backend)
+
+
+def test_momentum_state_that_does_not_fit_is_refused(numpy_backend, trained, tmp_path):
+    model, optimizer = trained
+    optimizer.updates = [np.zeros(5, np.float32)]
+    path = save(tmp_path / "a.ckpt", model, optimizer)
+    with pytest.raises(CheckpointError, match=r"momentum state has shapes \[\(5,\)\], the model "
+                                              r"needs \[\(23970,\)\]"):
+        load_checkpoint(path, numpy_backend)
