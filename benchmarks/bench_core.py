@@ -1,6 +1,6 @@
 """gpunet's NumPy backend against the plain NumPy script of the same maths.
 
-    python benchmarks/bench_core.py [--batch-sizes 1 128] [--repeats 7]
+    python -m benchmarks.bench_core [--batch-sizes 1 128] [--repeats 7]
 
 Trains the notebook's deep MNIST model on MNIST-shaped random data (the
 speed does not depend on the pixel values) and prints samples/s for each
@@ -16,14 +16,14 @@ import time
 import numpy as np
 
 import gpunet
-import plain_numpy
+
+from . import plain_numpy
+from .trainers import mnist_like
 
 
 def data(n: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    x = ((rng.integers(0, 256, (n, 784)) - 33.3) / 256).astype(np.float32)
-    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
-    return x, y
+    x, labels = mnist_like(n)
+    return x, np.eye(10, dtype=np.float32)[labels]
 
 
 def time_plain(x: np.ndarray, y: np.ndarray, batch_size: int) -> float:

@@ -41,7 +41,7 @@ def save_image_grid(images: np.ndarray, labels: np.ndarray, path: str | os.PathL
     for name, value in (("rows", rows), ("cols", cols)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    figure = _new_figure(figsize=(cols, rows * 1.2))
+    figure = new_figure(figsize=(cols, rows * 1.2))
     figure.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.96, wspace=0.1, hspace=0.4)
     axes = figure.subplots(rows, cols, squeeze=False).ravel()
     for ax in axes:
@@ -49,7 +49,7 @@ def save_image_grid(images: np.ndarray, labels: np.ndarray, path: str | os.PathL
     for ax, image, title in zip(axes, squares, titles):
         ax.imshow(image, cmap="Greys")
         ax.set_title(title, fontsize=8)
-    return _write_png(figure, destination)
+    return write_png(figure, destination)
 
 
 def save_training_curves(metrics: Mapping, path: str | os.PathLike) -> Path:
@@ -58,7 +58,7 @@ def save_training_curves(metrics: Mapping, path: str | os.PathLike) -> Path:
     write them as a PNG to ``path``."""
     destination = writable(path)
     history = _history(metrics)
-    figure = _new_figure(figsize=(10, 4))
+    figure = new_figure(figsize=(10, 4))
     loss_ax, accuracy_ax = figure.subplots(1, 2)
     _plot(loss_ax, history, "loss", "loss")
     _plot(accuracy_ax, history, "accuracy", "accuracy")
@@ -74,7 +74,7 @@ def save_training_curves(metrics: Mapping, path: str | os.PathLike) -> Path:
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    return _write_png(figure, destination)
+    return write_png(figure, destination)
 
 
 def load_metrics(path: str | os.PathLike) -> dict:
@@ -145,7 +145,7 @@ def _titles(labels: np.ndarray, count: int, class_names: Sequence[str] | None) -
     return [str(class_names[label]) for label in labels]
 
 
-def _new_figure(figsize: tuple[float, float]) -> Figure:
+def new_figure(figsize: tuple[float, float]) -> Figure:
     """A matplotlib Figure on an Agg canvas, importing matplotlib now."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -158,7 +158,7 @@ def _new_figure(figsize: tuple[float, float]) -> Figure:
     return figure
 
 
-def _write_png(figure: Figure, destination: Path) -> Path:
+def write_png(figure: Figure, destination: Path) -> Path:
     with replacing(destination) as file:
         figure.savefig(file, format="png")
     return destination

@@ -75,11 +75,9 @@ class Backend:
 
     # -- activations: y = f(x), and dL/dx = f'(x) * gy computed from y ----------
     def sigmoid(self, x: Array) -> Array:
-        """1 / (1 + e^-x), evaluated as e^{-|x|}-based branches so no exp overflows."""
-        xp = self.xp
-        e = xp.exp(-xp.abs(x))
-        r = 1 / (1 + e)
-        return xp.where(x >= 0, r, e * r)
+        """1 / (1 + e^-x): exact in relative terms for every x; where e^-x
+        overflows to inf the result is the correct limit 0."""
+        return 1 / (1 + self.xp.exp(-x))
 
     def sigmoid_grad(self, y: Array, gy: Array) -> Array:
         """sigma'(x) = y (1 - y)."""
@@ -100,7 +98,7 @@ class Backend:
 
     def relu_grad(self, y: Array, gy: Array) -> Array:
         """relu'(x) = 1 where y > 0, else 0 (the notebook's choice at x = 0)."""
-        return self.xp.where(y > 0, gy, 0)
+        return gy * (y > 0)
 
     # -- dropout ------------------------------------------------------------
     def dropout(self, x: Array, p: float, scale: float) -> tuple[Array, Array]:

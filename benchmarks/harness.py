@@ -1,0 +1,162 @@
+"""The benchmark run: which cases, how long, and where the results go."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import gpunet
+from gpunet.backend import Backend, BackendUnavailable
+
+from . import peers, report
+from .environment import describe_environment
+from .ops import OPS, op_case
+from .roofline import roofline
+from .timing import CudaEventClock, HostClock, measure
+from .trainers import MODELS, GpunetTrainer, mnist_like, peak_step_memory
+
+PEERS = ("torch", "notebook")
+
+
+@dataclass
+class Config:
+    backends: list[str] = field(default_factory=lambda: ["numpy", "cupy"])
+    models: list[str] = field(default_factory=lambda: list(MODELS))
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 32, 128, 1024, 8192])
+    op_sizes: list[int] = field(default_factory=lambda: [10 ** k for k in range(3, 9)])
+    ops: list[str] = field(default_factory=lambda: list(OPS))
+    peers: list[str] = field(default_factory=lambda: list(PEERS))
+    repeats: int = 7
+    budget_s: float = 2.0          # per measurement, after its first repeat
+    epoch_samples: int = 60_000
+    notebook_budget_s: float = 10.0
+
+    @classmethod
+    def quick(cls) -> "Config":
+        """About a minute on a 2-core CPU."""
+        return cls(models=["logistic", "deep"], batch_sizes=[1, 128], op_sizes=[10 ** 3, 10 ** 5],
+                   repeats=3, budget_s=0.3, epoch_samples=2048, notebook_budget_s=1.0)
+
+
+def run(config: Config, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure every case the config names on every backend that runs here;
+    returns {"environment", "config", "skipped", "results"}."""
+    environment = describe_environment()
+    results: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    device_name = (environment["cuda"] or {}).get("name")
+    for name in config.backends:
+        try:
+            backend = gpunet.get_backend(name)
+        except BackendUnavailable as exc:
+            skipped.append(f"backend {name}: {exc}")
+            say(f"skipping backend {name}: {exc}")
+            continue
+        clock = CudaEventClock() if backend.name == "cupy" else HostClock()
+        results += _op_results(config, backend, clock, say)
+        results += _training_results(config, backend, clock, device_name, say)
+    results += _peer_results(config, skipped, say)
+    return {"environment": environment, "config": asdict(config), "skipped": skipped,
+            "results": results}
+
+
+def write_outputs(measured: dict[str, Any], out: Path) -> list[Path]:
+    """results.json, results.md and the PNG figures (when matplotlib is installed)."""
+    from .figures import bandwidth_figure, throughput_figure
+    from gpunet.plots import MissingDependency
+    out.mkdir(parents=True, exist_ok=True)
+    written = [report.write_json(measured, out / "results.json"),
+               report.write_markdown(measured, out / "results.md")]
+    try:
+        for figure in (throughput_figure(measured["results"], out / "throughput.png"),
+                       bandwidth_figure(measured["results"], out / "bandwidth.png")):
+            if figure is not None:
+                written.append(figure)
+    except MissingDependency as exc:
+        measured["skipped"].append(f"figures: {exc}")
+    return written
+
+
+def _op_results(config: Config, backend: Backend, clock: Any, say: Callable[[str], None]) -> list[dict]:
+    results = []
+    for op in config.ops:
+        for size in config.op_sizes:
+            case = op_case(op, size, backend)
+            for variant, fn in (("kernel", case.kernel), ("expression", case.expression)):
+                timing = measure(fn, clock, repeats=config.repeats, budget_s=config.budget_s)
+                results.append({"case": "op", "op": op, "backend": backend.name, "variant": variant,
+                                "size": case.size, "dtype": "float32", **timing.record(),
+                                "bytes": case.bytes, "gb_per_s": case.bytes / timing.median_s / 1e9})
+            say(f"op {op} {backend.name} size {size:.0e}: kernel {results[-2]['gb_per_s']:.2f} GB/s, "
+                f"expression {results[-1]['gb_per_s']:.2f} GB/s")
+            del case
+    return results
+
+
+def _training_results(config: Config, backend: Backend, clock: Any, device_name: str | None,
+                      say: Callable[[str], None]) -> list[dict]:
+    results = []
+    x, labels = mnist_like(max(config.epoch_samples, max(config.batch_sizes)))
+    for model in config.models:
+        for batch_size in config.batch_sizes:
+            trainer = GpunetTrainer(model, batch_size, x[:_epoch_size(config, batch_size)],
+                                    labels[:_epoch_size(config, batch_size)], backend)
+            results += _time_trainer(trainer, model, batch_size, clock, config, say)
+            if backend.name == "cupy":
+                for record in results[-2:]:
+                    record["roofline"] = roofline(model, batch_size, record["median_s"] * batch_size
+                                                  / record["samples"], device_name)
+    return results
+
+
+def _peer_results(config: Config, skipped: list[str], say: Callable[[str], None]) -> list[dict]:
+    results = []
+    x, labels = mnist_like(max(config.epoch_samples, max(config.batch_sizes)))
+    if "torch" in config.peers:
+        for device in ("cpu", "cuda"):
+            reason = peers.torch_unavailable(device)
+            if reason:
+                skipped.append(f"torch {device}: {reason}")
+                continue
+            clock = HostClock()
+            for model in config.models:
+                for batch_size in config.batch_sizes:
+                    n = _epoch_size(config, batch_size)
+                    trainer = peers.torch_trainer(model, batch_size, x[:n], labels[:n], device)
+                    clock.synchronize = trainer.synchronize
+                    results += _time_trainer(trainer, model, batch_size, clock, config, say)
+    if "notebook" in config.peers and 1 in config.batch_sizes:
+        for model in config.models:
+            rate = peers.notebook_samples_per_second(model, x, labels, config.notebook_budget_s)
+            results.append({"case": "train", "what": "epoch", "peer": "notebook",
+                            "backend": "python", "model": model, "batch_size": 1,
+                            "samples": rate["samples"], "median_s": rate["epoch_seconds_60k"],
+                            "repeats": 1, "samples_per_s": rate["samples_per_s"],
+                            "extrapolated_from_s": rate["seconds"], "peak_memory_bytes": None})
+            say(f"notebook {model} batch 1: {rate['samples_per_s']:,.0f} samples/s "
+                f"(extrapolated from {rate['samples']} samples)")
+    return results
+
+
+def _time_trainer(trainer: Any, model: str, batch_size: int, clock: Any, config: Config,
+                  say: Callable[[str], None]) -> list[dict]:
+    """A step and an epoch of ``trainer``, as records."""
+    epoch_size = _epoch_size(config, batch_size)
+    memory = peak_step_memory(trainer)
+    records = []
+    for what, fn, samples in (("step", trainer.step, batch_size), ("epoch", trainer.epoch, epoch_size)):
+        step = what == "step"  # the steps warm up what the epoch then uses
+        timing = measure(fn, clock, repeats=config.repeats if step else max(config.repeats // 2, 1),
+                         warmup=1 if step else 0, budget_s=config.budget_s)
+        records.append({"case": "train", "what": what, "peer": trainer.name,
+                        "backend": trainer.device, "model": model, "batch_size": batch_size,
+                        "samples": samples, **timing.record(),
+                        "samples_per_s": samples / timing.median_s, "peak_memory_bytes": memory})
+    say(f"{trainer.name} {trainer.device} {model} batch {batch_size}: step "
+        f"{records[0]['samples_per_s']:,.0f} samples/s, epoch {records[1]['samples_per_s']:,.0f} samples/s")
+    return records
+
+
+def _epoch_size(config: Config, batch_size: int) -> int:
+    """An epoch of ``config.epoch_samples``, but at least one full batch."""
+    return max(config.epoch_samples, batch_size)

@@ -1,0 +1,82 @@
+"""Per-operation cases: each backend operation against the plain array expression it replaces.
+
+Each case builds its inputs once, then offers two zero-argument callables:
+``kernel`` (the backend's operation, a custom kernel on a GPU) and
+``expression`` (the obvious array expression), plus the bytes one call must
+move at least (every input read once, every output written once), from which
+achieved GB/s follows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from gpunet.backend import Backend
+from gpunet.losses import SoftmaxCrossEntropy
+
+OPS = ("sigmoid", "sigmoid_grad", "tanh", "tanh_grad", "relu", "relu_grad",
+       "softmax_ce_grad", "sgd_update", "momentum_update", "dropout")
+CLASSES = 10  # the softmax case works on (size / 10, 10) logits, like MNIST's
+
+
+@dataclass
+class OpCase:
+    op: str
+    size: int
+    kernel: Callable[[], Any]
+    expression: Callable[[], Any]
+    bytes: int
+
+
+def op_case(op: str, size: int, backend: Backend, dtype: Any = np.float32) -> OpCase:
+    """The case for ``op`` on ``size`` elements of ``dtype`` on ``backend``."""
+    if op not in OPS:
+        raise ValueError(f"unknown op {op!r}; valid ops: {', '.join(OPS)}")
+    xp, rng = backend.xp, np.random.default_rng(0)
+
+    def array(low: float = -3.0, high: float = 3.0) -> Any:
+        return backend.asarray(rng.uniform(low, high, size).astype(dtype))
+
+    item = np.dtype(dtype).itemsize
+    x, g = array(), array()
+    if op in ("sigmoid", "tanh", "relu"):
+        expressions = {"sigmoid": lambda: 1 / (1 + xp.exp(-x)), "tanh": lambda: xp.tanh(x),
+                       "relu": lambda: xp.maximum(x, 0)}
+        return OpCase(op, size, lambda: getattr(backend, op)(x), expressions[op], 2 * size * item)
+    if op.endswith("_grad") and op != "softmax_ce_grad":
+        y = getattr(backend, op[:-5])(x)
+        expressions = {"sigmoid_grad": lambda: g * y * (1 - y), "tanh_grad": lambda: g * (1 - y * y),
+                       "relu_grad": lambda: g * (y > 0)}
+        return OpCase(op, size, lambda: getattr(backend, op)(y, g), expressions[op], 3 * size * item)
+    if op == "softmax_ce_grad":
+        rows = max(size // CLASSES, 1)
+        z = x[:rows * CLASSES].reshape(rows, CLASSES)
+        labels = backend.asarray(np.eye(CLASSES, dtype=dtype)[rng.integers(0, CLASSES, rows)])
+        loss = SoftmaxCrossEntropy()
+
+        def expression() -> Any:
+            e = xp.exp(z - z.max(axis=1, keepdims=True))
+            return (e / e.sum(axis=1, keepdims=True) - labels) / rows
+        return OpCase(op, rows * CLASSES, lambda: loss.gradient(z, labels), expression,
+                      3 * rows * CLASSES * item)
+    if op == "sgd_update":
+        def sgd_expression() -> None:
+            x[...] = x - 0.01 * g
+        return OpCase(op, size, lambda: backend.sgd_update(x, g, 0.01), sgd_expression,
+                      3 * size * item)
+    if op == "momentum_update":
+        v = backend.zeros_like(x)
+
+        def momentum_expression() -> None:
+            v[...] = 0.9 * v + 0.1 * g
+            x[...] = x - 0.01 * v
+        return OpCase(op, size, lambda: backend.momentum_update(x, v, g, 0.01, 0.9),
+                      momentum_expression, 5 * size * item)
+
+    def dropout_expression() -> Any:
+        mask = (backend.rng.random(x.shape, dtype=x.dtype) >= 0.1).astype(x.dtype)
+        return x * mask, mask
+    return OpCase(op, size, lambda: backend.dropout(x, 0.1, 1), dropout_expression,
+                  3 * size * item)

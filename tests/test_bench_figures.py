@@ -1,0 +1,161 @@
+"""The benchmark's PNG plots: training throughput and per-operation bandwidth."""
+import sys
+
+import pytest
+
+from benchmarks import figures
+from benchmarks.figures import bandwidth_figure, throughput_figure
+from gpunet.plots import MissingDependency
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def train(what="epoch", peer="gpunet", backend="numpy", model="deep", batch_size=128, **fields):
+    return {"case": "train", "what": what, "peer": peer, "backend": backend, "model": model,
+            "batch_size": batch_size, "median_s": 1.0, "q1_s": 0.9, "q3_s": 1.1, "repeats": 5,
+            "samples_per_s": 1e3 * batch_size ** 0.5, "peak_memory_bytes": None, **fields}
+
+
+def op(op="tanh_grad", variant="kernel", backend="numpy", size=1000, **fields):
+    return {"case": "op", "op": op, "backend": backend, "variant": variant, "size": size,
+            "dtype": "float32", "median_s": 1e-3, "q1_s": 9e-4, "q3_s": 1.1e-3, "repeats": 7,
+            "bytes": 12 * size, "gb_per_s": 12 * size / 1e9 / 1e-3, **fields}
+
+
+def training_results(what="epoch"):
+    return [train(what, "notebook", "numpy", model, 1) for model in ("wide", "deep")] + [
+        train(what, peer, backend, model, batch_size)
+        for model in ("wide", "logistic", "deep")
+        for peer, backend in (("gpunet", "numpy"), ("torch", "cpu"), ("gpunet", "cupy"))
+        for batch_size in (1, 32, 128, 1024)]
+
+
+def op_results():
+    return [op(name, variant, backend, size)
+            for name in ("tanh", "tanh_grad", "softmax", "sgd_update")
+            for variant in ("kernel", "expression") for backend in ("numpy", "cupy")
+            for size in (10 ** 3, 10 ** 5, 10 ** 8)]
+
+
+def assert_png(path, min_bytes=10_000):
+    data = path.read_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    assert len(data) > min_bytes
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures written, kept as they are saved."""
+    pytest.importorskip("matplotlib")
+    saved = []
+
+    def write_png(figure, destination):
+        saved.append(figure)
+        return original(figure, destination)
+
+    original = figures.write_png
+    monkeypatch.setattr(figures, "write_png", write_png)
+    return saved
+
+
+def suptitle(figure):
+    return " ".join(text.get_text() for text in figure.texts)
+
+
+def legends(figure):
+    return [[text.get_text() for text in ax.get_legend().get_texts()]
+            for ax in figure.axes if ax.get_legend()]
+
+
+def test_throughput_figure_is_a_png_with_a_panel_per_model(drawn, tmp_path):
+    path = tmp_path / "throughput.png"
+    assert throughput_figure(training_results(), path) == path
+    assert_png(path)
+    [figure] = drawn
+    assert [ax.get_title() for ax in figure.axes] == ["logistic", "deep", "wide"]
+    assert legends(figure)[1] == ["notebook numpy", "gpunet numpy", "torch cpu", "gpunet cupy"]
+    assert figure.axes[0].get_xscale() == figure.axes[0].get_yscale() == "log"
+    assert figure.axes[0].get_xlabel() == "batch size"
+    assert "per epoch" in suptitle(figure)
+    notebook = figure.axes[1].get_lines()[0]
+    assert list(notebook.get_xdata()) == [1] and notebook.get_marker() == "D"
+
+
+def test_throughput_uses_the_records_timed_as_asked(drawn, tmp_path):
+    results = training_results("epoch") + [train("step", model="other")]
+    throughput_figure(results, tmp_path / "throughput.png", what="step")
+    assert [ax.get_title() for ax in drawn[0].axes] == ["other"]
+    assert "per step" in suptitle(drawn[0])
+
+
+def test_throughput_falls_back_to_step_records(drawn, tmp_path):
+    path = tmp_path / "throughput.png"
+    assert throughput_figure(training_results("step"), path, what="epoch") == path
+    assert_png(path)
+    assert "per step" in suptitle(drawn[0])
+
+
+def test_bandwidth_figure_is_a_png_with_a_panel_per_op(drawn, tmp_path):
+    path = tmp_path / "bandwidth.png"
+    assert bandwidth_figure(op_results() + training_results(), str(path)) == path
+    assert_png(path)
+    [figure] = drawn
+    panels = [ax for ax in figure.axes if ax.axison]
+    assert [ax.get_title() for ax in panels] == ["tanh", "tanh_grad", "softmax", "sgd_update"]
+    assert legends(figure)[0] == ["kernel numpy", "kernel cupy", "expression numpy",
+                                  "expression cupy"]
+    assert panels[0].get_xscale() == panels[0].get_yscale() == "log"
+    assert panels[0].get_xlabel() == "size (elements)" and panels[0].get_ylabel() == "GB/s"
+
+
+def test_a_series_keeps_its_colour_in_every_panel(drawn, tmp_path):
+    results = [op("a", "kernel"), op("b", "expression"), op("b", "kernel")]
+    bandwidth_figure(results, tmp_path / "bandwidth.png")
+    [kernel_a], [expression_b, kernel_b] = (ax.get_lines() for ax in drawn[0].axes)
+    assert kernel_a.get_color() == kernel_b.get_color() != expression_b.get_color()
+
+
+@pytest.mark.parametrize("results", [
+    [],
+    [{"case": "summary", "host": "x"}, {"case": "op"}, {"case": "train", "what": "epoch"}],
+])
+@pytest.mark.parametrize("draw", [throughput_figure, bandwidth_figure])
+def test_nothing_to_plot_writes_nothing(tmp_path, draw, results):
+    assert draw(results, tmp_path / "figure.png") is None
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad", [
+    {"samples_per_s": None, "gb_per_s": None},
+    {"samples_per_s": "fast", "gb_per_s": "fast"},
+    {"samples_per_s": float("nan"), "gb_per_s": float("inf")},
+    {"batch_size": 0, "size": -1},
+    {"batch_size": True, "size": True},
+    {"model": None, "op": None},
+    {"peer": 3, "variant": ""},
+])
+def test_malformed_records_are_skipped(drawn, tmp_path, bad):
+    results = [train(**bad), op(**bad), "not a record", None,
+               train(model="good"), op("good")]
+    assert throughput_figure(results, tmp_path / "throughput.png")
+    assert bandwidth_figure(results, tmp_path / "bandwidth.png")
+    for figure in drawn:
+        assert [ax.get_title() for ax in figure.axes] == ["good"]
+        assert len(figure.axes[0].get_lines()) == 1
+
+
+def test_missing_matplotlib_says_how_to_install_it(monkeypatch, tmp_path):
+    for name in ["matplotlib", "matplotlib.figure", "matplotlib.backends",
+                 "matplotlib.backends.backend_agg"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(MissingDependency, match=r"pip install 'gpunet\[plots\]'"):
+        throughput_figure(training_results(), tmp_path / "throughput.png")
+    with pytest.raises(MissingDependency):
+        bandwidth_figure(op_results(), tmp_path / "bandwidth.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_parent_directory_is_named(tmp_path):
+    with pytest.raises(ValueError, match="directory .*nowhere.* does not exist"):
+        bandwidth_figure(op_results(), tmp_path / "nowhere" / "bandwidth.png")
