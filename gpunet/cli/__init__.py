@@ -1,4 +1,4 @@
-"""The ``gpunet`` command: the notebook's experiments, MNIST training, evaluation, pictures."""
+"""gpunet: the notebook's experiments, MNIST training and evaluation, pictures, benchmarks."""
 from __future__ import annotations
 
 import argparse
