@@ -8,6 +8,7 @@ from typing import Any
 
 import gpunet
 from gpunet.backend import cuda_status
+from gpunet.backend.cuda_probe import device_properties
 
 
 def describe_environment() -> dict[str, Any]:
@@ -49,14 +50,8 @@ def _memory_bytes() -> int | None:
         return None
 
 
-def _cuda_device() -> dict[str, Any] | None:
+def _cuda_device() -> dict[str, Any]:
     status = cuda_status()
     if not status.usable:
         return {"usable": False, "reason": status.reason}
-    import cupy
-    props = cupy.cuda.runtime.getDeviceProperties(0)
-    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
-    return {"usable": True, "name": name, "memory_bytes": props["totalGlobalMem"],
-            "compute_capability": f"{props['major']}.{props['minor']}",
-            "runtime": cupy.cuda.runtime.runtimeGetVersion(),
-            "driver": cupy.cuda.runtime.driverGetVersion()}
+    return {"usable": True, **device_properties()}

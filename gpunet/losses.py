@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import Array, Backend, backend_of
-from .functional import exp_shifted, log_softmax, softmax
+from .functional import exp_shifted, log_softmax
 
 REDUCTIONS = ("mean", "sum")
 
@@ -80,20 +80,13 @@ class SoftmaxCrossEntropy(Loss):
         return -(a * log_softmax(p)).sum() * scale
 
     def gradient(self, predicted: Any, actual: Any) -> Array:
-        _, p, a, scale = self._prepare(predicted, actual)
-        return self._from_probabilities(softmax(p), a, scale)
+        backend, p, a, scale = self._prepare(predicted, actual)
+        _, e, total = exp_shifted(p)
+        return backend.softmax_ce_grad(e, total, a, scale)
 
     def loss_and_gradient(self, predicted: Any, actual: Any) -> tuple[Array, Array]:
         """One exponential serves both."""
         backend, p, a, scale = self._prepare(predicted, actual)
         shifted, e, total = exp_shifted(p)
         loss = -(a * (shifted - backend.xp.log(total))).sum() * scale
-        e /= total
-        return loss, self._from_probabilities(e, a, scale)
-
-    @staticmethod
-    def _from_probabilities(probabilities: Array, a: Array, scale: float) -> Array:
-        probabilities -= a
-        if scale != 1:
-            probabilities *= scale
-        return probabilities
+        return loss, backend.softmax_ce_grad(e, total, a, scale)

@@ -52,3 +52,24 @@ def test_console_script_runs_as_a_module():
                            "--backend", "numpy"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "final epoch loss" in done.stdout
+
+
+def test_info_without_a_device(capsys, monkeypatch):
+    from gpunet.backend import CudaStatus
+    from gpunet.cli import info
+    monkeypatch.setattr(info, "cuda_status", lambda: CudaStatus(False, "no CUDA device here"))
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "numpy backend: available" in out and "cupy backend: unavailable: " in out
+
+
+def test_info_with_a_device(capsys, monkeypatch):
+    from gpunet.backend import CudaStatus
+    from gpunet.cli import info
+    monkeypatch.setattr(info, "cuda_status", lambda: CudaStatus(True, "usable"))
+    monkeypatch.setattr(info, "device_properties", lambda: {
+        "name": "NVIDIA H200", "memory_bytes": 141 * 2 ** 30, "compute_capability": "9.0",
+        "runtime": "12.9", "driver": "13.0"})
+    assert main(["info"]) == 0
+    assert ("cupy backend: available: NVIDIA H200, 141.0 GiB, compute capability 9.0, "
+            "CUDA runtime 12.9, driver 13.0") in capsys.readouterr().out

@@ -100,6 +100,17 @@ class Backend:
         """relu'(x) = 1 where y > 0, else 0 (the notebook's choice at x = 0)."""
         return gy * (y > 0)
 
+    # -- losses -------------------------------------------------------------
+    def softmax_ce_grad(self, e: Array, total: Array, actual: Array, scale: float) -> Array:
+        """Softmax cross-entropy dL/dz = (e / total - actual) * scale, from
+        e = exp(z - max z) and its sums ``total`` along the last axis (kept as
+        an axis of length 1); written over ``e``, which it returns."""
+        e /= total
+        e -= actual
+        if scale != 1:
+            e *= scale
+        return e
+
     # -- dropout ------------------------------------------------------------
     def dropout(self, x: Array, p: float, scale: float) -> tuple[Array, Array]:
         """Keep each element with probability 1 - p: returns ``(x * mask, mask)``,

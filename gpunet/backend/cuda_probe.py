@@ -41,6 +41,19 @@ def probe_cuda() -> CudaStatus:
     return CudaStatus(True, f"CUDA device 0 ({name}) is usable")
 
 
+def device_properties() -> dict[str, object]:
+    """Device 0's name, memory, compute capability and CUDA versions (call only
+    when ``probe_cuda()`` said it is usable)."""
+    import cupy
+    runtime = cupy.cuda.runtime
+    props = runtime.getDeviceProperties(0)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+    return {"name": name, "memory_bytes": props["totalGlobalMem"],
+            "compute_capability": f"{props['major']}.{props['minor']}",
+            "runtime": _version(runtime.runtimeGetVersion()),
+            "driver": _version(runtime.driverGetVersion())}
+
+
 def _version(v: int) -> str:
     return f"{v // 1000}.{v % 1000 // 10}"
 

@@ -1,8 +1,10 @@
 """The CUDA backend through CuPy.
 
-For now it runs the generic ``Backend`` operations as CuPy expressions; the
-custom elementwise kernels that fuse them are the CuPy backend issue's work.
-Import this module only after ``probe_cuda()`` said a device is usable.
+Each device operation is one fused elementwise kernel from ``kernels.py``
+(strides and broadcasting handled by CuPy, empty arrays launch nothing),
+with the contracts of ``Backend``; scalars travel as kernel arguments, so no
+operation waits for the device. Import this module only after
+``probe_cuda()`` said a device is usable.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import cupy
 import numpy as np
 
 from .base import Array, Backend
+from .kernels import elementwise
 
 
 class CupyBackend(Backend):
@@ -22,3 +25,35 @@ class CupyBackend(Backend):
 
     def synchronize(self) -> None:
         cupy.cuda.get_current_stream().synchronize()
+
+    def sigmoid(self, x: Array) -> Array:
+        return elementwise("sigmoid")(x)
+
+    def sigmoid_grad(self, y: Array, gy: Array) -> Array:
+        return elementwise("sigmoid_grad")(y, gy)
+
+    def tanh(self, x: Array) -> Array:
+        return elementwise("tanh")(x)
+
+    def tanh_grad(self, y: Array, gy: Array) -> Array:
+        return elementwise("tanh_grad")(y, gy)
+
+    def relu(self, x: Array) -> Array:
+        return elementwise("relu")(x)
+
+    def relu_grad(self, y: Array, gy: Array) -> Array:
+        return elementwise("relu_grad")(y, gy)
+
+    def softmax_ce_grad(self, e: Array, total: Array, actual: Array, scale: float) -> Array:
+        return elementwise("softmax_ce_grad")(total, actual, scale, e)
+
+    def dropout(self, x: Array, p: float, scale: float) -> tuple[Array, Array]:
+        u = self.rng.random(x.shape, dtype=x.dtype)
+        return elementwise("dropout")(x, u, p, scale)
+
+    def sgd_update(self, param: Array, grad: Array, lr: float) -> None:
+        elementwise("sgd_update")(grad, lr, param)
+
+    def momentum_update(self, param: Array, velocity: Array, grad: Array,
+                        lr: float, momentum: float) -> None:
+        elementwise("momentum_update")(grad, lr, momentum, 1 - momentum, param, velocity)

@@ -10,7 +10,7 @@ from ..checkpoint import CheckpointError
 from ..data import DatasetError
 from ..fitting import NonFiniteLoss
 from ..plots import MissingDependency
-from . import bench, experiments, show, train
+from . import bench, experiments, info, show, train
 from .options import EXIT_INTERRUPTED, EXIT_NON_FINITE, common_options
 
 EXIT_ERROR, EXIT_USAGE = 1, 2
@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gpunet", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = common_options()
-    for module in (experiments, train, show, bench):
+    for module in (experiments, train, show, bench, info):
         module.add_commands(commands, common)
     args = parser.parse_args(argv)
     try:

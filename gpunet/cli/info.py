@@ -1,0 +1,30 @@
+"""``gpunet info``: which backends run here, and the CUDA device if there is one."""
+from __future__ import annotations
+
+import argparse
+from importlib import metadata
+
+from ..backend import cuda_status, explain_auto
+from ..backend.cuda_probe import device_properties
+
+
+def add_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    cmd = commands.add_parser("info", help="the backends available here, and why not")
+    cmd.set_defaults(run=run_info)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from .. import __version__
+    print(f"gpunet {__version__}")
+    print(f"numpy backend: available (NumPy {metadata.version('numpy')})")
+    status = cuda_status()
+    if status.usable:
+        device = device_properties()
+        print(f"cupy backend: available: {device['name']}, "
+              f"{device['memory_bytes'] / 2 ** 30:.1f} GiB, compute capability "
+              f"{device['compute_capability']}, CUDA runtime {device['runtime']}, "
+              f"driver {device['driver']}")
+    else:
+        print(f"cupy backend: unavailable: {status.reason}")
+    print(explain_auto())
+    return 0
