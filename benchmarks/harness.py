@@ -99,8 +99,8 @@ def _training_results(config: Config, backend: Backend, clock: Any, device_name:
     x, labels = mnist_like(max(config.epoch_samples, max(config.batch_sizes)))
     for model in config.models:
         for batch_size in config.batch_sizes:
-            trainer = GpunetTrainer(model, batch_size, x[:_epoch_size(config, batch_size)],
-                                    labels[:_epoch_size(config, batch_size)], backend)
+            n = _epoch_size(config, batch_size)
+            trainer = GpunetTrainer(model, batch_size, x[:n], labels[:n], backend)
             results += _time_trainer(trainer, model, batch_size, clock, config, say)
             if backend.name == "cupy":
                 for record in results[-2:]:

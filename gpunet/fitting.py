@@ -20,7 +20,7 @@ from .backend import backend_of
 from .layers import Layer, set_train
 from .losses import Loss
 from .optimizers import Optimizer
-from .training import correct, steps
+from .training import check_count, correct, model_backend, steps
 
 
 @dataclass
@@ -47,14 +47,14 @@ def evaluate(model: Layer, loss: Loss, inputs: Any, targets: Any,
              batch_size: int = 1000) -> tuple[float, float]:
     """(mean per-sample loss, accuracy) of ``model`` with dropout off, in batches."""
     set_train(model, False)
-    backend = backend_of(model.params()[0]) if model.params() else backend_of(inputs)
+    backend = model_backend(model, inputs)
     x, y = backend.asarray(inputs), backend.asarray(targets)
     total_loss, total_correct = 0, 0
     for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         predicted = model.forward(xb)
         batch_loss = loss.loss(predicted, yb)
-        total_loss = total_loss + (batch_loss * len(xb) if loss.reduction == "mean" else batch_loss)
+        total_loss = total_loss + loss.sample_sum(batch_loss, len(xb))
         total_correct = total_correct + correct(predicted, yb)
     return float(total_loss) / max(len(x), 1), float(total_correct) / max(len(x), 1)
 
@@ -67,8 +67,8 @@ def fit(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: An
     ``test`` (inputs, targets) if given and call ``on_epoch_end``. Returns the
     history. Raises NonFiniteLoss naming the epoch and step where the loss
     stopped being finite. Dropout is left switched off at the end."""
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    check_count("epochs", epochs, 0)
+    check_count("batch_size", batch_size, 1)
     history = []
     for epoch in range(first_epoch + 1, epochs + 1):
         stats = _train_one_epoch(model, loss, optimizer, inputs, targets, epoch, epochs,
@@ -87,9 +87,9 @@ def _train_one_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any
                      refresh: float) -> EpochStats:
     seeding.start_epoch(epoch)
     set_train(model, True)
-    backend = backend_of(model.params()[0]) if model.params() else backend_of(inputs)
+    backend = model_backend(model, inputs)
     n = len(inputs)
-    n_steps = math.ceil(n / batch_size) if isinstance(batch_size, int) and batch_size > 0 else 0
+    n_steps = math.ceil(n / batch_size)
     step_losses = backend.xp.zeros(n_steps, dtype="float64")
     step_correct = backend.xp.zeros(n_steps, dtype="int64")
     start = last_refresh = time.perf_counter()

@@ -35,6 +35,10 @@ class Loss:
         """dL/d(predicted), the same shape as ``predicted``."""
         raise NotImplementedError
 
+    def sample_sum(self, batch_loss: Array, batch_size: int) -> Array:
+        """The batch's loss summed over its samples, from what ``loss`` returned."""
+        return batch_loss * batch_size if self.reduction == "mean" else batch_loss
+
     def loss_and_gradient(self, predicted: Any, actual: Any) -> tuple[Array, Array]:
         """``(loss, gradient)`` at once; a loss may share work between the two."""
         return self.loss(predicted, actual), self.gradient(predicted, actual)

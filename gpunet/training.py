@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from .backend import Array, backend_of
+from .backend import Array, Backend, backend_of
 from .functional import argmax
 from .layers import Layer
 from .losses import Loss
@@ -30,10 +30,8 @@ def steps(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: 
     The data move once to the model's backend (that of its first parameter),
     so no step copies between host and device, and nothing is read back.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    params = model.params()
-    backend = backend_of(params[0] if params else inputs)
+    check_count("batch_size", batch_size, 1)
+    backend = model_backend(model, inputs)
     x, y = backend.asarray(inputs), backend.asarray(targets)
     if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
         raise ValueError(f"training needs inputs (N, D) and targets (N, K) with the same N, "
@@ -41,14 +39,13 @@ def steps(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: 
     if shuffle:
         order = backend.permutation(len(x))
         x, y = x[order], y[order]
-    per_sample = loss.reduction == "mean"
     for index, start in enumerate(range(0, len(x), batch_size)):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         predicted = model.forward(xb)
         batch_loss, gradient = loss.loss_and_gradient(predicted, yb)
         model.backward_to_params(gradient)
         optimizer.step(model)
-        yield Step(index, predicted, yb, batch_loss * len(xb) if per_sample else batch_loss)
+        yield Step(index, predicted, yb, loss.sample_sum(batch_loss, len(xb)))
 
 
 def train_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any,
@@ -58,12 +55,25 @@ def train_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, tar
     total = None
     for step in steps(model, loss, optimizer, inputs, targets, batch_size, shuffle=shuffle):
         total = step.loss_sum if total is None else total + step.loss_sum
-    return total if total is not None else backend_of(inputs).xp.zeros((), dtype="float32")
+    return total if total is not None else model_backend(model, inputs).xp.zeros((), dtype="float32")
 
 
 def accuracy(model: Layer, inputs: Any, targets: Any) -> float:
     """The fraction of rows whose largest output is at the target's largest entry."""
     return float(correct(model.forward(inputs), targets)) / len(targets)
+
+
+def model_backend(model: Layer, data: Any) -> Backend:
+    """Where ``model`` computes: its parameters' backend, else that of ``data``."""
+    params = model.params()
+    return backend_of(params[0] if params else data)
+
+
+def check_count(name: str, value: Any, minimum: int) -> None:
+    """ValueError unless ``value`` is an integer of at least ``minimum`` (0 or 1)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{name} must be a {kind} integer, got {value!r}")
 
 
 def correct(predicted: Array, targets: Array) -> Array:

@@ -8,7 +8,7 @@ import tqdm
 from ..layers import Layer
 from ..losses import Loss
 from ..optimizers import Optimizer
-from ..training import train_epoch
+from ..training import check_count, train_epoch
 
 
 def train_epochs(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any, *,
@@ -16,8 +16,7 @@ def train_epochs(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, ta
                  score: Callable[[], float] | None = None) -> tuple[list[float], list[float]]:
     """Run ``epochs`` epochs; returns the per-epoch summed losses and, when
     ``score`` is given, its value after each epoch (shown as 'acc')."""
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    check_count("epochs", epochs, 0)
     losses: list[float] = []
     scores: list[float] = []
     with tqdm.trange(epochs, disable=not progress) as bar:
