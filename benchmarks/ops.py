@@ -14,11 +14,10 @@ from typing import Any, Callable
 import numpy as np
 
 from gpunet.backend import Backend
-from gpunet.losses import SoftmaxCrossEntropy
 
 OPS = ("sigmoid", "sigmoid_grad", "tanh", "tanh_grad", "relu", "relu_grad",
-       "softmax_ce_grad", "sgd_update", "momentum_update", "dropout")
-CLASSES = 10  # the softmax case works on (size / 10, 10) logits, like MNIST's
+       "softmax_cross_entropy", "matches", "sgd_update", "momentum_update", "dropout")
+CLASSES = 10  # the row cases work on (size / 10, 10) logits, like MNIST's
 
 
 @dataclass
@@ -45,22 +44,28 @@ def op_case(op: str, size: int, backend: Backend, dtype: Any = np.float32) -> Op
         expressions = {"sigmoid": lambda: 1 / (1 + xp.exp(-x)), "tanh": lambda: xp.tanh(x),
                        "relu": lambda: xp.maximum(x, 0)}
         return OpCase(op, size, lambda: getattr(backend, op)(x), expressions[op], 2 * size * item)
-    if op.endswith("_grad") and op != "softmax_ce_grad":
+    if op.endswith("_grad"):
         y = getattr(backend, op[:-5])(x)
         expressions = {"sigmoid_grad": lambda: g * y * (1 - y), "tanh_grad": lambda: g * (1 - y * y),
                        "relu_grad": lambda: g * (y > 0)}
         return OpCase(op, size, lambda: getattr(backend, op)(y, g), expressions[op], 3 * size * item)
-    if op == "softmax_ce_grad":
+    if op in ("softmax_cross_entropy", "matches"):
         rows = max(size // CLASSES, 1)
         z = x[:rows * CLASSES].reshape(rows, CLASSES)
         labels = backend.asarray(np.eye(CLASSES, dtype=dtype)[rng.integers(0, CLASSES, rows)])
-        loss = SoftmaxCrossEntropy()
+        if op == "matches":
+            return OpCase(op, rows * CLASSES, lambda: backend.matches(z, labels),
+                          lambda: z.argmax(axis=1) == labels.argmax(axis=1),
+                          2 * rows * CLASSES * item + rows)
 
         def expression() -> Any:
-            e = xp.exp(z - z.max(axis=1, keepdims=True))
-            return (e / e.sum(axis=1, keepdims=True) - labels) / rows
-        return OpCase(op, rows * CLASSES, lambda: loss.gradient(z, labels), expression,
-                      3 * rows * CLASSES * item)
+            shifted = z - z.max(axis=1, keepdims=True)
+            e = xp.exp(shifted)
+            total = e.sum(axis=1, keepdims=True)
+            losses = -(labels * (shifted - xp.log(total))).sum(axis=1)
+            return losses, (e / total - labels) / rows
+        return OpCase(op, rows * CLASSES, lambda: backend.softmax_cross_entropy(z, labels, 1 / rows),
+                      expression, 3 * rows * CLASSES * item + rows * item)
     if op == "sgd_update":
         def sgd_expression() -> None:
             x[...] = x - 0.01 * g

@@ -1,7 +1,7 @@
 """gpunet: the "deep learning from scratch" network library on NumPy and CuPy arrays."""
 from .backend import Backend, BackendUnavailable, backend_of, explain_auto, get_backend
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from .fitting import EpochStats, NonFiniteLoss, evaluate, fit
+from .fitting import EpochStats, evaluate, fit
 from .functional import (argmax, binary_encode, fizz_buzz_encode, log_softmax, one_hot_encode,
                          softmax)
 from .init import random_tensor
@@ -9,6 +9,7 @@ from .layers import (Activation, Dropout, Layer, Linear, Relu, Sequential, Sigmo
                      describe, set_train)
 from .models import mnist_model
 from .losses import SSE, Loss, SoftmaxCrossEntropy
+from .metrics import NonFiniteLoss
 from .optimizers import GradientDescent, Momentum, Optimizer
 from .seeding import seed
 from .training import accuracy, train_epoch

@@ -2,9 +2,9 @@
 
 Per epoch: the device generators restart on the epoch's own stream (so a
 resumed run repeats an uninterrupted one), dropout is switched on, the data
-are shuffled on the device, and each step's loss and correct count are stored
-into small device arrays. The progress bar reads them back at most every
-``refresh`` seconds (one sync), never per step.
+are shuffled on the device, and each step records its samples' losses and
+hits in ``EpochMetrics`` on the device. The progress bar reads them back at
+most every ``refresh`` seconds, never per step.
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from typing import Any, Callable
 import tqdm
 
 from . import seeding
-from .backend import backend_of
 from .layers import Layer, set_train
 from .losses import Loss
+from .metrics import EpochMetrics
 from .optimizers import Optimizer
 from .training import check_count, correct, model_backend, steps
 
@@ -34,15 +34,6 @@ class EpochStats:
     samples_per_second: float
 
 
-class NonFiniteLoss(FloatingPointError):
-    """The training loss became NaN or infinite."""
-
-    def __init__(self, epoch: int, step: int) -> None:
-        super().__init__(f"the loss became non-finite in epoch {epoch} at step {step}; "
-                         "try a smaller learning rate")
-        self.epoch, self.step = epoch, step
-
-
 def evaluate(model: Layer, loss: Loss, inputs: Any, targets: Any,
              batch_size: int = 1000) -> tuple[float, float]:
     """(mean per-sample loss, accuracy) of ``model`` with dropout off, in batches."""
@@ -53,8 +44,7 @@ def evaluate(model: Layer, loss: Loss, inputs: Any, targets: Any,
     for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         predicted = model.forward(xb)
-        batch_loss = loss.loss(predicted, yb)
-        total_loss = total_loss + loss.sample_sum(batch_loss, len(xb))
+        total_loss = total_loss + loss.sample_losses_and_gradient(predicted, yb)[0].sum()
         total_correct = total_correct + correct(predicted, yb)
     return float(total_loss) / max(len(x), 1), float(total_correct) / max(len(x), 1)
 
@@ -87,41 +77,25 @@ def _train_one_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any
                      refresh: float) -> EpochStats:
     seeding.start_epoch(epoch)
     set_train(model, True)
-    backend = model_backend(model, inputs)
     n = len(inputs)
-    n_steps = math.ceil(n / batch_size)
-    step_losses = backend.xp.zeros(n_steps, dtype="float64")
-    step_correct = backend.xp.zeros(n_steps, dtype="int64")
+    metrics = EpochMetrics(model_backend(model, inputs), n, batch_size, epoch)
     start = last_refresh = time.perf_counter()
     with tqdm.tqdm(total=n, unit="sample", unit_scale=True, desc=f"epoch {epoch}/{epochs}",
                    disable=not progress, leave=True) as bar:
-        shown = 0
         for step in steps(model, loss, optimizer, inputs, targets, batch_size, shuffle=shuffle):
-            step_losses[step.index] = step.loss_sum
-            step_correct[step.index] = correct(step.predicted, step.targets)
+            metrics.record(step)
             if progress and time.perf_counter() - last_refresh >= refresh:
-                done = min((step.index + 1) * batch_size, n)
-                _show(bar, step_losses[:step.index + 1], step_correct, done, epoch)
-                bar.update(done - shown)
-                shown, last_refresh = done, time.perf_counter()
-        loss_sum, correct_sum = _check(step_losses, epoch), int(step_correct.sum())
+                _show(bar, metrics, step.rows.stop)
+                last_refresh = time.perf_counter()
+        mean_loss, accuracy = _show(bar, metrics, n)
         seconds = time.perf_counter() - start
-        bar.update(n - shown)
-        bar.set_postfix_str(f"loss: {loss_sum / max(n, 1):.3f} acc: {correct_sum / max(n, 1):.3f}")
-    return EpochStats(epoch, loss_sum / max(n, 1), correct_sum / max(n, 1), None, None,
-                      seconds, n / seconds if seconds > 0 else math.inf)
+    return EpochStats(epoch, mean_loss, accuracy, None, None, seconds,
+                      n / seconds if seconds > 0 else math.inf)
 
 
-def _show(bar: tqdm.tqdm, losses: Any, corrects: Any, done: int, epoch: int) -> None:
-    """One read-back: the running mean loss and accuracy of the epoch so far."""
-    bar.set_postfix_str(f"loss: {_check(losses, epoch) / done:.3f} "
-                        f"acc: {int(corrects.sum()) / done:.3f}")
-
-
-def _check(step_losses: Any, epoch: int) -> float:
-    """The sum of the step losses; NonFiniteLoss at the first step that is not finite."""
-    total = float(step_losses.sum())
-    if not math.isfinite(total):
-        xp = backend_of(step_losses).xp
-        raise NonFiniteLoss(epoch, int(xp.argmax(~xp.isfinite(step_losses))) + 1)
-    return total
+def _show(bar: tqdm.tqdm, metrics: EpochMetrics, done: int) -> tuple[float, float]:
+    """Read the metrics of the first ``done`` samples, and show them."""
+    mean_loss, accuracy = metrics.read(done)
+    bar.update(done - bar.n)
+    bar.set_postfix_str(f"loss: {mean_loss:.3f} acc: {accuracy:.3f}")
+    return mean_loss, accuracy

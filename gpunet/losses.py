@@ -5,19 +5,23 @@ batch (N, D), ``reduction='mean'`` (the default) averages the per-sample
 losses, so the learning rate does not depend on the batch size, and
 ``reduction='sum'`` adds them up; for one sample, or a batch of one, both
 equal the notebook's numbers. ``loss`` returns a 0-d array that stays on the
-device (``float()`` it to read it).
+device (``float()`` it to read it); the training loop takes each sample's
+loss with the gradient, from ``sample_losses_and_gradient``.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from .backend import Array, Backend, backend_of
-from .functional import exp_shifted, log_softmax
 
 REDUCTIONS = ("mean", "sum")
 
 
 class Loss:
+    """A loss over one sample (D,) or a batch (N, D). Subclasses give each
+    sample's loss and the gradient in ``_sample_losses_and_gradient``; the
+    notebook's ``loss`` and ``gradient`` and the training loop derive from it."""
+
     def __init__(self, reduction: str = "mean") -> None:
         if reduction not in REDUCTIONS:
             raise ValueError(f"unknown reduction {reduction!r}; valid reductions: "
@@ -29,23 +33,22 @@ class Loss:
 
     def loss(self, predicted: Any, actual: Any) -> Array:
         """How good are the predictions? (Larger is worse.)"""
-        raise NotImplementedError
+        return self.loss_and_gradient(predicted, actual)[0]
 
     def gradient(self, predicted: Any, actual: Any) -> Array:
         """dL/d(predicted), the same shape as ``predicted``."""
-        raise NotImplementedError
-
-    def sample_sum(self, batch_loss: Array, batch_size: int) -> Array:
-        """The batch's loss summed over its samples, from what ``loss`` returned."""
-        return batch_loss * batch_size if self.reduction == "mean" else batch_loss
+        return self.sample_losses_and_gradient(predicted, actual)[1]
 
     def loss_and_gradient(self, predicted: Any, actual: Any) -> tuple[Array, Array]:
-        """``(loss, gradient)`` at once; a loss may share work between the two."""
-        return self.loss(predicted, actual), self.gradient(predicted, actual)
+        """``(loss, gradient)`` at once."""
+        losses, gradient = self.sample_losses_and_gradient(predicted, actual)
+        total = losses.sum()
+        return (total * (1 / losses.size) if self.reduction == "mean" and losses.size > 1
+                else total), gradient
 
-    def _prepare(self, predicted: Any, actual: Any) -> tuple[Backend, Array, Array, float]:
-        """Both as arrays of one backend and dtype, shapes checked, and the
-        factor that turns a sum over the batch into the reduction."""
+    def sample_losses_and_gradient(self, predicted: Any, actual: Any) -> tuple[Array, Array]:
+        """The loss of each sample (shape (N,), or () for one sample) and the
+        gradient of the reduced loss, in one pass."""
         backend = backend_of(predicted)
         p = backend.asarray(predicted)
         a = backend.asarray(actual, p.dtype)
@@ -56,20 +59,23 @@ class Loss:
             raise ValueError(f"{type(self).__name__}: expected one sample (D,) or a batch "
                              f"(N, D), got shape {p.shape}")
         scale = 1 / p.shape[0] if self.reduction == "mean" and p.ndim == 2 and p.shape[0] else 1.0
-        return backend, p, a, scale
+        return self._sample_losses_and_gradient(backend, p, a, scale)
+
+    def _sample_losses_and_gradient(self, backend: Backend, p: Array, a: Array,
+                                    scale: float) -> tuple[Array, Array]:
+        """Per-sample losses, and the gradient of their sum times ``scale``."""
+        raise NotImplementedError
 
 
 class SSE(Loss):
     """Sum of squared errors: L = sum (p - a)^2, dL/dp = 2 (p - a)."""
 
-    def loss(self, predicted: Any, actual: Any) -> Array:
-        _, p, a, scale = self._prepare(predicted, actual)
+    def _sample_losses_and_gradient(self, backend: Backend, p: Array, a: Array,
+                                    scale: float) -> tuple[Array, Array]:
         d = p - a
-        return (d * d).sum() * scale
-
-    def gradient(self, predicted: Any, actual: Any) -> Array:
-        _, p, a, scale = self._prepare(predicted, actual)
-        return (p - a) * (2 * scale)
+        losses = (d * d).sum(axis=-1)
+        d *= 2 * scale
+        return losses, d
 
 
 class SoftmaxCrossEntropy(Loss):
@@ -77,20 +83,9 @@ class SoftmaxCrossEntropy(Loss):
     L = -sum a log softmax(p), computed with log-sum-exp so it stays finite
     for any finite logits (the notebook's log(softmax + 1e-30) caps at about 69);
     dL/dp = softmax(p) - a, exact when each row of ``actual`` sums to 1
-    (one-hot labels or probabilities)."""
+    (one-hot labels or probabilities). Both come from one backend operation
+    (one kernel on a GPU)."""
 
-    def loss(self, predicted: Any, actual: Any) -> Array:
-        _, p, a, scale = self._prepare(predicted, actual)
-        return -(a * log_softmax(p)).sum() * scale
-
-    def gradient(self, predicted: Any, actual: Any) -> Array:
-        backend, p, a, scale = self._prepare(predicted, actual)
-        _, e, total = exp_shifted(p)
-        return backend.softmax_ce_grad(e, total, a, scale)
-
-    def loss_and_gradient(self, predicted: Any, actual: Any) -> tuple[Array, Array]:
-        """One exponential serves both."""
-        backend, p, a, scale = self._prepare(predicted, actual)
-        shifted, e, total = exp_shifted(p)
-        loss = -(a * (shifted - backend.xp.log(total))).sum() * scale
-        return loss, backend.softmax_ce_grad(e, total, a, scale)
+    def _sample_losses_and_gradient(self, backend: Backend, p: Array, a: Array,
+                                    scale: float) -> tuple[Array, Array]:
+        return backend.softmax_cross_entropy(p, a, scale)

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from .backend import Array, Backend, backend_of
-from .functional import argmax
 from .layers import Layer
 from .losses import Loss
 from .optimizers import Optimizer
@@ -13,12 +12,14 @@ from .optimizers import Optimizer
 
 @dataclass
 class Step:
-    """What one training step saw: its index, the batch's predictions and
-    targets, and the batch's loss summed over its samples (left on the device)."""
+    """What one training step saw: its index, the rows of the epoch's order it
+    took, the batch's predictions and targets, and each sample's loss (all
+    left on the device)."""
     index: int
+    rows: slice
     predicted: Array
     targets: Array
-    loss_sum: Array
+    losses: Array
 
 
 def steps(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any,
@@ -42,25 +43,26 @@ def steps(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: 
     for index, start in enumerate(range(0, len(x), batch_size)):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         predicted = model.forward(xb)
-        batch_loss, gradient = loss.loss_and_gradient(predicted, yb)
+        losses, gradient = loss.sample_losses_and_gradient(predicted, yb)
         model.backward_to_params(gradient)
         optimizer.step(model)
-        yield Step(index, predicted, yb, loss.sample_sum(batch_loss, len(xb)))
+        yield Step(index, slice(start, start + len(xb)), predicted, yb, losses)
 
 
 def train_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any,
                 batch_size: int = 1, *, shuffle: bool = False) -> Array:
     """Run ``steps`` for one epoch; returns the sum of the per-sample losses
     (the notebook's ``epoch_loss``) as a 0-d array left on the device."""
-    total = None
-    for step in steps(model, loss, optimizer, inputs, targets, batch_size, shuffle=shuffle):
-        total = step.loss_sum if total is None else total + step.loss_sum
-    return total if total is not None else model_backend(model, inputs).xp.zeros((), dtype="float32")
+    losses = [step.losses for step in steps(model, loss, optimizer, inputs, targets, batch_size,
+                                            shuffle=shuffle)]
+    xp = model_backend(model, inputs).xp
+    return xp.concatenate(losses).sum() if losses else xp.zeros((), dtype="float32")
 
 
 def accuracy(model: Layer, inputs: Any, targets: Any) -> float:
     """The fraction of rows whose largest output is at the target's largest entry."""
-    return float(correct(model.forward(inputs), targets)) / len(targets)
+    predicted = model.forward(inputs)
+    return float(correct(predicted, backend_of(predicted).asarray(targets))) / len(targets)
 
 
 def model_backend(model: Layer, data: Any) -> Backend:
@@ -77,6 +79,6 @@ def check_count(name: str, value: Any, minimum: int) -> None:
 
 
 def correct(predicted: Array, targets: Array) -> Array:
-    """How many rows of ``predicted`` have their largest entry where ``targets`` do
-    (a 0-d array on the device)."""
-    return (argmax(predicted) == argmax(targets)).sum()
+    """How many rows of ``predicted`` have their largest entry where ``targets``
+    (on the same device) do: a 0-d array on the device."""
+    return backend_of(predicted).matches(predicted, targets).sum()

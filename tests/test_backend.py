@@ -1,4 +1,6 @@
 """The backend seam: choosing a backend, and the operations every backend provides."""
+import re
+
 import numpy as np
 import pytest
 
@@ -97,6 +99,39 @@ def test_updates_are_in_place_and_keep_float32(backend):
     np.testing.assert_allclose(host(backend, velocity), [0.05, -0.1], rtol=1e-6)
     np.testing.assert_allclose(host(backend, param), [0.945, 2.11], rtol=1e-6)
     assert param.dtype == velocity.dtype == np.float32
+
+
+def test_matches_compares_first_largest_entries(backend):
+    """argmax's rules on both sides: the first of tied entries, a NaN counting as largest."""
+    p = backend.asarray([[1, 3, 3], [2, 0, 0], [np.nan, 5, 9], [0, 9, np.nan], [4, 4, 4]])
+    t = backend.asarray([[0, 1, 1], [0, 0, 1], [1, 0, 0], [0, 0, 1], [1, 0, 0]], np.float64)
+    np.testing.assert_array_equal(host(backend, backend.matches(p, t)),
+                                  [True, False, True, True, True])
+    out = backend.xp.zeros(7, dtype=bool)
+    assert backend.matches(p, t, out=out[1:6]) is not None
+    np.testing.assert_array_equal(host(backend, out), [False, True, False, True, True, True, False])
+    assert bool(backend.matches(p[0], t[0])) and backend.matches(p[0], t[0]).shape == ()
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_softmax_cross_entropy_per_row(backend, dtype):
+    z = backend.asarray([[0.0, np.log(3.0)], [5.0, 5.0], [7.0, -1e3]], dtype)
+    a = backend.asarray([[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]], dtype)
+    losses, grad = backend.softmax_cross_entropy(z, a, 0.5)
+    assert losses.dtype == grad.dtype == dtype and losses.shape == (3,)
+    np.testing.assert_allclose(host(backend, losses), [np.log(4 / 3), np.log(2), 0], atol=1e-6)
+    np.testing.assert_allclose(host(backend, grad), [[0.125, -0.125], [0, 0], [0, 0]], atol=1e-6)
+    single, _ = backend.softmax_cross_entropy(backend.asarray([2.0], dtype),
+                                              backend.asarray([1.0], dtype), 1.0)
+    assert float(single) == 0
+
+
+@pytest.mark.parametrize("shapes", [((3, 0), (3, 0)), ((2, 3), (2, 4)), ((2, 2, 2), (2, 2, 2))])
+def test_row_operations_name_bad_shapes(backend, shapes):
+    p, t = (backend.xp.zeros(shape, np.float32) for shape in shapes)
+    for operation in (lambda: backend.matches(p, t), lambda: backend.softmax_cross_entropy(p, t, 1)):
+        with pytest.raises(ValueError, match=rf"got shapes {re.escape(str(shapes[0]))}"):
+            operation()
 
 
 def test_seed_repeats_random_draws(backend):

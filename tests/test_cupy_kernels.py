@@ -116,15 +116,37 @@ def test_softmax_cross_entropy_matches_numpy(gpu, n, dtype, layout, fused):
     check(gpu, grad, expected, size=1 / max(n, 1))
 
 
+def rows(n: int, dtype: Any, low: float = -6.0, high: float = 6.0, seed: int = 0) -> np.ndarray:
+    """n host rows of 10 values, for the row operations."""
+    return draw(10 * n, dtype, "contiguous", low, high, seed).reshape(n, 10)
+
+
 @grid
-def test_softmax_ce_grad_writes_over_e(gpu, cpu, n, dtype, layout):
-    eh = draw(n, dtype, layout, 0.0, 1.0)
-    totalh = eh.sum(axis=-1, keepdims=True) + 1
-    ah = draw(n, dtype, layout, 0.0, 1.0, seed=1)
-    e = on_device(gpu, eh, layout)
-    grad = gpu.softmax_ce_grad(e, gpu.asarray(totalh), on_device(gpu, ah, layout), 0.25)
-    assert grad is e
-    check(gpu, grad, cpu.softmax_ce_grad(eh.copy(), totalh, ah, 0.25))
+def test_softmax_cross_entropy_op_matches_numpy(gpu, cpu, n, dtype, layout):
+    """Logits up to 50 in size and probability targets, which no row need sum to 1."""
+    zh, ah = rows(n, dtype, -50, 50), rows(n, dtype, 0.0, 1.0, seed=1)
+    losses, grad = gpu.softmax_cross_entropy(on_device(gpu, zh, layout),
+                                             on_device(gpu, ah, layout), 0.25)
+    expected_losses, expected_grad = cpu.softmax_cross_entropy(zh, ah, 0.25)
+    check(gpu, grad, expected_grad)
+    check(gpu, losses, expected_losses, size=100.0)
+
+
+@grid
+def test_matches_agrees_with_argmax(gpu, cpu, n, dtype, layout):
+    """Rows with ties (rounded values) and NaNs: the first largest, NaN counting as largest."""
+    ph, th = np.round(rows(n, dtype)), np.round(rows(n, dtype, seed=1))
+    ph.flat[::7] = np.nan
+    hits = gpu.matches(on_device(gpu, ph, layout), on_device(gpu, th, layout))
+    assert hits.dtype == bool and hits.shape == (n,)
+    np.testing.assert_array_equal(gpu.to_numpy(hits), cpu.matches(ph, th))
+
+
+def test_row_operations_refuse_empty_rows(gpu):
+    z = gpu.xp.zeros((3, 0), np.float32)
+    for call in (lambda: gpu.matches(z, z), lambda: gpu.softmax_cross_entropy(z, z, 1.0)):
+        with pytest.raises(ValueError, match=r"k >= 1"):
+            call()
 
 
 @grid

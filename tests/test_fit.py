@@ -4,7 +4,8 @@ import pytest
 
 import gpunet
 from gpunet.checkpoint import load_checkpoint, save_checkpoint
-from gpunet.fitting import NonFiniteLoss, evaluate, fit
+from gpunet.fitting import evaluate, fit
+from gpunet.metrics import NonFiniteLoss
 from conftest import host
 
 

@@ -53,6 +53,29 @@ def test_batch_is_the_mean_or_sum_of_samples(backend, loss_class, reduction):
                                rtol=1e-12)
 
 
+@pytest.mark.parametrize("loss_class", LOSSES)
+def test_sample_losses_are_each_samples_loss(backend, loss_class):
+    """What training records: one loss per row, each the loss of that row alone,
+    with the gradient of the batch's mean."""
+    rng = np.random.default_rng(1)
+    predicted = backend.asarray(rng.standard_normal((5, 3)), np.float64)
+    actual = backend.asarray(np.eye(3)[rng.integers(0, 3, 5)], np.float64)
+    loss = loss_class()
+    losses, grad = loss.sample_losses_and_gradient(predicted, actual)
+    assert losses.shape == (5,)
+    np.testing.assert_allclose(host(backend, losses),
+                               [float(loss.loss(p, a)) for p, a in zip(predicted, actual)],
+                               rtol=1e-12)
+    np.testing.assert_allclose(host(backend, grad), host(backend, loss.gradient(predicted, actual)))
+    one, _ = loss.sample_losses_and_gradient(predicted[0], actual[0])
+    assert one.shape == () and float(one) == pytest.approx(float(losses[0]), rel=1e-12)
+
+
+def test_softmax_cross_entropy_needs_a_class(backend):
+    with pytest.raises(ValueError, match=r"k >= 1, got shapes \(2, 0\)"):
+        gpunet.SoftmaxCrossEntropy().loss(backend.xp.zeros((2, 0)), backend.xp.zeros((2, 0)))
+
+
 def test_batch_of_one_equals_one_sample(backend):
     for loss in [gpunet.SSE(), gpunet.SoftmaxCrossEntropy()]:
         one = float(loss.loss([0.2, -1.0, 3.0], [0.0, 0.0, 1.0]))

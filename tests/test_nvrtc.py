@@ -1,6 +1,8 @@
 """The CUDA kernels, checked without a device: each compiles with NVRTC, cleanly,
 for the A100's and H100's architectures in float32 and float64, and float32
 code never touches double precision; each CuPy kernel object is built once.
+Each kernel compiles as ``kernel_source.render`` gives it: its operation verbatim,
+in the context CuPy gives it, every placeholder (``T``, ``U``) the one float type.
 
 NVRTC comes from CuPy (``cupy.cuda.nvrtc``) and the ``nvidia-cuda-nvrtc-cu12``
 wheel; without them these tests skip and say why.
@@ -12,36 +14,13 @@ from typing import Any
 
 import pytest
 
-from gpunet.backend.kernels import KERNELS, KernelSpec, elementwise
+from gpunet.backend.kernels import KERNELS, elementwise
+from kernel_source import PLACEHOLDERS, render
 
 ARCHS = ("compute_80", "compute_90")
 C_TYPES = {"float32": "float", "float64": "double"}
 # As CuPy compiles: C++17, float32 denormals flushed to zero.
 OPTIONS = ("--std=c++17", "-ftz=true")
-
-
-def standalone_source(spec: KernelSpec, c_type: str) -> str:
-    """A kernel running ``spec.operation`` verbatim in the context CuPy gives it:
-    ``T`` typedef'd, and every parameter bound by reference to element ``i``
-    (const for inputs). Scalar inputs, which CuPy passes by value, are arrays
-    here: the operation reads a ``const T`` either way."""
-    ins = [param.split() for param in spec.in_params.split(",")]
-    outs = [param.split() for param in spec.out_params.split(",")]
-    if {t for t, _ in ins + outs} != {"T"}:
-        raise ValueError(f"{spec.name}: only the type placeholder T is supported here")
-    args = [f"const T* _raw_{n}" for _, n in ins] + [f"T* _raw_{n}" for _, n in outs]
-    binds = [f"const T &{n} = _raw_{n}[i];" for _, n in ins] + [f"T &{n} = _raw_{n}[i];"
-                                                                 for _, n in outs]
-    return "\n".join([
-        f"typedef {c_type} T;",
-        f'extern "C" __global__ void {spec.name}({", ".join(args)}, size_t n) {{',
-        "  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;",
-        "       i += (size_t)blockDim.x * gridDim.x) {",
-        *(f"    {bind}" for bind in binds),
-        f"    {spec.operation};",
-        "  }",
-        "}",
-    ])
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +48,7 @@ def nvrtc(cupy) -> Any:
 @pytest.mark.parametrize("name", KERNELS)
 def test_kernel_compiles_with_nvrtc(nvrtc, name, arch, dtype):
     spec = KERNELS[name]
-    source = standalone_source(spec, C_TYPES[dtype])
+    source = render(spec, dict.fromkeys(PLACEHOLDERS, C_TYPES[dtype]), "cuda")
     program = nvrtc.createProgram(source, f"{spec.name}.cu", (), ())
     try:
         try:

@@ -100,16 +100,30 @@ class Backend:
         """relu'(x) = 1 where y > 0, else 0 (the notebook's choice at x = 0)."""
         return gy * (y > 0)
 
-    # -- losses -------------------------------------------------------------
-    def softmax_ce_grad(self, e: Array, total: Array, actual: Array, scale: float) -> Array:
-        """Softmax cross-entropy dL/dz = (e / total - actual) * scale, from
-        e = exp(z - max z) and its sums ``total`` along the last axis (kept as
-        an axis of length 1); written over ``e``, which it returns."""
+    # -- along rows: the last axis of (N, k) arrays, or of one (k,) row ---------
+    def softmax_cross_entropy(self, z: Array, a: Array, scale: float) -> tuple[Array, Array]:
+        """Softmax cross-entropy of logits ``z`` against targets ``a`` (same
+        shape): each row's loss -sum_j a_j log softmax(z)_j, computed as
+        -sum_j a_j (z_j - max z - log sum_i e^(z_i - max z)), and the gradient
+        (softmax(z) - a) * scale. Returns ``(losses, gradient)``."""
+        row_length("softmax_cross_entropy", z, a)
+        shifted = z - z.max(axis=-1, keepdims=True)
+        e = self.xp.exp(shifted)
+        total = e.sum(axis=-1, keepdims=True)
+        shifted -= self.xp.log(total)
+        shifted *= a
+        losses = -shifted.sum(axis=-1)
         e /= total
-        e -= actual
+        e -= a
         if scale != 1:
             e *= scale
-        return e
+        return losses, e
+
+    def matches(self, p: Array, t: Array, out: Array | None = None) -> Array:
+        """Whether each row of ``p`` has its largest entry where that row of
+        ``t`` has (the first largest, as argmax): booleans, into ``out`` if given."""
+        row_length("matches", p, t)
+        return self.xp.equal(p.argmax(axis=-1), t.argmax(axis=-1), out=out)
 
     # -- dropout ------------------------------------------------------------
     def dropout(self, x: Array, p: float, scale: float) -> tuple[Array, Array]:
@@ -132,3 +146,12 @@ class Backend:
         velocity *= momentum
         velocity += (1 - momentum) * grad
         param -= lr * velocity
+
+
+def row_length(operation: str, first: Array, second: Array) -> int:
+    """The length ``k`` of the rows ``operation`` pairs up: ValueError unless
+    both arrays have one shape, one or two axes, and ``k`` >= 1."""
+    if first.shape != second.shape or first.ndim not in (1, 2) or first.shape[-1] == 0:
+        raise ValueError(f"{operation} needs two arrays of one shape (N, k) or (k,) with k >= 1, "
+                         f"got shapes {first.shape} and {second.shape}")
+    return first.shape[-1]

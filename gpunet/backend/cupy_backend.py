@@ -1,7 +1,7 @@
 """The CUDA backend through CuPy.
 
-Each device operation is one fused elementwise kernel from ``kernels.py``
-(strides and broadcasting handled by CuPy, empty arrays launch nothing),
+Each device operation is one fused kernel from ``kernels.py`` (strides and
+broadcasting handled by CuPy, empty arrays launch nothing),
 with the contracts of ``Backend``; scalars travel as kernel arguments, so no
 operation waits for the device. Import this module only after
 ``probe_cuda()`` said a device is usable.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import cupy
 import numpy as np
 
-from .base import Array, Backend
+from .base import Array, Backend, row_length
 from .kernels import elementwise
 
 
@@ -44,8 +44,16 @@ class CupyBackend(Backend):
     def relu_grad(self, y: Array, gy: Array) -> Array:
         return elementwise("relu_grad")(y, gy)
 
-    def softmax_ce_grad(self, e: Array, total: Array, actual: Array, scale: float) -> Array:
-        return elementwise("softmax_ce_grad")(total, actual, scale, e)
+    def softmax_cross_entropy(self, z: Array, a: Array, scale: float) -> tuple[Array, Array]:
+        k = row_length("softmax_cross_entropy", z, a)
+        losses, gradient = cupy.empty(z.shape[:-1], z.dtype), cupy.empty(z.shape, z.dtype)
+        elementwise("softmax_cross_entropy")(z, a, k, scale, losses, gradient)
+        return losses, gradient
+
+    def matches(self, p: Array, t: Array, out: Array | None = None) -> Array:
+        k = row_length("matches", p, t)
+        out = cupy.empty(p.shape[:-1], bool) if out is None else out
+        return elementwise("matches")(p, t, k, out)
 
     def dropout(self, x: Array, p: float, scale: float) -> tuple[Array, Array]:
         u = self.rng.random(x.shape, dtype=x.dtype)

@@ -5,11 +5,14 @@ CUDA operation text verbatim, so the sources can be checked without a device
 (tests/test_nvrtc.py compiles each with NVRTC); ``elementwise(name)`` builds
 the CuPy kernel object, once.
 
-Every kernel is generic over its type placeholder ``T`` (float32 or float64):
-constants are written ``T(1)`` and scalars arrive as ``T`` parameters, so no
-float32 value is ever promoted to double. CuPy binds each array parameter to
-the current element, broadcasting and following strides, and an output
-parameter may be read as well as written, which makes the updates in place.
+Every kernel is generic over its type placeholders ``T`` (and ``U``), float32
+or float64: constants are written ``T(1)`` and scalars arrive as ``T``
+parameters, so no float32 value is ever promoted to double. CuPy binds each
+array parameter to the current element, broadcasting and following strides,
+and an output parameter may be read as well as written, which makes the
+updates in place. A ``raw`` parameter is the whole array instead, indexed in
+C order whatever its strides: the row kernels run one thread per row ``i`` of
+``k`` entries, for the reductions along a row that a loss and a match need.
 """
 from __future__ import annotations
 
@@ -48,9 +51,27 @@ KERNELS: dict[str, KernelSpec] = _specs(
     ("relu", "T x", "T y", "y = x < T(0) ? T(0) : x"),
     # gy * [y > 0] as NumPy computes it: a NaN or infinite gy still gives NaN where y <= 0.
     ("relu_grad", "T y, T gy", "T gx", "gx = gy * T(y > T(0))"),
-    # Softmax cross-entropy dL/dz = (e / total - a) * scale, written over e,
-    # where e = exp(z - max z) and total is its row sum (broadcast along the row).
-    ("softmax_ce_grad", "T total, T a, T scale", "T e", "e = (e / total - a) * scale"),
+    # Row kernels: each thread i takes row i of k entries of its raw (N, k) arrays.
+    # Softmax cross-entropy of one row: loss = -sum a (z - max z - log total) and
+    # dL/dz = (e / total - a) * scale, with e = exp(z - max z) and total its sum.
+    ("softmax_cross_entropy", "raw T z, raw T a, int64 k, T scale", "T loss, raw T g",
+     "const ptrdiff_t row = (ptrdiff_t)i * k; T top = z[row];"
+     " for (ptrdiff_t j = 1; j < k; ++j) top = z[row + j] > top ? z[row + j] : top;"
+     " T total = T(0);"
+     " for (ptrdiff_t j = 0; j < k; ++j) { g[row + j] = exp(z[row + j] - top); total += g[row + j]; }"
+     " const T log_total = log(total); T sum = T(0);"
+     " for (ptrdiff_t j = 0; j < k; ++j) {"
+     " sum += a[row + j] * (z[row + j] - top - log_total);"
+     " g[row + j] = (g[row + j] / total - a[row + j]) * scale; }"
+     " loss = -sum"),
+    # Whether a row of p and a row of t have their largest entry at the same
+    # index: the first largest, a NaN counting as largest, as NumPy's argmax.
+    ("matches", "raw T p, raw U t, int64 k", "bool hit",
+     "const ptrdiff_t row = (ptrdiff_t)i * k; ptrdiff_t bp = 0, bt = 0;"
+     " for (ptrdiff_t j = 1; j < k; ++j) {"
+     " if (!isnan(p[row + bp]) && !(p[row + j] <= p[row + bp])) bp = j;"
+     " if (!isnan(t[row + bt]) && !(t[row + j] <= t[row + bt])) bt = j; }"
+     " hit = bp == bt"),
     # Dropout from uniform draws u in [0, 1): keep where u >= p.
     ("dropout", "T x, T u, T p, T scale", "T y, T mask",
      "mask = u >= p ? scale : T(0); y = x * mask"),

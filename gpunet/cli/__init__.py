@@ -8,7 +8,7 @@ from typing import Sequence
 from ..backend import BackendUnavailable
 from ..checkpoint import CheckpointError
 from ..data import DatasetError
-from ..fitting import NonFiniteLoss
+from ..metrics import NonFiniteLoss
 from ..plots import MissingDependency
 from . import bench, experiments, info, show, train
 from .options import EXIT_INTERRUPTED, EXIT_NON_FINITE, common_options

@@ -15,7 +15,8 @@ from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_chec
 from ..data.datasets import load_raw
 from ..data.preprocess import Prepared, prepare
 from ..data.sources import SOURCES
-from ..fitting import EpochStats, NonFiniteLoss, evaluate, fit
+from ..fitting import EpochStats, evaluate, fit
+from ..metrics import NonFiniteLoss
 from ..losses import SoftmaxCrossEntropy
 from ..models import PRESETS, default_rates, mnist_model
 from ..optimizers import GradientDescent, Momentum, Optimizer
