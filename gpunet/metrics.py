@@ -33,10 +33,10 @@ class EpochMetrics:
     def read(self, done: int) -> tuple[float, float]:
         """(mean loss, accuracy) over the first ``done`` samples; NonFiniteLoss
         naming the first step whose loss is not finite."""
-        losses = self.losses[:done]
-        total = float(losses.sum())
-        if not math.isfinite(total):
-            xp = self.backend.xp
-            first = int(xp.argmax(~xp.isfinite(losses)))
+        xp = self.backend.xp
+        sums = xp.stack([self.losses[:done].sum(), self.hits[:done].sum(dtype="float64")])
+        loss_sum, hit_sum = self.backend.to_numpy(sums).tolist()  # the one transfer
+        if not math.isfinite(loss_sum):
+            first = int(xp.argmax(~xp.isfinite(self.losses[:done])))
             raise NonFiniteLoss(self.epoch, first // self.batch_size + 1)
-        return total / max(done, 1), int(self.hits[:done].sum()) / max(done, 1)
+        return loss_sum / max(done, 1), hit_sum / max(done, 1)
