@@ -81,7 +81,7 @@ def op_case(op: str, size: int, backend: Backend, dtype: Any = np.float32) -> Op
                       momentum_expression, 5 * size * item)
 
     def dropout_expression() -> Any:
-        mask = (backend.rng.random(x.shape, dtype=x.dtype) >= 0.1).astype(x.dtype)
+        mask = (backend.uniform(x.shape, x.dtype) >= 0.1).astype(x.dtype)
         return x * mask, mask
     return OpCase(op, size, lambda: backend.dropout(x, 0.1, 1), dropout_expression,
                   3 * size * item)

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from gpunet.backend.kernels import KernelSpec
 
 # The non-placeholder types a parameter may declare, as C++ spells them.
-C_TYPES = {"int64": "long long", "int32": "int", "bool": "bool",
+C_TYPES = {"int64": "long long", "int32": "int", "uint64": "unsigned long long", "bool": "bool",
            "float32": "float", "float64": "double"}
 PLACEHOLDERS = ("T", "U")
 TARGETS = ("cuda", "host")

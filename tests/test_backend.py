@@ -134,6 +134,52 @@ def test_row_operations_name_bad_shapes(backend, shapes):
             operation()
 
 
+def test_random_bits_are_splitmix64_of_the_counters(backend):
+    """Reference values: SplitMix64 seeded with 0 gives 0xE220A8397B1DCDAF,
+    0x6E789E6AA1B965F4, ... (Vigna's splitmix64.c); key 0 from counter 1 is that stream."""
+    backend.restart(0, 1)
+    bits = host(backend, backend.random_bits(2))
+    assert bits.dtype == np.uint64 and backend.drawn == 3
+    assert bits.tolist() == [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4]
+
+
+def test_uniform_draws_are_the_same_in_both_dtypes_and_in_range(backend):
+    draws = {}
+    for dtype in FLOATS:
+        backend.restart(99)
+        draws[dtype] = host(backend, backend.uniform((400, 250), dtype))
+        assert draws[dtype].dtype == dtype and draws[dtype].shape == (400, 250)
+    np.testing.assert_array_equal(draws[np.float32], draws[np.float64])
+    u = draws[np.float64]
+    assert 0 <= u.min() and u.max() < 1 and np.all(u * 2 ** 24 == np.round(u * 2 ** 24))
+    assert abs(u.mean() - 0.5) < 5 * np.sqrt(1 / 12 / u.size)
+    assert abs(np.corrcoef(u.ravel()[:-1], u.ravel()[1:])[0, 1]) < 5 / np.sqrt(u.size)
+
+
+def test_small_draws_from_the_block_equal_direct_ones(backend):
+    """uniform serves small requests from a block computed ahead: the values
+    depend only on key and counter, however they are requested."""
+    backend.restart(7)
+    pieces = [host(backend, backend.uniform((n,), np.float64)) for n in (3, 1, 65_530, 9, 70_000, 4)]
+    backend.restart(7)
+    whole = host(backend, backend.uniform((135_547,), np.float64))
+    np.testing.assert_array_equal(np.concatenate(pieces), whole)
+    backend.restart(8, 3)
+    assert host(backend, backend.uniform((2,), np.float64)).tolist() != whole[3:5].tolist()
+
+
+def test_dropout_element_i_takes_draw_i_and_advances_the_stream(backend):
+    gpunet.seed(3)
+    u = host(backend, backend.uniform((6, 5), np.float32))
+    gpunet.seed(3)
+    x = backend.asarray(np.arange(30).reshape(6, 5))
+    y, mask = backend.dropout(x, 0.4, 2.0)
+    np.testing.assert_array_equal(host(backend, mask), np.where(u >= np.float32(0.4), 2, 0))
+    np.testing.assert_array_equal(host(backend, y), np.arange(30).reshape(6, 5) * host(backend, mask))
+    assert backend.drawn == 30
+    assert not np.array_equal(host(backend, backend.dropout(x, 0.4, 2.0)[1]), host(backend, mask))
+
+
 def test_seed_repeats_random_draws(backend):
     gpunet.seed(5)
     first = host(backend, backend.permutation(50)), host(backend, backend.dropout(

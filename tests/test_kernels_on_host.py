@@ -230,18 +230,19 @@ def test_matches(kernels, cpu, rows, k, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("p", [0.0, 0.3, 0.5])
 @pytest.mark.parametrize("n", SIZES)
-def test_dropout(kernels, n, p, dtype):
+def test_dropout(kernels, cpu, n, p, dtype):
+    """The kernel draws its own mask: the same one the NumPy backend draws from
+    the same key and counter, so CPU and GPU runs drop the same units."""
     x = draw(n, dtype, extremes=(np.inf, np.nan, -1e4))
-    # Uniform draws in [0, 1), the first exactly at and around the threshold.
-    u = draw(n, dtype, 0.0, 1.0, extremes=(p, np.nextafter(dtype(p), dtype(0)), 0.0,
-                                            np.nextafter(dtype(1), dtype(0))))
-    kernels.rng = SimpleNamespace(random=lambda shape, dtype: u)
     scale = 1 / (1 - p)
+    for backend in (kernels, cpu):
+        backend.restart(12345, 678)
     y, mask = kernels.dropout(x, p, scale)
-    expected_mask = np.where(u >= dtype(p), dtype(scale), dtype(0))
-    check(mask, expected_mask)
-    with np.errstate(invalid="ignore"):
-        check(y, x * expected_mask)
+    expected_y, expected_mask = expect(cpu, "dropout", x, p, scale)
+    assert kernels.drawn == cpu.drawn == 678 + n
+    np.testing.assert_array_equal(mask, expected_mask)
+    np.testing.assert_array_equal(y, expected_y)
+    assert mask.dtype == y.dtype == dtype
 
 
 @covers("sgd_update", "momentum_update")

@@ -11,12 +11,18 @@ can fuse into custom kernels and keeps the same contracts:
 """
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from .. import seeding
+
+# SplitMix64 (Steele, Lea and Flood, 2014), as kernels.py's dropout also computes it.
+GAMMA, MIX1, MIX2 = map(np.uint64, (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+U64 = {shift: np.uint64(shift) for shift in (27, 30, 31, 40)}  # typed, so no array promotes
+UNIFORM_BLOCK = 1 << 16  # uniform draws computed at once for small requests
 
 DEFAULT_DTYPE = np.dtype(np.float32)
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -32,7 +38,6 @@ class Backend:
     array_type: type
 
     def __init__(self) -> None:
-        self.rng: Any = None
         seeding.on_seed(self.reseed)
 
     def __repr__(self) -> str:
@@ -61,17 +66,60 @@ class Backend:
     def synchronize(self) -> None:
         """Wait for queued device work to finish (a no-op on the CPU)."""
 
-    # -- randomness -------------------------------------------------------
+    # -- randomness: a counter-based generator, the same numbers on every device --
     def reseed(self) -> None:
-        """Restart this device's generator from gpunet's seed (fresh entropy if unseeded)."""
-        self.rng = self._make_rng(seeding.stream_seed(seeding.DEVICE_STREAM))
+        """Restart this device's random numbers from gpunet's seed (fresh entropy if unseeded)."""
+        seed = seeding.stream_seed(seeding.DEVICE_STREAM)
+        self.restart(seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0]))
 
-    def _make_rng(self, seed: int | None) -> Any:
-        return self.xp.random.default_rng(seed)
+    def restart(self, key: int, drawn: int = 0) -> None:
+        """Continue the random stream of ``key`` from counter ``drawn``."""
+        self.key, self.drawn = key, drawn
+        self._block_first, self._block = drawn, None
+
+    def take_counters(self, n: int) -> int:
+        """Reserve the next ``n`` counters of this device's stream; returns the first."""
+        first, self.drawn = self.drawn, self.drawn + n
+        return first
+
+    def random_bits(self, n: int) -> Array:
+        """The next ``n`` random 64-bit integers (uint64)."""
+        return self._bits(self.take_counters(n), n)
+
+    def uniform(self, shape: tuple[int, ...], dtype: Any) -> Array:
+        """The next uniform draws in [0, 1), as a new array of ``shape``: the top
+        24 bits of each counter's random bits times 2^-24, so float32 and
+        float64 draws are the same numbers. Small requests are served from a
+        block computed ahead (the values depend only on the counters)."""
+        n = math.prod(shape)
+        first = self.take_counters(n)
+        if n > UNIFORM_BLOCK:
+            return self._uniform24(first, n).astype(dtype).reshape(shape)
+        offset = first - self._block_first
+        if self._block is None or offset + n > len(self._block):
+            self._block_first, self._block, offset = first, self._uniform24(first, UNIFORM_BLOCK), 0
+        return self._block[offset:offset + n].astype(dtype).reshape(shape)
+
+    def _bits(self, first: int, n: int) -> Array:
+        """SplitMix64 of counters first .. first + n - 1: mix(key + c * GAMMA)."""
+        z = self.xp.arange(first, first + n, dtype=np.uint64)
+        z *= GAMMA
+        z += np.uint64(self.key)
+        z ^= z >> U64[30]
+        z *= MIX1
+        z ^= z >> U64[27]
+        z *= MIX2
+        z ^= z >> U64[31]
+        return z
+
+    def _uniform24(self, first: int, n: int) -> Array:
+        u = (self._bits(first, n) >> U64[40]).astype(np.float32)
+        u *= 2.0 ** -24
+        return u
 
     def permutation(self, n: int) -> Array:
         """A random permutation of ``range(n)``, drawn on this device."""
-        return self.xp.argsort(self.rng.random(n, dtype=np.float32), kind="stable")
+        return self.xp.argsort(self.random_bits(n), kind="stable")
 
     # -- activations: y = f(x), and dL/dx = f'(x) * gy computed from y ----------
     def sigmoid(self, x: Array) -> Array:
@@ -128,8 +176,9 @@ class Backend:
     # -- dropout ------------------------------------------------------------
     def dropout(self, x: Array, p: float, scale: float) -> tuple[Array, Array]:
         """Keep each element with probability 1 - p: returns ``(x * mask, mask)``,
-        with ``mask`` holding ``scale`` where kept and 0 where dropped."""
-        mask = self.rng.random(x.shape, dtype=x.dtype)
+        with ``mask`` holding ``scale`` where the element's ``uniform`` draw
+        u >= p and 0 elsewhere (element i, in C order, takes the i-th draw)."""
+        mask = self.uniform(x.shape, x.dtype)
         self.xp.greater_equal(mask, p, out=mask)  # 1.0 where kept, in place
         if scale != 1:
             mask *= scale

@@ -56,8 +56,7 @@ class CupyBackend(Backend):
         return elementwise("matches")(p, t, k, out)
 
     def dropout(self, x: Array, p: float, scale: float) -> tuple[Array, Array]:
-        u = self.rng.random(x.shape, dtype=x.dtype)
-        return elementwise("dropout")(x, u, p, scale)
+        return elementwise("dropout")(x, self.key, self.take_counters(x.size), p, scale)
 
     def sgd_update(self, param: Array, grad: Array, lr: float) -> None:
         elementwise("sgd_update")(grad, lr, param)

@@ -72,9 +72,15 @@ KERNELS: dict[str, KernelSpec] = _specs(
      " if (!isnan(p[row + bp]) && !(p[row + j] <= p[row + bp])) bp = j;"
      " if (!isnan(t[row + bt]) && !(t[row + j] <= t[row + bt])) bt = j; }"
      " hit = bp == bt"),
-    # Dropout from uniform draws u in [0, 1): keep where u >= p.
-    ("dropout", "T x, T u, T p, T scale", "T y, T mask",
-     "mask = u >= p ? scale : T(0); y = x * mask"),
+    # Dropout that draws its own mask: element i takes counter first + i of the
+    # backend's SplitMix64 stream (base.py's random_bits), its top 24 bits as
+    # u in [0, 1), and is kept where u >= p; no draws are stored or read.
+    ("dropout", "T x, uint64 key, uint64 first, T p, T scale", "T y, T mask",
+     "unsigned long long z = key + (first + (unsigned long long)i) * 0x9E3779B97F4A7C15ull;"
+     " z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;"
+     " z = (z ^ (z >> 27)) * 0x94D049BB133111EBull; z ^= z >> 31;"
+     " const T u = T(z >> 40) * (T(1) / T(16777216));"
+     " mask = u >= p ? scale : T(0); y = x * mask"),
     ("sgd_update", "T g, T lr", "T param", "param -= lr * g"),
     # The notebook's momentum; damping = 1 - momentum, rounded once on the host as NumPy does.
     ("momentum_update", "T g, T lr, T momentum, T damping", "T param, T velocity",
