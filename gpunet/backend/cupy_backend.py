@@ -56,7 +56,8 @@ class CupyBackend(Backend):
         return elementwise("matches")(p, t, k, out)
 
     def dropout(self, x: Array, p: float, scale: float) -> tuple[Array, Array]:
-        return elementwise("dropout")(x, self.key, self.take_counters(x.size), p, scale)
+        first = np.uint64(self.take_counters(x.size))
+        return elementwise("dropout")(x, np.uint64(self.key), first, p, scale)
 
     def sgd_update(self, param: Array, grad: Array, lr: float) -> None:
         elementwise("sgd_update")(grad, lr, param)
