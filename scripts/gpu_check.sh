@@ -3,7 +3,9 @@
 # needed; run from anywhere): the tests marked `gpu`, then a short throughput run of
 # the deep model at batch 128 and 1024, NumPy against CuPy with the data on the
 # device, and the kernels against the expressions they replace. Prints a summary
-# table; writes results to $OUT (or ./gpu-check). Exits 0, saying so, without a GPU.
+# table and the speed targets (benchmarks/targets.py); writes results to $OUT (or
+# ./gpu-check). Exits 0, saying so, without a GPU; else nonzero if a test failed
+# or a target was missed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
@@ -19,4 +21,8 @@ tests=$?
 python3 -m gpunet bench --backends numpy cupy --models deep --batch-sizes 128 1024 \
     --op-sizes 1000000 10000000 --peers --repeats 5 --budget 1 --out "$out" >/dev/null
 cat "$out/results.md"
+echo "## Speed targets"
+python3 -m benchmarks.targets "$out/results.json"
+targets=$?
+[ "$tests" -eq 0 ] && exit $targets
 exit $tests

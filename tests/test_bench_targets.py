@@ -1,0 +1,42 @@
+"""benchmarks.targets: the CuPy speed targets read from a run's results."""
+import json
+
+from benchmarks import targets
+
+
+def epoch(rate, backend="cupy", batch_size=128):
+    return {"case": "train", "what": "epoch", "peer": "gpunet", "backend": backend,
+            "model": "deep", "batch_size": batch_size, "samples_per_s": rate}
+
+
+def op(name, size, kernel_s, expression_s):
+    return [{"case": "op", "op": name, "backend": "cupy", "size": size, "variant": "kernel",
+             "median_s": kernel_s},
+            {"case": "op", "op": name, "backend": "cupy", "size": size, "variant": "expression",
+             "median_s": expression_s}]
+
+
+def test_each_target_passes_or_fails_on_its_figure():
+    measured = {"results": [epoch(750_000), epoch(10, backend="numpy"), *op("tanh", 10**6, 1.0, 1.2),
+                            *op("dropout", 10**7, 1.0, 0.9), *op("relu", 1000, 2.0, 1.0)]}
+    lines = targets.check(measured)
+    assert [verdict for verdict, _ in lines] == ["pass", "FAIL", "pass"]
+    assert "750,000 samples/s" in lines[0][1] and "in 80 ms" in lines[0][1]
+    assert lines[1][1].startswith("dropout at 1e+07 elements: kernel 0.90x")
+
+
+def test_a_cpu_run_measures_no_target(tmp_path, capsys):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"results": [epoch(10, backend="numpy")]}))
+    assert targets.main([str(path)]) == 0
+    assert capsys.readouterr().out.count("not measured") == 2
+
+
+def test_slow_epoch_fails_and_bad_files_are_named(tmp_path, capsys):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"results": [epoch(400_000)]}))
+    assert targets.main([str(path)]) == 1
+    assert "FAIL" in capsys.readouterr().out
+    assert targets.main([str(tmp_path / "missing.json")]) == 2
+    assert "cannot read benchmark results" in capsys.readouterr().err
+    assert targets.main([]) == 2
