@@ -12,10 +12,9 @@ from .optimizers import Optimizer
 
 @dataclass
 class Step:
-    """What one training step saw: its index, the rows of the epoch's order it
-    took, the batch's predictions and targets, and each sample's loss (all
-    left on the device)."""
-    index: int
+    """What one training step saw: the rows of the epoch's order it took, the
+    batch's predictions and targets, and each sample's loss (all left on the
+    device)."""
     rows: slice
     predicted: Array
     targets: Array
@@ -40,13 +39,13 @@ def steps(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: 
     if shuffle:
         order = backend.permutation(len(x))
         x, y = x[order], y[order]
-    for index, start in enumerate(range(0, len(x), batch_size)):
+    for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         predicted = model.forward(xb)
         losses, gradient = loss.sample_losses_and_gradient(predicted, yb)
         model.backward_to_params(gradient)
         optimizer.step(model)
-        yield Step(index, slice(start, start + len(xb)), predicted, yb, losses)
+        yield Step(slice(start, start + len(xb)), predicted, yb, losses)
 
 
 def train_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any,
