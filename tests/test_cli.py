@@ -4,6 +4,8 @@ import sys
 
 import pytest
 
+import gpunet
+
 from gpunet.cli import main
 
 
@@ -73,3 +75,24 @@ def test_info_with_a_device(capsys, monkeypatch):
     assert main(["info"]) == 0
     assert ("cupy backend: available: NVIDIA H200, 141.0 GiB, compute capability 9.0, "
             "CUDA runtime 12.9, driver 13.0") in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case", ["no cublas", "older major driver", "wrong kernel"])
+def test_unusable_cuda_is_one_line_everywhere(capsys, monkeypatch, case):
+    """A missing CUDA library, an old driver, a device that fails its test kernel:
+    get_backend raises BackendUnavailable, --backend cupy exits 2, info says why."""
+    import gpunet.backend as backends
+    from gpunet.backend.cuda_probe import probe_cuda
+    from test_cuda_probe import CASES
+    cupy, *_, reason = CASES[case]
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setattr(backends, "_cuda_status", probe_cuda())
+    monkeypatch.setattr(backends, "_instances", {})
+    with pytest.raises(gpunet.BackendUnavailable) as raised:
+        gpunet.get_backend("cupy")
+    assert str(raised.value) == f"the 'cupy' backend is unavailable: {backends.cuda_status().reason}"
+    assert main(["xor", "--backend", "cupy", "--epochs", "1", "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"gpunet: error: {raised.value}\n" and reason in captured.err
+    assert main(["info"]) == 0
+    assert f"cupy backend: unavailable: {reason}" in capsys.readouterr().out

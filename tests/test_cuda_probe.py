@@ -1,54 +1,116 @@
-"""Why CuPy cannot run, in one line, for each way it fails (with a stand-in cupy module)."""
+"""Why CuPy cannot run, in one line, for each way it fails: a stand-in cupy
+module (NumPy arrays) over a table of driver and runtime versions and failing steps."""
 import sys
 import types
 
+import numpy as np
 import pytest
 
-from gpunet.backend.cuda_probe import probe_cuda
+from gpunet.backend.cuda_probe import INSTALL, STEPS, probe_cuda
 
 
-def fake_cupy(device_count=1, driver=12040, runtime=12040, count_error=None, kernel_error=None):
-    def raise_or(value, error):
-        def call(*_):
-            if error:
-                raise error
-            return value
+class CUDARuntimeError(RuntimeError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def fake_cupy(driver=12080, runtime=12090, devices=1, count_error=None, fail=None,
+              wrong=None):
+    """A cupy module whose driver reports ``driver``, built for ``runtime``, with
+    ``devices`` devices (or ``count_error`` on counting them); the step named
+    ``fail`` ("kernel", "matmul", "argsort") raises that error, the step named
+    ``wrong`` gives a wrong answer."""
+    def step(name, compute):
+        def call(*args, **kwargs):
+            if fail and fail[0] == name:
+                raise fail[1]
+            result = compute(*args, **kwargs)
+            return result + 1 if wrong == name else result
         return call
 
+    def device_count():
+        if count_error:
+            raise count_error
+        return devices
+
+    def sigmoid(x):
+        with np.errstate(over="ignore"):
+            return 1 / (1 + np.exp(-x))
+
+    class ElementwiseKernel:
+        def __init__(self, in_params, out_params, operation, name):
+            assert name == "gpunet_sigmoid"
+
+        __call__ = staticmethod(step("kernel", sigmoid))
+
     runtime_api = types.SimpleNamespace(
-        getDeviceCount=raise_or(device_count, count_error),
         driverGetVersion=lambda: driver, runtimeGetVersion=lambda: runtime,
-        getDeviceProperties=lambda i: {"name": b"Fake GPU"})
-
-    class Array:
-        def __mul__(self, other):
-            if kernel_error:
-                raise kernel_error
-            return self
-
-        def sum(self):
-            return self
-
-        def get(self):
-            return 12.0
-
-    return types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime_api),
-                                 float32="float32", arange=lambda *a, **k: Array())
+        getDeviceCount=device_count,
+        getDeviceProperties=lambda i: {"name": b"Fake GPU", "totalGlobalMem": 2 ** 30,
+                                       "major": 9, "minor": 0})
+    return types.SimpleNamespace(
+        cuda=types.SimpleNamespace(runtime=runtime_api), float32=np.float32, uint64=np.uint64,
+        asarray=np.asarray, arange=np.arange, asnumpy=np.asarray,
+        ElementwiseKernel=ElementwiseKernel, matmul=step("matmul", np.matmul),
+        argsort=step("argsort", np.argsort))
 
 
-@pytest.mark.parametrize("cupy, expected", [
-    (None, "CuPy is not installed"),
-    (fake_cupy(count_error=RuntimeError("cudaErrorNoDevice:\n no CUDA-capable device")),
-     "no usable CUDA driver or device: cudaErrorNoDevice: no CUDA-capable device"),
-    (fake_cupy(device_count=0), "no CUDA device is visible"),
-    (fake_cupy(driver=11080, runtime=12040),
-     "CUDA driver too old: driver supports CUDA 11.8, CuPy was built for CUDA 12.4"),
-    (fake_cupy(kernel_error=RuntimeError("CUDA_ERROR_NO_BINARY_FOR_GPU")),
-     "a test kernel failed on device 0: CUDA_ERROR_NO_BINARY_FOR_GPU"),
-    (fake_cupy(), "CUDA device 0 (Fake GPU) is usable"),
-])
-def test_probe_reasons(monkeypatch, cupy, expected):
+CUBLAS_MISSING = ImportError('Failure finding "libcublasLt.so.13 or libcublasLt.so.12": '
+                             'No such file:\n libcublasLt.so.13 or libcublasLt.so.12')
+NO_HEADERS = RuntimeError("Failed to find CUDA headers. Please install CUDA toolkit headers "
+                          "(e.g., pip install cupy-cuda12x[ctk]) or specify CUDA_PATH "
+                          "environment variable.")
+
+# (cupy, usable, device present, what the reason says)
+CASES = {
+    "no cupy": (None, False, False,  # ImportError: "import of cupy halted; None in sys.modules"
+                f"CuPy is not installed (import of cupy halted; None in sys.modules); {INSTALL}"),
+    "no driver": (fake_cupy(driver=0), False, False, "no NVIDIA driver found (CPU only)"),
+    "older minor driver": (fake_cupy(driver=12080, runtime=12090), True, True,
+                           "CUDA device 0 (Fake GPU) is usable"),
+    "newer driver": (fake_cupy(driver=13000, runtime=12090), True, True, "is usable"),
+    "older major driver": (fake_cupy(driver=11080, runtime=12090), False, True,
+                           "CUDA driver too old: it supports CUDA 11.8, CuPy was built for "
+                           "CUDA 12.9; update the driver, or install gpunet[cuda11]"),
+    "no device error": (fake_cupy(count_error=CUDARuntimeError(
+                            100, "cudaErrorNoDevice:\n no CUDA-capable device is detected")),
+                        False, False, "no usable CUDA device: cudaErrorNoDevice: no "
+                                      "CUDA-capable device is detected"),
+    "device error": (fake_cupy(count_error=CUDARuntimeError(
+                         803, "cudaErrorSystemDriverMismatch: system has unsupported display "
+                              "driver / cuda driver combination")),
+                     False, True, "no usable CUDA device: cudaErrorSystemDriverMismatch"),
+    "no visible device": (fake_cupy(devices=0), False, False,
+                          "the NVIDIA driver sees no CUDA device (check CUDA_VISIBLE_DEVICES)"),
+    "no headers": (fake_cupy(fail=("kernel", NO_HEADERS)), False, True,
+                   "a gpunet kernel (NVRTC, CUDA headers) failed on device 0: Failed to find "
+                   "CUDA headers."),
+    "no binary": (fake_cupy(fail=("kernel", RuntimeError("CUDA_ERROR_NO_BINARY_FOR_GPU"))),
+                  False, True, "a gpunet kernel (NVRTC, CUDA headers) failed on device 0: "
+                               "CUDA_ERROR_NO_BINARY_FOR_GPU"),
+    "wrong kernel": (fake_cupy(wrong="kernel"), False, True,
+                     "a gpunet kernel (NVRTC, CUDA headers) failed on device 0: wrong result "
+                     "[1.0, 1.5, 2.0], expected [0.0, 0.5, 1.0]"),
+    "no cublas": (fake_cupy(fail=("matmul", CUBLAS_MISSING)), False, True,
+                  'a matrix product (cuBLAS) failed on device 0: Failure finding '
+                  '"libcublasLt.so.13 or libcublasLt.so.12": No such file: libcublasLt.so.13 '
+                  f'or libcublasLt.so.12; {INSTALL}'),
+    "argsort fails": (fake_cupy(fail=("argsort", RuntimeError("cudaErrorIllegalAddress"))),
+                      False, True, "argsort (Thrust) failed on device 0: cudaErrorIllegalAddress"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_probe_reasons(monkeypatch, case):
+    cupy, usable, device, expected = CASES[case]
     monkeypatch.setitem(sys.modules, "cupy", cupy)  # None makes `import cupy` fail
     status = probe_cuda()
-    assert status.usable == expected.endswith("is usable")
+    assert (status.usable, status.device) == (usable, device)
     assert expected in status.reason and "\n" not in status.reason
+
+
+def test_every_step_has_a_failing_case():
+    reasons = " ".join(expected for *_, expected in CASES.values())
+    for what, _ in STEPS:
+        assert f"{what} failed on device 0" in reasons

@@ -1,49 +1,105 @@
-"""Is a CUDA device usable through CuPy, and if not, why not (in one line)?"""
+"""Is a CUDA device usable through CuPy, and if not, why not (in one line)?
+
+Versions decide little: ``runtimeGetVersion()`` is the CUDA runtime CuPy was
+built with (cupy_backends/cuda/api/runtime.pyx), and CuPy compiles kernels to
+SASS for the device (``-arch=sm_XX``, cupy/cuda/compiler.py), so any driver of
+the same CUDA major version runs it. The probe compares major versions only and
+lets real work decide the rest: the three things a training step needs, each
+checked against its known answer on device 0 (``STEPS``).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .kernels import KERNELS, build
+
+INSTALL = ("install gpunet[cuda12] or gpunet[cuda13] (the CUDA major version "
+           "`nvidia-smi` shows), which bring CUDA's libraries and headers")
+NO_DEVICE = 100  # cudaErrorNoDevice
 
 
 @dataclass(frozen=True)
 class CudaStatus:
     usable: bool
     reason: str
+    device: bool = False  # an NVIDIA driver sees a device here, usable or not
+
+
+def _kernel(cupy: Any) -> tuple[Any, list]:
+    x = cupy.asarray([-1e4, 0.0, 1e4], dtype=cupy.float32)
+    return build(KERNELS["sigmoid"])(x), [0.0, 0.5, 1.0]
+
+
+def _matmul(cupy: Any) -> tuple[Any, list]:
+    a = cupy.arange(6, dtype=cupy.float32).reshape(2, 3)
+    return cupy.matmul(a, a.T), [[5.0, 14.0], [14.0, 50.0]]
+
+
+def _argsort(cupy: Any) -> tuple[Any, list]:
+    return cupy.argsort(cupy.asarray([3, 1, 2, 0], dtype=cupy.uint64), kind="stable"), [3, 1, 2, 0]
+
+
+# What a training step needs, as (what it is, a call giving (result, expected)).
+STEPS: tuple[tuple[str, Callable[[Any], tuple[Any, list]]], ...] = (
+    ("a gpunet kernel (NVRTC, CUDA headers)", _kernel),
+    ("a matrix product (cuBLAS)", _matmul),
+    ("argsort (Thrust)", _argsort),
+)
 
 
 def probe_cuda() -> CudaStatus:
-    """Import CuPy and run one tiny kernel on device 0; report what stopped it."""
+    """Import CuPy, check the driver's CUDA major version, run ``STEPS`` on device 0;
+    report the first thing that stopped it."""
     try:
         import cupy
     except ImportError as exc:
-        return CudaStatus(False, f"CuPy is not installed ({exc}); "
-                                 "install gpunet[cuda12] or gpunet[cuda13]")
+        return CudaStatus(False, f"CuPy is not installed ({exc}); {INSTALL}")
+    runtime = cupy.cuda.runtime
     try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # CUDARuntimeError, or a driver library that will not load
-        return CudaStatus(False, f"no usable CUDA driver or device: {_one_line(exc)}")
-    if count == 0:
-        return CudaStatus(False, "CuPy is installed but no CUDA device is visible")
-    try:
-        driver = cupy.cuda.runtime.driverGetVersion()
-        runtime = cupy.cuda.runtime.runtimeGetVersion()
-    except Exception as exc:
+        driver, built = runtime.driverGetVersion(), runtime.runtimeGetVersion()
+    except Exception as exc:  # a CUDA runtime library that will not load
         return CudaStatus(False, f"cannot query the CUDA driver: {_one_line(exc)}")
-    if driver < runtime:
-        return CudaStatus(False, f"CUDA driver too old: driver supports CUDA {_version(driver)}, "
-                                 f"CuPy was built for CUDA {_version(runtime)}")
+    if driver == 0:  # what cudaDriverGetVersion reports when no driver is installed
+        return CudaStatus(False, "no NVIDIA driver found (CPU only)")
+    if driver // 1000 < built // 1000:
+        return CudaStatus(False, f"CUDA driver too old: it supports CUDA {_version(driver)}, "
+                                 f"CuPy was built for CUDA {_version(built)}; update the driver, "
+                                 f"or install gpunet[cuda{driver // 1000}]", device=True)
     try:
-        (cupy.arange(4, dtype=cupy.float32) * 2).sum().get()
+        count = runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError
+        present = getattr(exc, "status", None) != NO_DEVICE
+        return CudaStatus(False, f"no usable CUDA device: {_one_line(exc)}", device=present)
+    if count == 0:
+        return CudaStatus(False, "the NVIDIA driver sees no CUDA device "
+                                 "(check CUDA_VISIBLE_DEVICES)")
+    for what, step in STEPS:
+        problem = _run(cupy, step)
+        if problem:
+            return CudaStatus(False, f"{what} failed on device 0: {problem}", device=True)
+    return CudaStatus(True, f"CUDA device 0 ({device_properties()['name']}) is usable", device=True)
+
+
+def _run(cupy: Any, step: Callable[[Any], tuple[Any, list]]) -> str | None:
+    """What went wrong in ``step``, or None when it gave its expected answer."""
+    try:
+        result, expected = step(cupy)
+        got = cupy.asnumpy(result)
+    except (ImportError, OSError) as exc:  # a CUDA library CuPy could not load
+        return f"{_one_line(exc)}; {INSTALL}"
     except Exception as exc:
-        return CudaStatus(False, f"a test kernel failed on device 0: {_one_line(exc)}")
-    name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
-    if isinstance(name, bytes):
-        name = name.decode()
-    return CudaStatus(True, f"CUDA device 0 ({name}) is usable")
+        return _one_line(exc)
+    if not np.array_equal(got, expected):
+        return f"wrong result {got.tolist()}, expected {expected}"
+    return None
 
 
 def device_properties() -> dict[str, object]:
     """Device 0's name, memory, compute capability and CUDA versions (call only
-    when ``probe_cuda()`` said it is usable)."""
+    when a device exists)."""
     import cupy
     runtime = cupy.cuda.runtime
     props = runtime.getDeviceProperties(0)

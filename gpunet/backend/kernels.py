@@ -88,11 +88,15 @@ KERNELS: dict[str, KernelSpec] = _specs(
 )
 
 
-@functools.cache
-def elementwise(name: str) -> cupy.ElementwiseKernel:
-    """The ``cupy.ElementwiseKernel`` for ``KERNELS[name]``, created on first use
-    (CuPy compiles it per dtype on its first call)."""
+def build(spec: KernelSpec) -> cupy.ElementwiseKernel:
+    """A new ``cupy.ElementwiseKernel`` for ``spec`` (CuPy compiles it per dtype
+    on its first call, and caches the binary by its source)."""
     import cupy
 
-    spec = KERNELS[name]
     return cupy.ElementwiseKernel(spec.in_params, spec.out_params, spec.operation, spec.name)
+
+
+@functools.cache
+def elementwise(name: str) -> cupy.ElementwiseKernel:
+    """The kernel for ``KERNELS[name]``, built on first use and kept."""
+    return build(KERNELS[name])

@@ -1,0 +1,60 @@
+"""scripts/gpu_check.sh tells "no device" (exit 0) from "a device gpunet cannot use"
+and "gpunet does not import" (exit 1), with a stand-in cupy or numpy first on PYTHONPATH."""
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gpunet.backend import cuda_status
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh"
+
+# A cupy whose driver is there (CUDA 12.8) but refuses to count devices.
+BROKEN_DEVICE = '''
+class CUDARuntimeError(RuntimeError):
+    status = 803
+
+class runtime:
+    driverGetVersion = staticmethod(lambda: 12080)
+    runtimeGetVersion = staticmethod(lambda: 12090)
+
+    @staticmethod
+    def getDeviceCount():
+        raise CUDARuntimeError("cudaErrorSystemDriverMismatch: system has unsupported display "
+                               "driver / cuda driver combination")
+
+class cuda:
+    runtime = runtime
+'''
+
+
+def gpu_check(tmp_path: Path, modules: dict[str, str]) -> subprocess.CompletedProcess:
+    """The script, with ``modules`` ({name: source}) importable ahead of site-packages."""
+    for name, source in modules.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(source)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "OUT": str(tmp_path / "out")}
+    return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.skipif(cuda_status().device, reason="this machine has a CUDA device")
+def test_no_device_is_not_a_failure(tmp_path):
+    done = gpu_check(tmp_path, {})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().endswith("no CUDA device here: GPU checks not run")
+
+
+def test_a_device_gpunet_cannot_use_fails(tmp_path):
+    done = gpu_check(tmp_path, {"cupy": BROKEN_DEVICE})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert ("auto -> numpy: no usable CUDA device: cudaErrorSystemDriverMismatch: system has "
+            "unsupported display driver / cuda driver combination") in done.stdout
+    assert "GPU check failed: gpunet cannot use this machine's CUDA device" in done.stdout
+
+
+def test_gpunet_that_does_not_import_fails(tmp_path):
+    done = gpu_check(tmp_path, {"numpy": "raise ImportError('numpy is broken here')"})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "gpunet does not import: ImportError: numpy is broken here" in done.stdout
