@@ -70,9 +70,12 @@ CASES = {
     "older minor driver": (fake_cupy(driver=12080, runtime=12090), True, True,
                            "CUDA device 0 (Fake GPU) is usable"),
     "newer driver": (fake_cupy(driver=13000, runtime=12090), True, True, "is usable"),
-    "older major driver": (fake_cupy(driver=11080, runtime=12090), False, True,
-                           "CUDA driver too old: it supports CUDA 11.8, CuPy was built for "
-                           "CUDA 12.9; update the driver, or install gpunet[cuda11]"),
+    "older major driver": (fake_cupy(driver=12080, runtime=13000), False, True,
+                           "CUDA driver too old: it supports CUDA 12.8, CuPy was built for "
+                           "CUDA 13.0; install gpunet[cuda12] or update the driver"),
+    "driver older than any extra": (fake_cupy(driver=11080, runtime=12090), False, True,
+                                    "CUDA driver too old: it supports CUDA 11.8, CuPy was built "
+                                    "for CUDA 12.9; update the driver"),
     "no device error": (fake_cupy(count_error=CUDARuntimeError(
                             100, "cudaErrorNoDevice:\n no CUDA-capable device is detected")),
                         False, False, "no usable CUDA device: cudaErrorNoDevice: no "

@@ -1,7 +1,9 @@
 """scripts/gpu_check.sh tells "no device" (exit 0) from "a device gpunet cannot use"
-and "gpunet does not import" (exit 1), with a stand-in cupy or numpy first on PYTHONPATH."""
+and "gpunet does not import" (exit 1), with a stand-in cupy or numpy first on
+PYTHONPATH; its `pytest -m gpu` collects without the optional hypothesis."""
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,14 +31,20 @@ class cuda:
 '''
 
 
-def gpu_check(tmp_path: Path, modules: dict[str, str]) -> subprocess.CompletedProcess:
-    """The script, with ``modules`` ({name: source}) importable ahead of site-packages."""
+def run_with(tmp_path: Path, modules: dict[str, str],
+             command: list[str]) -> subprocess.CompletedProcess:
+    """``command`` run from the checkout, with ``modules`` ({name: source})
+    importable ahead of site-packages."""
     for name, source in modules.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text(source)
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "OUT": str(tmp_path / "out")}
-    return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL, cwd=SCRIPT.parents[1])
+
+
+def gpu_check(tmp_path: Path, modules: dict[str, str]) -> subprocess.CompletedProcess:
+    return run_with(tmp_path, modules, ["bash", str(SCRIPT)])
 
 
 @pytest.mark.skipif(cuda_status().device, reason="this machine has a CUDA device")
@@ -58,3 +66,12 @@ def test_gpunet_that_does_not_import_fails(tmp_path):
     done = gpu_check(tmp_path, {"numpy": "raise ImportError('numpy is broken here')"})
     assert done.returncode == 1, done.stdout + done.stderr
     assert "gpunet does not import: ImportError: numpy is broken here" in done.stdout
+
+
+def test_gpu_tests_collect_without_hypothesis(tmp_path):
+    """As where hypothesis is not installed: no module, and no pytest plugin of its own."""
+    done = run_with(tmp_path, {"hypothesis": "raise ImportError('No module named hypothesis')"},
+                    [sys.executable, "-m", "pytest", "-m", "gpu", "--co", "-q", "-rs",
+                     "-p", "no:cacheprovider", "-p", "no:hypothesispytest"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "hypothesis is not installed" in done.stdout

@@ -16,6 +16,7 @@ import numpy as np
 
 from .kernels import KERNELS, build
 
+CUDA_EXTRAS = (12, 13)  # gpunet[cuda12], gpunet[cuda13]
 INSTALL = ("install gpunet[cuda12] or gpunet[cuda13] (the CUDA major version "
            "`nvidia-smi` shows), which bring CUDA's libraries and headers")
 NO_DEVICE = 100  # cudaErrorNoDevice
@@ -65,9 +66,10 @@ def probe_cuda() -> CudaStatus:
     if driver == 0:  # what cudaDriverGetVersion reports when no driver is installed
         return CudaStatus(False, "no NVIDIA driver found (CPU only)")
     if driver // 1000 < built // 1000:
+        fix = (f"install gpunet[cuda{driver // 1000}] or update the driver"
+               if driver // 1000 in CUDA_EXTRAS else "update the driver")
         return CudaStatus(False, f"CUDA driver too old: it supports CUDA {_version(driver)}, "
-                                 f"CuPy was built for CUDA {_version(built)}; update the driver, "
-                                 f"or install gpunet[cuda{driver // 1000}]", device=True)
+                                 f"CuPy was built for CUDA {_version(built)}; {fix}", device=True)
     try:
         count = runtime.getDeviceCount()
     except Exception as exc:  # CUDARuntimeError

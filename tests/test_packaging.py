@@ -1,0 +1,21 @@
+"""What `pip install gpunet[cuda12]` / `[cuda13]` brings: CuPy >= 14 with its ctk
+extra (cuBLAS, NVRTC, CUDA headers), without which no kernel compiles."""
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+
+@pytest.mark.parametrize("major", [12, 13])
+def test_cuda_extra_pulls_cupy_14_with_its_toolkit(major):
+    extras = tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]
+    (requirement,) = map(Requirement, extras[f"cuda{major}"])
+    assert requirement.name == f"cupy-cuda{major}x"
+    assert requirement.extras == {"ctk"}
+    assert not requirement.specifier.contains(Version("13.6.0"))
+    assert requirement.specifier.contains(Version("14.0.0"))
