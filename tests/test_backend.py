@@ -126,6 +126,51 @@ def test_softmax_cross_entropy_per_row(backend, dtype):
     assert float(single) == 0
 
 
+@pytest.mark.parametrize("target", [np.int64, np.int32, np.bool_, np.float64])
+def test_row_operations_take_targets_of_any_dtype(backend, numpy_backend, target):
+    """Integer, bool or float64 targets against float32 logits: the loss and its
+    gradient in the logits' dtype, and the matches, as for float32 targets."""
+    rng = np.random.default_rng(0)
+    zh = rng.uniform(-5, 5, (6, 4)).astype(np.float32)
+    ah = np.eye(4)[rng.integers(0, 4, 6)]
+    z, a = backend.asarray(zh), backend.xp.asarray(ah.astype(target))
+    losses, grad = backend.softmax_cross_entropy(z, a, 0.5)
+    expected = numpy_backend.softmax_cross_entropy(zh, ah.astype(np.float32), 0.5)
+    assert losses.dtype == grad.dtype == np.float32
+    np.testing.assert_allclose(host(backend, losses), expected[0], rtol=1e-5)
+    np.testing.assert_allclose(host(backend, grad), expected[1], rtol=1e-5, atol=1e-7)
+    for p, t in ((z, a), (a, z)):
+        np.testing.assert_array_equal(host(backend, backend.matches(p, t)),
+                                      zh.argmax(axis=1) == ah.argmax(axis=1))
+
+
+@pytest.mark.parametrize("first, second", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_mixed_float_dtypes_as_numpy_promotes_them(backend, first, second):
+    """Gradients in NumPy's promotion of y and gy; updates in the parameter's dtype."""
+    rng = np.random.default_rng(1)
+    yh, gh = rng.uniform(-1, 1, 5).astype(first), rng.uniform(-1, 1, 5).astype(second)
+    y, g = backend.asarray(yh.copy()), backend.asarray(gh)  # y is updated in place
+    y64 = yh.astype(np.float64)
+    for op, slope in (("sigmoid_grad", y64 * (1 - y64)), ("tanh_grad", 1 - y64 * y64),
+                      ("relu_grad", y64 > 0)):
+        gx = getattr(backend, op)(y, g)
+        assert gx.dtype == np.float64
+        np.testing.assert_allclose(host(backend, gx), gh * slope, rtol=1e-6)
+    velocity = backend.zeros_like(y)
+    backend.sgd_update(y, g, 0.5)
+    backend.momentum_update(y, velocity, g, 0.5, 0.5)
+    assert y.dtype == velocity.dtype == first
+    np.testing.assert_allclose(host(backend, velocity), 0.5 * gh, rtol=1e-6)
+    np.testing.assert_allclose(host(backend, y), yh - 0.5 * gh - 0.25 * gh, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("logits", [np.int64, np.bool_])
+def test_softmax_cross_entropy_needs_float_logits(backend, logits):
+    z = backend.xp.zeros((2, 3), logits)
+    with pytest.raises(TypeError, match=f"needs float32 or float64 logits, got {np.dtype(logits)}"):
+        backend.softmax_cross_entropy(z, backend.xp.zeros((2, 3)), 1.0)
+
+
 @pytest.mark.parametrize("shapes", [((3, 0), (3, 0)), ((2, 3), (2, 4)), ((2, 2, 2), (2, 2, 2))])
 def test_row_operations_name_bad_shapes(backend, shapes):
     p, t = (backend.xp.zeros(shape, np.float32) for shape in shapes)

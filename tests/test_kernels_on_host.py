@@ -1,11 +1,13 @@
 """The CUDA kernels' operations, run on the host against the NumPy backend.
 
 Each kernel's operation text, verbatim, is compiled with g++ as a plain C++
-function (``kernel_source.render(..., "host")``: every placeholder ``float``,
-then ``double``), loaded with ctypes and run on NumPy arrays the way CuPy would
-pass them (``run``). Every operation of gpunet's CupyBackend, its kernels run
-that way and its arrays NumPy's (``kernels``), then matches the NumPy backend's operation in float32
-and float64, over sizes 0 to 1000 and the extremes the docstrings promise.
+function (``kernel_source.render(..., "host")``), loaded with ctypes and run on
+NumPy arrays the way CuPy would pass them, its type placeholders bound to the
+arrays' dtypes by CuPy's rules, mismatches refused (``run``). Every operation of
+gpunet's CupyBackend, its kernels run that way and its arrays NumPy's
+(``kernels``), then matches the NumPy backend's operation in float32 and
+float64, over sizes 0 to 1000 and the extremes the docstrings promise, and on
+the inputs of mixed dtypes the NumPy backend takes.
 
 This proves the formulas: the arithmetic, the handling of inf and NaN, the row
 loops and their indexing, the order of the arguments. It does not run CUDA:
@@ -25,15 +27,14 @@ import numpy as np
 import pytest
 
 import gpunet
-from gpunet.backend.kernels import KERNELS
-from kernel_source import PLACEHOLDERS, params, render
+from gpunet.backend.kernels import KERNELS, KernelSpec
+from kernel_source import C_TYPES, PLACEHOLDERS, Param, params, render
 
 if shutil.which("g++") is None:
     pytest.skip("g++ is not on PATH, so the kernels cannot be compiled for the host "
                 "(apt-get install g++)", allow_module_level=True)
 
 DTYPES = (np.float32, np.float64)
-C_TYPES = {np.float32: "float", np.float64: "double"}
 SIZES = (0, 1, 7, 1000)
 # glibc's libm and CUDA's differ by ulps (and both from NumPy's own loops), so
 # these tolerances check the formulas, not CUDA's rounding. atol only matters
@@ -53,41 +54,57 @@ Run = Callable[..., Any]
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Run:
-    """``run(name, dtype, *args)``: kernel ``name`` compiled for ``dtype``, called
-    as CuPy calls it: inputs then outputs, positional; outputs left off are
-    allocated; returns the outputs (one, or a tuple)."""
+    """``run(name, *args)``: kernel ``name`` called as CuPy calls it: inputs then
+    outputs, positional; outputs left off are allocated; returns the outputs
+    (one, or a tuple). Its types are bound as CuPy binds them (``bind``)."""
     folder = tmp_path_factory.mktemp("kernels")
-    builds = {}
-    for dtype in DTYPES:  # one library per dtype, every kernel in it; both compile at once
-        types = dict.fromkeys(PLACEHOLDERS, C_TYPES[dtype])
-        source = folder / f"kernels_{dtype.__name__}.cpp"
-        source.write_text("\n".join(render(spec, types, "host") for spec in KERNELS.values()))
-        library = source.with_suffix(".so")
-        command = ["g++", "-O1", "-shared", "-fPIC", "-std=c++17", str(source), "-o", str(library)]
-        builds[dtype] = (library, subprocess.Popen(command, stderr=subprocess.PIPE, text=True))
-    libraries = {}
-    for dtype, (library, build) in builds.items():
-        _, errors = build.communicate()
-        assert build.returncode == 0, f"g++ fails for {dtype.__name__}:\n{errors}"
-        libraries[dtype] = ctypes.CDLL(str(library))
 
-    def run(name: str, dtype: Any, *args: Any) -> Any:
+    def compile_(specs: list[KernelSpec], types: dict[str, str], stem: str) -> Any:
+        source = folder / f"{stem}.cpp"
+        source.write_text("\n".join(render(spec, types, "host") for spec in specs))
+        command = ["g++", "-O1", "-shared", "-fPIC", "-std=c++17", str(source),
+                   "-o", str(source.with_suffix(".so"))]
+        return source.with_suffix(".so"), subprocess.Popen(command, stderr=subprocess.PIPE,
+                                                          text=True)
+
+    def load(library: Any, build: Any) -> ctypes.CDLL:
+        _, errors = build.communicate()
+        assert build.returncode == 0, f"g++ fails for {library.name}:\n{errors}"
+        return ctypes.CDLL(str(library))
+
+    # Every kernel, every placeholder one float type: both builds run at once.
+    builds = {c: compile_(list(KERNELS.values()), dict.fromkeys(PLACEHOLDERS, c), f"kernels_{c}")
+              for c in (C_TYPES[np.dtype(d).name] for d in DTYPES)}
+    prebuilt = {c: load(*build) for c, build in builds.items()}
+    alone: dict[tuple, ctypes.CDLL] = {}
+
+    def function(name: str, types: dict[str, str]) -> Any:
+        """Kernel ``name`` with placeholder C ``types``: from a prebuilt library
+        when they are one float type, else built alone (once)."""
+        c_types = set(types.values())
+        if len(c_types) == 1 and c_types <= prebuilt.keys():
+            return getattr(prebuilt[c_types.pop()], KERNELS[name].name)
+        key = (name, *sorted(types.items()))
+        if key not in alone:
+            alone[key] = load(*compile_([KERNELS[name]], types, f"{name}_{len(alone)}"))
+        return getattr(alone[key], KERNELS[name].name)
+
+    def run(name: str, *args: Any) -> Any:
         ps = params(KERNELS[name])
         n_in = sum(not p.output for p in ps)
         if len(args) not in (n_in, len(ps)):
             raise TypeError(f"{name} takes {n_in} or {len(ps)} arguments, got {len(args)}")
-        types = [np.dtype(dtype) if p.type in PLACEHOLDERS else np.dtype(p.type) for p in ps]
+        bound = bind(ps, args)
+        types = [bound[p.type] if p.type in PLACEHOLDERS else np.dtype(p.type) for p in ps]
         shape = np.broadcast_shapes(*(np.shape(a) for p, a in zip(ps, args) if not p.raw))
         given = list(args) + [np.empty(shape, t) for t in types[len(args):]]
         buffers = []
         for p, t, arg in zip(ps, types, given):
-            if p.output:
-                assert isinstance(arg, np.ndarray) and arg.dtype == t, f"{name}: output {p.name}"
             value = np.asarray(arg, t)  # a Python scalar becomes the declared type
             buffers.append(np.array(value if p.raw else np.broadcast_to(value, shape), order="C"))
-        function = getattr(libraries[dtype], KERNELS[name].name)
-        function.argtypes = [ctypes.c_void_p] * len(ps) + [ctypes.c_ssize_t]
-        function(*(b.ctypes.data for b in buffers), int(np.prod(shape)))
+        fn = function(name, {t: C_TYPES[d.name] for t, d in bound.items()})
+        fn.argtypes = [ctypes.c_void_p] * len(ps) + [ctypes.c_ssize_t]
+        fn(*(b.ctypes.data for b in buffers), int(np.prod(shape)))
         outputs = []
         for p, arg, buffer in zip(ps, given, buffers):
             if p.output:
@@ -96,6 +113,20 @@ def run(tmp_path_factory) -> Run:
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     return run
+
+
+def bind(ps: list[Param], args: tuple) -> dict[str, np.dtype]:
+    """Each placeholder's dtype, as CuPy decides it (``_decide_params_type_core``
+    in cupy/_core/_kernel.pyx): outputs first, then inputs, each array binds its
+    placeholder to its dtype, and an array whose dtype differs from its
+    placeholder's binding or its declared type is refused; scalars bind nothing."""
+    bound: dict[str, np.dtype] = {}
+    for p, arg in sorted(zip(ps, args), key=lambda pair: not pair[0].output):
+        if isinstance(arg, np.ndarray):
+            want = bound.setdefault(p.type, arg.dtype) if p.type in PLACEHOLDERS else np.dtype(p.type)
+            if arg.dtype != want:
+                raise TypeError(f"Type is mismatched. {p.name} {arg.dtype} {want}")
+    return bound
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +138,7 @@ def kernels(run) -> Any:
     from gpunet.backend import cupy_backend
 
     def elementwise(name: str) -> Run:
-        return lambda *args: run(name, args[0].dtype.type, *args)
+        return lambda *args: run(name, *args)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cupy_backend, "cupy", SimpleNamespace(empty=np.empty))
@@ -130,11 +161,12 @@ def draw(shape: Any, dtype: Any, low: float = -6.0, high: float = 6.0, seed: int
     return x.astype(dtype)
 
 
-def check(got: Any, expected: Any) -> None:
-    """``got`` has the dtype and shape of ``expected`` and its values, NaN for NaN."""
+def check(got: Any, expected: Any, precision: Any = None) -> None:
+    """``got`` has the dtype and shape of ``expected`` and its values, NaN for
+    NaN, within the tolerance of ``precision`` (default: that dtype)."""
     expected = np.asarray(expected)
     assert got.dtype == expected.dtype and got.shape == expected.shape
-    dtype = expected.dtype.type
+    dtype = precision or expected.dtype.type
     if dtype in RTOL:
         np.testing.assert_allclose(got, expected, rtol=RTOL[dtype], atol=ATOL[dtype])
     else:
@@ -259,6 +291,66 @@ def test_update(kernels, cpu, op, n, dtype):
     getattr(cpu, op)(*on_cpu, grad, *hyper)
     for got, expected in zip(on_host, on_cpu):
         check(got, expected)
+
+
+# Inputs of two dtypes, as the NumPy backend takes them: each pair (first, second).
+MIXED_FLOATS = [(np.float32, np.float64), (np.float64, np.float32)]
+TARGET_DTYPES = [np.int64, np.int32, np.bool_, np.float32, np.float64]
+
+
+@pytest.mark.parametrize("first, second", MIXED_FLOATS)
+@pytest.mark.parametrize("op", ["sigmoid_grad", "tanh_grad", "relu_grad"])
+def test_activation_grad_of_mixed_dtypes(kernels, cpu, op, first, second):
+    """y and gy of two dtypes give NumPy's promotion of them (float64), as
+    precise as float32 (NumPy rounds 1 - y to float32 where the kernel does not)."""
+    y, gy = draw(100, first, -1.5, 1.5, seed=1), draw(100, second, seed=2)
+    result = getattr(kernels, op)(y, gy)
+    assert result.dtype == np.float64
+    check(result, expect(cpu, op, y, gy), precision=np.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("target", TARGET_DTYPES)
+def test_softmax_cross_entropy_of_any_target_dtype(kernels, cpu, target, dtype):
+    """Targets of any real or bool dtype, taken in the logits' dtype."""
+    rng = np.random.default_rng(5)
+    z = rng.uniform(-20, 20, (50, 10)).astype(dtype)
+    a = np.eye(10)[rng.integers(0, 10, 50)].astype(target)
+    losses, gradient = kernels.softmax_cross_entropy(z, a, 0.5)
+    check(losses, expect(cpu, "softmax_cross_entropy", z, a, 0.5)[0])
+    check(gradient, expect(cpu, "softmax_cross_entropy", z, a, 0.5)[1])
+    assert losses.dtype == gradient.dtype == dtype
+
+
+@pytest.mark.parametrize("logits", [np.int64, np.bool_])
+def test_softmax_cross_entropy_refuses_integer_logits(kernels, cpu, logits):
+    z = np.zeros((2, 3), logits)
+    for backend in (kernels, cpu):
+        with pytest.raises(TypeError, match=f"float32 or float64 logits, got {np.dtype(logits)}"):
+            backend.softmax_cross_entropy(z, np.zeros((2, 3)), 1.0)
+
+
+@pytest.mark.parametrize("predicted", [np.float32, np.int64, np.bool_])
+@pytest.mark.parametrize("target", TARGET_DTYPES)
+def test_matches_of_any_dtypes(kernels, cpu, predicted, target):
+    rng = np.random.default_rng(6)
+    p, t = rng.integers(0, 3, (200, 4)).astype(predicted), rng.integers(0, 3, (200, 4)).astype(target)
+    check(kernels.matches(p, t), expect(cpu, "matches", p, t))
+
+
+@pytest.mark.parametrize("param_dtype, grad_dtype", MIXED_FLOATS)
+@pytest.mark.parametrize("op", ["sgd_update", "momentum_update"])
+def test_update_with_a_gradient_of_another_dtype(kernels, cpu, op, param_dtype, grad_dtype):
+    """The parameter keeps its dtype, the gradient taken in it (float32 precision:
+    NumPy rounds lr * g to float32 where the kernel does not)."""
+    n_state, hyper = (1, (0.1,)) if op == "sgd_update" else (2, (0.1, 0.9))
+    state = [draw(100, param_dtype, seed=seed) for seed in (5, 6)][:n_state]
+    grad = draw(100, grad_dtype, seed=7)
+    on_host, on_cpu = [x.copy() for x in state], [x.copy() for x in state]
+    getattr(kernels, op)(*on_host, grad, *hyper)
+    getattr(cpu, op)(*on_cpu, grad, *hyper)
+    for got, expected in zip(on_host, on_cpu):
+        check(got, expected, precision=np.float32)
 
 
 def test_every_kernel_is_checked():

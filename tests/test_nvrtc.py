@@ -2,7 +2,9 @@
 for the A100's and H100's architectures in float32 and float64, and float32
 code never touches double precision; each CuPy kernel object is built once.
 Each kernel compiles as ``kernel_source.render`` gives it: its operation verbatim,
-in the context CuPy gives it, every placeholder (``T``, ``U``) the one float type.
+in the context CuPy gives it, every placeholder (``T``, ``U``) the one float type,
+and for ``matches``, which takes any dtypes as NumPy's argmax does, integer and
+bool types too.
 
 NVRTC comes from CuPy (``cupy.cuda.nvrtc``) and the ``nvidia-cuda-nvrtc-cu12``
 wheel; without them these tests skip and say why.
@@ -18,7 +20,15 @@ from gpunet.backend.kernels import KERNELS, elementwise
 from kernel_source import PLACEHOLDERS, render
 
 ARCHS = ("compute_80", "compute_90")
-C_TYPES = {"float32": "float", "float64": "double"}
+# Placeholder bindings by name: each float type for every placeholder, and mixed ones.
+FLOATS = {name: dict.fromkeys(PLACEHOLDERS, c) for name, c in (("float32", "float"),
+                                                                ("float64", "double"))}
+MIXED = {"float32-int64": {"T": "float", "U": "long long"},
+         "float64-bool": {"T": "double", "U": "bool"},
+         "int32-int64": {"T": "int", "U": "long long"},
+         "bool-float32": {"T": "bool", "U": "float"}}
+CASES = [(name, types) for name in KERNELS for types in FLOATS] + [
+    ("matches", types) for types in MIXED]
 # As CuPy compiles: C++17, float32 denormals flushed to zero.
 OPTIONS = ("--std=c++17", "-ftz=true")
 
@@ -43,27 +53,27 @@ def nvrtc(cupy) -> Any:
     return nvrtc
 
 
-@pytest.mark.parametrize("dtype", C_TYPES)
 @pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("name", KERNELS)
-def test_kernel_compiles_with_nvrtc(nvrtc, name, arch, dtype):
+@pytest.mark.parametrize("name, types", CASES)
+def test_kernel_compiles_with_nvrtc(nvrtc, name, types, arch):
     spec = KERNELS[name]
-    source = render(spec, dict.fromkeys(PLACEHOLDERS, C_TYPES[dtype]), "cuda")
+    binding = {**FLOATS, **MIXED}[types]
+    source = render(spec, binding, "cuda")
     program = nvrtc.createProgram(source, f"{spec.name}.cu", (), ())
     try:
         try:
             nvrtc.compileProgram(program, OPTIONS + (f"-arch={arch}",))
         except nvrtc.NVRTCError as exc:
-            pytest.fail(f"{name} ({dtype}, {arch}) does not compile: {exc}\n"
+            pytest.fail(f"{name} ({types}, {arch}) does not compile: {exc}\n"
                         f"{nvrtc.getProgramLog(program)}\n{source}")
         log = nvrtc.getProgramLog(program).strip("\x00 \n")
         ptx = nvrtc.getPTX(program)
         ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
     finally:
         nvrtc.destroyProgram(program)
-    assert not log, f"{name} ({dtype}, {arch}) compiles with diagnostics:\n{log}\n{source}"
+    assert not log, f"{name} ({types}, {arch}) compiles with diagnostics:\n{log}\n{source}"
     assert re.search(rf"\.entry\s+{spec.name}\b", ptx)
-    if dtype == "float32":
+    if "double" not in binding.values():
         assert ".f64" not in ptx, f"{name} promotes float32 to double:\n{ptx}"
 
 

@@ -6,6 +6,8 @@ can fuse into custom kernels and keeps the same contracts:
 
 * every operation preserves the floating dtype of its inputs (float32 stays
   float32: constants are Python scalars, which never promote an array);
+  inputs of two dtypes give NumPy's promotion of them, except where one
+  input decides: the logits' dtype for a loss, the parameter's for an update;
 * activation gradients are computed from the saved *output* ``y``, not the input;
 * updates write into the given arrays in place.
 """
@@ -136,7 +138,7 @@ class Backend:
 
     def tanh_grad(self, y: Array, gy: Array) -> Array:
         """tanh'(x) = 1 - y^2."""
-        slope = y * y
+        slope = self.xp.multiply(y, y, dtype=self.xp.result_type(y, gy))
         self.xp.subtract(1, slope, out=slope)
         slope *= gy
         return slope
@@ -146,15 +148,17 @@ class Backend:
 
     def relu_grad(self, y: Array, gy: Array) -> Array:
         """relu'(x) = 1 where y > 0, else 0 (the notebook's choice at x = 0)."""
-        return gy * (y > 0)
+        return self.xp.multiply(gy, y > 0, dtype=self.xp.result_type(y, gy))
 
     # -- along rows: the last axis of (N, k) arrays, or of one (k,) row ---------
     def softmax_cross_entropy(self, z: Array, a: Array, scale: float) -> tuple[Array, Array]:
         """Softmax cross-entropy of logits ``z`` against targets ``a`` (same
         shape): each row's loss -sum_j a_j log softmax(z)_j, computed as
         -sum_j a_j (z_j - max z - log sum_i e^(z_i - max z)), and the gradient
-        (softmax(z) - a) * scale. Returns ``(losses, gradient)``."""
-        row_length("softmax_cross_entropy", z, a)
+        (softmax(z) - a) * scale, both in the dtype of ``z``, float32 or
+        float64 (``a`` may be of any real or bool dtype). Returns ``(losses, gradient)``."""
+        float_rows("softmax_cross_entropy", z, a)
+        a = a.astype(z.dtype, copy=False)
         shifted = z - z.max(axis=-1, keepdims=True)
         e = self.xp.exp(shifted)
         total = e.sum(axis=-1, keepdims=True)
@@ -195,6 +199,13 @@ class Backend:
         velocity *= momentum
         velocity += (1 - momentum) * grad
         param -= lr * velocity
+
+
+def float_rows(operation: str, z: Array, a: Array) -> int:
+    """``row_length`` of float32 or float64 ``z`` (TypeError otherwise) and ``a``."""
+    if z.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{operation} needs float32 or float64 logits, got {z.dtype}")
+    return row_length(operation, z, a)
 
 
 def row_length(operation: str, first: Array, second: Array) -> int:

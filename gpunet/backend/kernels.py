@@ -7,7 +7,11 @@ the CuPy kernel object, once.
 
 Every kernel is generic over its type placeholders ``T`` (and ``U``), float32
 or float64: constants are written ``T(1)`` and scalars arrive as ``T``
-parameters, so no float32 value is ever promoted to double. CuPy binds each
+parameters, so no float32 value is ever promoted to double. CuPy binds a
+placeholder to the dtype of the arrays given for it and refuses arrays of two
+dtypes for one placeholder ("Type is mismatched": ``_decide_params_type_core``
+in cupy/_core/_kernel.pyx), so the backend casts mixed inputs first; a
+scalar takes its parameter's type. CuPy binds each
 array parameter to the current element, broadcasting and following strides,
 and an output parameter may be read as well as written, which makes the
 updates in place. A ``raw`` parameter is the whole array instead, indexed in
@@ -66,11 +70,13 @@ KERNELS: dict[str, KernelSpec] = _specs(
      " loss = -sum"),
     # Whether a row of p and a row of t have their largest entry at the same
     # index: the first largest, a NaN counting as largest, as NumPy's argmax.
+    # T and U may be any real or bool type: v == v is the not-NaN test, as
+    # CUDA's isnan has no integer overload.
     ("matches", "raw T p, raw U t, int64 k", "bool hit",
      "const ptrdiff_t row = (ptrdiff_t)i * k; ptrdiff_t bp = 0, bt = 0;"
      " for (ptrdiff_t j = 1; j < k; ++j) {"
-     " if (!isnan(p[row + bp]) && !(p[row + j] <= p[row + bp])) bp = j;"
-     " if (!isnan(t[row + bt]) && !(t[row + j] <= t[row + bt])) bt = j; }"
+     " if (p[row + bp] == p[row + bp] && !(p[row + j] <= p[row + bp])) bp = j;"
+     " if (t[row + bt] == t[row + bt] && !(t[row + j] <= t[row + bt])) bt = j; }"
      " hit = bp == bt"),
     # Dropout that draws its own mask: element i takes counter first + i of the
     # backend's SplitMix64 stream (base.py's random_bits), its top 24 bits as
