@@ -12,8 +12,8 @@ from . import peers, report
 from .environment import describe_environment
 from .ops import OPS, op_case
 from .roofline import roofline
-from .timing import CudaEventClock, HostClock, measure
-from .trainers import MODELS, GpunetTrainer, mnist_like, peak_step_memory
+from .timing import MIN_REPEATS, CudaEventClock, HostClock, measure
+from .trainers import MODELS, GpunetTrainer, mnist_like, step_memory
 
 PEERS = ("torch", "notebook")
 
@@ -132,7 +132,8 @@ def _peer_results(config: Config, skipped: list[str], say: Callable[[str], None]
                             "backend": "python", "model": model, "batch_size": 1,
                             "samples": rate["samples"], "median_s": rate["epoch_seconds_60k"],
                             "repeats": 1, "samples_per_s": rate["samples_per_s"],
-                            "extrapolated_from_s": rate["seconds"], "peak_memory_bytes": None})
+                            "extrapolated_from_s": rate["seconds"],
+                            "step_memory_bytes": None, "step_memory_measure": None})
             say(f"notebook {model} batch 1: {rate['samples_per_s']:,.0f} samples/s "
                 f"(extrapolated from {rate['samples']} samples)")
     return results
@@ -140,18 +141,19 @@ def _peer_results(config: Config, skipped: list[str], say: Callable[[str], None]
 
 def _time_trainer(trainer: Any, model: str, batch_size: int, clock: Any, config: Config,
                   say: Callable[[str], None]) -> list[dict]:
-    """A step and an epoch of ``trainer``, as records."""
+    """A step and an epoch of ``trainer``, as records: each after a warm-up
+    call, epochs repeated at least ``MIN_REPEATS`` times."""
     epoch_size = _epoch_size(config, batch_size)
-    memory = peak_step_memory(trainer)
+    memory, measure_name = step_memory(trainer)
     records = []
     for what, fn, samples in (("step", trainer.step, batch_size), ("epoch", trainer.epoch, epoch_size)):
-        step = what == "step"  # the steps warm up what the epoch then uses
-        timing = measure(fn, clock, repeats=config.repeats if step else max(config.repeats // 2, 1),
-                         warmup=1 if step else 0, budget_s=config.budget_s)
+        repeats = config.repeats if what == "step" else max(config.repeats // 2, MIN_REPEATS)
+        timing = measure(fn, clock, repeats=repeats, budget_s=config.budget_s)
         records.append({"case": "train", "what": what, "peer": trainer.name,
                         "backend": trainer.device, "model": model, "batch_size": batch_size,
                         "samples": samples, **timing.record(),
-                        "samples_per_s": samples / timing.median_s, "peak_memory_bytes": memory})
+                        "samples_per_s": samples / timing.median_s,
+                        "step_memory_bytes": memory, "step_memory_measure": measure_name})
     say(f"{trainer.name} {trainer.device} {model} batch {batch_size}: step "
         f"{records[0]['samples_per_s']:,.0f} samples/s, epoch {records[1]['samples_per_s']:,.0f} samples/s")
     return records

@@ -44,17 +44,17 @@ def _training_table(records: list[dict[str, Any]]) -> list[str]:
         rows.setdefault((r["model"], r["batch_size"], r["peer"], r["backend"]), {})[r["what"]] = r
     lines = ["## Training throughput (samples/s, median)", "",
              "| model | batch | peer | backend | step | epoch | spread (q1..q3 of epoch s) "
-             "| peak step memory | roofline |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| step memory | roofline |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for (model, batch, peer, backend), by_what in sorted(rows.items(), key=lambda kv: (
             kv[0][0], kv[0][1], kv[0][2], kv[0][3])):
         step, epoch = by_what.get("step"), by_what.get("epoch")
-        memory = (epoch or step or {}).get("peak_memory_bytes")
+        memory = _memory(epoch or step or {})
         roof = (step or {}).get("roofline")
         spread = (f"{epoch['q1_s']:.3g}..{epoch['q3_s']:.3g}" if epoch and "q1_s" in epoch
                   else "extrapolated" if epoch else "")
         bound = f"{roof['fraction_of_roofline']:.1%} ({roof['limit']})" if roof else ""
         lines.append(f"| {model} | {batch} | {peer} | {backend} | {_rate(step)} | {_rate(epoch)} "
-                     f"| {spread} | {_bytes(memory)} | {bound} |")
+                     f"| {spread} | {memory} | {bound} |")
     return lines + [""]
 
 
@@ -84,5 +84,7 @@ def _gbps(record: dict[str, Any] | None) -> str:
     return f"{record['gb_per_s']:.2f}" if record else ""
 
 
-def _bytes(n: int | None) -> str:
-    return "" if n is None else f"{n / 2 ** 20:.2f} MiB"
+def _memory(record: dict[str, Any]) -> str:
+    """The step's memory and how it was measured, e.g. '1.25 MiB (tracemalloc peak)'."""
+    n = record.get("step_memory_bytes")
+    return "" if n is None else f"{n / 2 ** 20:.2f} MiB ({record['step_memory_measure']})"

@@ -51,30 +51,37 @@ class GpunetTrainer:
         self.backend.synchronize()
 
 
-def peak_step_memory(trainer: Any) -> int | None:
-    """Bytes allocated at the peak of one training step: traced host allocations
-    on the CPU (NumPy and plain Python report to tracemalloc), the CuPy pool's
-    high-water mark on a GPU; None where neither sees the allocations (PyTorch CPU)."""
+def step_memory(trainer: Any) -> tuple[int | None, str | None]:
+    """The memory a training step needs beyond what was allocated before it,
+    after a warm-up step (which fills caches such as the block of uniform
+    draws), as ``(bytes, how it was measured)``; ``(None, None)`` where nothing
+    sees the allocations (PyTorch on the CPU)."""
+    trainer.step()
     if trainer.device in ("numpy", "python"):
         import tracemalloc
         tracemalloc.start()
         try:
             trainer.step()
-            return tracemalloc.get_traced_memory()[1]
+            return tracemalloc.get_traced_memory()[1], "tracemalloc peak"
         finally:
             tracemalloc.stop()
     if trainer.device == "cupy":
+        # CuPy's pool keeps no high-water mark (cupy/cuda/memory.pyx): what it
+        # grows by in a step from an emptied pool bounds the step's peak from above.
         import cupy
         pool = cupy.get_default_memory_pool()
+        trainer.synchronize()
         pool.free_all_blocks()
-        before = pool.used_bytes()
+        before = pool.total_bytes()
         trainer.step()
         trainer.synchronize()
-        return pool.total_bytes() - before
+        return pool.total_bytes() - before, "CuPy pool growth"
     if trainer.device == "cuda":
         import torch
+        trainer.synchronize()
+        before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
         trainer.step()
         trainer.synchronize()
-        return torch.cuda.max_memory_allocated()
-    return None
+        return torch.cuda.max_memory_allocated() - before, "PyTorch peak allocated"
+    return None, None

@@ -7,7 +7,7 @@ from benchmarks.harness import Config
 from benchmarks.ops import OPS, op_case
 from benchmarks.report import markdown
 from benchmarks.roofline import roofline, step_cost
-from benchmarks.timing import HostClock, measure
+from benchmarks.timing import MIN_REPEATS, CudaEventClock, HostClock, measure
 from gpunet.cli import main
 
 
@@ -39,6 +39,10 @@ def test_quick_run_measures_each_case(quick_run):
         (m, b, w) for m in quick.models for b in quick.batch_sizes for w in ("step", "epoch")}
     for record in measured["results"]:
         assert record["median_s"] > 0 and record["repeats"] >= 1
+    for record in train:  # after a warm-up call, at least three readings of each
+        assert record["repeats"] >= MIN_REPEATS and record["calls"] == 1
+        assert record["step_memory_measure"] == "tracemalloc peak"
+        assert record["step_memory_bytes"] > 0
     notebook = [r for r in measured["results"] if r.get("peer") == "notebook"]
     assert {r["model"] for r in notebook} == set(quick.models)
     assert all(r["batch_size"] == 1 and r["samples"] >= 1 for r in notebook)
@@ -57,10 +61,36 @@ def test_timing_statistics():
     assert timing.repeats == 5 and timing.min_s <= timing.q1_s <= timing.median_s <= timing.q3_s
 
 
-def test_budget_stops_repeats_early():
+def test_budget_stops_repeats_early_but_not_before_three():
     import time
-    timing = measure(lambda: time.sleep(0.02), HostClock(), repeats=1000, warmup=0, budget_s=0.05)
-    assert 1 <= timing.repeats < 10
+    timing = measure(lambda: time.sleep(0.02), HostClock(), repeats=1000, budget_s=0.05)
+    assert MIN_REPEATS <= timing.repeats < 10
+    assert measure(lambda: time.sleep(0.02), HostClock(), repeats=1000, budget_s=0).repeats == 3
+    assert measure(lambda: None, HostClock(), repeats=2, budget_s=0).repeats == 2
+
+
+def test_cuda_events_time_many_calls_per_pair(monkeypatch):
+    """A 2 µs kernel on a stand-in device clock: 500 calls (one more for rounding)
+    span each 1 ms reading."""
+    import sys
+    import types
+    device = {"ms": 0.0}
+
+    class Event:
+        def record(self):
+            self.at = device["ms"]
+
+        def synchronize(self):
+            pass
+
+    def kernel():
+        device["ms"] += 0.002
+
+    cuda = types.SimpleNamespace(Event=Event, get_elapsed_time=lambda a, b: b.at - a.at)
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(cuda=cuda))
+    timing = measure(kernel, CudaEventClock(), repeats=5)
+    assert timing.calls in (500, 501) and timing.repeats == 5
+    assert timing.median_s == pytest.approx(2e-6)
 
 
 def test_op_bytes_and_unknown_op(numpy_backend):

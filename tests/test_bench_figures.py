@@ -13,7 +13,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def train(what="epoch", peer="gpunet", backend="numpy", model="deep", batch_size=128, **fields):
     return {"case": "train", "what": what, "peer": peer, "backend": backend, "model": model,
             "batch_size": batch_size, "median_s": 1.0, "q1_s": 0.9, "q3_s": 1.1, "repeats": 5,
-            "samples_per_s": 1e3 * batch_size ** 0.5, "peak_memory_bytes": None, **fields}
+            "samples_per_s": 1e3 * batch_size ** 0.5, "step_memory_bytes": None, "step_memory_measure": None, **fields}
 
 
 def op(op="tanh_grad", variant="kernel", backend="numpy", size=1000, **fields):
