@@ -37,11 +37,21 @@ def _rate(name: str, value: float, upper: float = math.inf) -> float:
     return value
 
 
+def valid_learning_rate(value: float) -> float:
+    """``value`` as a float if it is a learning rate: finite and >= 0 (else ValueError)."""
+    return _rate("learning_rate", value)
+
+
+def valid_momentum(value: float) -> float:
+    """``value`` as a float if it is a momentum: in [0, 1) (else ValueError)."""
+    return _rate("momentum", value, upper=1.0)
+
+
 class GradientDescent(Optimizer):
     """param <- param - lr * grad."""
 
     def __init__(self, learning_rate: float = 0.1) -> None:
-        self.lr = _rate("learning_rate", learning_rate)
+        self.lr = valid_learning_rate(learning_rate)
 
     def step(self, layer: Layer) -> None:
         for param, grad in update_pairs(layer):
@@ -55,8 +65,8 @@ class Momentum(Optimizer):
     ``layer.params()`` by position."""
 
     def __init__(self, learning_rate: float, momentum: float = 0.9) -> None:
-        self.lr = _rate("learning_rate", learning_rate)
-        self.mo = _rate("momentum", momentum, upper=1.0)
+        self.lr = valid_learning_rate(learning_rate)
+        self.mo = valid_momentum(momentum)
         self.updates: list[Array] = []
 
     def step(self, layer: Layer) -> None:

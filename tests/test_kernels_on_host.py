@@ -242,6 +242,17 @@ def test_softmax_cross_entropy(kernels, cpu, rows, k, target, dtype):
     check(gradient, expected_gradient)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_cross_entropy_skips_terms_of_weight_zero(kernels, cpu, dtype):
+    big = 0.9 * np.finfo(dtype).max
+    z = np.array([[big, -big, 0.0], [big, -big, 0.0]], dtype)
+    a = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype)
+    losses, gradient = kernels.softmax_cross_entropy(z, a, 1.0)
+    np.testing.assert_array_equal(losses, [0.0, np.inf])
+    np.testing.assert_array_equal(gradient, [[0, 0, 0], [1, -1, 0]])
+    check(losses, expect(cpu, "softmax_cross_entropy", z, a, 1.0)[0])
+
+
 @covers("matches")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k", [1, 3, 10])

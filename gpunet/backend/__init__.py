@@ -28,20 +28,33 @@ class BackendUnavailable(RuntimeError):
     """The backend asked for cannot run here; the message says why."""
 
 
+class UnknownBackend(ValueError):
+    """A backend name (given, or from ``$GPUNET_BACKEND``) that is not one of ``BACKEND_NAMES``."""
+
+
 def get_backend(name: str | Backend | None = None) -> Backend:
     """The backend called ``name`` (default: ``$GPUNET_BACKEND``, else ``'auto'``)."""
     if isinstance(name, Backend):
         return name
-    if name is None:
-        name = os.environ.get(ENV_VAR) or "auto"
-    key = name.strip().lower() if isinstance(name, str) else name
-    if key not in BACKEND_NAMES:
-        raise ValueError(f"unknown backend {name!r}; valid backends: {', '.join(BACKEND_NAMES)}")
+    key = backend_name(name)
     if key == "auto":
         key = "cupy" if cuda_status().usable else "numpy"
     if key not in _instances:
         _register(_create(key))
     return _instances[key]
+
+
+def backend_name(name: str | None = None) -> str:
+    """``name`` (default: ``$GPUNET_BACKEND``, else ``'auto'``) as one of
+    ``BACKEND_NAMES``; UnknownBackend naming where a bad name came from."""
+    source = "backend"
+    if name is None:
+        name, source = os.environ.get(ENV_VAR) or "auto", f"${ENV_VAR}"
+    key = name.strip().lower() if isinstance(name, str) else name
+    if key not in BACKEND_NAMES:
+        raise UnknownBackend(f"unknown {source} {name!r}; valid backends: "
+                             f"{', '.join(BACKEND_NAMES)}")
+    return key
 
 
 def backend_of(x: Any) -> Backend:
@@ -82,5 +95,5 @@ def _register(backend: Backend) -> None:
 
 
 __all__ = ["Array", "Backend", "BackendUnavailable", "BACKEND_NAMES", "CudaStatus",
-           "DEFAULT_DTYPE", "ENV_VAR", "backend_of", "cuda_status", "explain_auto",
-           "get_backend"]
+           "DEFAULT_DTYPE", "ENV_VAR", "UnknownBackend", "backend_name", "backend_of",
+           "cuda_status", "explain_auto", "get_backend"]

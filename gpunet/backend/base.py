@@ -154,7 +154,8 @@ class Backend:
     def softmax_cross_entropy(self, z: Array, a: Array, scale: float) -> tuple[Array, Array]:
         """Softmax cross-entropy of logits ``z`` against targets ``a`` (same
         shape): each row's loss -sum_j a_j log softmax(z)_j, computed as
-        -sum_j a_j (z_j - max z - log sum_i e^(z_i - max z)), and the gradient
+        -sum_j a_j (z_j - max z - log sum_i e^(z_i - max z)) over the j with
+        a_j != 0 (so finite logits 6e38 apart give no 0 * -inf), and the gradient
         (softmax(z) - a) * scale, both in the dtype of ``z``, float32 or
         float64 (``a`` may be of any real or bool dtype). Returns ``(losses, gradient)``."""
         float_rows("softmax_cross_entropy", z, a)
@@ -163,8 +164,9 @@ class Backend:
         e = self.xp.exp(shifted)
         total = e.sum(axis=-1, keepdims=True)
         shifted -= self.xp.log(total)
-        shifted *= a
-        losses = -shifted.sum(axis=-1)
+        weighted = a != 0
+        self.xp.multiply(shifted, a, out=shifted, where=weighted)
+        losses = -shifted.sum(axis=-1, where=weighted)
         e /= total
         e -= a
         if scale != 1:

@@ -57,7 +57,8 @@ KERNELS: dict[str, KernelSpec] = _specs(
     ("relu_grad", "T y, T gy", "T gx", "gx = gy * T(y > T(0))"),
     # Row kernels: each thread i takes row i of k entries of its raw (N, k) arrays.
     # Softmax cross-entropy of one row: loss = -sum a (z - max z - log total) and
-    # dL/dz = (e / total - a) * scale, with e = exp(z - max z) and total its sum.
+    # dL/dz = (e / total - a) * scale, with e = exp(z - max z) and total its sum;
+    # a term with a = 0 adds nothing, even where z - max z overflows to -inf.
     ("softmax_cross_entropy", "raw T z, raw T a, int64 k, T scale", "T loss, raw T g",
      "const ptrdiff_t row = (ptrdiff_t)i * k; T top = z[row];"
      " for (ptrdiff_t j = 1; j < k; ++j) top = z[row + j] > top ? z[row + j] : top;"
@@ -65,7 +66,7 @@ KERNELS: dict[str, KernelSpec] = _specs(
      " for (ptrdiff_t j = 0; j < k; ++j) { g[row + j] = exp(z[row + j] - top); total += g[row + j]; }"
      " const T log_total = log(total); T sum = T(0);"
      " for (ptrdiff_t j = 0; j < k; ++j) {"
-     " sum += a[row + j] * (z[row + j] - top - log_total);"
+     " if (a[row + j] != T(0)) sum += a[row + j] * (z[row + j] - top - log_total);"
      " g[row + j] = (g[row + j] / total - a[row + j]) * scale; }"
      " loss = -sum"),
     # Whether a row of p and a row of t have their largest entry at the same

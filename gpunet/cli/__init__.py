@@ -5,15 +5,16 @@ import argparse
 import sys
 from typing import Sequence
 
-from ..backend import BackendUnavailable
+import numpy as np
+
+from ..backend import BackendUnavailable, UnknownBackend
 from ..checkpoint import CheckpointError
 from ..data import DatasetError
 from ..metrics import NonFiniteLoss
 from ..plots import MissingDependency
 from . import bench, experiments, info, show, train
-from .options import EXIT_INTERRUPTED, EXIT_NON_FINITE, common_options
-
-EXIT_ERROR, EXIT_USAGE = 1, 2
+from .options import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_NON_FINITE, EXIT_USAGE, UsageError,
+                      common_options, os_error)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,11 +26,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         module.add_commands(commands, common)
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
-    except BackendUnavailable as exc:
+        with np.errstate(all="ignore"):  # a diverging run says so itself (NonFiniteLoss)
+            return args.run(args)
+    except (BackendUnavailable, UnknownBackend, UsageError) as exc:
         return _fail(exc, EXIT_USAGE)
     except (DatasetError, CheckpointError, MissingDependency) as exc:
         return _fail(exc, EXIT_ERROR)
+    except OSError as exc:
+        return _fail(os_error(exc), EXIT_ERROR)
     except NonFiniteLoss as exc:
         return _fail(exc, EXIT_NON_FINITE)
     except KeyboardInterrupt:

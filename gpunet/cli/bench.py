@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import count, positive_float
+from .options import UsageError, count, positive_float
 
 
 def add_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -45,8 +45,7 @@ def run_bench(args: argparse.Namespace) -> int:
         if getattr(args, option) is not None:
             setattr(config, field, getattr(args, option))
     if args.out.exists() and not args.out.is_dir():
-        print(f"gpunet: error: --out {args.out} exists and is not a folder")
-        return 2
+        raise UsageError(f"--out {args.out} exists and is not a folder")
     measured = run(config)
     for path in write_outputs(measured, args.out):
         print(f"wrote {path}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from importlib import metadata
 
-from ..backend import cuda_status, explain_auto
+from ..backend import ENV_VAR, UnknownBackend, backend_name, cuda_status, explain_auto
 from ..backend.cuda_probe import device_properties
 
 
@@ -27,4 +27,8 @@ def run_info(args: argparse.Namespace) -> int:
     else:
         print(f"cupy backend: unavailable: {status.reason}")
     print(explain_auto())
+    try:
+        print(f"default backend: {backend_name()} (from ${ENV_VAR}, else auto)")
+    except UnknownBackend as exc:
+        print(f"default backend: invalid: {exc}; commands without --backend refuse to run")
     return 0

@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Callable
 
 from ..atomic import writable
+from ..data.sources import FILE_NAMES
 from ..backend import BACKEND_NAMES, Backend, explain_auto, get_backend
 
-EXIT_NON_FINITE, EXIT_INTERRUPTED = 3, 130
+EXIT_ERROR, EXIT_USAGE, EXIT_NON_FINITE, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+
+class UsageError(ValueError):
+    """Options that cannot go together, found after parsing; exits 2 like argparse's errors."""
 
 
 def count(minimum: int) -> Callable[[str], int]:
@@ -21,6 +27,21 @@ def count(minimum: int) -> Callable[[str], int]:
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
         return value
+    return parse
+
+
+def checked_number(check: Callable[[float], float]) -> Callable[[str], float]:
+    """An argparse type: a number that ``check`` accepts (it raises ValueError
+    saying why not), e.g. ``optimizers.valid_momentum``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     return parse
 
 
@@ -56,6 +77,29 @@ def common_options() -> argparse.ArgumentParser:
                         help="array backend (default: $GPUNET_BACKEND, else auto)")
     common.add_argument("--quiet", action="store_true", help="no progress bars")
     return common
+
+
+def distinct_files(named: list[tuple[str, Path | None]], data_dir: Path | None = None) -> None:
+    """UsageError when two of the files ``named`` ((option, path) pairs; None
+    for options not given), or one of them and a dataset file in ``data_dir``,
+    are one file: writing one would destroy the other."""
+    if data_dir is not None:
+        named = named + [("a dataset file in --data-dir", data_dir / name)
+                         for gz in FILE_NAMES.values() for name in (gz, gz.removesuffix(".gz"))]
+    seen: dict[Path, str] = {}
+    for option, path in named:
+        if path is None:
+            continue
+        other = seen.setdefault(path.resolve(), option)
+        if other != option:
+            raise UsageError(f"{other} and {option} are the same file, {path}: "
+                             "one would overwrite the other")
+
+
+def os_error(exc: OSError) -> str:
+    """An OSError in one line: the path and the system's reason."""
+    path = f"{os.fsdecode(exc.filename)}: " if exc.filename is not None else ""
+    return f"{path}{exc.strerror or exc}"
 
 
 def open_backend(asked: str | None) -> Backend:

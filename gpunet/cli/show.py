@@ -8,7 +8,7 @@ from pathlib import Path
 from ..data.datasets import load_raw
 from ..data.sources import SOURCES
 from ..plots import load_metrics, save_image_grid, save_training_curves
-from .options import existing_dir, writable_path
+from .options import distinct_files, existing_dir, writable_path
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot")
@@ -26,6 +26,7 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
 
 
 def run_show(args: argparse.Namespace) -> int:
+    distinct_files([("--metrics", args.metrics), ("--out", args.out)], args.data_dir)
     if args.metrics:
         try:
             save_training_curves(load_metrics(args.metrics), args.out)

@@ -19,12 +19,14 @@ from ..fitting import EpochStats, evaluate, fit
 from ..metrics import NonFiniteLoss
 from ..losses import SoftmaxCrossEntropy
 from ..models import PRESETS, default_rates, mnist_model
-from ..optimizers import GradientDescent, Momentum, Optimizer
-from .options import (EXIT_INTERRUPTED, EXIT_NON_FINITE, count, existing_dir, open_backend,
-                      positive_float, writable_path)
+from ..optimizers import (GradientDescent, Momentum, Optimizer, valid_learning_rate,
+                          valid_momentum)
+from .options import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_NON_FINITE, checked_number, count,
+                      distinct_files, existing_dir, open_backend, os_error, writable_path)
 
 DEFAULTS = {"dataset": "mnist", "model": "deep", "epochs": 5, "batch_size": 128, "seed": 0,
             "optimizer": "momentum"}
+OPTIONS = {"learning_rate": "--lr"}  # config keys whose option is not --key-with-dashes
 
 
 def add_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -46,11 +48,11 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
                      help="total epochs to have trained (default 5)")
     cmd.add_argument("--batch-size", type=count(1), default=None,
                      help="samples per step (default 128; 1 reproduces the notebook)")
-    cmd.add_argument("--lr", type=positive_float, default=None,
+    cmd.add_argument("--lr", type=checked_number(valid_learning_rate), default=None,
                      help="learning rate (default: 0.01 at batch size 1 as in the notebook, "
                           "else logistic 0.1, deep 0.5, wide 0.1)")
-    cmd.add_argument("--momentum", type=positive_float, default=None,
-                     help="momentum (default 0.99 at batch size 1, else 0.9)")
+    cmd.add_argument("--momentum", type=checked_number(valid_momentum), default=None,
+                     help="momentum in [0, 1) (default 0.99 at batch size 1, else 0.9)")
     cmd.add_argument("--optimizer", choices=["momentum", "sgd"], default=None,
                      help="momentum (default, the notebook's) or sgd")
     cmd.add_argument("--seed", type=count(0), default=None, help="random seed (default 0)")
@@ -70,6 +72,9 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
 
 
 def run_train(args: argparse.Namespace) -> int:
+    resuming_in_place = args.save and args.resume and args.resume.resolve() == args.save.resolve()
+    distinct_files([("--save", args.save), ("--resume", None if resuming_in_place else args.resume),
+                    ("--metrics", args.metrics)], args.data_dir)
     backend = open_backend(args.backend)
     resumed = load_checkpoint(args.resume, backend) if args.resume else None
     config = _config(args, resumed)
@@ -97,21 +102,23 @@ def run_train(args: argparse.Namespace) -> int:
             save_checkpoint(args.save, model, optimizer, epoch=stats.epoch, seed=config["seed"],
                             config=config, history=history)
         if args.metrics:
-            _write_metrics(args.metrics, config, history)
+            _write_metrics(args.metrics, config, history, stats.test_accuracy)
 
     try:
         fit(model, loss, optimizer, data.train_x, data.train_y, epochs=config["epochs"],
             batch_size=config["batch_size"], first_epoch=done, test=(data.test_x, data.test_y),
             progress=not args.quiet, on_epoch_end=end_of_epoch)
-    except (NonFiniteLoss, KeyboardInterrupt) as exc:
+    except (NonFiniteLoss, KeyboardInterrupt, OSError) as exc:  # OSError: a failed write
         kept = f"the last good checkpoint is {args.save}" if args.save and args.save.exists() \
             else "no checkpoint was written"
-        print(f"gpunet: error: {str(exc) or 'interrupted'}; {kept}", file=sys.stderr)
-        return EXIT_NON_FINITE if isinstance(exc, NonFiniteLoss) else EXIT_INTERRUPTED
+        problem = os_error(exc) if isinstance(exc, OSError) else str(exc) or "interrupted"
+        print(f"gpunet: error: {problem}; {kept}", file=sys.stderr)
+        return (EXIT_NON_FINITE if isinstance(exc, NonFiniteLoss) else
+                EXIT_ERROR if isinstance(exc, OSError) else EXIT_INTERRUPTED)
     _, accuracy = evaluate(model, loss, data.test_x, data.test_y)
     print(f"test accuracy: {accuracy:.4f}")
     if args.metrics:
-        _write_metrics(args.metrics, config, history)
+        _write_metrics(args.metrics, config, history, accuracy)
     return 0
 
 
@@ -139,8 +146,8 @@ def _config(args: argparse.Namespace, resumed: Checkpoint | None) -> dict[str, A
     saved = resumed.config if resumed else {}
     for key, value in given.items():
         if key in saved and key != "epochs" and saved[key] != value:
-            raise CheckpointError(f"{args.resume}: --{key.replace('_', '-')} {value} differs "
-                                  f"from the checkpoint's {saved[key]}")
+            raise CheckpointError(f"{args.resume}: {OPTIONS.get(key, '--' + key.replace('_', '-'))} "
+                                  f"{value} differs from the checkpoint's {saved[key]}")
     config = {**DEFAULTS, "train_subset": None, "test_subset": None, **saved, **given}
     rate, momentum = default_rates(config["model"], config["batch_size"])
     config.setdefault("learning_rate", rate)
@@ -162,9 +169,9 @@ def _data(config: dict[str, Any], args: argparse.Namespace, backend: Backend) ->
                    raw.test_images[:test], raw.test_labels[:test], backend)
 
 
-def _write_metrics(path: Path, config: dict[str, Any], history: list[dict[str, Any]]) -> None:
-    """The config, the per-epoch history and the final test accuracy, replaced atomically."""
-    metrics = {**config, "history": history,
-               "test_accuracy": history[-1]["test_accuracy"] if history else None}
+def _write_metrics(path: Path, config: dict[str, Any], history: list[dict[str, Any]],
+                   test_accuracy: float) -> None:
+    """The config, the per-epoch history and the latest test accuracy, replaced atomically."""
+    metrics = {**config, "history": history, "test_accuracy": test_accuracy}
     with replacing(path) as file:
         file.write(json.dumps(metrics, indent=2).encode())
