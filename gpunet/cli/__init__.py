@@ -1,45 +1,21 @@
-"""gpunet: the notebook's experiments, MNIST training and evaluation, pictures, benchmarks."""
+"""gpunet: the notebook's experiments, MNIST training and evaluation, pictures, benchmarks.
+
+``main`` imports the commands (and NumPy with them) only once it runs, inside
+its Ctrl-C handler, so an interrupt at any moment ends in one line and exit 130.
+"""
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Sequence
 
-import numpy as np
-
-from ..backend import BackendUnavailable, UnknownBackend
-from ..checkpoint import CheckpointError
-from ..data import DatasetError
-from ..metrics import NonFiniteLoss
-from ..plots import MissingDependency
-from . import bench, experiments, info, show, train
-from .options import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_NON_FINITE, EXIT_USAGE, UsageError,
-                      common_options, os_error)
+from .status import EXIT_INTERRUPTED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="gpunet", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    common = common_options()
-    for module in (experiments, train, show, bench, info):
-        module.add_commands(commands, common)
-    args = parser.parse_args(argv)
     try:
-        with np.errstate(all="ignore"):  # a diverging run says so itself (NonFiniteLoss)
-            return args.run(args)
-    except (BackendUnavailable, UnknownBackend, UsageError) as exc:
-        return _fail(exc, EXIT_USAGE)
-    except (DatasetError, CheckpointError, MissingDependency) as exc:
-        return _fail(exc, EXIT_ERROR)
-    except OSError as exc:
-        return _fail(os_error(exc), EXIT_ERROR)
-    except NonFiniteLoss as exc:
-        return _fail(exc, EXIT_NON_FINITE)
+        from .commands import run
+        return run(argv)
     except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_INTERRUPTED)
-
-
-def _fail(problem: object, status: int) -> int:
-    print(f"gpunet: error: {problem}", file=sys.stderr)
-    return status
+        print("gpunet: error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

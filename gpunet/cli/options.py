@@ -10,8 +10,6 @@ from ..atomic import writable
 from ..data.sources import FILE_NAMES
 from ..backend import BACKEND_NAMES, Backend, explain_auto, get_backend
 
-EXIT_ERROR, EXIT_USAGE, EXIT_NON_FINITE, EXIT_INTERRUPTED = 1, 2, 3, 130
-
 
 class UsageError(ValueError):
     """Options that cannot go together, found after parsing; exits 2 like argparse's errors."""

@@ -21,8 +21,9 @@ from ..losses import SoftmaxCrossEntropy
 from ..models import PRESETS, default_rates, mnist_model
 from ..optimizers import (GradientDescent, Momentum, Optimizer, valid_learning_rate,
                           valid_momentum)
-from .options import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_NON_FINITE, checked_number, count,
-                      distinct_files, existing_dir, open_backend, os_error, writable_path)
+from .options import (checked_number, count, distinct_files, existing_dir, open_backend, os_error,
+                      writable_path)
+from .status import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_NON_FINITE
 
 DEFAULTS = {"dataset": "mnist", "model": "deep", "epochs": 5, "batch_size": 128, "seed": 0,
             "optimizer": "momentum"}
