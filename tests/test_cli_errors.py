@@ -70,13 +70,32 @@ def test_info_says_the_backend_variable_is_invalid():
     (["train", "--data-dir", ".", "--save", "t10k-labels-idx1-ubyte"],
      "--save and a dataset file in --data-dir are the same file"),
     (["show", "--metrics", "X", "--out", "X"], "--metrics and --out are the same file, X"),
+    (["train", "--data-dir", ".", "--save", "fashion-mnist/train-labels-idx1-ubyte.gz"],
+     "--save and a dataset file in --data-dir are the same file"),
 ])
 def test_one_file_named_twice_is_refused_before_it_is_touched(tmp_path, args, message):
+    (tmp_path / "fashion-mnist").mkdir()
     for name in ("X", "train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte"):
         (tmp_path / name).write_bytes(b"precious " + name.encode())
     fails(gpunet_cli(*args, cwd=tmp_path), 2, message)
     for name in ("X", "train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte"):
         assert (tmp_path / name).read_bytes() == b"precious " + name.encode()
+
+
+def test_data_dir_that_is_a_file(tmp_path):
+    (tmp_path / "data").write_text("not a folder")
+    fails(gpunet_cli("train", "--data-dir", str(tmp_path / "data")), 2,
+          f"--data-dir: '{tmp_path / 'data'}' is a file, not a directory")
+
+
+def test_a_given_data_dir_is_the_only_place_looked_in(fashion_dir, tmp_path):
+    """Offline, with Debian's copy installed: the files missing from --data-dir are
+    named, and no other copy is used."""
+    done = gpunet_cli("train", *SMALL, "--data-dir", str(tmp_path), "--offline")
+    fails(done, 1, f"missing from {tmp_path} and not downloaded (downloading is off)")
+    assert "data:" not in done.stdout
+    done = gpunet_cli("train", *SMALL, "--epochs", "0")
+    assert done.returncode == 0 and f"data: {fashion_dir}" in done.stdout.splitlines()
 
 
 def test_bench_out_that_is_a_file(tmp_path):

@@ -5,6 +5,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import shutil
 import socket
 import threading
@@ -20,7 +21,7 @@ from gpunet.data import DatasetError, find_dataset, load_raw, read_idx, search_d
 from gpunet.data.datasets import cache_dir
 from gpunet.data.download import download_file
 from gpunet.data.sources import FILE_NAMES, SOURCES, DataFile, Source, get_source
-from test_idx import gz, idx_bytes
+from test_idx import deadline, gz, gzip_bomb, idx_bytes, peak_memory
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 FASHION_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
@@ -216,26 +217,43 @@ def test_download_progress_bar(fake, server, tmp_path, capsys):
 
 
 def test_search_order(fake, monkeypatch, tmp_path, isolated):
-    monkeypatch.setenv("GPUNET_DATA", str(tmp_path / "env"))
     fake.register(monkeypatch, system_dirs=(tmp_path / "system",))
-    (tmp_path / "given").mkdir()
-    assert search_dirs("mnist", tmp_path / "given") == [
-        tmp_path / "given", tmp_path / "given" / "mnist", tmp_path / "env",
-        tmp_path / "env" / "mnist", isolated, tmp_path / "system"]
+    assert search_dirs("mnist") == [isolated, tmp_path / "system"]
+    monkeypatch.setenv("GPUNET_DATA", str(tmp_path / "env"))
+    assert search_dirs("mnist") == [tmp_path / "env", tmp_path / "env" / "mnist"]
+    given = tmp_path / "given"
+    given.mkdir()
+    assert search_dirs("mnist", given) == [given, given / "mnist"]
 
 
 def test_first_complete_location_wins(fake, monkeypatch, tmp_path, isolated):
-    monkeypatch.setenv("GPUNET_DATA", str(tmp_path / "env"))
     fake.register(monkeypatch, system_dirs=(tmp_path / "system",))
-    incomplete = dict(list(fake.gz.items())[:3])
-    given = put(tmp_path / "given", incomplete)
-    places = [put(given / "mnist", fake.gz), put(tmp_path / "env", fake.gz), put(isolated, fake.gz),
-              put(tmp_path / "system", fake.gz)]
-    assert load_raw("mnist", given, download=False).directory == places[0]
-    for place in places:
-        assert find_dataset("mnist", given) == place
+    given = put(tmp_path / "given", dict(list(fake.gz.items())[:3]))
+    put(given / "mnist", fake.gz)
+    assert load_raw("mnist", given, download=False).directory == given / "mnist"
+    for place in (put(isolated, fake.gz), put(tmp_path / "system", fake.gz)):
+        assert find_dataset("mnist") == place
         shutil.rmtree(place)
-    assert find_dataset("mnist", given) is None
+    assert find_dataset("mnist") is None
+
+
+@pytest.mark.parametrize("via", ["data_dir", "GPUNET_DATA"])
+def test_a_given_directory_is_the_only_place_looked_in(fake, server, monkeypatch, tmp_path,
+                                                       isolated, via):
+    fake.register(monkeypatch, mirrors=(server.mirror("good", fake.gz),),
+                  system_dirs=(put(tmp_path / "system", fake.gz),))
+    put(isolated, fake.gz)
+    name = FILE_NAMES["test_labels"]
+    given = put(tmp_path / "root" / "mnist", {n: d for n, d in fake.gz.items() if n != name})
+    data_dir = given if via == "data_dir" else None
+    monkeypatch.setenv("GPUNET_DATA", str(tmp_path / "root"))
+    with pytest.raises(DatasetError) as info:
+        load_raw("mnist", data_dir, download=False)
+    assert str(info.value) == (f"mnist: {name} missing from {given} and not downloaded "
+                               "(downloading is off); no other place is looked in when a data "
+                               "directory is given")
+    assert load_raw("mnist", data_dir, progress=False).directory == given
+    assert server.requests == [f"/good/{name}"] and sorted(os.listdir(given)) == sorted(fake.gz)
 
 
 def test_dataset_directly_in_gpunet_data(fake, monkeypatch, tmp_path):
@@ -251,6 +269,17 @@ def test_cache_defaults_to_home(monkeypatch, tmp_path):
 def test_missing_data_dir(tmp_path):
     with pytest.raises(DatasetError, match=f"data directory {tmp_path / 'nope'} does not exist"):
         load_raw("mnist", tmp_path / "nope")
+
+
+@pytest.mark.parametrize("via", ["data_dir", "GPUNET_DATA"])
+def test_a_data_directory_that_is_a_file(fake, monkeypatch, tmp_path, isolated, via):
+    put(isolated, fake.gz)
+    (tmp_path / "file").write_text("a file, not a directory")
+    monkeypatch.setenv("GPUNET_DATA", str(tmp_path / "file"))
+    label = "data directory" if via == "data_dir" else "$GPUNET_DATA"
+    with pytest.raises(DatasetError, match=f"^{re.escape(label)} {tmp_path / 'file'} is a file, "
+                                           "not a directory$"):
+        load_raw("mnist", tmp_path / "file" if via == "data_dir" else None)
 
 
 # Loading and checking local files
@@ -270,6 +299,27 @@ def test_uncompressed_and_recompressed_files_match_the_raw_checksum(fake, tmp_pa
     files |= {name: gzip.compress(fake.raw[name], mtime=1) for name in list(fake.raw)[2:]}
     data = load_raw("mnist", put(tmp_path / "d", files), download=False)
     np.testing.assert_array_equal(data.train_labels, fake.arrays["train_labels"])
+
+
+@pytest.mark.parametrize("make, what", [(os.mkfifo, "a FIFO"), (os.mkdir, "a directory")])
+def test_a_data_file_that_is_not_a_regular_file(fake, tmp_path, make, what):
+    name = FILE_NAMES["train_labels"]
+    directory = put(tmp_path / "d", fake.gz)
+    (directory / name).unlink()
+    make(directory / name)
+    with deadline(5), pytest.raises(DatasetError) as info:
+        load_raw("mnist", directory, download=False)
+    assert str(info.value) == f"{directory / name}: {what}, not a regular file"
+
+
+def test_gzip_bomb_in_the_data_dir_stops_at_the_format_limit(fake, tmp_path):
+    directory = put(tmp_path / "d", fake.gz)
+    path = gzip_bomb(directory / FILE_NAMES["test_images"])
+    with pytest.raises(DatasetError) as info:
+        load_raw("mnist", directory, download=False)
+    assert str(info.value) == (f"{path}: too large: more than 47040016 bytes uncompressed, "
+                               "the most 60000 MNIST images take")
+    assert peak_memory(load_raw, "mnist", directory) < 4 << 20
 
 
 @pytest.mark.parametrize("raw_known", [True, False])
@@ -327,11 +377,30 @@ def test_download_only_the_missing_files_into_data_dir(fake, server, monkeypatch
     assert server.requests == [f"/good/{name}" for name in list(fake.gz)[2:]]
 
 
-def test_unwritable_target_falls_back_to_the_cache(fake, server, monkeypatch, tmp_path, isolated):
-    (tmp_path / "env").write_text("a file, not a directory")
-    monkeypatch.setenv("GPUNET_DATA", str(tmp_path / "env"))
+def test_no_fallback_to_the_cache_when_the_given_directory_fails(fake, server, monkeypatch,
+                                                                 tmp_path, isolated):
+    (tmp_path / "file").write_text("a file, not a directory")
+    monkeypatch.setenv("GPUNET_DATA", str(tmp_path / "file" / "data"))
     fake.register(monkeypatch, mirrors=(server.mirror("good", fake.gz),))
-    assert load_raw("mnist", progress=False).directory == isolated
+    with pytest.raises(DatasetError) as info:
+        load_raw("mnist", progress=False)
+    target = tmp_path / "file" / "data" / "mnist"
+    assert str(info.value).startswith(f"mnist: {', '.join(fake.gz)} missing from {target} and "
+                                      f"not downloaded (cannot create {target} (Not a directory))")
+    assert not isolated.exists() and server.requests == []
+
+
+def test_failed_download_into_a_given_directory_names_it(fake, server, monkeypatch, tmp_path):
+    mirror = server.mirror("bad", corrupted(fake.gz))
+    fake.register(monkeypatch, mirrors=(mirror,))
+    given = put(tmp_path / "d", {})
+    with pytest.raises(DatasetError) as info:
+        load_raw("mnist", given, progress=False)
+    message = str(info.value)
+    assert message.startswith(f"mnist: {', '.join(fake.gz)} missing from {given} and not "
+                              f"downloaded (cannot download {FILE_NAMES['train_images']}: ")
+    assert message.endswith("no other place is looked in when a data directory is given")
+    assert os.listdir(given) == []
 
 
 def test_failed_download_says_where_it_looked_and_caches_nothing(fake, server, monkeypatch,
@@ -351,10 +420,9 @@ def test_failed_download_says_where_it_looked_and_caches_nothing(fake, server, m
 def test_offline_error_lists_every_place_and_the_fix(monkeypatch, tmp_path):
     monkeypatch.setitem(SOURCES, "fashion-mnist",
                         replace(SOURCES["fashion-mnist"], system_dirs=(tmp_path / "system",)))
-    monkeypatch.setenv("GPUNET_DATA", str(tmp_path / "env"))
     with pytest.raises(DatasetError) as info:
-        load_raw("fashion-mnist", tmp_path, download=False)
-    places = ", ".join(str(d) for d in search_dirs("fashion-mnist", tmp_path))
+        load_raw("fashion-mnist", download=False)
+    places = f"{tmp_path / 'cache' / 'gpunet' / 'fashion-mnist'}, {tmp_path / 'system'}"
     message = str(info.value)
     assert message.startswith(f"fashion-mnist not found (looked in {places}) "
                               "and not downloaded (downloading is off); put its four files")

@@ -1,13 +1,18 @@
 """read_idx: every type code round-trips, gzip-compressed or raw; bad files raise DatasetError."""
 import gzip
+import os
 import re
+import signal
 import struct
+import tracemalloc
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gpunet.data import DatasetError, read_idx
-from gpunet.data.idx import TYPE_CODES
+from gpunet.data.idx import MAX_EXAMPLES, TYPE_CODES
 
 
 def idx_bytes(array: np.ndarray, code: int = 0x08) -> bytes:
@@ -18,6 +23,44 @@ def idx_bytes(array: np.ndarray, code: int = 0x08) -> bytes:
 
 def gz(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
+
+
+def gzip_bomb(path: Path, head: bytes = b"", gib: int = 1) -> Path:
+    """``path``: gzip-compressed ``head`` then ``gib`` GiB of zeros, in about a MB:
+    one gzip member per MiB, all alike, written one at a time."""
+    member = gz(bytes(1 << 20))
+    with open(path, "wb") as file:
+        file.write(gz(head))
+        for _ in range(1024 * gib):
+            file.write(member)
+    return path
+
+
+def peak_memory(function, *args) -> int:
+    """The most bytes Python had allocated while ``function(*args)`` ran (it may raise)."""
+    tracemalloc.start()
+    try:
+        function(*args)
+    except Exception:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+@contextmanager
+def deadline(seconds: float):
+    """TimeoutError if the block is still running after ``seconds`` (a hang fails, not stalls)."""
+    def expire(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.mark.parametrize("compress", [False, True], ids=["raw", "gz"])
@@ -53,10 +96,17 @@ BAD_FILES = {  # name: (file bytes, kind, part of the message)
     "no dimensions": (b"\x00\x00\x08\x00", None, "0 dimensions does not fit"),
     "dimensions cut off": (IMAGES[:10], None, "3 dimensions does not fit in 10 bytes"),
     "size beyond 64 bits": (bytes([0, 0, 8, 3]) + struct.pack(">3I", 2**22, 2**21, 2**21),
-                            None, "need 18446744073709551616 bytes"),
+                            None, "too large: dimensions (4194304, 2097152, 2097152) of uint8 "
+                                  "need 18446744073709551616 bytes of data, more than the "
+                                  "47040000 of 60000 MNIST images"),
+    "more labels than the format holds": (bytes([0, 0, 8, 1]) + struct.pack(">I", MAX_EXAMPLES + 1),
+                                          "labels", "60001 bytes of data, more than the 60000 "
+                                                    "of 60000 MNIST labels"),
+    "images of another size": (idx_bytes(np.zeros((2, 28, 27), np.uint8)), "images",
+                               "expected uint8 images (N, 28, 28), got uint8 (2, 28, 27)"),
     "label above 9": (idx_bytes(np.array([3, 10, 2], np.uint8)), "labels", "label 10 at index 1"),
     "labels given as images": (idx_bytes(np.arange(10, dtype=np.uint8)), "images",
-                               "expected uint8 images (N, rows, cols), got uint8 (10,)"),
+                               "expected uint8 images (N, 28, 28), got uint8 (10,)"),
     "images given as labels": (IMAGES, "labels", "expected uint8 labels (N,), got uint8 (2, 4, 4)"),
     "int8 images": (idx_bytes(np.zeros((2, 4, 4), np.int8), 0x09), "images", "got int8"),
     "broken gzip stream": (GZ_IMAGES[:-12], None, "cannot read it"),
@@ -80,5 +130,28 @@ def test_missing_file(tmp_path):
 
 
 def test_directory_instead_of_a_file(tmp_path):
-    with pytest.raises(DatasetError, match="cannot read it"):
+    with pytest.raises(DatasetError, match=f"^{re.escape(str(tmp_path))}: a directory, not a "
+                                           "regular file$"):
         read_idx(tmp_path)
+
+
+def test_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    with deadline(5), pytest.raises(DatasetError, match="fifo: a FIFO, not a regular file$"):
+        read_idx(tmp_path / "fifo", kind="images")
+
+
+def test_gzip_bomb_is_read_only_as_far_as_its_header_says(tmp_path):
+    path = gzip_bomb(tmp_path / "bomb.gz", idx_bytes(np.zeros((6, 28, 28), np.uint8)))
+    assert path.stat().st_size < 2 << 20
+    with pytest.raises(DatasetError, match="bomb.gz: has trailing bytes: dimensions .6, 28, 28."):
+        read_idx(path, kind="images")
+    assert peak_memory(read_idx, path, "images") < 4 << 20
+
+
+def test_gzip_bomb_with_a_header_too_large_is_not_decompressed(tmp_path):
+    path = gzip_bomb(tmp_path / "bomb.gz", bytes([0, 0, 8, 1]) + struct.pack(">I", 1 << 30))
+    with pytest.raises(DatasetError, match="bomb.gz: too large: dimensions .1073741824,. of "
+                                           "uint8 need 1073741824 bytes"):
+        read_idx(path, kind="labels")
+    assert peak_memory(read_idx, path, "labels") < 4 << 20

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..atomic import writable
-from ..data.sources import FILE_NAMES
+from ..data.idx import file_type
+from ..data.sources import FILE_NAMES, SOURCES
 from ..backend import BACKEND_NAMES, Backend, explain_auto, get_backend
 
 
@@ -55,8 +56,11 @@ def positive_float(text: str) -> float:
 
 def existing_dir(text: str) -> Path:
     path = Path(text)
-    if not path.is_dir():
+    if not path.exists():
         raise argparse.ArgumentTypeError(f"directory {text!r} does not exist")
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is {file_type(path.stat().st_mode)}, "
+                                         "not a directory")
     return path
 
 
@@ -81,8 +85,9 @@ def distinct_files(named: list[tuple[str, Path | None]], data_dir: Path | None =
     """UsageError when two of the files ``named`` ((option, path) pairs; None
     for options not given), or one of them and a dataset file in ``data_dir``,
     are one file: writing one would destroy the other."""
-    if data_dir is not None:
-        named = named + [("a dataset file in --data-dir", data_dir / name)
+    if data_dir is not None:  # a dataset's files are read from data_dir or data_dir/<dataset>
+        named = named + [("a dataset file in --data-dir", folder / name)
+                         for folder in (data_dir, *(data_dir / dataset for dataset in SOURCES))
                          for gz in FILE_NAMES.values() for name in (gz, gz.removesuffix(".gz"))]
     seen: dict[Path, str] = {}
     for option, path in named:

@@ -35,6 +35,7 @@ def run_show(args: argparse.Namespace) -> int:
             return 1
     else:
         raw = load_raw(args.dataset, args.data_dir)
+        print(f"data: {raw.directory}")
         names = FASHION_CLASSES if args.dataset == "fashion-mnist" else None
         save_image_grid(raw.train_images, raw.train_labels, args.out, class_names=names)
     print(f"wrote {args.out}")

@@ -165,6 +165,7 @@ def _optimizer(config: dict[str, Any]) -> Optimizer:
 def _data(config: dict[str, Any], args: argparse.Namespace, backend: Backend) -> Prepared:
     raw = load_raw(config["dataset"], args.data_dir, download=not args.offline,
                    progress=not args.quiet)
+    print(f"data: {raw.directory}")
     train, test = config.get("train_subset"), config.get("test_subset")
     return prepare(raw.train_images[:train], raw.train_labels[:train],
                    raw.test_images[:test], raw.test_labels[:test], backend)

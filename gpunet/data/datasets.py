@@ -1,18 +1,19 @@
 """MNIST-format datasets: find (or download) the four files, check them, load them."""
 from __future__ import annotations
 
-import gzip
 import hashlib
+import math
 import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from .download import download_file
+from .download import CHUNK_BYTES, download_file
 from .errors import DatasetError
-from .idx import GZIP_MAGIC, read_idx
+from .idx import MAX_EXAMPLES, Kind, file_type, open_idx, open_regular, read_idx, size_limit
 from .sources import DataFile, Source, get_source
 
 ENV_VAR = "GPUNET_DATA"
@@ -31,19 +32,14 @@ class RawDataset:
 
 def load_raw(name: str, data_dir: str | os.PathLike | None = None, *,
              download: bool = True, progress: bool = True) -> RawDataset:
-    """Dataset ``name`` from the first of search_dirs() holding it, else downloaded.
+    """Dataset ``name`` from the first of search_dirs() holding it, else with its
+    missing files downloaded into ``data_dir``, else $GPUNET_DATA/<name>, else the
+    per-user cache; ``directory`` is the directory used.
 
     Every file must match its published checksum; any problem raises DatasetError.
     """
     source = get_source(name)
-    directory = find_dataset(name, data_dir)
-    if directory is None:
-        if not download:
-            raise DatasetError(_not_found(source, data_dir, "downloading is off"))
-        try:
-            directory = _download(source, data_dir, progress)
-        except DatasetError as exc:
-            raise DatasetError(_not_found(source, data_dir, str(exc))) from None
+    directory = find_dataset(name, data_dir) or _complete(source, data_dir, download, progress)
     arrays = {}
     for file in source.files:
         path = _present(directory, file)
@@ -67,14 +63,14 @@ def find_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Path |
 
 
 def search_dirs(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Where ``name`` is looked for, in order: ``data_dir``, $GPUNET_DATA (each also
-    with ``/<name>``), the per-user cache, then the system's copies."""
+    """Where ``name`` is looked for: ``data_dir``, else $GPUNET_DATA, each also with
+    ``/<name>`` and nothing else; only when neither is given, the per-user cache,
+    then the system's copies."""
     source = get_source(name)
-    dirs = []
-    for root in (_data_dir(data_dir), _env_dir()):
-        if root is not None:
-            dirs += [root, root / source.name]
-    return list(dict.fromkeys([*dirs, cache_dir(source.name), *source.system_dirs]))
+    root = _given_dir(data_dir)
+    if root is not None:
+        return [root, root / source.name]
+    return [cache_dir(source.name), *source.system_dirs]
 
 
 def cache_dir(name: str) -> Path:
@@ -83,24 +79,27 @@ def cache_dir(name: str) -> Path:
     return Path(root) / "gpunet" / name
 
 
-def _data_dir(data_dir: str | os.PathLike | None) -> Path | None:
-    if data_dir is None:
+def _given_dir(data_dir: str | os.PathLike | None) -> Path | None:
+    """``data_dir``, which must be a directory, else $GPUNET_DATA, which may not exist
+    yet; None if neither is given."""
+    if data_dir is not None:
+        path, what = Path(data_dir).expanduser(), "data directory"
+        if not path.exists():
+            raise DatasetError(f"{what} {path} does not exist")
+    elif os.environ.get(ENV_VAR):
+        path, what = Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}"
+    else:
         return None
-    path = Path(data_dir).expanduser()
-    if not path.exists():
-        raise DatasetError(f"data directory {path} does not exist")
+    if path.exists() and not path.is_dir():
+        raise DatasetError(f"{what} {path} is {file_type(path.stat().st_mode)}, not a directory")
     return path
 
 
-def _env_dir() -> Path | None:
-    value = os.environ.get(ENV_VAR)
-    return Path(value).expanduser() if value else None
-
-
 def _present(directory: Path, file: DataFile) -> Path | None:
-    """``file`` in ``directory``, compressed or not, if there."""
+    """``file`` in ``directory``, compressed or not, if there: whatever has its name,
+    so that a directory or FIFO in its place is refused, not skipped."""
     for path in (directory / file.name, directory / file.raw_name):
-        if path.is_file():
+        if path.exists():
             return path
     return None
 
@@ -108,14 +107,14 @@ def _present(directory: Path, file: DataFile) -> Path | None:
 def _verify(path: Path, file: DataFile) -> None:
     """Accept the published .gz bytes, or IDX bytes matching the known uncompressed MD5."""
     try:
-        data = path.read_bytes()
+        with open_regular(path) as stream:
+            actual, expected = _md5(stream, path), file.md5
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read it ({exc.strerror})") from None
-    actual, expected = hashlib.md5(data).hexdigest(), file.md5
     if actual == expected:
         return
     if file.raw_md5 is not None:
-        raw_md5 = _raw_md5(data)
+        raw_md5 = _raw_md5(path, file.kind)
         if raw_md5 == file.raw_md5:
             return
         actual += f" (uncompressed {raw_md5})"
@@ -125,41 +124,67 @@ def _verify(path: Path, file: DataFile) -> None:
                        f"delete it to download it again, or replace it with a good copy")
 
 
-def _raw_md5(data: bytes) -> str:
-    """MD5 of the IDX bytes in ``data`` (gzip-compressed or not), or why there are none."""
+def _raw_md5(path: Path, kind: Kind) -> str:
+    """MD5 of the IDX bytes in ``path`` (gzip-compressed or not), or why there are none."""
     try:
-        return hashlib.md5(gzip.decompress(data) if data[:2] == GZIP_MAGIC else data).hexdigest()
+        with open_idx(path) as stream:
+            return _md5(stream, path, kind)
     except (EOFError, OSError, zlib.error) as exc:
         return f"unknown, broken gzip stream: {exc}"
 
 
-def _download(source: Source, data_dir: str | os.PathLike | None, progress: bool) -> Path:
-    directory = _download_dir(source.name, data_dir)
-    for file in source.files:
-        if _present(directory, file) is None:
+def _md5(stream: BinaryIO, path: Path, kind: Kind | None = None) -> str:
+    """MD5 of the bytes of ``stream``, read in chunks; with ``kind``, DatasetError as
+    soon as they are more than an MNIST-format file of that kind holds."""
+    limit = sum(size_limit(kind)) if kind else math.inf
+    digest, size = hashlib.md5(), 0
+    while chunk := stream.read(CHUNK_BYTES):
+        size += len(chunk)
+        if size > limit:
+            raise DatasetError(f"{path}: too large: more than {limit} bytes uncompressed, "
+                               f"the most {MAX_EXAMPLES} MNIST {kind} take")
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _complete(source: Source, data_dir: str | os.PathLike | None, download: bool,
+              progress: bool) -> Path:
+    """``data_dir``, else $GPUNET_DATA/<name>, else the per-user cache, with the files
+    it lacks downloaded into it."""
+    root = _given_dir(data_dir)
+    if root is None:
+        directory = cache_dir(source.name)
+    else:
+        directory = root if data_dir is not None else root / source.name
+    missing = [file for file in source.files if _present(directory, file) is None]
+    try:
+        if not download:
+            raise DatasetError("downloading is off")
+        _make_writable(directory)
+        for file in missing:
             download_file(file.name, source.mirrors, file.md5, directory, progress=progress)
+    except DatasetError as exc:
+        if root is None:
+            raise DatasetError(_not_found(source, str(exc))) from None
+        names = ", ".join(file.name for file in missing)
+        raise DatasetError(f"{source.name}: {names} missing from {directory} and not downloaded "
+                           f"({exc}); no other place is looked in when a data directory "
+                           f"is given") from None
     return directory
 
 
-def _download_dir(name: str, data_dir: str | os.PathLike | None) -> Path:
-    """The first writable of ``data_dir``, $GPUNET_DATA/<name> and the cache."""
-    env = _env_dir()
-    candidates = (_data_dir(data_dir), env / name if env is not None else None, cache_dir(name))
-    problems = []
-    for directory in filter(None, candidates):
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            problems.append(f"{directory} ({exc.strerror})")
-            continue
-        if os.access(directory, os.W_OK):
-            return directory
-        problems.append(f"{directory} (not writable)")
-    raise DatasetError("no writable directory to download into: " + "; ".join(problems))
+def _make_writable(directory: Path) -> None:
+    """Create ``directory`` if need be; DatasetError if it cannot be written to."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"cannot create {directory} ({exc.strerror})") from None
+    if not os.access(directory, os.W_OK):
+        raise DatasetError(f"{directory} is not writable")
 
 
-def _not_found(source: Source, data_dir: str | os.PathLike | None, reason: str) -> str:
-    places = ", ".join(str(d) for d in search_dirs(source.name, data_dir))
+def _not_found(source: Source, reason: str) -> str:
+    places = ", ".join(str(d) for d in search_dirs(source.name))
     names = ", ".join(file.name for file in source.files)
     other = f", or {source.install_hint}" if source.install_hint else ""
     return (f"{source.name} not found (looked in {places}) and not downloaded ({reason}); "

@@ -6,10 +6,14 @@ big-endian uint32 sizes, then the values, big-endian, row-major.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
+import stat
 import zlib
-from typing import Literal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO, Literal
 
 import numpy as np
 
@@ -19,62 +23,112 @@ TYPE_CODES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(
               0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 GZIP_MAGIC = b"\x1f\x8b"
 NUM_CLASSES = 10
+IMAGE_SHAPE = (28, 28)
+MAX_EXAMPLES = 60_000  # the most in one file: the training sets of MNIST and Fashion-MNIST
+FILE_TYPES = {stat.S_IFREG: "a file", stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO",
+              stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+              stat.S_IFSOCK: "a socket"}
 
 Kind = Literal["images", "labels"]
 
 
 def read_idx(path: str | os.PathLike, kind: Kind | None = None) -> np.ndarray:
-    """The array stored in IDX file ``path`` (native byte order).
+    """The array stored in IDX file ``path`` (native byte order), read as a stream.
 
-    ``kind='images'`` also requires uint8 images (N, rows, cols);
-    ``kind='labels'`` requires uint8 labels (N,) holding 0..9.
+    ``kind='images'`` also requires uint8 images (N, 28, 28);
+    ``kind='labels'`` requires uint8 labels (N,) holding 0..9. No file may hold
+    more data than MAX_EXAMPLES of its kind (images if none) take.
     Any problem raises DatasetError naming the file.
     """
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise DatasetError(f"{path}: {len(data)} bytes is too short for an IDX header")
-    if data[0] != 0 or data[1] != 0:
-        raise DatasetError(f"{path}: not an IDX file (magic number 0x{data[:4].hex()})")
-    code, ndim = data[2], data[3]
-    if code not in TYPE_CODES:
-        raise DatasetError(f"{path}: unknown IDX type code 0x{code:02x}; known codes: "
-                           + ", ".join(f"0x{c:02x}" for c in TYPE_CODES))
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(data) < header:
-        raise DatasetError(f"{path}: IDX header with {ndim} dimensions does not fit "
-                           f"in {len(data)} bytes")
-    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", ndim, 4))
-    dtype = TYPE_CODES[code]
-    expected = math.prod(shape) * dtype.itemsize
-    payload = len(data) - header
-    if payload != expected:
-        problem = "truncated" if payload < expected else "has trailing bytes"
-        raise DatasetError(f"{path}: {problem}: dimensions {shape} of {dtype.name} need "
-                           f"{expected} bytes of data, the file has {payload}")
-    array = np.frombuffer(data, dtype, offset=header).reshape(shape)
-    array = array.astype(dtype.newbyteorder("="), copy=False)
+    try:
+        with open_idx(path) as stream:
+            array = _parse(stream, path, kind)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DatasetError(f"{path}: cannot read it ({exc})") from None
+    array = array.astype(array.dtype.newbyteorder("="), copy=False)
     if kind is not None:
         _check_kind(array, kind, path)
     return array
 
 
-def _read_bytes(path: str | os.PathLike) -> bytes:
+def size_limit(kind: Kind | None) -> tuple[int, int]:
+    """The header bytes and the most data bytes of an MNIST-format file of ``kind``
+    (images if None): MAX_EXAMPLES labels or images."""
+    if kind == "labels":
+        return 8, MAX_EXAMPLES
+    return 16, MAX_EXAMPLES * math.prod(IMAGE_SHAPE)
+
+
+def file_type(mode: int) -> str:
+    """What a file of st_mode ``mode`` is, in words: 'a directory', 'a FIFO'..."""
+    return FILE_TYPES.get(stat.S_IFMT(mode), "a special file")
+
+
+def open_regular(path: str | os.PathLike) -> io.BufferedReader:
+    """``path`` opened to read; DatasetError unless it is a regular file.
+    It is checked once open: opening does not wait for a FIFO's writer."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-        if data[:2] == GZIP_MAGIC:
-            data = gzip.decompress(data)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file") from None
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DatasetError(f"{path}: cannot read it ({exc})") from None
-    return data
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read it ({exc.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise DatasetError(f"{path}: {file_type(mode)}, not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+@contextmanager
+def open_idx(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """The IDX bytes of regular file ``path``, decompressed as they are read if gzip-compressed."""
+    with open_regular(path) as file:
+        if file.peek(2)[:2] == GZIP_MAGIC:
+            with gzip.GzipFile(fileobj=file) as stream:
+                yield stream
+        else:
+            yield file
+
+
+def _parse(stream: BinaryIO, path: str | os.PathLike, kind: Kind | None) -> np.ndarray:
+    """The array in ``stream``: its header, then the data the header announces, if
+    within size_limit(kind), and no more (at most one byte past them is read)."""
+    head = stream.read(4)
+    if len(head) < 4:
+        raise DatasetError(f"{path}: {len(head)} bytes is too short for an IDX header")
+    if head[0] != 0 or head[1] != 0:
+        raise DatasetError(f"{path}: not an IDX file (magic number 0x{head.hex()})")
+    code, ndim = head[2], head[3]
+    if code not in TYPE_CODES:
+        raise DatasetError(f"{path}: unknown IDX type code 0x{code:02x}; known codes: "
+                           + ", ".join(f"0x{c:02x}" for c in TYPE_CODES))
+    sizes = stream.read(4 * ndim)
+    if ndim == 0 or len(sizes) < 4 * ndim:
+        raise DatasetError(f"{path}: IDX header with {ndim} dimensions does not fit "
+                           f"in {4 + len(sizes)} bytes")
+    shape = tuple(int(d) for d in np.frombuffer(sizes, ">u4"))
+    dtype = TYPE_CODES[code]
+    expected, limit = math.prod(shape) * dtype.itemsize, size_limit(kind)[1]
+    if expected > limit:
+        raise DatasetError(f"{path}: too large: dimensions {shape} of {dtype.name} need "
+                           f"{expected} bytes of data, more than the {limit} of "
+                           f"{MAX_EXAMPLES} MNIST {kind or 'images'}")
+    data = stream.read(expected)
+    if len(data) < expected:
+        raise DatasetError(f"{path}: truncated: dimensions {shape} of {dtype.name} need "
+                           f"{expected} bytes of data, the file has {len(data)}")
+    if stream.read(1):
+        raise DatasetError(f"{path}: has trailing bytes: dimensions {shape} of {dtype.name} "
+                           f"need {expected} bytes of data, the file has more")
+    return np.frombuffer(data, dtype).reshape(shape)
 
 
 def _check_kind(array: np.ndarray, kind: Kind, path: str | os.PathLike) -> None:
     if kind == "images":
-        if array.ndim != 3 or array.dtype != np.uint8:
-            raise DatasetError(f"{path}: expected uint8 images (N, rows, cols), "
+        if array.shape[1:] != IMAGE_SHAPE or array.dtype != np.uint8:
+            raise DatasetError(f"{path}: expected uint8 images (N, 28, 28), "
                                f"got {array.dtype.name} {array.shape}")
         return
     if array.ndim != 1 or array.dtype != np.uint8:
