@@ -3,13 +3,16 @@ import json
 import os
 import pickle
 import struct
+import threading
 
 import numpy as np
 import pytest
 import safetensors.numpy
 
 import gpunet
+from gpunet.checkpoint import container
 from gpunet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from gpunet.cli import main
 from gpunet.models import mnist_model
 
 
@@ -88,6 +91,47 @@ def test_a_pickle_is_refused_and_never_run(numpy_backend, tmp_path):
     assert not os.path.exists(MARKER)
 
 
+@pytest.mark.parametrize("protocol", range(2, pickle.HIGHEST_PROTOCOL + 1))
+def test_pickles_of_every_protocol_that_starts_with_0x80_are_refused(numpy_backend, tmp_path,
+                                                                     protocol):
+    (tmp_path / "p.ckpt").write_bytes(pickle.dumps({"param.0": [1.0] * 100}, protocol=protocol))
+    with pytest.raises(CheckpointError, match="p.ckpt: this is a pickle file"):
+        load_checkpoint(tmp_path / "p.ckpt", numpy_backend)
+
+
+def pad_header(path, low_bytes):
+    """Pad the JSON header of ``path`` with trailing spaces (safetensors allows them)
+    to the shortest length whose two low bytes are ``low_bytes``."""
+    data = path.read_bytes()
+    size = struct.unpack("<Q", data[:8])[0]
+    length = size + (low_bytes - size) % 0x10000
+    path.write_bytes(struct.pack("<Q", length) + data[8:8 + size] + b" " * (length - size)
+                     + data[8 + size:])
+
+
+@pytest.mark.parametrize("low_bytes", [0x0080, 0x0180, 0x0280, 0x0380, 0x0480, 0x0580, 0x0680])
+def test_a_checkpoint_whose_first_byte_is_0x80_is_no_pickle(numpy_backend, trained, tmp_path,
+                                                           low_bytes):
+    model, optimizer = trained
+    path = save(tmp_path / "a.ckpt", model, optimizer)
+    pad_header(path, low_bytes)
+    assert path.read_bytes()[:2] == bytes([0x80, low_bytes >> 8])
+    loaded = load_checkpoint(path, numpy_backend)
+    for a, b in zip(model.params(), loaded.model.params()):
+        np.testing.assert_array_equal(a, b)
+    assert (loaded.epoch, loaded.config) == (3, {"model": "deep", "batch_size": 32})
+
+
+def test_a_checkpoint_whose_first_byte_is_0x80_resumes(fashion_dir, tmp_path):
+    ckpt = tmp_path / "run.ckpt"
+    small = ["--dataset", "fashion-mnist", "--train-subset", "512", "--test-subset", "256",
+             "--batch-size", "64", "--backend", "numpy", "--quiet"]
+    assert main(["train", "--epochs", "1", "--save", str(ckpt), *small]) == 0
+    pad_header(ckpt, 0x0280)
+    assert main(["train", "--resume", str(ckpt), "--epochs", "2", "--save", str(ckpt), *small]) == 0
+    assert load_checkpoint(ckpt, gpunet.get_backend("numpy")).epoch == 2
+
+
 def test_truncated_file(numpy_backend, trained, tmp_path):
     path = save(tmp_path / "a.ckpt", *trained)
     data = path.read_bytes()
@@ -100,6 +144,46 @@ def test_truncated_file(numpy_backend, trained, tmp_path):
 def test_missing_file(numpy_backend, tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint file"):
         load_checkpoint(tmp_path / "nope.ckpt", numpy_backend)
+
+
+def test_a_directory_is_refused(numpy_backend, tmp_path):
+    with pytest.raises(CheckpointError, match=f"{tmp_path}: a directory, not a regular file"):
+        load_checkpoint(tmp_path, numpy_backend)
+
+
+def test_a_device_is_refused(numpy_backend):
+    with pytest.raises(CheckpointError, match="/dev/null: a character device, not a regular file"):
+        load_checkpoint("/dev/null", numpy_backend)
+
+
+def test_eval_of_an_endless_device_ends_in_one_line(capsys):
+    assert main(["eval", "/dev/zero", "--backend", "numpy", "--quiet"]) == 1
+    assert "/dev/zero: a character device, not a regular file" in capsys.readouterr().err
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(numpy_backend, tmp_path):
+    fifo = tmp_path / "pipe.ckpt"
+    os.mkfifo(fifo)
+    # should loading open the FIFO and wait for a writer, be one after 5 s: a failure, not a hang
+    rescue = threading.Timer(5, lambda: os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)))
+    rescue.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"pipe.ckpt: a FIFO, not a regular file"):
+            load_checkpoint(fifo, numpy_backend)
+    finally:
+        rescue.cancel()
+
+
+def test_a_file_larger_than_any_checkpoint_is_refused(numpy_backend, trained, tmp_path,
+                                                      monkeypatch):
+    path = save(tmp_path / "a.ckpt", *trained)
+    size = path.stat().st_size
+    monkeypatch.setattr(container, "MAX_CHECKPOINT", size - 1)
+    with pytest.raises(CheckpointError, match=rf"a.ckpt: {size} bytes, more than a checkpoint "
+                                              rf"may have \({size - 1}\)"):
+        load_checkpoint(path, numpy_backend)
+    monkeypatch.setattr(container, "MAX_CHECKPOINT", size)
+    assert load_checkpoint(path, numpy_backend).epoch == 3
 
 
 def test_other_safetensors_files_are_refused(numpy_backend, tmp_path):

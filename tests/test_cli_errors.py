@@ -105,6 +105,22 @@ def test_bench_out_that_is_a_file(tmp_path):
     assert done.stdout == "" and (tmp_path / "results").read_text() == "kept"
 
 
+@pytest.mark.parametrize("option", ["--save", "--metrics"])
+def test_a_file_that_cannot_be_written_names_path_and_reason(fashion_dir, option):
+    """/proc takes no new files: the path and the system's reason, at the first write."""
+    fails(gpunet_cli("train", *SMALL, "--epochs", "1", option, "/proc/gpunet-test"), 1,
+          "gpunet: error: /proc/gpunet-test: No such file or directory")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--save", "."], "--save: cannot write '.': it is a directory"),
+    (["train", "--metrics", ""], "--metrics: cannot write '': no file name given"),
+    (["show", "--out", "."], "--out: cannot write '.': it is a directory"),
+])
+def test_a_path_that_names_no_file_is_refused_at_once(args, message):
+    fails(gpunet_cli(*args), 2, message)
+
+
 @pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_divergence_is_one_message_without_numpy_warnings(fashion_dir, tmp_path):
     done = gpunet_cli("train", *SMALL, "--epochs", "2", "--model", "wide", "--lr", "1e30")
@@ -163,3 +179,22 @@ def test_ctrl_c_while_the_command_imports_is_one_line():
             "sys.exit(main(['xor']))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr, done.stdout) == (130, "gpunet: error: interrupted\n", "")
+
+
+@pytest.mark.parametrize("inputs, classes", [(784, 7), (100, 10)])
+@pytest.mark.parametrize("command", ["eval", "train --resume"])
+def test_a_checkpoint_that_does_not_fit_the_data(fashion_dir, tmp_path, command, inputs, classes):
+    """A checkpoint whose model takes other rows, or gives other classes, than the
+    data's: one line, exit 1, the checkpoint left as it was."""
+    from gpunet.checkpoint import save_checkpoint
+    numpy = gpunet.get_backend("numpy")
+    ckpt = tmp_path / "other.ckpt"
+    save_checkpoint(ckpt, gpunet.Sequential([gpunet.Linear(inputs, classes, backend=numpy)]),
+                    gpunet.Momentum(0.1, 0.9), epoch=1, seed=0,
+                    config={"dataset": "fashion-mnist", "model": "logistic", "batch_size": 64})
+    before = ckpt.read_bytes()
+    done = gpunet_cli(*command.split(), str(ckpt), "--quiet", "--backend", "numpy", "--test-subset", "100",
+                      *(["--epochs", "2"] if command != "eval" else []))
+    fails(done, 1, f"{ckpt}: the model takes {inputs} inputs and gives {classes} outputs, but "
+                   "fashion-mnist has 784 inputs and 10 classes")
+    assert ckpt.read_bytes() == before

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..atomic import writable
-from ..data.idx import file_type
+from ..files import file_type
 from ..data.sources import FILE_NAMES, SOURCES
 from ..backend import BACKEND_NAMES, Backend, explain_auto, get_backend
 

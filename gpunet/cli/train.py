@@ -11,7 +11,8 @@ from typing import Any
 from .. import seeding
 from ..atomic import replacing
 from ..backend import Backend
-from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint, widths
+from ..layers import Layer
 from ..data.datasets import load_raw
 from ..data.preprocess import Prepared, prepare
 from ..data.sources import SOURCES
@@ -86,6 +87,7 @@ def run_train(args: argparse.Namespace) -> int:
         optimizer = _optimizer(config)
         done, history = 0, []
     else:
+        _check_fits(resumed.model, data, args.resume, config["dataset"])
         model, optimizer, done, history = (resumed.model, resumed.optimizer, resumed.epoch,
                                            resumed.history)
         seeding.seed(config["seed"])
@@ -131,6 +133,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.dataset:
         config["dataset"] = args.dataset
     data = _data(config, args, backend)
+    _check_fits(checkpoint.model, data, args.checkpoint, config["dataset"])
     loss_value, accuracy = evaluate(checkpoint.model, SoftmaxCrossEntropy(), data.test_x, data.test_y)
     print(f"{args.checkpoint}: epoch {checkpoint.epoch}, {config['dataset']} test accuracy "
           f"{accuracy:.4f} (loss {loss_value:.4f}, {len(data.test_x)} samples)")
@@ -154,6 +157,16 @@ def _config(args: argparse.Namespace, resumed: Checkpoint | None) -> dict[str, A
     config.setdefault("learning_rate", rate)
     config.setdefault("momentum", momentum)
     return config
+
+
+def _check_fits(model: Layer, data: Prepared, path: Path, dataset: str) -> None:
+    """CheckpointError unless ``model`` takes the data's rows and gives one output a class."""
+    expected = (data.test_x.shape[1], data.test_y.shape[1])
+    found = widths(model)
+    if found != expected:
+        has = f"takes {found[0]} inputs and gives {found[1]} outputs" if found else "has no Linear layer"
+        raise CheckpointError(f"{path}: the model {has}, but {dataset} has {expected[0]} inputs "
+                              f"and {expected[1]} classes")
 
 
 def _optimizer(config: dict[str, Any]) -> Optimizer:

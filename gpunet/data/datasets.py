@@ -11,9 +11,10 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ..files import file_type
 from .download import CHUNK_BYTES, download_file
 from .errors import DatasetError
-from .idx import MAX_EXAMPLES, Kind, file_type, open_idx, open_regular, read_idx, size_limit
+from .idx import MAX_EXAMPLES, Kind, open_data, open_idx, read_idx, size_limit
 from .sources import DataFile, Source, get_source
 
 ENV_VAR = "GPUNET_DATA"
@@ -107,7 +108,7 @@ def _present(directory: Path, file: DataFile) -> Path | None:
 def _verify(path: Path, file: DataFile) -> None:
     """Accept the published .gz bytes, or IDX bytes matching the known uncompressed MD5."""
     try:
-        with open_regular(path) as stream:
+        with open_data(path) as stream:
             actual, expected = _md5(stream, path), file.md5
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read it ({exc.strerror})") from None

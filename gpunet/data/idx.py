@@ -9,7 +9,6 @@ import gzip
 import io
 import math
 import os
-import stat
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from typing import BinaryIO, Literal
 
 import numpy as np
 
+from ..files import NotRegularFile, open_regular
 from .errors import DatasetError
 
 TYPE_CODES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
@@ -25,9 +25,6 @@ GZIP_MAGIC = b"\x1f\x8b"
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28)
 MAX_EXAMPLES = 60_000  # the most in one file: the training sets of MNIST and Fashion-MNIST
-FILE_TYPES = {stat.S_IFREG: "a file", stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO",
-              stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-              stat.S_IFSOCK: "a socket"}
 
 Kind = Literal["images", "labels"]
 
@@ -59,32 +56,22 @@ def size_limit(kind: Kind | None) -> tuple[int, int]:
     return 16, MAX_EXAMPLES * math.prod(IMAGE_SHAPE)
 
 
-def file_type(mode: int) -> str:
-    """What a file of st_mode ``mode`` is, in words: 'a directory', 'a FIFO'..."""
-    return FILE_TYPES.get(stat.S_IFMT(mode), "a special file")
-
-
-def open_regular(path: str | os.PathLike) -> io.BufferedReader:
-    """``path`` opened to read; DatasetError unless it is a regular file.
-    It is checked once open: opening does not wait for a FIFO's writer."""
+def open_data(path: str | os.PathLike) -> io.BufferedReader:
+    """Regular file ``path`` opened to read; DatasetError naming it otherwise."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        return open_regular(path)
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file") from None
+    except NotRegularFile as exc:
+        raise DatasetError(str(exc)) from None
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read it ({exc.strerror})") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise DatasetError(f"{path}: {file_type(mode)}, not a regular file")
-    os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
 
 
 @contextmanager
 def open_idx(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """The IDX bytes of regular file ``path``, decompressed as they are read if gzip-compressed."""
-    with open_regular(path) as file:
+    with open_data(path) as file:
         if file.peek(2)[:2] == GZIP_MAGIC:
             with gzip.GzipFile(fileobj=file) as stream:
                 yield stream

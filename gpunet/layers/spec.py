@@ -7,9 +7,12 @@ layer types are built, so a description never runs code.
 """
 from __future__ import annotations
 
-from typing import Any
+import numbers
+import reprlib
+from typing import Any, Callable
 
 from ..backend import Backend
+from ..init import INITS
 from .activations import Relu, Sigmoid, Tanh
 from .dropout import Dropout
 from .layer import Layer
@@ -17,6 +20,7 @@ from .linear import Linear
 from .sequential import Sequential
 
 ACTIVATIONS = {cls.__name__: cls for cls in (Sigmoid, Tanh, Relu)}
+MAX_DEPTH = 32  # Sequentials within Sequentials: deeper descriptions are refused
 
 
 def describe(layer: Layer) -> dict[str, Any]:
@@ -36,24 +40,80 @@ def describe(layer: Layer) -> dict[str, Any]:
 
 def build(spec: Any, *, backend: Backend, dtype: Any = None) -> Layer:
     """A new layer (freshly initialised) from ``describe``'s output; ValueError
-    naming the problem for anything else."""
-    if not isinstance(spec, dict) or not isinstance(spec.get("layer"), str):
-        raise ValueError(f"a layer description must be a dict with a 'layer' name, got {spec!r}")
-    kind, options = spec["layer"], {k: v for k, v in spec.items() if k != "layer"}
-    try:
-        if kind == "Sequential":
-            return Sequential([build(child, backend=backend, dtype=dtype)
-                               for child in options["layers"]])
-        if kind == "Linear":
-            return Linear(options["input_dim"], options["output_dim"], options["init"],
-                          dtype=dtype, backend=backend)
-        if kind == "Dropout":
-            return Dropout(options["p"], options["inverted"])
-        if kind in ACTIVATIONS and not options:
-            return ACTIVATIONS[kind]()
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"bad {kind} description {spec!r}: {exc!r}") from None
-    raise ValueError(f"unknown layer description {spec!r}")
+    naming the problem for anything else, before anything is allocated."""
+    parameter_shapes(spec)
+    return _build(spec, backend, dtype)
+
+
+def parameter_shapes(spec: Any) -> list[tuple[int, ...]]:
+    """The shapes of the parameters ``build(spec)`` makes, in order, without
+    making them; ValueError naming the problem and where it is for anything
+    ``build`` refuses: unknown layers or keys, values of the wrong type or
+    range, Sequentials nested more than MAX_DEPTH deep."""
+    return _shapes(spec, "", 0)
+
+
+def _shapes(spec: Any, where: str, depth: int) -> list[tuple[int, ...]]:
+    kind, at = _kind(spec, where), f"{where}." if where else ""
+    for key in sorted(KEYS[kind]):
+        valid, expected = VALUES[key]
+        if not valid(spec[key]):
+            raise ValueError(f"{at}{key} must be {expected}, got {reprlib.repr(spec[key])}")
+    if kind == "Linear":
+        return [(spec["output_dim"], spec["input_dim"]), (spec["output_dim"],)]
+    if kind != "Sequential":
+        return []
+    if depth == MAX_DEPTH:
+        raise ValueError(f"Sequentials nested more than {MAX_DEPTH} deep")
+    return [shape for i, child in enumerate(spec["layers"])
+            for shape in _shapes(child, f"{at}layers[{i}]", depth + 1)]
+
+
+def _kind(spec: Any, where: str) -> str:
+    """The layer type of ``spec``, after checking it is known and has exactly its keys."""
+    here = f"{where}: " if where else ""
+    kind = spec.get("layer") if isinstance(spec, dict) else None
+    if not isinstance(kind, str) or kind not in KEYS:
+        raise ValueError(f"{here}a layer description must be a dict whose 'layer' is one of "
+                         f"{', '.join(KEYS)}, got {reprlib.repr(spec)}")
+    if spec.keys() - {"layer"} != KEYS[kind]:
+        raise ValueError(f"{here}a {kind} description has the keys {sorted(KEYS[kind])}, "
+                         f"got {reprlib.repr(sorted(map(str, spec.keys() - {'layer'})))}")
+    return kind
+
+
+def _is_dimension(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
+def _is_probability(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value < 1
+
+
+# Each layer type's keys besides "layer", and what each key's value must be.
+KEYS = {"Sequential": {"layers"}, "Linear": {"input_dim", "output_dim", "init"},
+        "Dropout": {"p", "inverted"}, **{name: set() for name in ACTIVATIONS}}
+VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "layers": (lambda layers: isinstance(layers, list), "a list"),
+    "input_dim": (_is_dimension, "a positive integer"),
+    "output_dim": (_is_dimension, "a positive integer"),
+    "init": (lambda init: isinstance(init, str) and init in INITS, f"one of {', '.join(INITS)}"),
+    "p": (_is_probability, "a number in [0, 1)"),
+    "inverted": (lambda inverted: isinstance(inverted, bool), "true or false"),
+}
+
+
+def _build(spec: dict[str, Any], backend: Backend, dtype: Any) -> Layer:
+    """The layer a description that ``parameter_shapes`` accepted describes."""
+    kind = spec["layer"]
+    if kind == "Sequential":
+        return Sequential([_build(child, backend, dtype) for child in spec["layers"]])
+    if kind == "Linear":
+        return Linear(spec["input_dim"], spec["output_dim"], spec["init"], dtype=dtype,
+                      backend=backend)
+    if kind == "Dropout":
+        return Dropout(spec["p"], spec["inverted"])
+    return ACTIVATIONS[kind]()
 
 
 def set_train(layer: Layer, train: bool) -> None:
