@@ -7,6 +7,7 @@ import pytest
 import gpunet
 from gpunet.backend import BackendUnavailable, cuda_status, explain_auto
 from conftest import host
+from random_reference import device_key, uniform
 
 FLOATS = [np.float32, np.float64]
 
@@ -209,8 +210,11 @@ def test_small_draws_from_the_block_equal_direct_ones(backend):
     backend.restart(7)
     whole = host(backend, backend.uniform((135_547,), np.float64))
     np.testing.assert_array_equal(np.concatenate(pieces), whole)
+    np.testing.assert_array_equal(whole[:5], uniform(7, 0, 5))  # README's SplitMix64
     backend.restart(8, 3)
-    assert host(backend, backend.uniform((2,), np.float64)).tolist() != whole[3:5].tolist()
+    other = host(backend, backend.uniform((2,), np.float64))
+    np.testing.assert_array_equal(other, uniform(8, 3, 2))
+    assert other.tolist() != whole[3:5].tolist()
 
 
 def test_dropout_element_i_takes_draw_i_and_advances_the_stream(backend):
@@ -222,7 +226,10 @@ def test_dropout_element_i_takes_draw_i_and_advances_the_stream(backend):
     np.testing.assert_array_equal(host(backend, mask), np.where(u >= np.float32(0.4), 2, 0))
     np.testing.assert_array_equal(host(backend, y), np.arange(30).reshape(6, 5) * host(backend, mask))
     assert backend.drawn == 30
-    assert not np.array_equal(host(backend, backend.dropout(x, 0.4, 2.0)[1]), host(backend, mask))
+    following = np.where(uniform(device_key(3), 30, 30).astype(np.float32) >= np.float32(0.4), 2, 0)
+    np.testing.assert_array_equal(host(backend, backend.dropout(x, 0.4, 2.0)[1]),
+                                  following.reshape(6, 5))  # counters 30..59, not 0..29 again
+    assert not np.array_equal(following.reshape(6, 5), host(backend, mask))
 
 
 def test_seed_repeats_random_draws(backend):

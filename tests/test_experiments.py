@@ -24,8 +24,11 @@ def test_xor_repeats_exactly_with_a_seed():
 
 
 def test_xor_in_mini_batches():
+    """Measured: the epoch loss falls from 2.15 to 4e-12, every output within 2e-6 of its target."""
     result = run_xor(epochs=3000, batch_size=4, learning_rate=0.4, seed=0, backend="numpy")
-    assert len(result.losses) == 3000 and result.losses[-1] < result.losses[0]
+    assert len(result.losses) == 3000 and result.losses[0] > 1 and result.losses[-1] < 1e-4
+    assert result.solved
+    np.testing.assert_allclose(np.ravel(result.predictions), [0, 1, 1, 0], atol=0.01)
 
 
 @pytest.mark.slow
@@ -39,9 +42,19 @@ def test_fizzbuzz_softmax_cross_entropy_reaches_085_median():
 
 
 def test_fizzbuzz_sse_variant_trains():
-    result = run_fizzbuzz(loss="sse", epochs=3, seed=0, backend="numpy")
-    assert len(result.losses) == len(result.train_accuracies) == 3
+    """The sigmoid + SSE net starts saturated (uniform [0, 1) weights put every
+    output near 1: epoch loss 2769 over 923 samples, accuracy 0.27) and sits on
+    plateaus before it learns, at the notebook's batch 1 and lr 0.1 for about 200
+    epochs (75 s for the 1000). In batches of 32 at lr 3 it learns in 2 s: measured,
+    the loss falls to 67 and the training accuracy passes 0.85 at epoch 362 and
+    ends at 0.934 after 600 (test 0.87); predicting the most common class scores 0.534."""
+    result = run_fizzbuzz(loss="sse", epochs=600, batch_size=32, learning_rate=3.0, seed=0,
+                          backend="numpy")
     assert isinstance(result.model.layers[-1], gpunet.Sigmoid)
+    assert len(result.losses) == len(result.train_accuracies) == 600
+    assert result.losses[0] > 2500 and result.losses[-1] < result.losses[0] / 10
+    assert result.train_accuracies[0] < 0.3 and result.train_accuracies[-1] >= 0.85
+    assert result.test_accuracy >= 0.75
 
 
 def test_unknown_fizzbuzz_loss():

@@ -53,6 +53,30 @@ def test_float32_is_preserved_through_forward_backward_and_step(backend):
     assert {a.dtype for a in arrays} == {np.dtype(np.float32)}
 
 
+ACTIVATION_SLOPES = {  # f'(x) from x, independently of the layers' formulas from y
+    gpunet.Sigmoid: lambda x: np.exp(-x) / (1 + np.exp(-x)) ** 2,
+    gpunet.Tanh: lambda x: 1 / np.cosh(x) ** 2,
+    gpunet.Relu: lambda x: (x > 0).astype(float),
+}
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATION_SLOPES), ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("gradient_dtype", [np.float32, np.float64, "list"])
+def test_activation_backward_keeps_float32_whatever_the_gradient(backend, activation,
+                                                                  gradient_dtype):
+    """A float32 activation returns a float32 input gradient for a float32,
+    float64 or list gradient (no operation promotes float32), of value f'(x) dy."""
+    x = np.array([[-2.0, -0.5, 0.25], [0.75, 1.5, 3.0]])
+    dy = np.array([[1.0, -2.0, 0.5], [3.0, 0.25, -1.5]])
+    layer = activation()
+    layer.forward(backend.asarray(x, np.float32))
+    given = dy.tolist() if gradient_dtype == "list" else backend.asarray(dy, gradient_dtype)
+    dx = layer.backward(given)
+    assert dx.dtype == np.float32
+    np.testing.assert_allclose(host(backend, dx), ACTIVATION_SLOPES[activation](x) * dy,
+                               rtol=1e-6, atol=1e-7)
+
+
 def test_float64_option(backend):
     model = deep_model(backend, dtype="float64")
     out = model.forward(np.ones((2, 8), np.float32))
@@ -63,13 +87,20 @@ def test_float64_option(backend):
 def test_parameters_are_updated_in_place(backend):
     model = deep_model(backend)
     before = [id(p) for p in model.params()]
-    first = [host(backend, p).copy() for p in model.params()]
+    expected = [host(backend, p).astype(np.float64) for p in model.params()]
+    velocity = [np.zeros_like(p) for p in expected]
     optimizer = gpunet.Momentum(0.1, 0.9)
     for _ in range(3):
         model.backward(model.forward(np.ones((2, 8))))
+        for v, p, g in zip(velocity, expected, model.grads()):  # the notebook's momentum
+            v *= 0.9
+            v += 0.1 * host(backend, g)
+            p -= 0.1 * v
         optimizer.step(model)
+        for p, actual in zip(expected, model.params()):
+            np.testing.assert_allclose(host(backend, actual), p, rtol=1e-5, atol=1e-7)
     assert [id(p) for p in model.params()] == before
-    assert any(not np.array_equal(a, host(backend, p)) for a, p in zip(first, model.params()))
+    assert all(np.abs(v).max() > 0 for v in velocity)  # every parameter moved
 
 
 def test_linear_layout_and_maths(numpy_backend):

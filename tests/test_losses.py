@@ -50,6 +50,48 @@ def test_batch_is_the_mean_or_sum_of_samples(backend, loss_class, reduction):
                                rtol=1e-12)
 
 
+LN2 = np.log(2.0)
+# Hand-computed cases: (predicted, actual, each row's loss, each row's gradient of its own loss).
+EXACT = {
+    gpunet.SSE: ([[1, 2, 3], [0, 0, 0]], [[10, 20, 30], [1, 0, 0]],
+                 # 9^2 + 18^2 + 27^2 and 1^2; 2 (p - a)
+                 [1134.0, 1.0], [[-18, -36, -54], [-2, 0, 0]]),
+    gpunet.SoftmaxCrossEntropy: (
+        # e^z = 1, 2, 5 (softmax 1/8, 1/4, 5/8) and 3, 3, 2 (softmax 3/8, 3/8, 1/4)
+        np.log([[1, 2, 5], [3, 3, 2]]), [[1, 0, 0], [0, 0, 1]],
+        [3 * LN2, 2 * LN2], [[1 / 8 - 1, 1 / 4, 5 / 8], [3 / 8, 3 / 8, 1 / 4 - 1]]),
+}
+
+
+@pytest.mark.parametrize("loss_class", LOSSES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_loss_and_gradient_exact_values(backend, loss_class, reduction):
+    """loss_and_gradient, loss, gradient and sample_losses_and_gradient against
+    values worked out by hand: a batch's loss is the mean (or sum) of its rows'
+    losses and its gradient each row's gradient divided by the batch size (or
+    not); one sample is its own loss and gradient under either reduction."""
+    predicted, actual, row_losses, row_grads = EXACT[loss_class]
+    loss = loss_class(reduction)
+    p, a = backend.asarray(predicted, np.float64), backend.asarray(actual, np.float64)
+    divisor = 2 if reduction == "mean" else 1
+    value, grad = loss.loss_and_gradient(p, a)
+    assert value.shape == () and float(value) == pytest.approx(sum(row_losses) / divisor, rel=1e-12)
+    np.testing.assert_allclose(host(backend, grad), np.array(row_grads) / divisor, rtol=1e-12)
+    assert float(loss.loss(p, a)) == pytest.approx(sum(row_losses) / divisor, rel=1e-12)
+    np.testing.assert_allclose(host(backend, loss.gradient(p, a)), np.array(row_grads) / divisor,
+                               rtol=1e-12)
+    losses, grad = loss.sample_losses_and_gradient(p, a)
+    np.testing.assert_allclose(host(backend, losses), row_losses, rtol=1e-12)
+    np.testing.assert_allclose(host(backend, grad), np.array(row_grads) / divisor, rtol=1e-12)
+    for row in range(2):
+        value, grad = loss.loss_and_gradient(p[row], a[row])
+        assert value.shape == () and float(value) == pytest.approx(row_losses[row], rel=1e-12)
+        np.testing.assert_allclose(host(backend, grad), row_grads[row], rtol=1e-12)
+        one_row = loss.loss_and_gradient(p[row:row + 1], a[row:row + 1])
+        assert float(one_row[0]) == pytest.approx(row_losses[row], rel=1e-12)
+        np.testing.assert_allclose(host(backend, one_row[1]), [row_grads[row]], rtol=1e-12)
+
+
 @pytest.mark.parametrize("loss_class", LOSSES)
 def test_sample_losses_are_each_samples_loss(backend, loss_class):
     """What training records: one loss per row, each the loss of that row alone,

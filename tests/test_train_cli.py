@@ -1,5 +1,11 @@
 """gpunet train / eval / show, end to end on real data, and their errors."""
+import argparse
 import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +14,10 @@ import gpunet
 from gpunet.checkpoint import load_checkpoint
 from gpunet.cli import main
 from gpunet.cli import train as train_command
+from gpunet.cli.options import count
+from gpunet.data import DatasetError
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def run(*args):
@@ -49,6 +59,37 @@ def test_resume_is_bitwise_identical(fashion_dir, tmp_path):
     assert [h["test_accuracy"] for h in full.history] == [h["test_accuracy"] for h in resumed.history]
 
 
+def test_resume_in_a_new_process_restores_the_seed(fashion_dir, tmp_path):
+    """--seed 7 for one epoch, resumed to epoch 2 by a new process (where
+    nothing has seeded gpunet yet): bitwise the parameters of an uninterrupted
+    2-epoch --seed 7 run. The checkpoint's seed must key epoch 2's shuffle and
+    dropout masks, not this process's last seed nor fresh entropy."""
+    def tiny(*extra):
+        return ("train", "--dataset", "fashion-mnist", "--train-subset", "1000", "--test-subset",
+                "200", "--batch-size", "64", "--seed", "7", "--offline", *extra)
+
+    assert run(*tiny("--epochs", "2", "--save", str(tmp_path / "full.ckpt"))) == 0
+    assert run(*tiny("--epochs", "1", "--save", str(tmp_path / "part.ckpt"))) == 0
+    gpunet.seed(0)
+    source_root = str(Path(gpunet.__file__).resolve().parents[1])  # the gpunet under test
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [source_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run([sys.executable, "-m", "gpunet", "train", "--resume",
+                           str(tmp_path / "part.ckpt"), "--epochs", "2", "--save",
+                           str(tmp_path / "part.ckpt"), "--offline", "--backend", "numpy",
+                           "--quiet"], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stdout and "after epoch 1" in done.stdout
+    numpy = gpunet.get_backend("numpy")
+    full = load_checkpoint(tmp_path / "full.ckpt", numpy)
+    resumed = load_checkpoint(tmp_path / "part.ckpt", numpy)
+    assert resumed.epoch == full.epoch == 2 and resumed.seed == full.seed == 7
+    for a, b in zip(full.model.params(), resumed.model.params()):
+        np.testing.assert_array_equal(a, b)
+    assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
+
+
 def test_resume_refuses_other_settings(fashion_dir, tmp_path, capsys):
     assert run(*small("--epochs", "1", "--save", str(tmp_path / "a.ckpt"))) == 0
     assert run("train", "--resume", str(tmp_path / "a.ckpt"), "--model", "wide") == 1
@@ -86,6 +127,90 @@ def test_missing_data_offline_says_where_it_looked(tmp_path, monkeypatch, capsys
     assert run("train", "--dataset", "mnist", "--offline") == 1
     err = capsys.readouterr().err
     assert "mnist not found" in err and "cache" in err and "Traceback" not in err
+
+
+def test_count_options_accept_their_smallest_values():
+    """--batch-size 1 (the notebook's own run), --epochs 0 and --seed 0."""
+    assert count(1)("1") == 1 and count(0)("0") == 0 and count(0)("7") == 7
+    for minimum, text in [(1, "0"), (0, "-1")]:
+        with pytest.raises(argparse.ArgumentTypeError, match=f"must be at least {minimum}, got"):
+            count(minimum)(text)
+
+
+def test_experiments_accept_batch_size_1_epochs_0_seed_0(capsys):
+    for command, says in [("xor", "no epochs run"), ("fizzbuzz", "test accuracy (1..100):")]:
+        assert run(command, "--batch-size", "1", "--epochs", "0", "--seed", "0") == 0
+        assert says in capsys.readouterr().out
+
+
+def test_train_accepts_batch_size_1_epochs_0_seed_0(fashion_dir, tmp_path):
+    metrics = tmp_path / "m.json"
+    assert run("train", "--dataset", "fashion-mnist", "--train-subset", "40", "--test-subset", "20",
+               "--batch-size", "1", "--epochs", "1", "--seed", "0", "--offline",
+               "--metrics", str(metrics)) == 0
+    saved = json.loads(metrics.read_text())
+    assert (saved["batch_size"], saved["epochs"], saved["seed"]) == (1, 1, 0)
+    assert (saved["learning_rate"], saved["momentum"]) == (0.01, 0.99)  # the notebook's
+    assert len(saved["history"]) == 1
+    assert run("train", "--dataset", "fashion-mnist", "--train-subset", "40", "--test-subset", "20",
+               "--epochs", "0", "--offline", "--metrics", str(metrics)) == 0
+    saved = json.loads(metrics.read_text())
+    assert saved["epochs"] == 0 and saved["history"] == []
+
+
+def train_settings(monkeypatch, *args):
+    """The settings ``gpunet train ARGS`` would train with (stopped before the data)."""
+    seen = {}
+
+    def stop(config, args, backend):
+        seen.update(config)
+        raise DatasetError("stopped by the test before loading data")
+
+    monkeypatch.setattr(train_command, "_data", stop)
+    assert main(["train", *args, "--backend", "numpy", "--quiet"]) == 1
+    return seen
+
+
+def readme_match(pattern):
+    found = re.search(pattern, " ".join(README.read_text().split()))
+    assert found, f"README.md no longer says {pattern!r}"
+    return found.groups()
+
+
+def test_readme_defaults_are_the_commands_defaults(monkeypatch):
+    """README's "Quick start: MNIST" is a contract: its defaults are what
+    gpunet train uses; changing either alone fails here."""
+    model, dataset, epochs, batch, lr, momentum = readme_match(
+        r"`gpunet train` trains `--model (\w+)` \(.*?\) on `--dataset ([\w-]+)` for (\d+) epochs at "
+        r"batch size (\d+) with momentum \(lr (\d+(?:\.\d+)?), (\d+(?:\.\d+)?)\)")
+    defaults = train_settings(monkeypatch)
+    assert defaults["model"] == model and defaults["dataset"] == dataset
+    assert (defaults["epochs"], defaults["batch_size"]) == (int(epochs), int(batch))
+    assert defaults["optimizer"] == "momentum"
+    assert (defaults["learning_rate"], defaults["momentum"]) == (float(lr), float(momentum))
+    assert readme_match(r"total epochs \(default (\d+)\), samples per step \(default (\d+)\)") \
+        == (epochs, batch)
+    (seed,) = readme_match(r"`--seed N` \| .*? \(default (\d+)\)")
+    assert defaults["seed"] == int(seed)
+
+    notebook = readme_match(r"At `--batch-size 1` the learning rate and momentum default to "
+                            r"the notebook's (\d+(?:\.\d+)?) and (\d+(?:\.\d+)?)")
+    for name in ["logistic", "deep", "wide"]:
+        at_one = train_settings(monkeypatch, "--model", name, "--batch-size", "1")
+        assert (at_one["learning_rate"], at_one["momentum"]) == tuple(map(float, notebook))
+
+    rows = re.findall(r"^\| [^|]+ \| (\w+) \| (default|notebook) \| (\d+) \| (\d+) \| "
+                      r"(\d+(?:\.\d+)?), (\d+(?:\.\d+)?) \|", README.read_text(), re.MULTILINE)
+    assert {(row[0], row[1]) for row in rows} == {(m, s) for m in ("logistic", "deep")
+                                                  for s in ("default", "notebook")}
+    for name, setting, batch, epochs, lr, momentum in rows:
+        if setting == "default":
+            settings = train_settings(monkeypatch, "--model", name)
+            assert (settings["batch_size"], settings["epochs"]) == (int(batch), int(epochs))
+        else:
+            assert (batch, epochs) == ("1", "1")
+            settings = train_settings(monkeypatch, "--model", name, "--batch-size", "1")
+        assert (settings["learning_rate"], settings["momentum"]) == (float(lr), float(momentum))
 
 
 @pytest.mark.parametrize("args, message", [

@@ -4,11 +4,13 @@ import pytest
 
 import gpunet
 from conftest import host
+from gpunet.training import steps
+from random_reference import Recorder, device_key, permutation
 
 
-def small_problem(backend):
+def small_problem(backend, *first_layers):
     gpunet.seed(0)
-    model = gpunet.Sequential([gpunet.Linear(5, 8, backend=backend), gpunet.Tanh(),
+    model = gpunet.Sequential([*first_layers, gpunet.Linear(5, 8, backend=backend), gpunet.Tanh(),
                                gpunet.Linear(8, 3, backend=backend)])
     rng = np.random.default_rng(0)
     x = rng.standard_normal((10, 5)).astype(np.float32)
@@ -37,14 +39,62 @@ def test_training_lowers_the_loss(backend):
     assert gpunet.accuracy(model, x, y) == 1.0
 
 
+def rows_seen(recorder, x):
+    """The indices in ``x`` of the rows the recorder saw, step after step."""
+    return [int(np.flatnonzero((x == row).all(axis=1))[0])
+            for batch in recorder.inputs for row in np.atleast_2d(batch)]
+
+
 def test_shuffled_epochs_repeat_with_the_seed(backend):
-    results = []
+    """Each shuffled epoch takes the rows in a new order (not the stored one,
+    nor the previous epoch's), drawn from the seed's stream: the same orders
+    and the same parameters again with the same seed."""
+    runs = []
     for _ in range(2):
-        model, x, y = small_problem(backend)
-        gpunet.train_epoch(model, gpunet.SSE(), gpunet.GradientDescent(0.1), x, y, 3, shuffle=True)
-        results.append([host(backend, p).copy() for p in model.params()])
-    for a, b in zip(*results):
+        recorder = Recorder()
+        model, x, y = small_problem(backend, recorder)
+        orders = []
+        for _ in range(3):
+            recorder.inputs.clear()
+            gpunet.train_epoch(model, gpunet.SSE(), gpunet.GradientDescent(0.1), x, y, 3,
+                               shuffle=True)
+            orders.append(rows_seen(recorder, x))
+        runs.append((orders, [host(backend, p).copy() for p in model.params()]))
+    orders = runs[0][0]
+    assert all(sorted(order) == list(range(10)) for order in orders)
+    assert len({tuple(order) for order in orders + [list(range(10))]}) == 4, orders
+    # the seed's stream (gpunet.seed(0), no epoch): epoch e draws counters 10 (e - 1) ..
+    assert orders == [permutation(device_key(0), 10, first) for first in (0, 10, 20)]
+    assert runs[1][0] == orders
+    for a, b in zip(runs[0][1], runs[1][1]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_train_epoch_shuffles_only_when_asked(backend):
+    recorder = Recorder()
+    model, x, y = small_problem(backend, recorder)
+    gpunet.train_epoch(model, gpunet.SSE(), gpunet.GradientDescent(0.1), x, y, 4)
+    assert rows_seen(recorder, x) == list(range(10))
+    recorder.inputs.clear()
+    gpunet.seed(5)
+    gpunet.train_epoch(model, gpunet.SSE(), gpunet.GradientDescent(0.1), x, y, 4, shuffle=True)
+    assert rows_seen(recorder, x) == permutation(device_key(5), 10) != list(range(10))
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_steps_name_the_rows_they_took(backend, shuffle):
+    """10 rows at batch size 4: steps of rows 0..3, 4..7 and the shorter 8..9,
+    each with that many losses, and the targets of those rows of the epoch's order."""
+    recorder = Recorder()
+    model, x, y = small_problem(backend, recorder)
+    taken = list(steps(model, gpunet.SSE(), gpunet.GradientDescent(0.1), x, y, 4, shuffle=shuffle))
+    assert [step.rows for step in taken] == [slice(0, 4), slice(4, 8), slice(8, 10)]
+    order = rows_seen(recorder, x)
+    assert order == (permutation(device_key(0), 10) if shuffle else list(range(10)))
+    for step in taken:
+        assert step.losses.shape == (step.rows.stop - step.rows.start,)
+        np.testing.assert_array_equal(host(backend, step.targets),
+                                      host(backend, y)[order[step.rows]])
 
 
 def test_data_shapes_are_checked(numpy_backend):
