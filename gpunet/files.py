@@ -11,8 +11,8 @@ FILE_TYPES = {stat.S_IFREG: "a file", stat.S_IFDIR: "a directory", stat.S_IFIFO:
               stat.S_IFSOCK: "a socket"}
 
 
-class NotRegularFile(ValueError):
-    """A path that names something other than a regular file; the message says what."""
+class Unreadable(ValueError):
+    """A path that cannot be read as a regular file; the message names it and says why."""
 
 
 def file_type(mode: int) -> str:
@@ -20,14 +20,20 @@ def file_type(mode: int) -> str:
     return FILE_TYPES.get(stat.S_IFMT(mode), "a special file")
 
 
-def open_regular(path: str | os.PathLike) -> io.BufferedReader:
-    """``path`` opened to read; NotRegularFile unless it is a regular file, OSError
-    if it cannot be opened. It is checked once open, and opening does not wait for
-    a FIFO's writer, so the check cannot be raced and never hangs."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+def open_regular(path: str | os.PathLike, what: str = "file") -> io.BufferedReader:
+    """``path`` opened to read; Unreadable ("no such {what}", "a FIFO, not a
+    regular file", the system's reason) unless it is a regular file that opens.
+    It is checked once open, and opening does not wait for a FIFO's writer, so
+    the check cannot be raced and never hangs."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise Unreadable(f"{os.fspath(path)}: no such {what}") from None
+    except OSError as exc:
+        raise Unreadable(f"{os.fspath(path)}: cannot read it ({exc.strerror})") from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise NotRegularFile(f"{os.fspath(path)}: {file_type(mode)}, not a regular file")
+        raise Unreadable(f"{os.fspath(path)}: {file_type(mode)}, not a regular file")
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import safetensors.numpy
 
-from ..files import NotRegularFile, open_regular
+from ..files import Unreadable, open_regular
 
 FORMAT = "gpunet-checkpoint/1"
 MAX_HEADER = 100 * 2 ** 20
@@ -31,18 +31,15 @@ def read_file(path: Path) -> bytes:
     """The bytes of ``path``; CheckpointError unless it is a regular file of at most
     MAX_CHECKPOINT bytes (a FIFO, a device or a directory is never read)."""
     try:
-        with open_regular(path) as file:
-            size = os.fstat(file.fileno()).st_size
-            if size > MAX_CHECKPOINT:
-                raise CheckpointError(f"{path}: {size} bytes, more than a checkpoint may have "
-                                      f"({MAX_CHECKPOINT})")
-            return file.read(size)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint file") from None
-    except NotRegularFile as exc:
+        file = open_regular(path, "checkpoint file")
+    except Unreadable as exc:
         raise CheckpointError(str(exc)) from None
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read it ({exc.strerror})") from None
+    with file:
+        size = os.fstat(file.fileno()).st_size
+        if size > MAX_CHECKPOINT:
+            raise CheckpointError(f"{path}: {size} bytes, more than a checkpoint may have "
+                                  f"({MAX_CHECKPOINT})")
+        return file.read(size)
 
 
 def tensors(data: bytes, path: Any) -> dict[str, np.ndarray]:

@@ -16,7 +16,7 @@ from typing import BinaryIO, Literal
 
 import numpy as np
 
-from ..files import NotRegularFile, open_regular
+from ..files import Unreadable, open_regular
 from .errors import DatasetError
 
 TYPE_CODES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
@@ -60,12 +60,8 @@ def open_data(path: str | os.PathLike) -> io.BufferedReader:
     """Regular file ``path`` opened to read; DatasetError naming it otherwise."""
     try:
         return open_regular(path)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file") from None
-    except NotRegularFile as exc:
+    except Unreadable as exc:
         raise DatasetError(str(exc)) from None
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read it ({exc.strerror})") from None
 
 
 @contextmanager
