@@ -78,7 +78,7 @@ def test_resume_in_a_new_process_restores_the_seed(fashion_dir, tmp_path):
                            str(tmp_path / "part.ckpt"), "--epochs", "2", "--save",
                            str(tmp_path / "part.ckpt"), "--offline", "--backend", "numpy",
                            "--quiet"], capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path, env=env)
+                          cwd=source_root, env=env)  # (where mutmut finds its settings)
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stdout and "after epoch 1" in done.stdout
     numpy = gpunet.get_backend("numpy")
