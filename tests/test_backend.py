@@ -253,3 +253,25 @@ def test_seed_rejects_bad_values(bad):
 def test_backend_of(numpy_backend):
     assert gpunet.backend_of(np.zeros(2)) is numpy_backend
     assert gpunet.backend_of([1.0]) is gpunet.get_backend()
+
+
+def test_explain_auto_names_the_backend_it_picks(monkeypatch):
+    import gpunet.backend as backends
+    for usable, picked in ((True, "cupy"), (False, "numpy")):
+        monkeypatch.setattr(backends, "_cuda_status", backends.CudaStatus(usable, "the reason"))
+        assert explain_auto() == f"auto -> {picked}: the reason"
+
+
+def test_a_backend_is_made_once_and_owns_its_arrays(monkeypatch):
+    """From an empty registry: one NumPy backend, found again by name and by its arrays,
+    and restarted from gpunet's seed like every backend."""
+    import gpunet.backend as backends
+    from gpunet import seeding
+    monkeypatch.setattr(backends, "_instances", {})
+    monkeypatch.setattr(backends, "_by_array_type", {})
+    made = gpunet.get_backend("numpy")
+    assert type(made).__name__ == "NumpyBackend"
+    assert gpunet.get_backend("numpy") is made and gpunet.backend_of(np.ones(2)) is made
+    made.take_counters(5)
+    gpunet.seed(11)
+    assert (made.key, made.drawn) == (seeding.stream_seed(seeding.DEVICE_STREAM), 0)

@@ -6,7 +6,7 @@ import types
 import numpy as np
 import pytest
 
-from gpunet.backend.cuda_probe import INSTALL, STEPS, probe_cuda
+from gpunet.backend.cuda_probe import INSTALL, STEPS, device_properties, probe_cuda
 
 
 class CUDARuntimeError(RuntimeError):
@@ -16,7 +16,7 @@ class CUDARuntimeError(RuntimeError):
 
 
 def fake_cupy(driver=12080, runtime=12090, devices=1, count_error=None, fail=None,
-              wrong=None):
+              wrong=None, driver_error=None):
     """A cupy module whose driver reports ``driver``, built for ``runtime``, with
     ``devices`` devices (or ``count_error`` on counting them); the step named
     ``fail`` ("kernel", "matmul", "argsort") raises that error, the step named
@@ -34,9 +34,32 @@ def fake_cupy(driver=12080, runtime=12090, devices=1, count_error=None, fail=Non
             raise count_error
         return devices
 
+    def driver_version():
+        if driver_error:
+            raise driver_error
+        return driver
+
+    def properties(device):
+        assert device == 0, "only device 0 is probed"
+        return {"name": b"Fake GPU", "totalGlobalMem": 2 ** 30, "major": 9, "minor": 0}
+
+    def asarray(values, *, dtype):  # as the probe must call it: a dtype always given
+        return np.asarray(values, dtype)
+
+    def argsort(x, kind=None):  # CuPy's rule (cupy/_core/core.pyx, _check_kind_sort)
+        assert x.dtype == np.uint64, "shuffles sort uint64 random bits"
+        if kind not in (None, "stable"):
+            raise ValueError("kind can only be None or 'stable'")
+        return np.argsort(x, kind="stable")
+
     def sigmoid(x):
+        assert x.dtype == np.float32, "the kernel is probed in float32, as training runs it"
         with np.errstate(over="ignore"):
             return 1 / (1 + np.exp(-x))
+
+    def matmul(a, b):
+        assert a.dtype == b.dtype == np.float32, "an integer product would not use cuBLAS"
+        return np.matmul(a, b)
 
     class ElementwiseKernel:
         def __init__(self, in_params, out_params, operation, name):
@@ -45,15 +68,14 @@ def fake_cupy(driver=12080, runtime=12090, devices=1, count_error=None, fail=Non
         __call__ = staticmethod(step("kernel", sigmoid))
 
     runtime_api = types.SimpleNamespace(
-        driverGetVersion=lambda: driver, runtimeGetVersion=lambda: runtime,
-        getDeviceCount=device_count,
-        getDeviceProperties=lambda i: {"name": b"Fake GPU", "totalGlobalMem": 2 ** 30,
-                                       "major": 9, "minor": 0})
+        driverGetVersion=driver_version, runtimeGetVersion=lambda: runtime,
+        getDeviceCount=device_count, getDeviceProperties=properties)
     return types.SimpleNamespace(
         cuda=types.SimpleNamespace(runtime=runtime_api), float32=np.float32, uint64=np.uint64,
-        asarray=np.asarray, arange=np.arange, asnumpy=np.asarray,
-        ElementwiseKernel=ElementwiseKernel, matmul=step("matmul", np.matmul),
-        argsort=step("argsort", np.argsort))
+        asarray=asarray, arange=lambda n, *, dtype: np.arange(n, dtype=dtype),
+        asnumpy=np.asarray, ElementwiseKernel=ElementwiseKernel,
+        matmul=step("matmul", matmul),
+        argsort=step("argsort", argsort))
 
 
 CUBLAS_MISSING = ImportError('Failure finding "libcublasLt.so.13 or libcublasLt.so.12": '
@@ -69,7 +91,18 @@ CASES = {
     "no driver": (fake_cupy(driver=0), False, False, "no NVIDIA driver found (CPU only)"),
     "older minor driver": (fake_cupy(driver=12080, runtime=12090), True, True,
                            "CUDA device 0 (Fake GPU) is usable"),
-    "newer driver": (fake_cupy(driver=13000, runtime=12090), True, True, "is usable"),
+    "newer driver": (fake_cupy(driver=13000, runtime=12090), True, True,
+                     "CUDA device 0 (Fake GPU) is usable"),
+    "same major": (fake_cupy(driver=13000, runtime=13000), True, True,
+                   "CUDA device 0 (Fake GPU) is usable"),
+    "older major driver, 13": (fake_cupy(driver=13000, runtime=14000), False, True,
+                               "CUDA driver too old: it supports CUDA 13.0, CuPy was built for "
+                               "CUDA 14.0; install gpunet[cuda13] or update the driver"),
+    "older major driver, no extra": (fake_cupy(driver=14000, runtime=15000), False, True,
+                                     "CUDA driver too old: it supports CUDA 14.0, CuPy was built "
+                                     "for CUDA 15.0; update the driver"),
+    "driver query fails": (fake_cupy(driver_error=RuntimeError("libcudart: bad\n  state")),
+                           False, False, "cannot query the CUDA driver: libcudart: bad state"),
     "older major driver": (fake_cupy(driver=12080, runtime=13000), False, True,
                            "CUDA driver too old: it supports CUDA 12.8, CuPy was built for "
                            "CUDA 13.0; install gpunet[cuda12] or update the driver"),
@@ -83,12 +116,16 @@ CASES = {
     "device error": (fake_cupy(count_error=CUDARuntimeError(
                          803, "cudaErrorSystemDriverMismatch: system has unsupported display "
                               "driver / cuda driver combination")),
-                     False, True, "no usable CUDA device: cudaErrorSystemDriverMismatch"),
+                     False, True, "no usable CUDA device: cudaErrorSystemDriverMismatch: system "
+                                  "has unsupported display driver / cuda driver combination"),
+    "count fails without a status": (fake_cupy(count_error=RuntimeError()), False, True,
+                                     "no usable CUDA device: RuntimeError"),
     "no visible device": (fake_cupy(devices=0), False, False,
                           "the NVIDIA driver sees no CUDA device (check CUDA_VISIBLE_DEVICES)"),
     "no headers": (fake_cupy(fail=("kernel", NO_HEADERS)), False, True,
                    "a gpunet kernel (NVRTC, CUDA headers) failed on device 0: Failed to find "
-                   "CUDA headers."),
+                   "CUDA headers. Please install CUDA toolkit headers (e.g., pip install "
+                   "cupy-cuda12x[ctk]) or specify CUDA_PATH environment variable."),
     "no binary": (fake_cupy(fail=("kernel", RuntimeError("CUDA_ERROR_NO_BINARY_FOR_GPU"))),
                   False, True, "a gpunet kernel (NVRTC, CUDA headers) failed on device 0: "
                                "CUDA_ERROR_NO_BINARY_FOR_GPU"),
@@ -109,11 +146,29 @@ def test_probe_reasons(monkeypatch, case):
     cupy, usable, device, expected = CASES[case]
     monkeypatch.setitem(sys.modules, "cupy", cupy)  # None makes `import cupy` fail
     status = probe_cuda()
-    assert (status.usable, status.device) == (usable, device)
-    assert expected in status.reason and "\n" not in status.reason
+    assert (status.usable, status.device, status.reason) == (usable, device, expected)
 
 
 def test_every_step_has_a_failing_case():
     reasons = " ".join(expected for *_, expected in CASES.values())
     for what, _ in STEPS:
         assert f"{what} failed on device 0" in reasons
+
+
+def test_device_properties(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy())
+    assert device_properties() == {"name": "Fake GPU", "memory_bytes": 2 ** 30,
+                                   "compute_capability": "9.0", "runtime": "12.9",
+                                   "driver": "12.8"}
+
+
+def test_kernels_are_built_from_their_specs(monkeypatch):
+    """Each spec's CUDA name is gpunet_<operation>, and CuPy gets its four fields in order."""
+    from gpunet.backend.kernels import KERNELS, build
+    built = []
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(
+        ElementwiseKernel=lambda *fields: built.append(fields)))
+    for name, spec in KERNELS.items():
+        assert spec.name == f"gpunet_{name}"
+        build(spec)
+        assert built[-1] == (spec.in_params, spec.out_params, spec.operation, spec.name)

@@ -366,3 +366,19 @@ def test_update_with_a_gradient_of_another_dtype(kernels, cpu, op, param_dtype, 
 
 def test_every_kernel_is_checked():
     assert CHECKED == set(KERNELS)
+
+
+@pytest.mark.parametrize("op", ["softmax_cross_entropy", "matches"])
+def test_row_operations_name_themselves_in_shape_errors(kernels, op):
+    z = np.zeros((2, 3), np.float32)
+    args = (z, np.zeros((2, 4), np.float32), *((1.0,) if op == "softmax_cross_entropy" else ()))
+    with pytest.raises(ValueError, match=rf"^{op} needs two arrays of one shape \(N, k\) or "
+                                         rf"\(k,\) with k >= 1, got shapes \(2, 3\) and \(2, 4\)$"):
+        getattr(kernels, op)(*args)
+
+
+def test_arrays_already_in_the_kernels_dtype_are_not_copied(kernels):
+    from gpunet.backend.cupy_backend import _cast
+    x, y = np.ones(3, np.float32), np.ones(3, np.float64)
+    same, converted = _cast(np.dtype(np.float32), x, y)
+    assert same is x and converted.dtype == np.float32

@@ -91,8 +91,15 @@ def test_count_mismatch(numpy_backend):
 def test_momentum_refuses_a_different_model(numpy_backend):
     optimizer = gpunet.Momentum(0.1)
     optimizer.step(Params(numpy_backend, [np.ones(2)], [np.ones(2)]))
-    with pytest.raises(ValueError, match=r"started on parameters of shapes \[\(2,\)\]"):
+    with pytest.raises(ValueError, match=r"^Momentum was started on parameters of shapes "
+                                         r"\[\(2,\)\], but this layer has \[\(3,\)\]: use a "
+                                         r"new optimizer for a different model$"):
         optimizer.step(Params(numpy_backend, [np.ones(3)], [np.ones(3)]))
+
+
+def test_the_notebooks_default_rates():
+    assert gpunet.GradientDescent().lr == 0.1
+    assert gpunet.Momentum(0.1).mo == 0.9
 
 
 @pytest.mark.parametrize("make", [lambda: gpunet.GradientDescent(-0.1),
