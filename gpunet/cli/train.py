@@ -74,9 +74,7 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
 
 
 def run_train(args: argparse.Namespace) -> int:
-    resuming_in_place = args.save and args.resume and args.resume.resolve() == args.save.resolve()
-    distinct_files([("--save", args.save), ("--resume", None if resuming_in_place else args.resume),
-                    ("--metrics", args.metrics)], args.data_dir)
+    _check_paths(args)
     backend = open_backend(args.backend)
     resumed = load_checkpoint(args.resume, backend) if args.resume else None
     config = _config(args, resumed)
@@ -157,6 +155,16 @@ def _config(args: argparse.Namespace, resumed: Checkpoint | None) -> dict[str, A
     config.setdefault("learning_rate", rate)
     config.setdefault("momentum", momentum)
     return config
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """UsageError if one file is named twice, except --resume and --save naming
+    one: the usual way to go on with a run, saving as it goes."""
+    resume = args.resume
+    if resume and args.save and resume.resolve() == args.save.resolve():
+        resume = None
+    distinct_files([("--save", args.save), ("--resume", resume), ("--metrics", args.metrics)],
+                   args.data_dir)
 
 
 def _check_fits(model: Layer, data: Prepared, path: Path, dataset: str) -> None:
