@@ -145,6 +145,22 @@ def test_dropout_masks_repeat_with_the_seed(numpy_backend):
     np.testing.assert_array_equal(gpunet.Dropout(0.5).forward(x), first)
 
 
+@pytest.mark.parametrize("gradient_dtype", [np.float32, np.float64, "list"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_backward_keeps_the_forward_dtype(backend, dtype, gradient_dtype):
+    """dx = dy * mask in the dtype of the forward pass, whatever the gradient's:
+    a float64 gradient does not promote float32, a list does not round float64."""
+    layer = gpunet.Dropout(0.5)
+    mask = layer.forward(backend.asarray(np.ones((4, 5)), dtype))  # x = 1: the output is the mask
+    dy = np.arange(1, 21).reshape(4, 5) / 3  # thirds: float32 rounds them, float64 less so
+    if gradient_dtype != "list":  # a list holds Python floats: dy's float64 values
+        dy = dy.astype(gradient_dtype)
+    given = dy.tolist() if gradient_dtype == "list" else backend.asarray(dy)
+    dx = layer.backward(given)
+    assert dx.dtype == dtype
+    np.testing.assert_array_equal(host(backend, dx), host(backend, mask) * dy.astype(dtype))
+
+
 @pytest.mark.parametrize("init, sd_w, sd_b", [
     ("xavier", 2 / 300, 1 / 100),                    # the notebook's: sd = variance
     ("glorot", np.sqrt(2 / 300), np.sqrt(1 / 100)),  # the textbook's: sd = sqrt(variance)
@@ -188,7 +204,8 @@ def test_backward_gradient_shape_is_checked(numpy_backend):
         layer.backward(np.ones((4, 3)))
     for act in [gpunet.Sigmoid(), gpunet.Dropout(0.5)]:
         act.forward(np.ones((4, 2)))
-        with pytest.raises(ValueError, match=r"gradient shape \(2, 4\) does not match output shape \(4, 2\)"):
+        with pytest.raises(ValueError, match=rf"^{type(act).__name__}\.backward: gradient shape "
+                                             r"\(2, 4\) does not match output shape \(4, 2\)$"):
             act.backward(np.ones((2, 4)))
 
 
@@ -205,7 +222,9 @@ def test_dropout_backward_in_evaluation_mode():
     layer = gpunet.Dropout(0.5)
     layer.forward(np.ones(3))
     layer.train = False
-    with pytest.raises(RuntimeError, match=r"evaluation mode \(train=False\)"):
+    with pytest.raises(RuntimeError, match=r"^Dropout\.backward called in evaluation mode "
+                                           r"\(train=False\): set train = True before the "
+                                           r"forward pass you differentiate$"):
         layer.backward(np.ones(3))
 
 
@@ -232,3 +251,47 @@ def test_bad_dtype_and_dropout_probability():
 def test_sequential_rejects_non_layers():
     with pytest.raises(TypeError, match="item 1 is ufunc, not a Layer"):
         gpunet.Sequential([gpunet.Tanh(), np.tanh])
+
+
+def test_reprs():
+    model = gpunet.Sequential([gpunet.Linear(3, 2, backend="numpy"), gpunet.Sigmoid(),
+                               gpunet.Tanh(), gpunet.Relu(), gpunet.Dropout(0.25),
+                               gpunet.Sequential([gpunet.Dropout(0.5, inverted=True)]),
+                               gpunet.Sequential([])])
+    assert repr(model) == ("Sequential([Linear(3, 2, dtype=float32), Sigmoid(), Tanh(), Relu(), "
+                           "Dropout(0.25, inverted=False), "
+                           "Sequential([Dropout(0.5, inverted=True)]), Sequential([])])")
+
+
+def test_a_layer_without_adopt_refuses_parameters():
+    gpunet.Tanh().adopt([], [])  # nothing to keep: nothing to do
+    for params, grads in [([np.ones(2)], []), ([np.ones(2)], [np.zeros(2)])]:
+        with pytest.raises(NotImplementedError, match=r"^Relu has parameters but no adopt\(\)$"):
+            gpunet.Relu().adopt(params, grads)
+
+
+@pytest.mark.parametrize("first", [gpunet.Sigmoid, gpunet.Tanh, gpunet.Relu,
+                                   lambda: gpunet.Dropout(0.5)], ids=lambda make: repr(make()))
+def test_backward_to_params_through_a_first_layer_without_parameters(numpy_backend, first):
+    """A network's first layer that has no backward_to_params of its own
+    differentiates the gradient it is given (its shape checked), and the
+    parameter gradients are those of backward."""
+    model = gpunet.Sequential([first(), gpunet.Linear(3, 2, backend=numpy_backend)])
+    rng = np.random.default_rng(0)
+    x, g = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    gpunet.seed(5)
+    model.forward(x)
+    model.backward(g)
+    expected = [grad.copy() for grad in model.grads()]
+    for grad in model.grads():
+        grad[...] = 0
+    gpunet.seed(5)
+    model.forward(x)
+    assert model.backward_to_params(g) is None
+    for grad, want in zip(model.grads(), expected):
+        np.testing.assert_array_equal(grad, want)
+    first_layer = model.layers[0]
+    assert first_layer.backward_to_params(np.ones((4, 3))) is None
+    with pytest.raises(ValueError, match=rf"^{type(first_layer).__name__}\.backward: gradient "
+                                         r"shape \(4, 2\) does not match output shape \(4, 3\)$"):
+        first_layer.backward_to_params(g)

@@ -165,6 +165,11 @@ def test_shape_mismatch_names_both_shapes(loss_class):
         loss.loss(np.ones((2, 2, 2)), np.ones((2, 2, 2)))
 
 
+def test_reprs():
+    assert repr(gpunet.SSE()) == "SSE(reduction='mean')"
+    assert repr(gpunet.SoftmaxCrossEntropy("sum")) == "SoftmaxCrossEntropy(reduction='sum')"
+
+
 def test_unknown_reduction():
     with pytest.raises(ValueError, match="'avg'.*mean, sum"):
         gpunet.SSE("avg")
