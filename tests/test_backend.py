@@ -275,3 +275,22 @@ def test_a_backend_is_made_once_and_owns_its_arrays(monkeypatch):
     made.take_counters(5)
     gpunet.seed(11)
     assert (made.key, made.drawn) == (seeding.stream_seed(seeding.DEVICE_STREAM), 0)
+
+
+def test_uniform_draws_from_a_restarted_stream(numpy_backend):
+    import random_reference
+    """Served from the block of draws computed ahead, they are the counters' own draws."""
+    numpy_backend.restart(5, 70_000)
+    first, second = numpy_backend.uniform((3,), np.float32), numpy_backend.uniform((4,), np.float32)
+    np.testing.assert_array_equal(np.concatenate([first, second]),
+                                  random_reference.uniform(5, 70_000, 7))
+
+
+def test_cuda_is_probed_once(monkeypatch):
+    import gpunet.backend as backends
+    calls = []
+    monkeypatch.setattr(backends, "_cuda_status", None)
+    monkeypatch.setattr(backends, "probe_cuda",
+                        lambda: calls.append(1) or backends.CudaStatus(False, "probed"))
+    assert backends.cuda_status().reason == backends.cuda_status().reason == "probed"
+    assert calls == [1]

@@ -295,3 +295,15 @@ def test_backward_to_params_through_a_first_layer_without_parameters(numpy_backe
     with pytest.raises(ValueError, match=rf"^{type(first_layer).__name__}\.backward: gradient "
                                          r"shape \(4, 2\) does not match output shape \(4, 3\)$"):
         first_layer.backward_to_params(g)
+
+
+def test_dropout_after_an_evaluation_pass_has_nothing_to_differentiate():
+    layer = gpunet.Dropout(0.5)
+    layer.train = False
+    layer.forward(np.ones(3))
+    layer.train = True
+    with pytest.raises(RuntimeError, match=r"^Dropout\.backward called before forward: there is "
+                                           r"no saved forward pass to differentiate$"):
+        layer.backward(np.ones(3))
+    with pytest.raises(RuntimeError, match=r"^Dropout\.backward called before forward"):
+        gpunet.Dropout(0.5).backward(np.ones(3))

@@ -72,3 +72,24 @@ def test_a_dropout_probability_outside_0_1_is_refused(numpy_backend, p):
     with pytest.raises(ValueError, match=rf"^p must be a number in \[0, 1\), got "
                                          rf"{re.escape(repr(p))}$"):
         gpunet.build({"layer": "Dropout", "p": p, "inverted": False}, backend=numpy_backend)
+
+
+def test_a_linear_layer_of_one_unit_is_built(numpy_backend):
+    layer = gpunet.build({"layer": "Linear", "input_dim": 1, "output_dim": 1, "init": "xavier"},
+                         backend=numpy_backend)
+    assert [p.shape for p in layer.params()] == [(1, 1), (1,)]
+
+
+def test_what_is_not_a_layer_description_is_named():
+    with pytest.raises(ValueError, match=r"^a layer description must be a dict whose 'layer' is "
+                                         r"one of Sequential, Linear, Dropout, Sigmoid, Tanh, "
+                                         r"Relu, got \[1, 2\]$"):
+        gpunet.build([1, 2], backend="numpy")
+
+
+def test_describe_names_a_layer_it_does_not_know():
+    class Custom(gpunet.Layer):
+        pass
+    with pytest.raises(ValueError, match=r"^cannot describe a Custom: known layers are "
+                                         r"Sequential, Linear, Dropout, Sigmoid, Tanh, Relu$"):
+        gpunet.describe(Custom())
