@@ -294,3 +294,12 @@ def test_cuda_is_probed_once(monkeypatch):
                         lambda: calls.append(1) or backends.CudaStatus(False, "probed"))
     assert backends.cuda_status().reason == backends.cuda_status().reason == "probed"
     assert calls == [1]
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0, 2.0])
+def test_softmax_cross_entropy_gradient_is_scaled(backend, scale):
+    z = np.array([[0.0, np.log(3.0)]])
+    losses, grad = backend.softmax_cross_entropy(backend.asarray(z, np.float64),
+                                                 backend.asarray([[1.0, 0.0]], np.float64), scale)
+    np.testing.assert_allclose(host(backend, grad), [[-0.75 * scale, 0.75 * scale]], rtol=1e-12)
+    np.testing.assert_allclose(host(backend, losses), [np.log(4.0)], rtol=1e-12)
