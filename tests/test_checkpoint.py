@@ -1,5 +1,6 @@
 """Checkpoints: exact round trips, atomic replacement, and refusal of anything else."""
 import json
+import re
 import os
 import pickle
 import struct
@@ -235,3 +236,60 @@ def test_momentum_state_that_does_not_fit_is_refused(numpy_backend, trained, tmp
     with pytest.raises(CheckpointError, match=r"momentum state has shapes \[\(5,\)\], the model "
                                               r"needs \[\(23970,\)\]"):
         load_checkpoint(path, numpy_backend)
+
+
+def write_container(path, header, data=b""):
+    """``path`` written as a safetensors container: its header's length, the header, data."""
+    text = header if isinstance(header, bytes) else json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data)
+    return path
+
+
+@pytest.mark.parametrize("name, contents, message", [
+    ("an empty header", struct.pack("<Q", 0), "not a safetensors file (its header is not JSON)"),
+    ("seven bytes", b"\x01" * 7, "too short to be a checkpoint (7 bytes)"),
+    ("header longer than the file", struct.pack("<Q", 12) + b"{}  ", "not a safetensors file "
+                                                                     "(or truncated): header of 12 "
+                                                                     "bytes in a 12-byte file"),
+    ("header length with the top bit set", struct.pack("<Q", 2 ** 63 + 2) + b"{}",
+     f"not a safetensors file (or truncated): header of {2 ** 63 + 2} bytes in a 10-byte file"),
+    ("header not JSON", struct.pack("<Q", 2) + b"{]", "not a safetensors file (its header is "
+                                                      "not JSON)"),
+    ("header a JSON list", struct.pack("<Q", 2) + b"[]", "not a gpunet checkpoint (no metadata)"),
+])
+def test_containers_that_are_no_checkpoint_are_named(numpy_backend, tmp_path, name, contents,
+                                                     message):
+    (tmp_path / "x.ckpt").write_bytes(contents)
+    with pytest.raises(CheckpointError, match=f"^{re.escape(str(tmp_path / 'x.ckpt'))}: "
+                                              f"{re.escape(message)}$"):
+        load_checkpoint(tmp_path / "x.ckpt", numpy_backend)
+
+
+def test_exact_messages_for_pickles_other_formats_and_missing_arrays(numpy_backend, trained,
+                                                                     tmp_path):
+    (tmp_path / "p.ckpt").write_bytes(pickle.dumps([1], protocol=4))
+    with pytest.raises(CheckpointError, match=r"p\.ckpt: this is a pickle file; gpunet "
+                                              r"checkpoints are safetensors files and pickles "
+                                              r"are never loaded$"):
+        load_checkpoint(tmp_path / "p.ckpt", numpy_backend)
+    write_container(tmp_path / "f.ckpt", {"__metadata__": {"format": "other/2"}})
+    with pytest.raises(CheckpointError, match=r"f\.ckpt: not a gpunet checkpoint "
+                                              r"\(format 'other/2'\)$"):
+        load_checkpoint(tmp_path / "f.ckpt", numpy_backend)
+    path = save(tmp_path / "a.ckpt", *trained)
+    data = path.read_bytes()
+    size = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + size])
+    header["renamed.1"] = header.pop("param.1")  # the same bytes, under another name
+    write_container(path, header, data[8 + size:])
+    with pytest.raises(CheckpointError, match=r"a\.ckpt: missing array 'param\.1'$"):
+        load_checkpoint(path, numpy_backend)
+
+
+def test_a_checkpoint_loads_onto_the_backend_asked_for(numpy_backend, trained, tmp_path,
+                                                       monkeypatch):
+    """Not the default backend: here $GPUNET_BACKEND names one that cannot run."""
+    path = save(tmp_path / "a.ckpt", *trained)
+    monkeypatch.setenv("GPUNET_BACKEND", "cupy")
+    loaded = load_checkpoint(path, numpy_backend)
+    assert all(type(p) is np.ndarray for p in loaded.model.params())
