@@ -233,8 +233,8 @@ def test_momentum_state_that_does_not_fit_is_refused(numpy_backend, trained, tmp
     model, optimizer = trained
     optimizer.updates = [np.zeros(5, np.float32)]
     path = save(tmp_path / "a.ckpt", model, optimizer)
-    with pytest.raises(CheckpointError, match=r"momentum state has shapes \[\(5,\)\], the model "
-                                              r"needs \[\(23970,\)\]"):
+    with pytest.raises(CheckpointError, match=r"a\.ckpt: the momentum state has shapes "
+                                              r"\[\(5,\)\], the model needs \[\(23970,\)\]$"):
         load_checkpoint(path, numpy_backend)
 
 
@@ -288,8 +288,43 @@ def test_exact_messages_for_pickles_other_formats_and_missing_arrays(numpy_backe
 
 def test_a_checkpoint_loads_onto_the_backend_asked_for(numpy_backend, trained, tmp_path,
                                                        monkeypatch):
-    """Not the default backend: here $GPUNET_BACKEND names one that cannot run."""
-    path = save(tmp_path / "a.ckpt", *trained)
+    """And saves from the arrays' own backend: not the default, which $GPUNET_BACKEND
+    names here, and which cannot run without a GPU."""
     monkeypatch.setenv("GPUNET_BACKEND", "cupy")
+    path = save(tmp_path / "a.ckpt", *trained)
     loaded = load_checkpoint(path, numpy_backend)
     assert all(type(p) is np.ndarray for p in loaded.model.params())
+
+
+def test_the_momentum_and_its_state_round_trip(numpy_backend, tmp_path):
+    model = gpunet.Sequential([gpunet.Linear(3, 2, backend=numpy_backend)])
+    optimizer = gpunet.Momentum(0.25, 0.5)
+    model.backward(model.forward(np.ones((1, 3))))
+    optimizer.step(model)
+    path = save(tmp_path / "m.ckpt", model, optimizer)
+    loaded = load_checkpoint(path, numpy_backend).optimizer
+    assert (loaded.lr, loaded.mo) == (0.25, 0.5)
+    data = path.read_bytes()
+    size = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + size])
+    header["optimizer.update.1"] = header.pop("optimizer.update.0")  # a gap in the numbers
+    write_container(path, header, data[8 + size:])
+    with pytest.raises(CheckpointError, match=r"m\.ckpt: missing array 'optimizer\.update\.0'$"):
+        load_checkpoint(path, numpy_backend)
+
+
+@pytest.mark.parametrize("field", ["history", "optimizer"])
+def test_a_field_that_is_not_json_is_named(numpy_backend, trained, tmp_path, field):
+    path = save(tmp_path / "a.ckpt", *trained)
+    rewrite_metadata(path, **{field: "{"})
+    with pytest.raises(CheckpointError, match=rf"a\.ckpt: invalid checkpoint metadata: {field} "
+                                              r"is not JSON \("):
+        load_checkpoint(path, numpy_backend)
+
+
+def test_only_known_optimizers_are_saved(numpy_backend, trained, tmp_path):
+    class Adam(gpunet.Optimizer):
+        pass
+    with pytest.raises(ValueError, match=r"^cannot save a Adam optimizer$"):
+        save(tmp_path / "a.ckpt", trained[0], Adam())
+    assert not (tmp_path / "a.ckpt").exists()
