@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "backend": ("Backend", "BackendUnavailable", "backend_of", "explain_auto", "get_backend"),
     "checkpoint": ("Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint"),
+    "data": ("load_mnist",),
     "fitting": ("EpochStats", "evaluate", "fit"),
     "functional": ("argmax", "binary_encode", "fizz_buzz_encode", "log_softmax", "one_hot_encode",
                    "softmax"),

@@ -1,0 +1,26 @@
+"""``load_mnist``: an MNIST-format dataset, found or downloaded, ready for a model."""
+from __future__ import annotations
+
+import os
+
+from ..backend import Backend, get_backend
+from .datasets import load_raw
+from .preprocess import Prepared, prepare
+
+
+def load_mnist(name: str = "mnist", data_dir: str | os.PathLike | None = None, *,
+               backend: str | Backend | None = None, download: bool = True,
+               progress: bool = True, train_subset: int | None = None,
+               test_subset: int | None = None) -> Prepared:
+    """Dataset ``name`` ("mnist" or "fashion-mnist") as float32 arrays on ``backend``.
+
+    ``train_x``/``test_x`` are (N, 784) with x = (pixel - mean training pixel) / 256,
+    as in the notebook; ``train_y``/``test_y`` are (N, 10) one-hot. The data are looked
+    for and downloaded as ``gpunet train`` does (``data_dir``, else $GPUNET_DATA, else
+    the cache and the system's copies). ``train_subset``/``test_subset`` keep the first
+    N samples (the mean is then that of the N training images).
+    """
+    raw = load_raw(name, data_dir, download=download, progress=progress)
+    return prepare(raw.train_images[:train_subset], raw.train_labels[:train_subset],
+                   raw.test_images[:test_subset], raw.test_labels[:test_subset],
+                   get_backend(backend))
