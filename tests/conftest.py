@@ -14,10 +14,24 @@ def pytest_collection_modifyitems(config, items):
     status = cuda_status()
     if status.usable:
         return
-    skip = pytest.mark.skip(reason=f"no usable CUDA device: {status.reason}")
+    skip = pytest.mark.skip(reason=_gpu_skip_reason(status.reason))
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def _gpu_skip_reason(why: str) -> str:
+    return f"no usable CUDA device: {why}"
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Report every GPU skip at this one place, so ``-ra`` says the reason once, with a count."""
+    report = (yield).get_result()
+    if report.skipped and "gpu" in item.keywords and isinstance(report.longrepr, tuple):
+        reason = report.longrepr[2].removeprefix("Skipped: ")
+        if reason == _gpu_skip_reason(cuda_status().reason):
+            report.longrepr = (__file__, None, reason)
 
 
 @pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])

@@ -134,7 +134,7 @@ def kernels(run) -> Any:
     """gpunet's own CupyBackend, with CuPy swapped out of its module for the
     host: NumPy allocates its arrays and ``run`` runs its kernels, so every
     operation's glue (allocations, argument order, scalars) is cupy_backend.py's."""
-    pytest.importorskip("cupy", reason="CuPy is not installed (pip install cupy-cuda12x)")
+    pytest.importorskip("cupy", reason="CuPy is not installed (pip install -e '.[kernels]')")
     from gpunet.backend import cupy_backend
 
     def elementwise(name: str) -> Run:

@@ -7,7 +7,7 @@ and for ``matches``, which takes any dtypes as NumPy's argmax does, integer and
 bool types too.
 
 NVRTC comes from CuPy (``cupy.cuda.nvrtc``) and the ``nvidia-cuda-nvrtc-cu12``
-wheel; without them these tests skip and say why.
+wheel, both in gpunet's ``kernels`` extra; without them these tests skip and say so.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def cupy() -> Any:
     try:
         import cupy
     except ImportError as exc:
-        pytest.skip(f"CuPy is not installed (pip install cupy-cuda12x): {exc}")
+        pytest.skip(f"CuPy is not installed (pip install -e '.[kernels]'): {exc}")
     return cupy
 
 
@@ -48,7 +48,7 @@ def nvrtc(cupy) -> Any:
         from cupy.cuda import nvrtc
         nvrtc.getVersion()  # loads libnvrtc
     except Exception as exc:  # a library that is missing or would not load
-        pytest.skip(f"NVRTC is not usable here (pip install nvidia-cuda-nvrtc-cu12): "
+        pytest.skip(f"NVRTC is not usable here (pip install -e '.[kernels]'): "
                     f"{type(exc).__name__}: {exc}")
     return nvrtc
 
