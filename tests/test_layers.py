@@ -77,6 +77,19 @@ def test_activation_backward_keeps_float32_whatever_the_gradient(backend, activa
                                rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("gradient_dtype", [np.float32, np.float64, "list"])
+def test_linear_backward_keeps_float32_whatever_the_gradient(backend, gradient_dtype):
+    """A float32 Linear returns a float32 input gradient, of value dy W, for a
+    float32, float64 or list gradient."""
+    layer = gpunet.Linear(3, 2, backend=backend)
+    layer.forward(backend.asarray([[1.0, 2.0, 3.0], [-1.0, 0.5, 0.0]], np.float32))
+    dy = np.array([[1.0, -2.0], [0.5, 3.0]])
+    given = dy.tolist() if gradient_dtype == "list" else backend.asarray(dy, gradient_dtype)
+    dx = layer.backward(given)
+    assert dx.dtype == np.float32
+    np.testing.assert_allclose(host(backend, dx), dy @ host(backend, layer.w), rtol=1e-6)
+
+
 def test_float64_option(backend):
     model = deep_model(backend, dtype="float64")
     out = model.forward(np.ones((2, 8), np.float32))

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import gpunet
+from gpunet.optimizers import valid_learning_rate, valid_momentum
 from conftest import host
 
 
@@ -84,7 +85,7 @@ def test_shape_mismatch_names_both_shapes(numpy_backend):
 
 def test_count_mismatch(numpy_backend):
     layer = Params(numpy_backend, [np.ones(2), np.ones(2)], [np.ones(2)])
-    with pytest.raises(ValueError, match="2 parameters but 1 gradients"):
+    with pytest.raises(ValueError, match="^Params has 2 parameters but 1 gradients$"):
         gpunet.GradientDescent().step(layer)
 
 
@@ -109,3 +110,11 @@ def test_the_notebooks_default_rates():
 def test_bad_hyperparameters(make):
     with pytest.raises(ValueError, match="must be in"):
         make()
+
+
+@pytest.mark.parametrize("check, value, message", [
+    (valid_learning_rate, -1, r"learning_rate must be in \[0, inf\), got -1.0"),
+    (valid_momentum, 1, r"momentum must be in \[0, 1.0\), got 1.0")])
+def test_bad_hyperparameters_are_named(check, value, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        check(value)
