@@ -82,8 +82,8 @@ def _train_one_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any
     start = last_refresh = time.perf_counter()
     with tqdm.tqdm(total=n, unit="sample", unit_scale=True, desc=f"epoch {epoch}/{epochs}",
                    disable=not progress, leave=True) as bar:
-        for step in steps(model, loss, optimizer, inputs, targets, batch_size, shuffle=shuffle):
-            metrics.record(step)
+        for step in steps(model, loss, optimizer, inputs, targets, batch_size, shuffle=shuffle,
+                          metrics=metrics):
             if progress and time.perf_counter() - last_refresh >= refresh:
                 _show(bar, metrics, step.rows.stop)
                 last_refresh = time.perf_counter()

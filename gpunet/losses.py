@@ -58,8 +58,12 @@ class Loss:
         if p.ndim not in (1, 2):
             raise ValueError(f"{type(self).__name__}: expected one sample (D,) or a batch "
                              f"(N, D), got shape {p.shape}")
-        scale = 1 / p.shape[0] if self.reduction == "mean" and p.ndim == 2 and p.shape[0] else 1.0
+        scale = self.batch_scale(p.shape[0]) if p.ndim == 2 else 1.0
         return self._sample_losses_and_gradient(backend, p, a, scale)
+
+    def batch_scale(self, rows: int) -> float:
+        """The gradient's factor for a batch of ``rows`` samples: 1/rows for the mean."""
+        return 1 / rows if self.reduction == "mean" and rows else 1.0
 
     def _sample_losses_and_gradient(self, backend: Backend, p: Array, a: Array,
                                     scale: float) -> tuple[Array, Array]:

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import math
 
-from .backend import Backend
-from .training import Step
+from .backend import Array, Backend
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -21,14 +20,15 @@ class EpochMetrics:
     order the epoch takes the samples, in two device arrays. ``record`` queues
     two small kernels and reads nothing; ``read`` is the one read-back."""
 
-    def __init__(self, backend: Backend, samples: int, batch_size: int, epoch: int) -> None:
+    def __init__(self, backend: Backend, samples: int, batch_size: int, epoch: int = 0) -> None:
         self.backend, self.batch_size, self.epoch = backend, batch_size, epoch
         self.losses = backend.xp.zeros(samples, dtype="float64")
         self.hits = backend.xp.zeros(samples, dtype=bool)
 
-    def record(self, step: Step) -> None:
-        self.losses[step.rows] = step.losses
-        self.backend.matches(step.predicted, step.targets, out=self.hits[step.rows])
+    def record(self, rows: slice, predicted: Array, targets: Array, losses: Array) -> None:
+        """Keep the losses and hits of the samples ``rows`` of the epoch's order."""
+        self.losses[rows] = losses
+        self.backend.matches(predicted, targets, out=self.hits[rows])
 
     def read(self, done: int) -> tuple[float, float]:
         """(mean loss, accuracy) over the first ``done`` samples; NonFiniteLoss

@@ -12,6 +12,15 @@ class Optimizer:
     def step(self, layer: Layer) -> None:
         raise NotImplementedError
 
+    def scratch(self, pairs: Sequence[tuple[Array, Array]]) -> list[Array | None]:
+        """A buffer for each parameter's update (``Backend.update_scratch``), made
+        on the first step and again whenever the parameters differ in shape."""
+        kinds = [(type(p), p.shape, p.dtype) for p, _ in pairs]
+        if getattr(self, "_scratch_kinds", None) != kinds:
+            self._scratch = [backend_of(p).update_scratch(p) for p, _ in pairs]
+            self._scratch_kinds = kinds
+        return self._scratch
+
 
 def update_pairs(layer: Layer) -> list[tuple[Array, Array]]:
     """(param, grad) pairs to update: the layer's two flat buffers when it has
@@ -54,8 +63,9 @@ class GradientDescent(Optimizer):
         self.lr = valid_learning_rate(learning_rate)
 
     def step(self, layer: Layer) -> None:
-        for param, grad in update_pairs(layer):
-            backend_of(param).sgd_update(param, grad, self.lr)
+        pairs = update_pairs(layer)
+        for (param, grad), scratch in zip(pairs, self.scratch(pairs)):
+            backend_of(param).sgd_update(param, grad, self.lr, scratch)
 
 
 class Momentum(Optimizer):
@@ -74,8 +84,8 @@ class Momentum(Optimizer):
         if not self.updates:
             self.updates = [backend_of(grad).zeros_like(grad) for _, grad in pairs]
         self._check_state(pairs)
-        for update, (param, grad) in zip(self.updates, pairs):
-            backend_of(param).momentum_update(param, update, grad, self.lr, self.mo)
+        for update, (param, grad), scratch in zip(self.updates, pairs, self.scratch(pairs)):
+            backend_of(param).momentum_update(param, update, grad, self.lr, self.mo, scratch)
 
     def _check_state(self, pairs: Sequence[tuple[Array, Array]]) -> None:
         shapes = [u.shape for u in self.updates]

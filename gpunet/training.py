@@ -7,28 +7,31 @@ from typing import Any, Iterator
 from .backend import Array, Backend, backend_of
 from .layers import Layer
 from .losses import Loss
+from .metrics import EpochMetrics
 from .optimizers import Optimizer
+from .planning import plan_step
 
 
 @dataclass
 class Step:
-    """What one training step saw: the rows of the epoch's order it took, the
-    batch's predictions and targets, and each sample's loss (all left on the
-    device)."""
+    """One training step: the rows of the epoch's order it took, and their
+    losses (a view of the epoch's metrics, left on the device)."""
     rows: slice
-    predicted: Array
-    targets: Array
     losses: Array
 
 
 def steps(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any,
-          batch_size: int = 1, *, shuffle: bool = False) -> Iterator[Step]:
+          batch_size: int = 1, *, shuffle: bool = False,
+          metrics: EpochMetrics | None = None) -> Iterator[Step]:
     """Train on ``inputs``/``targets`` (N, D) once, ``batch_size`` rows a step,
     in order (or in a random order drawn on the device with ``shuffle``),
     yielding after each step. With batch size 1 this is the notebook's loop.
+    Each sample's loss and hit go into ``metrics`` (a new EpochMetrics if None).
 
     The data move once to the model's backend (that of its first parameter),
-    so no step copies between host and device, and nothing is read back.
+    so no step copies between host and device, and nothing is read back. Full
+    batches run as a planned step (``gpunet.planning``) where the model allows,
+    with the eager layers' numbers; others run through the layers.
     """
     check_count("batch_size", batch_size, 1)
     backend = model_backend(model, inputs)
@@ -36,26 +39,39 @@ def steps(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: 
     if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
         raise ValueError(f"training needs inputs (N, D) and targets (N, K) with the same N, "
                          f"got shapes {x.shape} and {y.shape}")
+    plan = plan_step(model, loss, optimizer, backend, batch_size) if len(x) >= batch_size else None
+    if plan is not None:  # as the layers take them, converted once
+        x, y = backend.asarray(x, plan.dtype), backend.asarray(y, plan.dtype)
+    if metrics is None:
+        metrics = EpochMetrics(backend, len(x), batch_size)
     if shuffle:
         order = backend.permutation(len(x))
         x, y = x[order], y[order]
     for start in range(0, len(x), batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        predicted = model.forward(xb)
-        losses, gradient = loss.sample_losses_and_gradient(predicted, yb)
-        model.backward_to_params(gradient)
-        optimizer.step(model)
-        yield Step(slice(start, start + len(xb)), predicted, yb, losses)
+        rows = slice(start, min(start + batch_size, len(x)))
+        xb, yb = x[rows], y[rows]
+        if plan is not None and len(xb) == batch_size:
+            plan.run(xb, yb, metrics.losses[rows], metrics.hits[rows])
+        else:
+            predicted = model.forward(xb)
+            losses, gradient = loss.sample_losses_and_gradient(predicted, yb)
+            model.backward_to_params(gradient)
+            optimizer.step(model)
+            metrics.record(rows, predicted, yb, losses)
+        yield Step(rows, metrics.losses[rows])
 
 
 def train_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any,
                 batch_size: int = 1, *, shuffle: bool = False) -> Array:
     """Run ``steps`` for one epoch; returns the sum of the per-sample losses
-    (the notebook's ``epoch_loss``) as a 0-d array left on the device."""
-    losses = [step.losses for step in steps(model, loss, optimizer, inputs, targets, batch_size,
-                                            shuffle=shuffle)]
-    xp = model_backend(model, inputs).xp
-    return xp.concatenate(losses).sum() if losses else xp.zeros((), dtype="float32")
+    (the notebook's ``epoch_loss``, summed in float64) as a 0-d array left on
+    the device."""
+    backend = model_backend(model, inputs)
+    metrics = EpochMetrics(backend, len(inputs), batch_size)
+    for _ in steps(model, loss, optimizer, inputs, targets, batch_size, shuffle=shuffle,
+                   metrics=metrics):
+        pass
+    return metrics.losses.sum()
 
 
 def accuracy(model: Layer, inputs: Any, targets: Any) -> float:

@@ -7,7 +7,7 @@ import pytest
 import gpunet
 from gpunet.metrics import EpochMetrics, NonFiniteLoss
 from gpunet.training import steps
-from benchmarks.trainers import mnist_like
+from gpunet.bench.trainers import mnist_like
 
 
 def problem(backend, n, model="deep"):
@@ -20,8 +20,8 @@ def problem(backend, n, model="deep"):
 def test_read_gives_the_mean_loss_and_accuracy_of_the_samples_so_far(backend):
     model, x, y = problem(backend, 100, "logistic")  # with no learning, the same numbers again
     metrics = EpochMetrics(backend, 100, 32, epoch=1)
-    for step in steps(model, gpunet.SSE(), gpunet.GradientDescent(0.0), x, y, 32):
-        metrics.record(step)
+    for _ in steps(model, gpunet.SSE(), gpunet.GradientDescent(0.0), x, y, 32, metrics=metrics):
+        pass
     predicted = model.forward(x)
     losses = ((backend.to_numpy(predicted) - backend.to_numpy(y)) ** 2).sum(axis=1)
     hits = backend.to_numpy(predicted).argmax(axis=1) == backend.to_numpy(y).argmax(axis=1)
@@ -61,8 +61,8 @@ def test_steps_and_their_metrics_never_wait_for_the_device():
 
     def epoch() -> EpochMetrics:
         metrics = EpochMetrics(backend, len(x), 128, epoch=1)
-        for step in steps(model, loss, optimizer, x, y, 128):
-            metrics.record(step)
+        for _ in steps(model, loss, optimizer, x, y, 128, metrics=metrics):
+            pass
         return metrics
 
     epoch()  # compiles the kernels and fills the memory pool

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import seeding
+from .fused import FusedOperations
 
 # SplitMix64 (Steele, Lea and Flood, 2014), as kernels.py's dropout also computes it.
 GAMMA, MIX1, MIX2 = map(np.uint64, (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
@@ -32,8 +33,9 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 Array = Any  # an array of the backend's module (numpy.ndarray, cupy.ndarray)
 
 
-class Backend:
-    """Array creation, transfer, randomness and elementwise kernels for one device."""
+class Backend(FusedOperations):
+    """Array creation, transfer, randomness and elementwise kernels for one device,
+    and the fused operations of a planned step (``fused.py``)."""
 
     name: str
     xp: ModuleType
@@ -88,67 +90,103 @@ class Backend:
         """The next ``n`` random 64-bit integers (uint64)."""
         return self._bits(self.take_counters(n), n)
 
-    def uniform(self, shape: tuple[int, ...], dtype: Any) -> Array:
-        """The next uniform draws in [0, 1), as a new array of ``shape``: the top
-        24 bits of each counter's random bits times 2^-24, so float32 and
-        float64 draws are the same numbers. Small requests are served from a
-        block computed ahead (the values depend only on the counters)."""
+    def uniform(self, shape: tuple[int, ...], dtype: Any, out: Array | None = None) -> Array:
+        """The next uniform draws in [0, 1), as an array of ``shape`` (into ``out``
+        if given): the top 24 bits of each counter's random bits times 2^-24, so
+        float32 and float64 draws are the same numbers. Small requests are served
+        from a block computed ahead, in buffers kept for it (the values depend
+        only on the counters)."""
         n = math.prod(shape)
         first = self.take_counters(n)
         if n > UNIFORM_BLOCK:
-            return self._uniform24(first, n).astype(dtype).reshape(shape)
-        offset = first - self._block_first
-        if self._block is None or offset + n > len(self._block):
-            self._block_first, self._block, offset = first, self._uniform24(first, UNIFORM_BLOCK), 0
-        return self._block[offset:offset + n].astype(dtype).reshape(shape)
+            draws = self._uniform24(first, n)
+        else:
+            offset = first - self._block_first
+            if self._block is None or offset + n > UNIFORM_BLOCK:
+                self._block_first, offset = first, 0
+                self._block = self._uniform24(first, UNIFORM_BLOCK, *self._block_buffers())
+            draws = self._block[offset:offset + n]
+        if out is None:
+            return draws.astype(dtype).reshape(shape)
+        out.reshape(n)[...] = draws
+        return out
 
-    def _bits(self, first: int, n: int) -> Array:
-        """SplitMix64 of counters first .. first + n - 1: mix(key + c * GAMMA)."""
-        z = self.xp.arange(first, first + n, dtype=np.uint64)
-        z *= GAMMA
-        z += np.uint64(self.key)
-        z ^= z >> U64[30]
-        z *= MIX1
-        z ^= z >> U64[27]
-        z *= MIX2
-        z ^= z >> U64[31]
+    def _block_buffers(self) -> tuple[Array, Array, Array, Array]:
+        """For the uniform block, made once: its float32 draws, two uint64 work
+        arrays, and the counter offsets i * GAMMA."""
+        if not hasattr(self, "_buffers"):
+            xp = self.xp
+            offsets = xp.arange(UNIFORM_BLOCK, dtype=np.uint64)
+            offsets *= GAMMA
+            self._buffers = (xp.empty(UNIFORM_BLOCK, np.float32), xp.empty_like(offsets),
+                             xp.empty_like(offsets), offsets)
+        return self._buffers
+
+    def _bits(self, first: int, n: int, out: Array | None = None, work: Array | None = None,
+              offsets: Array | None = None) -> Array:
+        """SplitMix64 of counters first .. first + n - 1, mix(key + c * GAMMA),
+        computed as (key + first * GAMMA) + i * GAMMA modulo 2^64; into ``out``,
+        with ``work`` and the ``offsets`` i * GAMMA, if given (uint64 arrays of n)."""
+        xp = self.xp
+        if offsets is None:
+            offsets = xp.arange(n, dtype=np.uint64)
+            offsets *= GAMMA
+            out = offsets if out is None else out
+        z = xp.add(offsets, np.uint64((self.key + first * int(GAMMA)) % 2 ** 64), out=out)
+        work = xp.empty_like(z) if work is None else work
+        for shift, mix in ((30, MIX1), (27, MIX2), (31, None)):
+            z ^= xp.right_shift(z, U64[shift], out=work)
+            if mix is not None:
+                z *= mix
         return z
 
-    def _uniform24(self, first: int, n: int) -> Array:
-        u = (self._bits(first, n) >> U64[40]).astype(np.float32)
-        u *= 2.0 ** -24
-        return u
+    def _uniform24(self, first: int, n: int, out: Array | None = None, bits: Array | None = None,
+                   work: Array | None = None, offsets: Array | None = None) -> Array:
+        top = self.xp.right_shift(self._bits(first, n, bits, work, offsets), U64[40], out=work)
+        return self.xp.multiply(top, 2.0 ** -24, out=out, dtype=np.float32)
 
     def permutation(self, n: int) -> Array:
         """A random permutation of ``range(n)``, drawn on this device."""
         return self.xp.argsort(self.random_bits(n), kind="stable")
 
     # -- activations: y = f(x), and dL/dx = f'(x) * gy computed from y ----------
-    def sigmoid(self, x: Array) -> Array:
+    # Each writes into ``out`` when given (which may be its input), else a new array.
+    def sigmoid(self, x: Array, out: Array | None = None) -> Array:
         """1 / (1 + e^-x): exact in relative terms for every x; where e^-x
         overflows to inf the result is the correct limit 0."""
-        return 1 / (1 + self.xp.exp(-x))
+        y = self.xp.negative(x, out=out)
+        self.xp.exp(y, out=y)
+        y += 1
+        return self.xp.divide(1, y, out=y)
 
-    def sigmoid_grad(self, y: Array, gy: Array) -> Array:
+    def sigmoid_grad(self, y: Array, gy: Array, out: Array | None = None) -> Array:
         """sigma'(x) = y (1 - y)."""
-        return gy * y * (1 - y)
+        gx = self.xp.subtract(1, y, out=self._grad_out(y, gy, out))
+        gx *= gy * y
+        return gx
 
-    def tanh(self, x: Array) -> Array:
-        return self.xp.tanh(x)
+    def tanh(self, x: Array, out: Array | None = None) -> Array:
+        return self.xp.tanh(x, out=out)
 
-    def tanh_grad(self, y: Array, gy: Array) -> Array:
+    def tanh_grad(self, y: Array, gy: Array, out: Array | None = None) -> Array:
         """tanh'(x) = 1 - y^2."""
-        slope = self.xp.multiply(y, y, dtype=self.xp.result_type(y, gy))
+        slope = self.xp.multiply(y, y, out=self._grad_out(y, gy, out))
         self.xp.subtract(1, slope, out=slope)
         slope *= gy
         return slope
 
-    def relu(self, x: Array) -> Array:
-        return self.xp.maximum(x, 0)
+    def relu(self, x: Array, out: Array | None = None) -> Array:
+        return self.xp.maximum(x, 0, out=out)
 
-    def relu_grad(self, y: Array, gy: Array) -> Array:
+    def relu_grad(self, y: Array, gy: Array, out: Array | None = None) -> Array:
         """relu'(x) = 1 where y > 0, else 0 (the notebook's choice at x = 0)."""
-        return self.xp.multiply(gy, y > 0, dtype=self.xp.result_type(y, gy))
+        gx = self.xp.greater(y, 0, out=self._grad_out(y, gy, out))
+        gx *= gy
+        return gx
+
+    def _grad_out(self, y: Array, gy: Array, out: Array | None) -> Array:
+        """``out``, else a new array for an activation gradient of ``y`` and ``gy``."""
+        return self.xp.empty(y.shape, self.xp.result_type(y, gy)) if out is None else out
 
     # -- along rows: the last axis of (N, k) arrays, or of one (k,) row ---------
     def softmax_cross_entropy(self, z: Array, a: Array, scale: float) -> tuple[Array, Array]:
@@ -184,23 +222,33 @@ class Backend:
         """Keep each element with probability 1 - p: returns ``(x * mask, mask)``,
         with ``mask`` holding ``scale`` where the element's ``uniform`` draw
         u >= p and 0 elsewhere (element i, in C order, takes the i-th draw)."""
-        mask = self.uniform(x.shape, x.dtype)
-        self.xp.greater_equal(mask, p, out=mask)  # 1.0 where kept, in place
-        if scale != 1:
-            mask *= scale
+        mask = self.keep_mask(self.uniform(x.shape, x.dtype), p, scale)
         return x * mask, mask
 
+    def keep_mask(self, u: Array, p: float, scale: float) -> Array:
+        """``u`` (uniform draws) made, in place, ``scale`` where u >= p and 0 elsewhere."""
+        self.xp.greater_equal(u, p, out=u)
+        if scale != 1:
+            u *= scale
+        return u
+
     # -- optimizer updates, in place -----------------------------------------
-    def sgd_update(self, param: Array, grad: Array, lr: float) -> None:
+    # ``scratch``, from ``update_scratch``, holds the products, so nothing is allocated.
+    def update_scratch(self, param: Array) -> Array | None:
+        """A buffer the updates of ``param`` may use (None where they need none)."""
+        return self.xp.empty_like(param)
+
+    def sgd_update(self, param: Array, grad: Array, lr: float,
+                   scratch: Array | None = None) -> None:
         """param -= lr * grad."""
-        param -= lr * grad
+        param -= self.xp.multiply(lr, grad, out=scratch)
 
     def momentum_update(self, param: Array, velocity: Array, grad: Array,
-                        lr: float, momentum: float) -> None:
+                        lr: float, momentum: float, scratch: Array | None = None) -> None:
         """velocity = momentum velocity + (1 - momentum) grad;  param -= lr velocity."""
         velocity *= momentum
-        velocity += (1 - momentum) * grad
-        param -= lr * velocity
+        velocity += self.xp.multiply(1 - momentum, grad, out=scratch)
+        param -= self.xp.multiply(lr, velocity, out=scratch)
 
 
 def float_rows(operation: str, z: Array, a: Array) -> int:

@@ -11,10 +11,15 @@ class NumpyBackend(Backend):
     xp = np
     array_type = np.ndarray
 
-    def sigmoid(self, x: Array) -> Array:
+    def sigmoid(self, x: Array, out: Array | None = None) -> Array:
         with np.errstate(over="ignore"):  # e^-x = inf gives the right limit, 0
-            return super().sigmoid(x)
+            return super().sigmoid(x, out)
 
     def softmax_cross_entropy(self, z: Array, a: Array, scale: float) -> tuple[Array, Array]:
         with np.errstate(over="ignore"):  # z - max z = -inf for logits 6e38 apart: e = 0, right
             return super().softmax_cross_entropy(z, a, scale)
+
+    def dense_softmax_cross_entropy(self, z: Array, bias: Array, a: Array, scale: float,
+                                    gradient: Array, losses: Array, hits: Array) -> None:
+        with np.errstate(over="ignore"):  # as softmax_cross_entropy
+            super().dense_softmax_cross_entropy(z, bias, a, scale, gradient, losses, hits)

@@ -28,11 +28,16 @@ class Dropout(Layer):
     def __repr__(self) -> str:
         return f"Dropout({self.p}, inverted={self.inverted})"
 
+    @property
+    def training_scale(self) -> float:
+        """What a kept input is multiplied by while training."""
+        return 1 / (1 - self.p) if self.inverted else 1
+
     def forward(self, input: Any) -> Array:
         backend = backend_of(input)
         x = backend.asarray(input)
         if self.train:
-            output, self.mask = backend.dropout(x, self.p, 1 / (1 - self.p) if self.inverted else 1)
+            output, self.mask = backend.dropout(x, self.p, self.training_scale)
             return output
         self.mask = None
         return x if self.inverted else x * (1 - self.p)

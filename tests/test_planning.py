@@ -1,0 +1,198 @@
+"""The planned step: the eager step's numbers bit for bit, in 15 backend calls
+for the deep model, on buffers allocated once; other models train eagerly."""
+from __future__ import annotations
+
+import functools
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import gpunet
+from gpunet import planning, training
+from gpunet.bench.trainers import mnist_like
+from gpunet.metrics import EpochMetrics
+
+
+def model_of(name, backend, dtype=None):
+    gpunet.seed(3)
+    if name in gpunet.models.PRESETS:
+        return gpunet.mnist_model(name, backend=backend, dtype=dtype)
+    linear = functools.partial(gpunet.Linear, dtype=dtype, backend=backend)
+    return gpunet.Sequential({
+        "sigmoid-inverted": [linear(784, 16), gpunet.Dropout(0.3, inverted=True), gpunet.Sigmoid(),
+                             linear(16, 10)],
+        "relu-dropout": [linear(784, 12), gpunet.Dropout(0.5), gpunet.Relu(), linear(12, 8),
+                         gpunet.Tanh(), linear(8, 10)],
+    }[name])
+
+
+def train(backend, name, batch_size, *, planned, optimizer=None, dtype=None, epochs=2):
+    """Parameters and each sample's loss and hit after ``epochs`` shuffled epochs of 70 samples."""
+    model = model_of(name, backend, dtype)
+    gpunet.set_train(model, True)
+    optimizer = optimizer or gpunet.Momentum(0.1, 0.9)
+    x, labels = mnist_like(70)
+    y = gpunet.one_hot_encode(labels, backend=backend)
+    records = []
+    with pytest.MonkeyPatch.context() as patch:
+        if not planned:
+            patch.setattr(training, "plan_step", lambda *args: None)
+        for epoch in (1, 2)[:epochs]:
+            gpunet.seeding.start_epoch(epoch)
+            metrics = EpochMetrics(backend, len(x), batch_size, epoch)
+            for _ in training.steps(model, gpunet.SoftmaxCrossEntropy(), optimizer, x, y,
+                                    batch_size, shuffle=True, metrics=metrics):
+                pass
+            records += [backend.to_numpy(metrics.losses), backend.to_numpy(metrics.hits)]
+    return [backend.to_numpy(p) for p in model.params()] + records
+
+
+@pytest.mark.parametrize("name", ["logistic", "deep", "wide", "sigmoid-inverted", "relu-dropout"])
+@pytest.mark.parametrize("batch_size", [1, 16, 70, 128])
+def test_a_planned_step_gives_the_eager_steps_numbers_bit_for_bit(numpy_backend, name,
+                                                                  batch_size):
+    """Full batches planned, the shorter last one (70 = 4 x 16 + 6) eager, 128 all eager."""
+    planned = train(numpy_backend, name, batch_size, planned=True)
+    eager = train(numpy_backend, name, batch_size, planned=False)
+    for a, b in zip(planned, eager, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("optimizer", [gpunet.GradientDescent(0.5), None])
+def test_float64_and_plain_gradient_descent_plan_alike(numpy_backend, optimizer):
+    planned = train(numpy_backend, "deep", 16, planned=True, optimizer=optimizer, dtype="float64",
+                    epochs=1)
+    eager = train(numpy_backend, "deep", 16, planned=False,
+                  optimizer=optimizer and gpunet.GradientDescent(0.5), dtype="float64", epochs=1)
+    for a, b in zip(planned, eager, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def counted_calls(backend, run) -> list[str]:
+    """The backend operations ``run()`` calls, outermost only (not those they call)."""
+    calls, depth = [], [0]
+    names = ["gemm", "dense_forward", "dense_backward", "dense_softmax_cross_entropy",
+             "sgd_update", "momentum_update", "sigmoid", "tanh", "relu", "sigmoid_grad",
+             "tanh_grad", "relu_grad", "softmax_cross_entropy", "matches", "dropout", "asarray",
+             "uniform", "zeros_like"]
+    with pytest.MonkeyPatch.context() as patch:
+        for name in names:
+            method = getattr(backend, name)
+
+            def counted(*args, _method=method, _name=name, **kwargs):
+                if depth[0] == 0:
+                    calls.append(_name)
+                depth[0] += 1
+                try:
+                    return _method(*args, **kwargs)
+                finally:
+                    depth[0] -= 1
+
+            patch.setattr(backend, name, counted)
+        run()
+    return calls
+
+
+def planned_deep_step(backend, batch=128):
+    model = model_of("deep", backend)
+    gpunet.set_train(model, True)
+    optimizer = gpunet.Momentum(0.1, 0.9)
+    plan = planning.plan_step(model, gpunet.SoftmaxCrossEntropy(), optimizer, backend, batch)
+    x, labels = mnist_like(batch)
+    x, y = backend.asarray(x), gpunet.one_hot_encode(labels, backend=backend)
+    metrics = EpochMetrics(backend, batch, batch)
+    return lambda: plan.run(x, y, metrics.losses, metrics.hits)
+
+
+def test_a_deep_model_step_is_15_backend_calls(numpy_backend):
+    step = planned_deep_step(numpy_backend)
+    step()  # the optimizer's state starts on the first step
+    calls = counted_calls(numpy_backend, step)
+    assert calls == ["gemm", "dense_forward", "gemm", "dense_forward", "gemm",
+                     "dense_softmax_cross_entropy",
+                     "dense_backward", "gemm", "gemm", "dense_backward", "gemm", "gemm",
+                     "dense_backward", "gemm", "momentum_update"], calls
+
+
+def peak_bytes(run) -> int:
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_planned_step_allocates_no_activation_sized_array(numpy_backend):
+    """After the first step, nothing a step allocates is as large as one (1024, 30)
+    activation: only the loss's row temporaries and NumPy's iteration buffers come
+    and go. An eager step allocates several."""
+    step = planned_deep_step(numpy_backend, batch=1024)
+    step()
+    activation = 1024 * 30 * 4
+    assert peak_bytes(step) < activation
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "plan_step", lambda *args: None)
+        model = model_of("deep", numpy_backend)
+        x, labels = mnist_like(1024)
+        y = gpunet.one_hot_encode(labels, backend=numpy_backend)
+
+        def eager():
+            for _ in training.steps(model, gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.1), x,
+                                    y, 1024):
+                pass
+
+        eager()
+        assert peak_bytes(eager) > 3 * activation
+
+
+def test_a_plan_is_made_once_per_model_and_batch_size(numpy_backend):
+    model = model_of("deep", numpy_backend)
+    loss, optimizer = gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.1)
+    plan = planning.plan_step(model, loss, optimizer, numpy_backend, 16)
+    assert planning.plan_step(model, loss, optimizer, numpy_backend, 16) is plan
+    assert planning.plan_step(model, loss, optimizer, numpy_backend, 8) is not plan
+    assert planning.plan_step(model, loss, gpunet.Momentum(0.1), numpy_backend, 8) is not plan
+    gpunet.set_train(model, False)
+    assert planning.plan_step(model, loss, optimizer, numpy_backend, 8) is None
+
+
+@pytest.mark.parametrize("layers, planned", [
+    (lambda b: [gpunet.Linear(4, 3, backend=b)], True),
+    (lambda b: [gpunet.Linear(4, 5, backend=b), gpunet.Relu(), gpunet.Linear(5, 3, backend=b)], True),
+    (lambda b: [gpunet.Linear(4, 5, backend=b), gpunet.Relu(), gpunet.Dropout(0.1),
+                gpunet.Linear(5, 3, backend=b)], False),  # dropout after the activation
+    (lambda b: [gpunet.Linear(4, 3, backend=b), gpunet.Tanh()], False),  # logits through tanh
+    (lambda b: [gpunet.Tanh(), gpunet.Linear(4, 3, backend=b)], False),
+    (lambda b: [gpunet.Linear(4, 3, backend=b), gpunet.Linear(4, 3, backend=b)], False),  # widths
+    (lambda b: [], False),
+])
+def test_which_models_plan(numpy_backend, layers, planned):
+    model = gpunet.Sequential(layers(numpy_backend))
+    plan = planning.plan_step(model, gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.1),
+                              numpy_backend, 8)
+    assert (plan is not None) == planned
+
+
+def test_what_else_trains_eagerly(numpy_backend):
+    def plans(model=None, loss=None, optimizer=None) -> bool:
+        model = model or gpunet.mnist_model("deep", backend=numpy_backend)
+        return planning.plan_step(model, loss or gpunet.SoftmaxCrossEntropy(),
+                                  optimizer or gpunet.Momentum(0.1), numpy_backend, 8) is not None
+
+    class MyTanh(gpunet.Tanh):
+        pass
+
+    class MyMomentum(gpunet.Momentum):
+        pass
+
+    evaluating = gpunet.mnist_model("deep", backend=numpy_backend)
+    gpunet.set_train(evaluating, False)
+    assert plans()
+    assert not plans(loss=gpunet.SSE())
+    assert not plans(optimizer=MyMomentum(0.1))
+    assert not plans(model=evaluating)
+    assert not plans(model=gpunet.Sequential([gpunet.Linear(4, 5, backend=numpy_backend), MyTanh(),
+                                              gpunet.Linear(5, 3, backend=numpy_backend)]))
+    assert not plans(model=gpunet.Linear(4, 3, backend=numpy_backend))
