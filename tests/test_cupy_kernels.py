@@ -2,10 +2,14 @@
 
 Every operation runs over sizes from empty to a million and three, in float32
 and float64, on contiguous, strided (``x[..., ::2]``) and transposed inputs;
-results keep their dtype and match NumPy within a few ulps.
+results keep their dtype and match NumPy within a few ulps. A planned step's
+operations (gemm with each transposition, the dense stages in every variant)
+run at its shapes, draw the NumPy backend's dropout masks exactly, and,
+into the buffers given, allocate nothing.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -193,3 +197,164 @@ def test_updates_in_place_match_numpy(gpu, cpu, n, dtype, layout, optimizer):
     check(gpu, velocity, vh)
     if layout == "strided":
         assert not gpu.to_numpy(param.base[..., 1::2]).any()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["sigmoid", "tanh", "relu"])
+def test_activation_into_out_matches_numpy(gpu, cpu, op, dtype):
+    """``out=`` takes the result, also when it is the input (in place)."""
+    xh = draw(1000, dtype, "contiguous")
+    yh, gyh = getattr(cpu, op)(xh), draw(1000, dtype, "contiguous", seed=1)
+    gxh = getattr(cpu, op + "_grad")(yh, gyh)
+    x, y, gy = (gpu.asarray(h.copy()) for h in (xh, yh, gyh))
+    assert getattr(gpu, op)(x, out=x) is x
+    check(gpu, x, yh)
+    assert getattr(gpu, op + "_grad")(y, gy, out=gy) is gy
+    check(gpu, gy, gxh)
+
+
+# A planned step's fused operations (gpunet/backend/fused.py): gemm, and each
+# dense-stage kernel in every variant, against the NumPy backend.
+ACTIVATIONS = [None, "sigmoid", "tanh", "relu"]
+DENSE_SHAPES = [(0, 30), (1, 1), (128, 30), (1000, 256)]
+# (n, k, m) of op(a) op(b): the deep model's products, one row, and k = 1 (an outer product).
+GEMM_SHAPES = [(128, 784, 30), (30, 128, 784), (1, 30, 10), (30, 1, 784), (0, 5, 3)]
+
+
+def operands(n: int, k: int, m: int, dtype: Any, trans_a: bool,
+             trans_b: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Host a and b whose op(a) is (n, k) and op(b) is (k, m), stored as op says."""
+    a = draw(n * k, dtype, "contiguous", -1, 1).reshape((k, n) if trans_a else (n, k))
+    b = draw(k * m, dtype, "contiguous", -1, 1, seed=1).reshape((m, k) if trans_b else (k, m))
+    return a, b
+
+
+@pytest.mark.parametrize("given_out", [False, True], ids=["new", "into_out"])
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("n, k, m", GEMM_SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_matches_numpy(gpu, cpu, dtype, n, k, m, trans_a, trans_b, given_out):
+    ah, bh = operands(n, k, m, dtype, trans_a, trans_b)
+    out = gpu.xp.full((n, m), np.nan, dtype) if given_out else None
+    result = gpu.gemm(gpu.asarray(ah), gpu.asarray(bh), out, trans_a=trans_a, trans_b=trans_b)
+    assert result is out or not given_out
+    check(gpu, result, cpu.gemm(ah, bh, trans_a=trans_a, trans_b=trans_b), size=k)
+
+
+def dense_forward_on(backend: gpunet.Backend, zh: np.ndarray, bias: np.ndarray,
+                     activation: str | None, dropout: tuple[float, float] | None) -> tuple:
+    """``backend``'s dense_forward in place (y is z), from the state gpunet.seed(7)
+    gives: (y, mask) as host arrays."""
+    gpunet.seed(7)
+    z = backend.asarray(zh.copy())
+    mask = None if dropout is None else backend.xp.empty_like(z)
+    y = backend.dense_forward(z, backend.asarray(bias), z, activation=activation,
+                              dropout=dropout, mask=mask)
+    assert y is z
+    return backend.to_numpy(y), None if mask is None else backend.to_numpy(mask)
+
+
+@pytest.mark.parametrize("dropout", [None, (0.1, 1 / 0.9), (0.3, 1.0)])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("shape", DENSE_SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_forward_matches_numpy(gpu, cpu, dtype, shape, activation, dropout):
+    """y = activation((z + bias) * mask) in place, the mask exactly the NumPy backend's."""
+    zh = draw(math.prod(shape), dtype, "contiguous").reshape(shape)
+    bias = draw(shape[1], dtype, "contiguous", -1, 1, seed=1)
+    y, mask = dense_forward_on(gpu, zh, bias, activation, dropout)
+    expected_y, expected_mask = dense_forward_on(cpu, zh, bias, activation, dropout)
+    np.testing.assert_allclose(y, expected_y, rtol=RTOL[dtype], atol=ATOL[dtype] * 7)
+    if dropout is not None:
+        np.testing.assert_array_equal(mask, expected_mask)
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["no_dropout", "dropout"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("shape", DENSE_SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_backward_matches_numpy(gpu, cpu, dtype, shape, activation, masked):
+    """dz = f'(y) gy (times the mask), and db its sums over the rows (of size
+    up to rows times the largest term, 7)."""
+    def values(low: float, high: float, seed: int) -> np.ndarray:
+        return draw(math.prod(shape), dtype, "contiguous", low, high, seed).reshape(shape)
+
+    yh = getattr(cpu, activation)(values(-6, 6, 0)) if activation else None
+    gyh = values(-6, 6, 1)
+    maskh = (values(0, 1, 2) >= 0.1) * dtype(1 / 0.9) if masked else None
+    dz, db = gpu.xp.full(shape, np.nan, dtype), gpu.xp.full(shape[1], np.nan, dtype)
+    y, gy, mask = (None if h is None else gpu.asarray(h) for h in (yh, gyh, maskh))
+    result = gpu.dense_backward(y, gy, dz, db, activation=activation, mask=mask)
+    assert result is (dz if activation or masked else gy)
+    expected_db = np.empty(shape[1], dtype)
+    expected = cpu.dense_backward(yh, gyh, np.empty(shape, dtype), expected_db,
+                                  activation=activation, mask=maskh)
+    check(gpu, result, expected)
+    check(gpu, db, expected_db, size=7 * shape[0])
+
+
+@grid
+def test_dense_softmax_cross_entropy_matches_numpy(gpu, cpu, n, dtype, layout):
+    """(n, 10) logits and bias, as given or as non-contiguous views, and one-hot
+    targets; the losses and hits go into slices of epoch-sized buffers, as
+    EpochMetrics keeps them, and nothing else of those buffers changes."""
+    zh, bias = rows(n, dtype, -20, 20), draw(10, dtype, "contiguous", -5, 5, seed=1)
+    ah = np.eye(10, dtype=dtype)[np.random.default_rng(2).integers(0, 10, n)]
+    expected_losses, expected_hits = np.empty(n), np.empty(n, bool)
+    expected_gradient = np.empty((n, 10), dtype)
+    cpu.dense_softmax_cross_entropy(zh.copy(), bias, ah, 0.25, expected_gradient,
+                                    expected_losses, expected_hits)
+    losses, hits = gpu.xp.full(n + 3, np.nan), gpu.xp.zeros(n + 3, bool)
+    gradient = gpu.xp.full((n, 10), np.nan, dtype)
+    gpu.dense_softmax_cross_entropy(on_device(gpu, zh.copy(), layout),
+                                    on_device(gpu, bias, layout), gpu.asarray(ah), 0.25,
+                                    gradient, losses[2:-1], hits[2:-1])
+    check(gpu, gradient, expected_gradient)
+    np.testing.assert_allclose(gpu.to_numpy(losses[2:-1]), expected_losses,
+                               rtol=RTOL[dtype], atol=ATOL[dtype] * 100)
+    np.testing.assert_array_equal(gpu.to_numpy(hits[2:-1]), expected_hits)
+    np.testing.assert_array_equal(gpu.to_numpy(hits[2:-1]), cpu.matches(zh + bias, ah))
+    assert np.isnan(gpu.to_numpy(losses[[0, 1, -1]])).all()
+    assert not gpu.to_numpy(hits[[0, 1, -1]]).any()
+
+
+def allocations(run: Any) -> int:
+    """How many device arrays ``run()`` allocates: CuPy's memory hooks see each."""
+    import cupy
+
+    class Counter(cupy.cuda.MemoryHook):
+        name = "gpunet_test_allocations"
+        count = 0
+
+        def malloc_preprocess(self, **kwargs: Any) -> None:
+            self.count += 1
+
+    with Counter() as counter:
+        run()
+    return counter.count
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_planned_steps_operations_allocate_nothing(gpu, dtype):
+    """Into buffers given, in one dtype, gemm and the dense operations make no
+    device array: no operand is copied, cast or made contiguous, and nothing
+    is reduced through a temporary."""
+    xp, n, k, m = gpu.xp, 128, 784, 30
+    x, w, bias = xp.ones((n, k), dtype), xp.ones((m, k), dtype), xp.ones(m, dtype)
+    z, mask, gz, dz, w_grad, dx = (xp.empty(shape, dtype) for shape in
+                                   ((n, m), (n, m), (n, m), (n, m), (m, k), (n, k)))
+    db, a = xp.empty(m, dtype), xp.eye(m, dtype=dtype)[xp.arange(n) % m]
+    losses, hits = xp.empty(n), xp.empty(n, bool)
+
+    def step() -> None:
+        gpu.gemm(x, w, out=z, trans_b=True)
+        gpu.dense_forward(z, bias, z, activation="tanh", dropout=(0.1, 1.0), mask=mask)
+        gpu.dense_softmax_cross_entropy(z, bias, a, 1 / n, gz, losses, hits)
+        gpu.dense_backward(z, gz, dz, db, activation="tanh", mask=mask)
+        gpu.gemm(dz, x, out=w_grad, trans_a=True)
+        gpu.gemm(dz, w, out=dx)
+        gpu.gemm(dz[:1], x[:1], out=w_grad, trans_a=True)  # one row: an outer product
+
+    step()  # compiles the kernels, creates the cuBLAS handle
+    assert allocations(step) == 0

@@ -10,7 +10,10 @@ float64, over sizes 0 to 1000 and the extremes the docstrings promise, and on
 the inputs of mixed dtypes the NumPy backend takes.
 
 This proves the formulas: the arithmetic, the handling of inf and NaN, the row
-loops and their indexing, the order of the arguments. It does not run CUDA:
+and column loops and their indexing, the order of the arguments, the dropout
+masks bit for bit. ``gemm`` is not run here: CupyBackend's is fused.py's own,
+``cupy.matmul`` (cuBLAS), so with NumPy in CuPy's place it would only be the
+NumPy backend's again. It does not run CUDA:
 not NVRTC's code (tests/test_nvrtc.py compiles that), nor CUDA's libm, its
 flushed float32 denormals or fused multiply-adds, nor CuPy's binding of strided
 and broadcast arrays; tests/test_cupy_kernels.py checks all that on a GPU.
@@ -18,6 +21,7 @@ and broadcast arrays; tests/test_cupy_kernels.py checks all that on a GPU.
 from __future__ import annotations
 
 import ctypes
+import re
 import shutil
 import subprocess
 from types import SimpleNamespace
@@ -27,7 +31,7 @@ import numpy as np
 import pytest
 
 import gpunet
-from gpunet.backend.kernels import KERNELS, KernelSpec
+from gpunet.backend.kernels import DENSE_VARIANTS, KERNELS, KernelSpec, dense_kernel
 from kernel_source import C_TYPES, PLACEHOLDERS, Param, params, render
 
 if shutil.which("g++") is None:
@@ -201,6 +205,34 @@ def test_activation(kernels, cpu, op, n, dtype):
         np.testing.assert_array_equal(limits, [1, 0, 1, 0, np.nan])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["sigmoid", "tanh", "relu"])
+def test_activation_into_out(kernels, cpu, op, dtype):
+    """``out=`` takes the result, also when it is the input (in place)."""
+    x = draw(100, dtype, extremes=EXTREMES)
+    expected = expect(cpu, op, x)
+    out = np.empty_like(x)
+    assert getattr(kernels, op)(x, out=out) is out
+    check(out, expected)
+    assert getattr(kernels, op)(x, out=x) is x
+    check(x, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["sigmoid_grad", "tanh_grad", "relu_grad"])
+def test_activation_grad_into_out(kernels, cpu, op, dtype):
+    """``out=`` takes the result, also when it is the gradient gy (in place)."""
+    y_extremes, gy_extremes = zip(*GRAD_EXTREMES)
+    y = draw(100, dtype, -1.5, 1.5, seed=1, extremes=y_extremes)
+    gy = draw(100, dtype, -3.0, 3.0, seed=2, extremes=gy_extremes)
+    expected = expect(cpu, op, y, gy)
+    out = np.empty_like(y)
+    assert getattr(kernels, op)(y, gy, out=out) is out
+    check(out, expected)
+    assert getattr(kernels, op)(y, gy, out=gy) is gy
+    check(gy, expected)
+
+
 @covers("sigmoid_grad", "tanh_grad", "relu_grad")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", SIZES)
@@ -223,23 +255,29 @@ def row_shape(rows: int | None, k: int) -> tuple[int, ...]:
 @pytest.mark.parametrize("k", [1, 3, 10])
 @pytest.mark.parametrize("rows", [*SIZES, None])
 def test_softmax_cross_entropy(kernels, cpu, rows, k, target, dtype):
-    rng = np.random.default_rng(3)
-    shape = row_shape(rows, k)
-    # Rows of logits of every size from 1 to 1e3, where a naive softmax overflows.
-    z = rng.uniform(-1, 1, shape) * 10.0 ** rng.uniform(0, 3, shape[:-1] + (1,))
-    z.flat[:2] = (1e3, -1e3)[:z.size]
-    z = z.astype(dtype)
-    if target == "one-hot":
-        a = np.eye(k, dtype=dtype)[rng.integers(0, k, shape[:-1])]
-    else:
-        a = rng.uniform(0, 1, shape).astype(dtype)
-        a /= a.sum(axis=-1, keepdims=True)
+    z, a = logits_and_targets(rows, k, target, dtype)
     scale = 1 / rows if rows else 1.0  # a mean over the rows
     losses, gradient = kernels.softmax_cross_entropy(z, a, scale)
     expected_losses, expected_gradient = expect(cpu, "softmax_cross_entropy", z, a, scale)
     assert np.isfinite(losses).all() and np.isfinite(gradient).all()
     check(losses, expected_losses)
     check(gradient, expected_gradient)
+
+
+def logits_and_targets(rows: int | None, k: int, target: str,
+                       dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of logits of every size from 1 to 1e3, where a naive softmax
+    overflows, and one-hot or probability targets."""
+    rng = np.random.default_rng(3)
+    shape = row_shape(rows, k)
+    z = rng.uniform(-1, 1, shape) * 10.0 ** rng.uniform(0, 3, shape[:-1] + (1,))
+    z.flat[:2] = (1e3, -1e3)[:z.size]
+    if target == "one-hot":
+        a = np.eye(k)[rng.integers(0, k, shape[:-1])]
+    else:
+        a = rng.uniform(0, 1, shape)
+        a /= a.sum(axis=-1, keepdims=True)
+    return z.astype(dtype), a.astype(dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -304,6 +342,150 @@ def test_update(kernels, cpu, op, n, dtype):
         check(got, expected)
 
 
+# A planned step's fused operations (gpunet/backend/fused.py), every variant,
+# against the NumPy backend's, which are the eager layers' own calls.
+ACTIVATIONS = [None, "sigmoid", "tanh", "relu"]
+DENSE_SHAPES = [(0, 3), (1, 1), (7, 3), (100, 30)]
+DROPOUTS = [None, (0.3, 1 / 0.7), (0.1, 1.0)]  # (p, scale): inverted, and the notebook's
+
+
+def both(kernels: Any, cpu: gpunet.Backend, call: Callable[[Any], Any]) -> list[Any]:
+    """``call(backend)`` on the host kernels and on the NumPy backend, quietly."""
+    with np.errstate(all="ignore"):
+        return [call(backend) for backend in (kernels, cpu)]
+
+
+@covers(*(dense_kernel("forward", *variant) for variant in DENSE_VARIANTS))
+@pytest.mark.parametrize("in_place", [False, True], ids=["into_y", "z_is_y"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", DENSE_SHAPES)
+@pytest.mark.parametrize("dropout", DROPOUTS)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_dense_forward(kernels, cpu, activation, dropout, shape, dtype, in_place):
+    """y = activation((z + bias) * mask), the mask exactly the one the NumPy
+    backend draws from the same key and counters."""
+    z = draw(shape, dtype, seed=8, extremes=EXTREMES)
+    bias = draw(shape[-1:], dtype, -1.0, 1.0, seed=9)
+
+    def forward(backend: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+        backend.restart(12345, 678)
+        given = z.copy()
+        y = given if in_place else np.full(shape, np.nan, dtype)
+        mask = None if dropout is None else np.full(shape, np.nan, dtype)
+        result = backend.dense_forward(given, bias, y, activation=activation, dropout=dropout,
+                                       mask=mask)
+        return result, y, mask, backend.drawn
+
+    (result, y, mask, drawn), (expected_y, _, expected_mask, expected_drawn) = both(
+        kernels, cpu, forward)
+    assert result is y
+    check(y, expected_y)
+    assert drawn == expected_drawn == 678 + (0 if dropout is None else z.size)
+    if dropout is not None:
+        np.testing.assert_array_equal(mask, expected_mask)
+
+
+@covers(*(dense_kernel("backward", *variant) for variant in DENSE_VARIANTS))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", DENSE_SHAPES)
+@pytest.mark.parametrize("dropout", [False, True])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_dense_backward(kernels, cpu, activation, dropout, shape, dtype):
+    """dz = f'(y) gy (times the mask) and db, its sums over the rows; with
+    neither, gy itself and its sums."""
+    y_extremes, gy_extremes = zip(*GRAD_EXTREMES)
+    y = draw(shape, dtype, -1.5, 1.5, seed=1, extremes=y_extremes) if activation else None
+    gy = draw(shape, dtype, -3.0, 3.0, seed=2, extremes=gy_extremes)
+    mask = (draw(shape, dtype, 0.0, 1.0, seed=11) >= 0.3) * dtype(1 / 0.7) if dropout else None
+
+    def backward(backend: Any) -> tuple[np.ndarray, np.ndarray]:
+        dz, db = np.full(shape, np.nan, dtype), np.full(shape[-1:], np.nan, dtype)
+        result = backend.dense_backward(y, gy, dz, db, activation=activation, mask=mask)
+        assert result is (dz if activation or dropout else gy)
+        return result, db
+
+    (result, db), (expected, expected_db) = both(kernels, cpu, backward)
+    check(result, expected)
+    check(db, expected_db)
+
+
+@covers("dense_softmax_cross_entropy")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("target", ["one-hot", "probabilities"])
+@pytest.mark.parametrize("k", [1, 3, 10])
+@pytest.mark.parametrize("rows", [*SIZES, None])
+def test_dense_softmax_cross_entropy(kernels, cpu, rows, k, target, dtype):
+    """The loss (into float64), the hit and the gradient of logits z + bias."""
+    z, a = logits_and_targets(rows, k, target, dtype)
+    bias = draw(k, dtype, -5.0, 5.0, seed=12)
+    scale = 1 / rows if rows else 1.0
+    (gradient, losses, hits), expected = both(kernels, cpu, dense_loss(z, bias, a, scale))
+    assert np.isfinite(losses).all() and np.isfinite(gradient).all()
+    check(gradient, expected[0])
+    check(losses, expected[1], precision=dtype)
+    np.testing.assert_array_equal(hits, expected[2])
+
+
+def dense_loss(z: np.ndarray, bias: np.ndarray, a: np.ndarray,
+               scale: float) -> Callable[[Any], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A backend's dense_softmax_cross_entropy on a copy of ``z``: (gradient, losses, hits)."""
+    def call(backend: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        gradient = np.full(z.shape, np.nan, z.dtype)
+        losses, hits = np.full(z.shape[:-1], np.nan), np.zeros(z.shape[:-1], bool)
+        backend.dense_softmax_cross_entropy(z.copy(), bias, a, scale, gradient, losses, hits)
+        return gradient, losses, hits
+    return call
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_softmax_cross_entropy_hits_as_matches(kernels, cpu, dtype):
+    """A hit is ``matches`` of z + bias: the first largest, NaN counting as largest."""
+    rng = np.random.default_rng(13)
+    choices = [0.0, -0.0, 1.0, 2.0, np.inf, -np.inf, np.nan]
+    z, a = (rng.choice(choices, (200, 4)).astype(dtype) for _ in range(2))
+    bias = np.array([0.0, 1.0, -1.0, 0.0], dtype)
+    (_, _, hits), (_, _, expected) = both(kernels, cpu, dense_loss(z, bias, a, 1.0))
+    np.testing.assert_array_equal(hits, expected)
+    np.testing.assert_array_equal(hits, cpu.matches(z + bias, a))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_softmax_cross_entropy_skips_terms_of_weight_zero(kernels, cpu, dtype):
+    big = 0.9 * np.finfo(dtype).max
+    z = np.array([[big, -big, 0.0], [big, -big, 0.0]], dtype)
+    a = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype)
+    zero_bias = np.zeros(3, dtype)
+    (gradient, losses, hits), expected = both(kernels, cpu, dense_loss(z, zero_bias, a, 1.0))
+    np.testing.assert_array_equal(losses, [0.0, np.inf])
+    np.testing.assert_array_equal(gradient, [[0, 0, 0], [1, -1, 0]])
+    np.testing.assert_array_equal(hits, [True, False])
+    check(losses, expected[1])
+
+
+@pytest.mark.parametrize("operation, name, shape", [
+    ("dense_backward", "gy", (4, 2)), ("dense_backward", "y", (4, 2)),
+    ("dense_backward", "mask", (5, 3)), ("dense_backward", "dz", (3,)),
+    ("dense_softmax_cross_entropy", "gradient", (4, 2)),
+    ("dense_softmax_cross_entropy", "bias", (2,)),
+    ("dense_softmax_cross_entropy", "losses", (3,)),
+    ("dense_softmax_cross_entropy", "hits", (4, 1))])
+def test_dense_operations_refuse_arrays_their_kernels_would_overrun(kernels, operation, name,
+                                                                     shape):
+    """The column and row kernels index whole arrays by the others' shapes: an
+    array of another shape is refused, by name, before any kernel runs."""
+    x, row = np.zeros((4, 3), np.float32), np.zeros(3, np.float32)
+    args = {
+        "dense_backward": dict(y=x, gy=x, dz=x.copy(), db=row, activation="tanh", mask=x),
+        "dense_softmax_cross_entropy": dict(z=x, bias=row, a=x, scale=1.0, gradient=x.copy(),
+                                            losses=np.zeros(4), hits=np.zeros(4, bool)),
+    }[operation]
+    expected = re.escape(str(args[name].shape))
+    args[name] = np.zeros(shape, args[name].dtype)
+    with pytest.raises(ValueError, match=rf"^{operation} needs {name} of shape {expected}, "
+                                         rf"got {re.escape(str(shape))}$"):
+        getattr(kernels, operation)(**args)
+
+
 # Inputs of two dtypes, as the NumPy backend takes them: each pair (first, second).
 MIXED_FLOATS = [(np.float32, np.float64), (np.float64, np.float32)]
 TARGET_DTYPES = [np.int64, np.int32, np.bool_, np.float32, np.float64]
@@ -318,6 +500,31 @@ def test_activation_grad_of_mixed_dtypes(kernels, cpu, op, first, second):
     result = getattr(kernels, op)(y, gy)
     assert result.dtype == np.float64
     check(result, expect(cpu, op, y, gy), precision=np.float32)
+
+
+@pytest.mark.parametrize("first, second", MIXED_FLOATS)
+def test_dense_operations_take_inputs_in_the_dtype_they_write(kernels, cpu, first, second):
+    """Inputs of another float dtype are taken in that of the arrays written
+    (the logits' for the loss), as precise as float32 (where NumPy rounds once
+    more or less)."""
+    z, bias = draw((20, 5), first, seed=8), draw(5, second, seed=9)
+    y, gy, mask = (draw((20, 5), second, 0.0, 1.0, seed=seed) for seed in (10, 11, 12))
+    a = np.eye(5, dtype=second)[np.arange(20) % 5]
+
+    def calls(backend: Any) -> list[np.ndarray]:
+        backend.restart(12345, 0)
+        outputs = [np.empty_like(z) for _ in range(4)]
+        out_y, out_mask, dz, gradient = outputs
+        backend.dense_forward(z.copy(), bias, out_y, activation="tanh", dropout=(0.3, 2.0),
+                              mask=out_mask)
+        db = np.empty(5, first)
+        backend.dense_backward(y, gy, dz, db, activation="sigmoid", mask=mask)
+        losses, hits = np.empty(20), np.empty(20, bool)
+        backend.dense_softmax_cross_entropy(z.copy(), bias, a, 0.5, gradient, losses, hits)
+        return [*outputs, db, losses, hits]
+
+    for got, expected in zip(*both(kernels, cpu, calls)):
+        check(got, expected, precision=np.float32)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -1,6 +1,8 @@
 """The CUDA kernels, checked without a device: each compiles with NVRTC, cleanly,
 for the A100's and H100's architectures in float32 and float64, and float32
-code never touches double precision; each CuPy kernel object is built once.
+code never touches double precision but to round a result once to a declared
+float64 output (a loss into the epoch's float64 metrics); each CuPy kernel
+object is built once.
 Each kernel compiles as ``kernel_source.render`` gives it: its operation verbatim,
 in the context CuPy gives it, every placeholder (``T``, ``U``) the one float type,
 and for ``matches``, which takes any dtypes as NumPy's argmax does, integer and
@@ -17,7 +19,7 @@ from typing import Any
 import pytest
 
 from gpunet.backend.kernels import KERNELS, elementwise
-from kernel_source import PLACEHOLDERS, render
+from kernel_source import PLACEHOLDERS, params, render
 
 ARCHS = ("compute_80", "compute_90")
 # Placeholder bindings by name: each float type for every placeholder, and mixed ones.
@@ -31,6 +33,9 @@ CASES = [(name, types) for name in KERNELS for types in FLOATS] + [
     ("matches", types) for types in MIXED]
 # As CuPy compiles: C++17, float32 denormals flushed to zero.
 OPTIONS = ("--std=c++17", "-ftz=true")
+# The double-precision PTX a float32 kernel with a float64 output needs: the
+# register, the one rounding of the float32 result to double, the store.
+WIDENING_STORE = re.compile(r"(\.reg \.f64|cvt(\.ftz)?\.f64\.f32|st\.global\.f64)\s")
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +79,10 @@ def test_kernel_compiles_with_nvrtc(nvrtc, name, types, arch):
     assert not log, f"{name} ({types}, {arch}) compiles with diagnostics:\n{log}\n{source}"
     assert re.search(rf"\.entry\s+{spec.name}\b", ptx)
     if "double" not in binding.values():
-        assert ".f64" not in ptx, f"{name} promotes float32 to double:\n{ptx}"
+        doubles = [line.strip() for line in ptx.splitlines() if ".f64" in line]
+        if any(p.type == "float64" for p in params(spec)):
+            doubles = [line for line in doubles if not WIDENING_STORE.match(line)]
+        assert not doubles, f"{name} promotes float32 to double:\n{ptx}"
 
 
 def test_each_kernel_object_is_built_once(cupy):

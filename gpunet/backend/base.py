@@ -150,7 +150,8 @@ class Backend(FusedOperations):
         return self.xp.argsort(self.random_bits(n), kind="stable")
 
     # -- activations: y = f(x), and dL/dx = f'(x) * gy computed from y ----------
-    # Each writes into ``out`` when given (which may be its input), else a new array.
+    # Each writes into ``out`` when given, else a new array; an activation's ``out``
+    # may be its input, a gradient's must be neither ``y`` nor ``gy``.
     def sigmoid(self, x: Array, out: Array | None = None) -> Array:
         """1 / (1 + e^-x): exact in relative terms for every x; where e^-x
         overflows to inf the result is the correct limit 0."""

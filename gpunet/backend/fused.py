@@ -35,15 +35,18 @@ class FusedOperations:
     def dense_forward(self, z: Array, bias: Array, y: Array, *, activation: str | None = None,
                       dropout: tuple[float, float] | None = None,
                       mask: Array | None = None) -> Array:
-        """A dense stage after its product z = x W^T, in place: z += bias; with
-        ``dropout`` = (p, scale), z *= mask, drawn into ``mask`` as ``dropout``
-        draws it; y = activation(z) (``y`` may be ``z``). Returns ``y``."""
+        """A dense stage after its product z = x W^T: y = activation((z + bias)
+        times, with ``dropout`` = (p, scale), a mask drawn into ``mask`` as
+        ``dropout`` draws it). ``y`` may be ``z``; if not, z is left unspecified.
+        Returns ``y``."""
         z += bias
         if dropout is not None:
             p, scale = dropout
             z *= self.keep_mask(self.uniform(z.shape, z.dtype, out=mask), p, scale)
         if activation is None:
-            return z
+            if y is not z:
+                y[...] = z
+            return y
         return getattr(self, activation)(z, out=y)
 
     def dense_backward(self, y: Array | None, gy: Array, dz: Array | None, db: Array, *,

@@ -3,7 +3,9 @@
 ``KERNELS`` maps each backend operation to the arguments of its kernel, the
 CUDA operation text verbatim, so the sources can be checked without a device
 (tests/test_nvrtc.py compiles each with NVRTC); ``elementwise(name)`` builds
-the CuPy kernel object, once.
+the CuPy kernel object, once. The activations and the dense-stage kernels of a
+planned step are generated from one table of formulas (``ACTIVATIONS``), one
+kernel per activation and dropout or not (``dense_kernel`` names them).
 
 Every kernel is generic over its type placeholders ``T`` (and ``U``), float32
 or float64: constants are written ``T(1)`` and scalars arrive as ``T``
@@ -16,11 +18,13 @@ array parameter to the current element, broadcasting and following strides,
 and an output parameter may be read as well as written, which makes the
 updates in place. A ``raw`` parameter is the whole array instead, indexed in
 C order whatever its strides: the row kernels run one thread per row ``i`` of
-``k`` entries, for the reductions along a row that a loss and a match need.
+``k`` entries, for the reductions along a row that a loss and a match need,
+and the column kernels one thread per column ``i`` of ``rows`` entries.
 """
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,60 +42,134 @@ class KernelSpec:
     operation: str
 
 
+# Each activation: a statement setting y from its input x, and the gradient gx
+# at x as an expression of the output y and its gradient gy.
+ACTIVATIONS = {
+    # 1 / (1 + e^-x) from e = e^-|x| <= 1, so nothing overflows for any x:
+    # x >= 0 gives 1 / (1 + e), x < 0 gives e / (1 + e); a NaN stays NaN.
+    "sigmoid": ("const T e = exp(-fabs(x)); y = (x >= T(0) ? T(1) : e) / (T(1) + e)",
+                "gy * y * (T(1) - y)"),
+    "tanh": ("y = tanh(x)", "gy * (T(1) - y * y)"),
+    # max(x, 0) that keeps a NaN, as NumPy's maximum does; the gradient gy * [y > 0]
+    # as NumPy computes it: a NaN or infinite gy still gives NaN where y <= 0.
+    "relu": ("y = x < T(0) ? T(0) : x", "gy * T(y > T(0))"),
+}
+IDENTITY = ("y = x", "gy")
+# The dense-stage kernels of a planned step: one per (activation or None, dropout or not).
+DENSE_VARIANTS = [(activation, dropout) for activation in (None, *ACTIVATIONS)
+                  for dropout in (False, True)]
+
+# Dropout that draws its own mask: element i takes counter first + i of the
+# backend's SplitMix64 stream (base.py's random_bits), its top 24 bits as
+# u in [0, 1), and is kept where u >= p; no draws are stored or read.
+DRAW_PARAMS = "uint64 key, uint64 first, T p, T scale"
+DRAW_MASK = (
+    "unsigned long long bits = key + (first + (unsigned long long)i) * 0x9E3779B97F4A7C15ull;"
+    " bits = (bits ^ (bits >> 30)) * 0xBF58476D1CE4E5B9ull;"
+    " bits = (bits ^ (bits >> 27)) * 0x94D049BB133111EBull; bits ^= bits >> 31;"
+    " const T u = T(bits >> 40) * (T(1) / T(16777216)); mask = u >= p ? scale : T(0);")
+
+Entry = Callable[[str], str]  # a row's entry at an index, as C: e.g. "p[row + {}]".format
+
+
+def _first_largest(entry: Entry, best: str) -> str:
+    """In a loop over j: index ``best`` moves to j where entry j beats entry
+    ``best``, so it ends at the first largest, a NaN counting as largest (as
+    NumPy's argmax); v == v is the not-NaN test, as CUDA's isnan has no integer
+    overload."""
+    return (f"if ({entry(best)} == {entry(best)} && !({entry('j')} <= {entry(best)}))"
+            f" {best} = j;")
+
+
+def _softmax_cross_entropy(logit: Entry, hit: bool) -> str:
+    """Softmax cross-entropy of row i of k ``logit`` entries against ``a``:
+    loss = -sum a (z - max z - log total) and dL/dz = (e / total - a) * scale,
+    with e = exp(z - max z) and total its sum; a term with a = 0 adds nothing,
+    even where z - max z overflows to -inf. With ``hit``: whether the first
+    largest logit is at the first largest target, as ``matches``."""
+    return " ".join([
+        "const ptrdiff_t row = (ptrdiff_t)i * k;",
+        "ptrdiff_t top = 0, want = 0;" if hit else "ptrdiff_t top = 0;",
+        "for (ptrdiff_t j = 1; j < k; ++j) {", _first_largest(logit, "top"),
+        *([_first_largest("a[row + {}]".format, "want")] if hit else []), "}",
+        f"const T largest = {logit('top')}; T total = T(0);",
+        f"for (ptrdiff_t j = 0; j < k; ++j) {{ g[row + j] = exp({logit('j')} - largest);"
+        " total += g[row + j]; }",
+        "const T log_total = log(total); T sum = T(0);",
+        "for (ptrdiff_t j = 0; j < k; ++j) {",
+        f"if (a[row + j] != T(0)) sum += a[row + j] * ({logit('j')} - largest - log_total);",
+        "g[row + j] = (g[row + j] / total - a[row + j]) * scale; }",
+        "loss = -sum" + ("; hit = top == want" if hit else ""),
+    ])
+
+
+def dense_kernel(direction: str, activation: str | None, dropout: bool) -> str:
+    """The name in ``KERNELS`` of a dense stage's ``direction`` ("forward" or
+    "backward") kernel for ``activation`` (None: none), with dropout or not."""
+    return f"dense_{direction}_{activation or 'identity'}" + ("_dropout" if dropout else "")
+
+
+def _dense_forward(activation: str | None, dropout: bool) -> tuple[str, str, str, str]:
+    """y = activation((z + bias) * mask), the mask drawn as ``dropout`` draws it;
+    each element's z is read before its y is written, so y may be z."""
+    forward, _ = ACTIVATIONS[activation] if activation else IDENTITY
+    return (dense_kernel("forward", activation, dropout),
+            "T z, T bias" + (f", {DRAW_PARAMS}" if dropout else ""),
+            "T y" + (", T mask" if dropout else ""),
+            "T x = z + bias;" + (f" {DRAW_MASK} x *= mask;" if dropout else "") + f" {forward}")
+
+
+def _dense_backward(activation: str | None, dropout: bool) -> tuple[str, str, str, str]:
+    """Column i of the (rows, k) gradients: dz = the activation's gradient at
+    (y, gy) of the stage's ``outputs`` and their gradients ``grads``, times
+    ``mask``, and its sum over the rows, in row order (deterministic, no
+    atomics), into db; with neither activation nor mask, db alone."""
+    _, gradient = ACTIVATIONS[activation] if activation else IDENTITY
+    writes = activation is not None or dropout
+    return (dense_kernel("backward", activation, dropout),
+            ", ".join([*(["raw T outputs"] if activation else []), "raw T grads",
+                       *(["raw T mask"] if dropout else []), "int64 rows, int64 k"]),
+            "raw T dz, T db" if writes else "T db",
+            " ".join(["T sum = T(0); for (ptrdiff_t r = 0; r < rows; ++r) {",
+                      "const ptrdiff_t at = r * k + i; const T gy = grads[at];",
+                      *(["const T y = outputs[at];"] if activation else []),
+                      f"T gx = {gradient};", *(["gx *= mask[at];"] if dropout else []),
+                      *(["dz[at] = gx;"] if writes else []), "sum += gx; } db = sum"]))
+
+
 def _specs(*rows: tuple[str, str, str, str]) -> dict[str, KernelSpec]:
     """{name: spec} from rows (name, in_params, out_params, operation); CUDA names get a prefix."""
     return {name: KernelSpec(f"gpunet_{name}", *rest) for name, *rest in rows}
 
 
 KERNELS: dict[str, KernelSpec] = _specs(
-    # 1 / (1 + e^-x) from e = e^-|x| <= 1, so nothing overflows for any x:
-    # x >= 0 gives 1 / (1 + e), x < 0 gives e / (1 + e); a NaN stays NaN.
-    ("sigmoid", "T x", "T y",
-     "const T e = exp(-fabs(x)); y = (x >= T(0) ? T(1) : e) / (T(1) + e)"),
-    ("sigmoid_grad", "T y, T gy", "T gx", "gx = gy * y * (T(1) - y)"),
-    ("tanh", "T x", "T y", "y = tanh(x)"),
-    ("tanh_grad", "T y, T gy", "T gx", "gx = gy * (T(1) - y * y)"),
-    # max(x, 0) that keeps a NaN, as NumPy's maximum does.
-    ("relu", "T x", "T y", "y = x < T(0) ? T(0) : x"),
-    # gy * [y > 0] as NumPy computes it: a NaN or infinite gy still gives NaN where y <= 0.
-    ("relu_grad", "T y, T gy", "T gx", "gx = gy * T(y > T(0))"),
+    *((name, "T x", "T y", forward) for name, (forward, _) in ACTIVATIONS.items()),
+    *((f"{name}_grad", "T y, T gy", "T gx", f"gx = {gradient}")
+      for name, (_, gradient) in ACTIVATIONS.items()),
     # Row kernels: each thread i takes row i of k entries of its raw (N, k) arrays.
-    # Softmax cross-entropy of one row: loss = -sum a (z - max z - log total) and
-    # dL/dz = (e / total - a) * scale, with e = exp(z - max z) and total its sum;
-    # a term with a = 0 adds nothing, even where z - max z overflows to -inf.
     ("softmax_cross_entropy", "raw T z, raw T a, int64 k, T scale", "T loss, raw T g",
-     "const ptrdiff_t row = (ptrdiff_t)i * k; T top = z[row];"
-     " for (ptrdiff_t j = 1; j < k; ++j) top = z[row + j] > top ? z[row + j] : top;"
-     " T total = T(0);"
-     " for (ptrdiff_t j = 0; j < k; ++j) { g[row + j] = exp(z[row + j] - top); total += g[row + j]; }"
-     " const T log_total = log(total); T sum = T(0);"
-     " for (ptrdiff_t j = 0; j < k; ++j) {"
-     " if (a[row + j] != T(0)) sum += a[row + j] * (z[row + j] - top - log_total);"
-     " g[row + j] = (g[row + j] / total - a[row + j]) * scale; }"
-     " loss = -sum"),
+     _softmax_cross_entropy("z[row + {}]".format, hit=False)),
     # Whether a row of p and a row of t have their largest entry at the same
-    # index: the first largest, a NaN counting as largest, as NumPy's argmax.
-    # T and U may be any real or bool type: v == v is the not-NaN test, as
-    # CUDA's isnan has no integer overload.
+    # index; T and U may be any real or bool type.
     ("matches", "raw T p, raw U t, int64 k", "bool hit",
-     "const ptrdiff_t row = (ptrdiff_t)i * k; ptrdiff_t bp = 0, bt = 0;"
-     " for (ptrdiff_t j = 1; j < k; ++j) {"
-     " if (p[row + bp] == p[row + bp] && !(p[row + j] <= p[row + bp])) bp = j;"
-     " if (t[row + bt] == t[row + bt] && !(t[row + j] <= t[row + bt])) bt = j; }"
-     " hit = bp == bt"),
-    # Dropout that draws its own mask: element i takes counter first + i of the
-    # backend's SplitMix64 stream (base.py's random_bits), its top 24 bits as
-    # u in [0, 1), and is kept where u >= p; no draws are stored or read.
-    ("dropout", "T x, uint64 key, uint64 first, T p, T scale", "T y, T mask",
-     "unsigned long long z = key + (first + (unsigned long long)i) * 0x9E3779B97F4A7C15ull;"
-     " z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;"
-     " z = (z ^ (z >> 27)) * 0x94D049BB133111EBull; z ^= z >> 31;"
-     " const T u = T(z >> 40) * (T(1) / T(16777216));"
-     " mask = u >= p ? scale : T(0); y = x * mask"),
+     " ".join(["const ptrdiff_t row = (ptrdiff_t)i * k; ptrdiff_t bp = 0, bt = 0;",
+               "for (ptrdiff_t j = 1; j < k; ++j) {",
+               _first_largest("p[row + {}]".format, "bp"),
+               _first_largest("t[row + {}]".format, "bt"), "} hit = bp == bt"])),
+    ("dropout", f"T x, {DRAW_PARAMS}", "T y, T mask", f"{DRAW_MASK} y = x * mask"),
     ("sgd_update", "T g, T lr", "T param", "param -= lr * g"),
     # The notebook's momentum; damping = 1 - momentum, rounded once on the host as NumPy does.
     ("momentum_update", "T g, T lr, T momentum, T damping", "T param, T velocity",
      "velocity = momentum * velocity + damping * g; param -= lr * velocity"),
+    # A planned step's dense stages (gpunet/backend/fused.py): forward, elementwise
+    # over (N, k) with bias (k,) broadcast; backward, one thread per column.
+    *(_dense_forward(activation, dropout) for activation, dropout in DENSE_VARIANTS),
+    *(_dense_backward(activation, dropout) for activation, dropout in DENSE_VARIANTS),
+    # The output stage: the loss of logits z + bias, its gradient, and the hit,
+    # the loss in float64 (the epoch's metrics buffer), rounded from T once.
+    ("dense_softmax_cross_entropy", "raw T z, raw T bias, raw T a, int64 k, T scale",
+     "float64 loss, bool hit, raw T g",
+     _softmax_cross_entropy("(z[row + {0}] + bias[{0}])".format, hit=True)),
 )
 
 
