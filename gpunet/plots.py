@@ -1,4 +1,4 @@
-"""Pictures: a grid of sample images and the training curves, as PNG files.
+"""Pictures: a grid of sample images and the training curves, as PNG, JPEG, SVG or PDF files.
 
 matplotlib is an optional extra (``pip install 'gpunet[plots]'``): it is
 imported only when a picture is drawn, so ``import gpunet.plots`` works
@@ -23,8 +23,22 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+# File name suffix -> the format matplotlib writes (JPEG through Pillow, a matplotlib dependency).
+PICTURE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".svg": "svg", ".pdf": "pdf"}
+
+
 class MissingDependency(RuntimeError):
     """matplotlib, needed to draw pictures, cannot be imported."""
+
+
+def picture_format(path: str | os.PathLike) -> str:
+    """The format of the picture file ``path``, from its suffix; ValueError naming the
+    suffixes known (PICTURE_FORMATS) for any other."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in PICTURE_FORMATS:
+        raise ValueError(f"cannot write a picture to {os.fspath(path)!r}: the name must end in "
+                         f"{', '.join(PICTURE_FORMATS)}")
+    return PICTURE_FORMATS[suffix]
 
 
 def save_image_grid(images: np.ndarray, labels: np.ndarray, path: str | os.PathLike, *,
@@ -32,10 +46,11 @@ def save_image_grid(images: np.ndarray, labels: np.ndarray, path: str | os.PathL
                     class_names: Sequence[str] | None = None) -> Path:
     """Draw the first ``rows * cols`` images, (N, H, W) or flat (N, H*H), in a
     grid, row by row, each titled with its label (``class_names[label]`` when
-    given), and write it as a PNG to ``path``. With fewer images than cells
-    the grid is drawn as far as they go and the remaining cells stay empty.
+    given), and write it to ``path`` in the format its suffix names (PICTURE_FORMATS).
+    With fewer images than cells the grid is drawn as far as they go and the
+    remaining cells stay empty.
     """
-    destination = writable(path)
+    destination = _destination(path)
     squares = _square_images(images)
     titles = _titles(labels, len(squares), class_names)
     for name, value in (("rows", rows), ("cols", cols)):
@@ -49,32 +64,33 @@ def save_image_grid(images: np.ndarray, labels: np.ndarray, path: str | os.PathL
     for ax, image, title in zip(axes, squares, titles):
         ax.imshow(image, cmap="Greys")
         ax.set_title(title, fontsize=8)
-    return write_png(figure, destination)
+    return write_picture(figure, destination)
 
 
 def save_training_curves(metrics: Mapping, path: str | os.PathLike) -> Path:
-    """Draw the loss, and the accuracy and test accuracy, per epoch of the
-    ``history`` in ``metrics`` (a training metrics file's contents), and
-    write them as a PNG to ``path``."""
-    destination = writable(path)
+    """Draw the loss and test loss, and the accuracy and test accuracy, per epoch
+    of the ``history`` in ``metrics`` (a training metrics file's contents), and
+    write them to ``path`` in the format its suffix names (PICTURE_FORMATS)."""
+    destination = _destination(path)
     history = _history(metrics)
     figure = new_figure(figsize=(10, 4))
     loss_ax, accuracy_ax = figure.subplots(1, 2)
-    _plot(loss_ax, history, "loss", "loss")
-    _plot(accuracy_ax, history, "accuracy", "accuracy")
+    _plot(loss_ax, history, "loss", "training loss")
+    _plot(loss_ax, history, "test_loss", "test loss")
+    _plot(accuracy_ax, history, "accuracy", "training accuracy")
     _plot(accuracy_ax, history, "test_accuracy", "test accuracy")
     for ax, ylabel in ((loss_ax, "loss"), (accuracy_ax, "accuracy")):
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-    if accuracy_ax.lines:
-        accuracy_ax.legend()
+        if ax.lines:
+            ax.legend()
     title = " ".join(str(metrics[key]) for key in ("dataset", "model") if metrics.get(key))
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    return write_png(figure, destination)
+    return write_picture(figure, destination)
 
 
 def load_metrics(path: str | os.PathLike) -> dict:
@@ -94,24 +110,39 @@ def load_metrics(path: str | os.PathLike) -> dict:
 
 
 def _history(metrics: Any) -> list[Mapping]:
-    """The metrics' history entries, each with an epoch and a loss."""
+    """The metrics' history entries, each with a number for its epoch and its loss."""
     if not isinstance(metrics, Mapping):
         raise ValueError(f"metrics must be a JSON object, got {type(metrics).__name__}")
     history = metrics.get("history")
     if not isinstance(history, list) or not history:
         raise ValueError("metrics need a non-empty 'history' list of epochs")
     for i, entry in enumerate(history):
-        if not isinstance(entry, Mapping) or entry.get("epoch") is None \
-                or entry.get("loss") is None:
-            raise ValueError(f"metrics history entry {i} needs 'epoch' and 'loss', got {entry!r}")
+        if not isinstance(entry, Mapping) or not all(_is_number(entry.get(key))
+                                                     for key in ("epoch", "loss")):
+            raise ValueError(f"metrics history entry {i} needs numbers 'epoch' and 'loss', "
+                             f"got {entry!r}")
     return history
 
 
 def _plot(ax: Axes, history: list[Mapping], key: str, label: str) -> None:
-    """Plot ``key`` against epoch, over the entries where it is present."""
-    points = [(entry["epoch"], entry[key]) for entry in history if entry.get(key) is not None]
+    """Plot ``key`` against epoch, over the entries where it is a finite number
+    (a diverged test loss cannot be placed on an axis)."""
+    points = [(entry["epoch"], entry[key]) for entry in history
+              if _finite(entry.get(key)) and _finite(entry["epoch"])]
     if points:
         ax.plot(*zip(*points), marker="o", label=label)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite(value: Any) -> bool:
+    """Is ``value`` a number that fits a float and is finite?"""
+    try:
+        return _is_number(value) and math.isfinite(value)
+    except OverflowError:  # an integer beyond any float
+        return False
 
 
 def _square_images(images: np.ndarray) -> np.ndarray:
@@ -158,7 +189,22 @@ def new_figure(figsize: tuple[float, float]) -> Figure:
     return figure
 
 
-def write_png(figure: Figure, destination: Path) -> Path:
+def write_picture(figure: Figure, destination: Path, format: str | None = None) -> Path:
+    """Write ``figure`` to ``destination`` atomically, in ``format`` (default: the
+    one its suffix names)."""
     with replacing(destination) as file:
-        figure.savefig(file, format="png")
+        figure.savefig(file, format=format or picture_format(destination))
+    return destination
+
+
+def write_png(figure: Figure, destination: Path) -> Path:
+    """``write_picture`` in PNG, whatever the suffix."""
+    return write_picture(figure, destination, "png")
+
+
+def _destination(path: str | os.PathLike) -> Path:
+    """``path``, checked before anything is drawn: a file in a folder that exists,
+    named with a picture suffix."""
+    destination = writable(path)
+    picture_format(destination)
     return destination

@@ -16,7 +16,7 @@ from test_checkpoint import rewrite_metadata, save
 
 CLI_CONFIG = {"dataset": "mnist", "model": "deep", "epochs": 5, "batch_size": 128, "seed": 0,
               "optimizer": "momentum", "train_subset": None, "test_subset": 1000,
-              "learning_rate": 0.5, "momentum": 0.9}
+              "learning_rate": 0.5, "momentum": 0.9, "mean_pixel": 33.3184589}
 
 
 @pytest.fixture
@@ -95,6 +95,12 @@ def test_a_bad_field_is_refused_naming_it(numpy_backend, path, field, value, mes
     ({"optimizer": "adam"}, "config.optimizer must be momentum or sgd, got 'adam'"),
     ({"learning_rate": float("nan")}, "config.learning_rate must be a number in [0, inf), got nan"),
     ({"momentum": 1}, "config.momentum must be a number in [0, 1), got 1"),
+    ({"mean_pixel": -0.5}, "config.mean_pixel must be a number in [0, 255], got -0.5"),
+    ({"mean_pixel": 255.01}, "config.mean_pixel must be a number in [0, 255], got 255.01"),
+    ({"mean_pixel": float("nan")}, "config.mean_pixel must be a number in [0, 255], got nan"),
+    ({"mean_pixel": float("inf")}, "config.mean_pixel must be a number in [0, 255], got inf"),
+    ({"mean_pixel": "72.9"}, "config.mean_pixel must be a number in [0, 255], got '72.9'"),
+    ({"mean_pixel": True}, "config.mean_pixel must be a number in [0, 255], got True"),
 ])
 def test_a_bad_setting_is_refused_naming_it(numpy_backend, path, config, message):
     rewrite_metadata(path, config=json.dumps(config))
@@ -203,6 +209,12 @@ def test_parameters_that_are_not_float32_or_float64_are_refused(numpy_backend, p
     with pytest.raises(CheckpointError, match=f"a.ckpt: parameter 0 is {np.dtype(dtype)} in the "
                                               "file; parameters are float32 or float64"):
         load_checkpoint(path, numpy_backend)
+
+
+@pytest.mark.parametrize("mean", [0, 255, 72.94035223214286])
+def test_a_mean_pixel_in_range_is_kept(numpy_backend, path, mean):
+    rewrite_metadata(path, config=json.dumps({"mean_pixel": mean}))
+    assert load_checkpoint(path, numpy_backend).config == {"mean_pixel": mean}
 
 
 def test_the_settings_gpunet_train_writes_and_others_round_trip(numpy_backend, tmp_path):

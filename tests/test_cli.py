@@ -1,4 +1,5 @@
 """The gpunet command: experiments, options, and one-line errors for bad values."""
+import re
 import subprocess
 import sys
 
@@ -13,6 +14,16 @@ def test_xor_command(capsys):
     assert main(["xor", "--backend", "numpy", "--epochs", "3000", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "backend: numpy" in out and "solved" in out and "xor(1, 1)" in out
+    assert re.search(r"xor\(1, 1\) = [+-]\d\.\d{3}  \(target 0\)", out)
+
+
+def test_xor_prints_its_parameters_rounded(capsys):
+    """Rounded to 3 decimals, as written: 0.1, not float32's 0.10000000149011612."""
+    assert main(["xor", "--backend", "numpy", "--epochs", "10", "--quiet"]) == 0
+    params = [line for line in capsys.readouterr().out.splitlines() if line.startswith("param ")]
+    assert len(params) == 4
+    numbers = re.findall(r"-?\d+\.\d+", " ".join(params))
+    assert len(numbers) == 9 and all(len(number.split(".")[1]) <= 3 for number in numbers)
 
 
 def test_fizzbuzz_command(capsys):

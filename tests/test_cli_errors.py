@@ -3,10 +3,12 @@ naming the problem, the documented exit status, no traceback, and no file lost."
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -69,16 +71,18 @@ def test_info_says_the_backend_variable_is_invalid():
      "--metrics and a dataset file in --data-dir are the same file"),
     (["train", "--data-dir", ".", "--save", "t10k-labels-idx1-ubyte"],
      "--save and a dataset file in --data-dir are the same file"),
-    (["show", "--metrics", "X", "--out", "X"], "--metrics and --out are the same file, X"),
+    (["show", "--metrics", "X.png", "--out", "X.png"],
+     "--metrics and --out are the same file, X.png"),
     (["train", "--data-dir", ".", "--save", "fashion-mnist/train-labels-idx1-ubyte.gz"],
      "--save and a dataset file in --data-dir are the same file"),
 ])
 def test_one_file_named_twice_is_refused_before_it_is_touched(tmp_path, args, message):
     (tmp_path / "fashion-mnist").mkdir()
-    for name in ("X", "train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte"):
+    precious = ("X", "X.png", "train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte")
+    for name in precious:
         (tmp_path / name).write_bytes(b"precious " + name.encode())
     fails(gpunet_cli(*args, cwd=tmp_path), 2, message)
-    for name in ("X", "train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte"):
+    for name in precious:
         assert (tmp_path / name).read_bytes() == b"precious " + name.encode()
 
 
@@ -116,9 +120,48 @@ def test_a_file_that_cannot_be_written_names_path_and_reason(fashion_dir, option
     (["train", "--save", "."], "--save: cannot write '.': it is a directory"),
     (["train", "--metrics", ""], "--metrics: cannot write '': no file name given"),
     (["show", "--out", "."], "--out: cannot write '.': it is a directory"),
+    (["show", "--out", "grid.gif"], "--out: cannot write a picture to 'grid.gif': the name must "
+                                    "end in .png, .jpg, .jpeg, .svg, .pdf"),
 ])
 def test_a_path_that_names_no_file_is_refused_at_once(args, message):
     fails(gpunet_cli(*args), 2, message)
+
+
+MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+def test_missing_mnist_names_the_files_the_place_and_the_dataset_that_is_here(fashion_dir,
+                                                                              tmp_path):
+    """Offline, with Debian's Fashion-MNIST installed: each command names the files it
+    needs (eval only the test set's, show only the training set's), where it looked,
+    and, for train and show, the command that uses the dataset that is here. No folder
+    is left behind."""
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "GPUNET_DATA": ""}
+    cache = tmp_path / "cache" / "gpunet" / "mnist"
+    from gpunet.checkpoint import save_checkpoint
+    ckpt = tmp_path / "mnist.ckpt"
+    save_checkpoint(ckpt, gpunet.Sequential([gpunet.Linear(784, 10, backend="numpy")]),
+                    gpunet.Momentum(0.1, 0.9), epoch=1, seed=0,
+                    config={"dataset": "mnist", "mean_pixel": 33.3})
+    grid = tmp_path / "grid.png"
+    for args, files, rerun in [
+            (["train"], MNIST_FILES, "; or run `gpunet train --dataset fashion-mnist`"),
+            (["show", "--out", str(grid)], MNIST_FILES[:2],
+             f"; or run `gpunet show --out {grid} --dataset fashion-mnist`"),
+            (["eval", str(ckpt), "--backend", "numpy"], MNIST_FILES[2:], "")]:
+        done = gpunet_cli(*args, "--offline", env=env)
+        assert done.returncode == 1 and done.stderr == (
+            f"gpunet: error: mnist not found: it needs {', '.join(files)} (or the same without "
+            f".gz); looked in {cache} (no such directory); not downloaded (downloading is off); "
+            f"put them in {cache}, pass --data-dir or set GPUNET_DATA{rerun}\n")
+    assert sorted(os.listdir(tmp_path)) == ["mnist.ckpt"]
+
+
+def test_missing_data_in_a_data_dir_offers_the_dataset_there(fashion_dir, tmp_path):
+    (tmp_path / "fashion-mnist").symlink_to(fashion_dir)
+    done = gpunet_cli("train", "--data-dir", str(tmp_path), "--offline")
+    fails(done, 1, f"; or run `gpunet train --dataset fashion-mnist --data-dir {tmp_path}`")
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")
@@ -128,6 +171,68 @@ def test_divergence_is_one_message_without_numpy_warnings(fashion_dir, tmp_path)
     assert "RuntimeWarning" not in done.stderr
     with pytest.raises(SystemExit, match="3"):  # in process too: no warning reaches the user
         sys.exit(main(["train", *SMALL, "--epochs", "1", "--model", "wide", "--lr", "1e30"]))
+
+
+def runs_without_warnings(argv: list[str]) -> int:
+    """``main(argv)``'s exit status, after checking that no RuntimeWarning left it."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        status = main(argv)
+    assert [str(w.message) for w in seen if issubclass(w.category, RuntimeWarning)] == []
+    return status
+
+
+def diverging(run, monkeypatch, module, name):
+    """Replace ``module.name``, an experiment, by its run at learning rate 1e30."""
+    monkeypatch.setattr(module, name, functools.partial(run, learning_rate=1e30))
+
+
+def test_no_command_lets_a_numerical_warning_through(fashion_dir, tmp_path, monkeypatch, capsys):
+    """Every command path, diverging: xor and fizzbuzz at learning rate 1e30, eval of
+    a checkpoint whose weights overflow (in a real process too), show of the curves
+    of a run whose test loss overflowed."""
+    from gpunet.checkpoint import save_checkpoint
+    from gpunet.cli import experiments
+    from gpunet.experiments import run_fizzbuzz, run_xor
+    diverging(run_xor, monkeypatch, experiments.xor, "run_xor")
+    diverging(run_fizzbuzz, monkeypatch, experiments.fizzbuzz, "run_fizzbuzz")
+    assert runs_without_warnings(["xor", "--epochs", "20", "--quiet", "--backend", "numpy"]) == 0
+    assert "final epoch loss: nan" in capsys.readouterr().out
+    assert runs_without_warnings(["fizzbuzz", "--epochs", "2", "--batch-size", "64", "--quiet",
+                                  "--backend", "numpy"]) == 0
+
+    model = gpunet.mnist_model("wide", backend="numpy")
+    for param in model.params():
+        param[...] = 1e30
+    ckpt = tmp_path / "huge.ckpt"
+    save_checkpoint(ckpt, model, gpunet.Momentum(0.1, 0.9), epoch=1, seed=0,
+                    config={"dataset": "fashion-mnist", "model": "wide"})
+    args = ["eval", str(ckpt), "--test-subset", "100", "--backend", "numpy", "--quiet"]
+    assert runs_without_warnings(args) == 0
+    assert "(loss nan, 100 samples)" in capsys.readouterr().out
+    done = gpunet_cli(*args)
+    assert done.returncode == 0 and done.stderr == ""
+
+    metrics = tmp_path / "m.json"
+    metrics.write_text('{"history": [{"epoch": 1, "loss": 2.5, "test_loss": Infinity}, '
+                       '{"epoch": 2, "loss": 1e31, "test_loss": NaN}]}')
+    assert runs_without_warnings(["show", "--metrics", str(metrics),
+                                  "--out", str(tmp_path / "c.png")]) == 0
+
+
+def test_a_warning_raised_with_warnings_warn_is_kept_from_the_user(monkeypatch, capsys):
+    """np.errstate covers NumPy's floating-point errors only; the mean of nothing warns
+    through warnings.warn."""
+    import numpy as np
+    from gpunet.cli import experiments
+    real_run = experiments.xor.run_xor
+
+    def run(**kwargs):
+        np.mean(np.zeros(0, np.float32))
+        return real_run(**kwargs)
+
+    monkeypatch.setattr(experiments.xor, "run_xor", run)
+    assert runs_without_warnings(["xor", "--epochs", "1", "--quiet", "--backend", "numpy"]) == 0
 
 
 @pytest.mark.parametrize("error", [errno.ENOSPC, errno.EROFS])

@@ -13,6 +13,7 @@ import urllib.request
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -182,13 +183,22 @@ def test_all_mirrors_bad_gives_a_clear_error_and_leaves_nothing(fake, server, tm
     mirrors = [server.mirror("bad", corrupted(fake.gz)), server.mirror("empty", {}), refused_url()]
     with pytest.raises(DatasetError) as info:
         download_file(name, mirrors, md5(fake.gz[name]), tmp_path, progress=False)
-    message = str(info.value)
-    assert message.startswith(f"cannot download {name}: every mirror failed: ")
     bad, good = md5(corrupted(fake.gz)[name]), md5(fake.gz[name])
-    assert f"{mirrors[0]}{name} (MD5 {bad}, expected {good})" in message
-    assert f"{mirrors[1]}{name} (HTTP Error 404" in message
-    assert f"{mirrors[2]}{name} (<urlopen error" in message and "\n" not in message
+    host, refused = urlsplit(server.url).netloc, urlsplit(mirrors[2]).netloc
+    assert str(info.value) == (f"cannot download {name}: every mirror failed: "
+                               f"{host} (MD5 {bad}, expected {good}); {host} (HTTP 404 Not Found); "
+                               f"{refused} (Connection refused)")
     assert os.listdir(tmp_path) == []
+
+
+def test_mirrors_that_fail_alike_are_named_once_with_their_reason(tmp_path):
+    """No network: one short reason for all the hosts, not a URL and an urlopen error each."""
+    mirrors = [refused_url(), refused_url()]
+    with pytest.raises(DatasetError) as info:
+        download_file("x.gz", mirrors, md5(b""), tmp_path, progress=False)
+    hosts = ", ".join(urlsplit(mirror).netloc for mirror in mirrors)
+    assert str(info.value) == ("cannot download x.gz: every mirror failed: "
+                               f"{hosts} (Connection refused)")
 
 
 def test_interrupted_download_leaves_nothing(monkeypatch, tmp_path):
@@ -403,32 +413,110 @@ def test_failed_download_into_a_given_directory_names_it(fake, server, monkeypat
     assert os.listdir(given) == []
 
 
-def test_failed_download_says_where_it_looked_and_caches_nothing(fake, server, monkeypatch,
-                                                                 isolated):
+def test_failed_download_says_where_it_looked_and_leaves_no_folder(fake, server, monkeypatch,
+                                                                   tmp_path, isolated):
+    """The cache folders the failed download created ($XDG_CACHE_HOME/gpunet/mnist and
+    the two above it) are removed again; the mirror's reason is named in a few words."""
     mirror = server.mirror("bad", corrupted(fake.gz))
     fake.register(monkeypatch, mirrors=(mirror,))
     with pytest.raises(DatasetError) as info:
         load_raw("mnist", progress=False)
     message = str(info.value)
-    assert message.startswith(f"mnist not found (looked in {isolated}) "
-                              "and not downloaded (cannot download")
-    assert f"{mirror}{FILE_NAMES['train_images']} (MD5 " in message
-    assert "pass --data-dir or set GPUNET_DATA" in message
-    assert os.listdir(isolated) == []
+    assert message.startswith(f"mnist not found: it needs {', '.join(fake.gz)} (or the same "
+                              f"without .gz); looked in {isolated} (no such directory); "
+                              f"not downloaded (cannot download {FILE_NAMES['train_images']}: "
+                              f"every mirror failed: {urlsplit(mirror).netloc} (MD5 ")
+    assert message.endswith(f"put them in {isolated}, pass --data-dir or set GPUNET_DATA")
+    assert not (tmp_path / "cache").exists()
 
 
-def test_offline_error_lists_every_place_and_the_fix(monkeypatch, tmp_path):
+def test_a_failed_download_keeps_the_folders_it_did_not_create_or_filled(fake, server,
+                                                                       monkeypatch, isolated):
+    """The cache root existed: kept. A file downloaded before the failure: kept, with
+    its folder, so the next run fetches only the rest."""
+    isolated.parent.mkdir(parents=True)
+    first, second = FILE_NAMES["train_images"], FILE_NAMES["train_labels"]
+    fake.register(monkeypatch, mirrors=(server.mirror("some", {first: fake.gz[first]}),))
+    with pytest.raises(DatasetError, match=f"cannot download {second}"):
+        load_raw("mnist", progress=False)
+    assert os.listdir(isolated) == [first]
+    (isolated / first).unlink()
+    isolated.rmdir()
+    fake.register(monkeypatch, mirrors=(server.mirror("none", {}),))
+    with pytest.raises(DatasetError, match=f"cannot download {first}"):
+        load_raw("mnist", progress=False)
+    assert os.listdir(isolated.parent) == []
+
+
+def test_an_interrupted_download_leaves_no_folder(fake, monkeypatch, tmp_path, isolated):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("gpunet.data.datasets.download_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        load_raw("mnist", progress=False)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_offline_error_names_the_missing_files_of_each_place_and_the_fix(monkeypatch, tmp_path):
+    system = put(tmp_path / "system", {FILE_NAMES["test_labels"]: b"labels"})
     monkeypatch.setitem(SOURCES, "fashion-mnist",
-                        replace(SOURCES["fashion-mnist"], system_dirs=(tmp_path / "system",)))
+                        replace(SOURCES["fashion-mnist"], system_dirs=(system,)))
     with pytest.raises(DatasetError) as info:
         load_raw("fashion-mnist", download=False)
-    places = f"{tmp_path / 'cache' / 'gpunet' / 'fashion-mnist'}, {tmp_path / 'system'}"
-    message = str(info.value)
-    assert message.startswith(f"fashion-mnist not found (looked in {places}) "
-                              "and not downloaded (downloading is off); put its four files")
-    assert "train-images-idx3-ubyte.gz" in message
-    assert message.endswith("or set GPUNET_DATA, or apt-get install dataset-fashion-mnist")
-    assert os.listdir(tmp_path) == []
+    cache = tmp_path / "cache" / "gpunet" / "fashion-mnist"
+    assert str(info.value) == (
+        f"fashion-mnist not found: it needs {', '.join(FILE_NAMES.values())} (or the same "
+        f"without .gz); looked in {cache} (no such directory), {system} (missing "
+        f"{', '.join(list(FILE_NAMES.values())[:3])}); not downloaded (downloading is off); "
+        f"put them in {cache}, pass --data-dir or set GPUNET_DATA, or apt-get install "
+        "dataset-fashion-mnist")
+    put(cache, {})
+    with pytest.raises(DatasetError, match=f"looked in {cache} \\(none of them\\)"):
+        load_raw("fashion-mnist", download=False)
+    assert sorted(os.listdir(tmp_path)) == ["cache", "system"]
+
+
+# Loading only the splits a command needs
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_one_split_needs_only_its_two_files(fake, tmp_path, split):
+    other = "test" if split == "train" else "train"
+    directory = put(tmp_path / "d", {name: data for name, data in fake.gz.items()
+                                     if name in (FILE_NAMES[f"{split}_images"],
+                                                 FILE_NAMES[f"{split}_labels"])})
+    data = load_raw("mnist", directory, splits=(split,), download=False)
+    np.testing.assert_array_equal(getattr(data, f"{split}_images"), fake.arrays[f"{split}_images"])
+    np.testing.assert_array_equal(getattr(data, f"{split}_labels"), fake.arrays[f"{split}_labels"])
+    assert getattr(data, f"{other}_images") is None and getattr(data, f"{other}_labels") is None
+    assert find_dataset("mnist", directory, (split,)) == directory
+    assert find_dataset("mnist", directory) is None
+    with pytest.raises(DatasetError, match=f"{FILE_NAMES[f'{other}_images']}, "
+                                           f"{FILE_NAMES[f'{other}_labels']} missing from"):
+        load_raw("mnist", directory, download=False)
+
+
+def test_only_the_missing_files_of_the_split_are_downloaded(fake, server, monkeypatch, isolated):
+    fake.register(monkeypatch, mirrors=(server.mirror("good", fake.gz),))
+    data = load_raw("mnist", splits=("test",), progress=False)
+    assert data.directory == isolated and data.train_images is None
+    assert server.requests == [f"/good/{FILE_NAMES['test_images']}",
+                               f"/good/{FILE_NAMES['test_labels']}"]
+
+
+def test_the_offline_error_names_only_the_files_of_the_split(fake, isolated):
+    with pytest.raises(DatasetError) as info:
+        load_raw("mnist", splits=("test",), download=False)
+    assert str(info.value).startswith(
+        f"mnist not found: it needs {FILE_NAMES['test_images']}, {FILE_NAMES['test_labels']} "
+        f"(or the same without .gz); looked in {isolated} (no such directory)")
+
+
+@pytest.mark.parametrize("splits", [(), ("validation",)])
+def test_unknown_splits_are_refused(splits):
+    with pytest.raises(ValueError, match="splits must be some of train, test"):
+        load_raw("mnist", splits=splits)
 
 
 # Real data

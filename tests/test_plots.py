@@ -1,18 +1,22 @@
 """Pictures: the sample-image grid, the training curves, and the metrics file."""
 import json
+import math
 import sys
 
 import numpy as np
 import pytest
 
+from gpunet import plots
 from gpunet.plots import (MissingDependency, load_metrics, save_image_grid,
                           save_training_curves)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SIGNATURES = {".png": PNG_SIGNATURE, ".jpg": b"\xff\xd8\xff", ".jpeg": b"\xff\xd8\xff",
+              ".svg": b"<?xml", ".pdf": b"%PDF-"}
 
 
 def epochs(n):
-    return [{"epoch": e, "loss": 1.0 / e, "accuracy": 0.8 + 0.05 * e,
+    return [{"epoch": e, "loss": 1.0 / e, "accuracy": 0.8 + 0.05 * e, "test_loss": 1.2 / e,
              "test_accuracy": 0.75 + 0.05 * e, "seconds": 1.0, "samples_per_second": 1e4}
             for e in range(1, n + 1)]
 
@@ -105,7 +109,9 @@ def test_bad_grid_input_is_named(tmp_path, images, labels, options, problem):
     ([], "must be a JSON object"),
     ({"dataset": "mnist"}, "non-empty 'history' list"),
     ({"history": []}, "non-empty 'history' list"),
-    ({"history": [{"epoch": 1, "accuracy": 0.5}]}, "entry 0 needs 'epoch' and 'loss'"),
+    ({"history": [{"epoch": 1, "accuracy": 0.5}]}, "entry 0 needs numbers 'epoch' and 'loss'"),
+    ({"history": [{"epoch": "one", "loss": 0.5}]}, "entry 0 needs numbers 'epoch' and 'loss'"),
+    ({"history": [{"epoch": 1, "loss": True}]}, "entry 0 needs numbers 'epoch' and 'loss'"),
 ])
 def test_bad_metrics_are_named(tmp_path, bad, problem):
     with pytest.raises(ValueError, match=problem):
@@ -140,3 +146,63 @@ def test_invalid_json_is_named(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ValueError, match="metrics.json.* is not valid JSON"):
         load_metrics(path)
+
+
+@pytest.fixture
+def drawn(matplotlib, monkeypatch):
+    """The figures the plots module writes, kept to be looked at."""
+    figures = []
+    real_write = plots.write_picture
+
+    def write(figure, destination, format=None):
+        figures.append(figure)
+        return real_write(figure, destination, format)
+
+    monkeypatch.setattr(plots, "write_picture", write)
+    return figures
+
+
+def curves(figure):
+    """{axis label: {line label: (epochs, values)}} of a training-curves figure."""
+    return {ax.get_ylabel(): {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
+                              for line in ax.lines}
+            for ax in figure.axes}
+
+
+def test_training_curves_show_the_test_loss_beside_the_loss(drawn, tmp_path):
+    save_training_curves(metrics(3), tmp_path / "curves.png")
+    drawn_curves = curves(drawn[0])
+    assert drawn_curves["loss"] == {"training loss": ([1, 2, 3], [1.0, 0.5, 1 / 3]),
+                                    "test loss": ([1, 2, 3], [1.2, 1.2 / 2, 1.2 / 3])}
+    assert set(drawn_curves["accuracy"]) == {"training accuracy", "test accuracy"}
+    assert [text.get_text() for text in drawn[0].axes[0].get_legend().get_texts()] == \
+        ["training loss", "test loss"]
+
+
+def test_values_that_cannot_be_placed_are_left_out(drawn, tmp_path):
+    """A diverged test loss (inf, NaN, an integer beyond any float) or a missing one."""
+    history = epochs(4)
+    for entry, bad in zip(history, [math.inf, math.nan, 10 ** 400, None]):
+        entry["test_loss"] = bad
+    history[3]["test_loss"] = 0.3
+    save_training_curves({"history": history}, tmp_path / "curves.png")
+    assert curves(drawn[0])["loss"]["test loss"] == ([4], [0.3])
+
+
+@pytest.mark.parametrize("suffix", list(SIGNATURES))
+def test_the_suffix_names_the_format(matplotlib, tmp_path, suffix):
+    for path in (save_image_grid(*samples(n=4), tmp_path / f"grid{suffix}", rows=2, cols=2),
+                 save_training_curves(metrics(), tmp_path / f"curves{suffix.upper()}")):
+        assert path.read_bytes().startswith(SIGNATURES[suffix])
+
+
+@pytest.mark.parametrize("name", ["grid.gif", "grid", "grid.png.txt"])
+def test_an_unknown_suffix_is_refused_before_drawing(tmp_path, name):
+    message = (f"cannot write a picture to '{tmp_path / name}': the name must end in "
+               ".png, .jpg, .jpeg, .svg, .pdf")
+    for draw in (lambda: save_image_grid(*samples(), tmp_path / name),
+                 lambda: save_training_curves(metrics(), tmp_path / name)):
+        with pytest.raises(ValueError) as error:
+            draw()
+        assert str(error.value) == message
+    assert list(tmp_path.iterdir()) == []

@@ -239,13 +239,101 @@ def test_eval_refuses_a_non_checkpoint(tmp_path, capsys):
     assert "pickle" in capsys.readouterr().err
 
 
-def test_show_draws_sample_images(fashion_dir, tmp_path):
+@pytest.mark.parametrize("name, signature", [("g.png", b"\x89PNG"), ("g.jpg", b"\xff\xd8\xff")])
+def test_show_draws_sample_images_from_the_training_set_alone(fashion_dir, tmp_path, name,
+                                                              signature):
     pytest.importorskip("matplotlib")
-    assert main(["show", "--dataset", "fashion-mnist", "--out", str(tmp_path / "g.png")]) == 0
-    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+    train_only = only(tmp_path, fashion_dir, "train")
+    assert main(["show", "--dataset", "fashion-mnist", "--data-dir", str(train_only), "--offline",
+                 "--out", str(tmp_path / name)]) == 0
+    assert (tmp_path / name).read_bytes().startswith(signature)
 
 
 def test_show_reports_a_bad_metrics_file(tmp_path, capsys):
     (tmp_path / "m.json").write_text("{not json")
     assert main(["show", "--metrics", str(tmp_path / "m.json"), "--out", str(tmp_path / "c.png")]) == 1
     assert "m.json" in capsys.readouterr().err
+
+
+def trained(tmp_path):
+    """A checkpoint of one epoch on 3,000 Fashion-MNIST samples, tested on 500."""
+    ckpt = tmp_path / "a.ckpt"
+    assert run(*small("--epochs", "1", "--save", str(ckpt))) == 0
+    return ckpt
+
+
+def test_resume_without_save_warns_that_nothing_will_be_written(fashion_dir, tmp_path, capsys):
+    ckpt = trained(tmp_path)
+    before = ckpt.read_bytes()
+    capsys.readouterr()
+    assert run("train", "--resume", str(ckpt), "--epochs", "2") == 0
+    out, err = capsys.readouterr()
+    assert err == (f"gpunet: warning: --resume without --save: the epochs trained now will not "
+                   f"be saved (add --save {ckpt} to keep them)\n")
+    assert "epoch 2:" in out and ckpt.read_bytes() == before
+    assert run("train", "--resume", str(ckpt), "--epochs", "2", "--save", str(ckpt)) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("epochs", ["1", "0"])
+def test_resume_with_nothing_to_train_says_so(fashion_dir, tmp_path, capsys, epochs):
+    """--epochs at or below the checkpoint's epoch: its test accuracy, exit 0, nothing trained."""
+    ckpt = trained(tmp_path)
+    before = ckpt.read_bytes()
+    accuracy = load_checkpoint(ckpt, gpunet.get_backend("numpy")).history[-1]["test_accuracy"]
+    capsys.readouterr()
+    assert run("train", "--resume", str(ckpt), "--epochs", epochs) == 0
+    out, err = capsys.readouterr()
+    assert f"nothing to train: {ckpt} is at epoch 1; pass --epochs above 1 to train on" in out
+    assert out.endswith(f"test accuracy: {accuracy:.4f}\n")
+    assert "training" not in out and err == "" and ckpt.read_bytes() == before
+
+
+def test_the_checkpoint_keeps_the_mean_training_pixel(fashion_dir, tmp_path):
+    from gpunet.data import load_raw
+    config = load_checkpoint(trained(tmp_path), gpunet.get_backend("numpy")).config
+    images = load_raw("fashion-mnist", fashion_dir, splits=("train",)).train_images[:3000]
+    assert config["mean_pixel"] == float(images.mean(dtype=np.float64))
+
+
+def only(tmp_path, fashion_dir, split):
+    """A folder that holds (links to) the two files of Fashion-MNIST's ``split`` only."""
+    folder = tmp_path / split
+    folder.mkdir()
+    prefix = "train" if split == "train" else "t10k"
+    for kind in ("images-idx3", "labels-idx1"):
+        name = f"{prefix}-{kind}-ubyte.gz"
+        (folder / name).symlink_to(fashion_dir / name)
+    return folder
+
+
+def evaluated(capsys, *args):
+    capsys.readouterr()
+    assert run("eval", *args) == 0
+    return capsys.readouterr().out.splitlines()[-1]
+
+
+def test_eval_reads_only_the_test_set(fashion_dir, tmp_path, capsys):
+    """With the mean training pixel from the checkpoint: the test accuracy training printed."""
+    ckpt = trained(tmp_path)
+    accuracy = load_checkpoint(ckpt, gpunet.get_backend("numpy")).history[-1]["test_accuracy"]
+    said = evaluated(capsys, str(ckpt), "--test-subset", "500", "--offline", "--data-dir",
+                     str(only(tmp_path, fashion_dir, "test")))
+    assert f"test accuracy {accuracy:.4f} (loss" in said
+
+
+def test_eval_of_a_checkpoint_without_the_mean_reads_the_training_images(fashion_dir, tmp_path,
+                                                                         capsys):
+    """Written by an older gpunet: the mean comes from the first train_subset training
+    images, as it did in training, so the accuracy is the same."""
+    from test_checkpoint import rewrite_metadata
+    ckpt = trained(tmp_path)
+    everything = evaluated(capsys, str(ckpt))
+    config = load_checkpoint(ckpt, gpunet.get_backend("numpy")).config
+    del config["mean_pixel"]
+    rewrite_metadata(ckpt, config=json.dumps(config))
+    assert evaluated(capsys, str(ckpt)) == everything
+    test_only = only(tmp_path, fashion_dir, "test")
+    assert run("eval", str(ckpt), "--data-dir", str(test_only), "--offline") == 1
+    assert ("fashion-mnist: train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz missing from "
+            f"{test_only} and not downloaded (downloading is off)") in capsys.readouterr().err

@@ -38,6 +38,11 @@ def _rate(check: Callable[[float], float]) -> Callable[[Any], bool]:
     return valid
 
 
+def _pixel(value: Any) -> bool:
+    """A test of a value: is it a JSON number in [0, 255], a pixel's range?"""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value <= 255
+
+
 # The settings ``gpunet train`` keeps in a checkpoint's config (and the optimizer's
 # rates), and what each must be.
 CONFIG: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -53,6 +58,7 @@ CONFIG: dict[str, tuple[Callable[[Any], bool], str]] = {
                     "null or an integer of at least 1"),
     "learning_rate": (_rate(valid_learning_rate), "a number in [0, inf)"),
     "momentum": (_rate(valid_momentum), "a number in [0, 1)"),
+    "mean_pixel": (_pixel, "a number in [0, 255]"),
 }
 
 

@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import Sequence
 
 import numpy as np
 
+from .. import __version__
 from ..backend import BackendUnavailable, UnknownBackend
 from ..checkpoint import CheckpointError
 from ..data import DatasetError
 from ..metrics import NonFiniteLoss
 from ..plots import MissingDependency
-from . import bench, experiments, info, show, train
+from . import bench, evaluate, experiments, info, show, train
 from .options import UsageError, common_options, os_error
 from .status import EXIT_ERROR, EXIT_NON_FINITE, EXIT_USAGE
 
@@ -20,16 +22,27 @@ from .status import EXIT_ERROR, EXIT_NON_FINITE, EXIT_USAGE
 DESCRIPTION = "gpunet: the notebook's experiments, MNIST training and evaluation, pictures, benchmarks."
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the gpunet command and all its subcommands."""
+    parser = argparse.ArgumentParser(prog="gpunet", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"gpunet {__version__}",
+                        help="print gpunet's version and exit")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     help="what to do (gpunet COMMAND -h for its options)")
+    common = common_options()
+    for module in (experiments, train, evaluate, show, bench, info):
+        module.add_commands(commands, common)
+    return parser
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse the command line ``argv``, run its command; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="gpunet", description=DESCRIPTION)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    common = common_options()
-    for module in (experiments, train, show, bench, info):
-        module.add_commands(commands, common)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
-        with np.errstate(all="ignore"):  # a diverging run says so itself (NonFiniteLoss)
+        # A diverging run says so itself (NonFiniteLoss): no numerical warnings on the way,
+        # neither NumPy's floating-point ones nor those raised with warnings.warn.
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             return args.run(args)
     except (BackendUnavailable, UnknownBackend, UsageError) as exc:
         return _fail(exc, EXIT_USAGE)

@@ -37,7 +37,8 @@ def run_xor(args: argparse.Namespace) -> int:
         print(f"  xor({a:.0f}, {b:.0f}) = {out:+.3f}  (target {target[0]:.0f})")
     print("solved" if result.solved else "not solved: some outputs round to the wrong value")
     for i, param in enumerate(result.model.params()):
-        print(f"param {i}: {np.round(backend.to_numpy(param), 3).tolist()}")
+        # rounded in float64: float32's 0.1 would print as 0.10000000149011612
+        print(f"param {i}: {np.round(backend.to_numpy(param).astype(np.float64), 3).tolist()}")
     return 0
 
 

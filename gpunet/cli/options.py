@@ -81,6 +81,18 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
+def data_options() -> argparse.ArgumentParser:
+    """--data-dir and --offline: where the commands that read a dataset look for it."""
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument("--data-dir", type=existing_dir, default=None, metavar="DIR",
+                      help="the folder with the dataset's IDX files, or its <dataset> subfolder, "
+                           "and nowhere else (default: $GPUNET_DATA, else the cache, then "
+                           "Debian's fashion-mnist, else download into the cache)")
+    data.add_argument("--offline", action="store_true",
+                      help="never download: fail, naming the missing files and where it looked")
+    return data
+
+
 def distinct_files(named: list[tuple[str, Path | None]], data_dir: Path | None = None) -> None:
     """UsageError when two of the files ``named`` ((option, path) pairs; None
     for options not given), or one of them and a dataset file in ``data_dir``,

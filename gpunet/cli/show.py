@@ -2,27 +2,41 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
-from ..data.datasets import load_raw
 from ..data.sources import SOURCES
-from ..plots import load_metrics, save_image_grid, save_training_curves
-from .options import distinct_files, existing_dir, writable_path
+from ..plots import (PICTURE_FORMATS, load_metrics, picture_format, save_image_grid,
+                     save_training_curves)
+from .data import DEFAULT_DATASET, load_data
+from .options import data_options, distinct_files, writable_path
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot")
 
 
 def add_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    cmd = commands.add_parser("show", help="draw sample images, or a run's curves, to a PNG")
+    cmd = commands.add_parser("show", parents=[data_options()],
+                              help="draw sample images, or a run's curves, to a picture file")
     cmd.add_argument("--metrics", type=Path, default=None, metavar="FILE.json",
                      help="draw the loss and accuracy curves of this metrics file")
-    cmd.add_argument("--dataset", choices=list(SOURCES), default="mnist",
-                     help="whose training images to draw (default mnist)")
-    cmd.add_argument("--data-dir", type=existing_dir, default=None)
-    cmd.add_argument("--out", type=writable_path, required=True, metavar="FILE.png")
+    cmd.add_argument("--dataset", choices=list(SOURCES), default=DEFAULT_DATASET,
+                     help=f"whose training images to draw (default {DEFAULT_DATASET})")
+    cmd.add_argument("--out", type=picture_path, required=True, metavar="PICTURE",
+                     help=f"the file to write, in the format its suffix names: "
+                          f"{', '.join(PICTURE_FORMATS)}")
     cmd.set_defaults(run=run_show)
+
+
+def picture_path(text: str) -> Path:
+    """An argparse type: a file path whose folder exists, with a picture suffix."""
+    path = writable_path(text)
+    try:
+        picture_format(path)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return path
 
 
 def run_show(args: argparse.Namespace) -> int:
@@ -34,8 +48,8 @@ def run_show(args: argparse.Namespace) -> int:
             print(f"gpunet: error: {exc}", file=sys.stderr)
             return 1
     else:
-        raw = load_raw(args.dataset, args.data_dir)
-        print(f"data: {raw.directory}")
+        raw = load_data(args.dataset, ("train",), data_dir=args.data_dir, offline=args.offline,
+                        progress=True, rerun=f"show --out {shlex.quote(str(args.out))}")
         names = FASHION_CLASSES if args.dataset == "fashion-mnist" else None
         save_image_grid(raw.train_images, raw.train_labels, args.out, class_names=names)
     print(f"wrote {args.out}")

@@ -1,4 +1,4 @@
-"""``gpunet train`` and ``gpunet eval``: MNIST-format training, checkpoints, metrics."""
+"""``gpunet train``: MNIST-format training, checkpoints, metrics."""
 from __future__ import annotations
 
 import argparse
@@ -11,39 +11,33 @@ from typing import Any
 from .. import seeding
 from ..atomic import replacing
 from ..backend import Backend
-from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint, widths
-from ..layers import Layer
-from ..data.datasets import load_raw
+from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from ..data.preprocess import Prepared, prepare
-from ..data.sources import SOURCES
+from ..data.sources import SOURCES, SPLITS
 from ..fitting import EpochStats, evaluate, fit
 from ..metrics import NonFiniteLoss
 from ..losses import SoftmaxCrossEntropy
 from ..models import PRESETS, default_rates, mnist_model
 from ..optimizers import (GradientDescent, Momentum, Optimizer, valid_learning_rate,
                           valid_momentum)
-from .options import (checked_number, count, distinct_files, existing_dir, open_backend, os_error,
+from .data import DEFAULT_DATASET, check_fits, load_data
+from .options import (checked_number, count, data_options, distinct_files, open_backend, os_error,
                       writable_path)
 from .status import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_NON_FINITE
 
-DEFAULTS = {"dataset": "mnist", "model": "deep", "epochs": 5, "batch_size": 128, "seed": 0,
-            "optimizer": "momentum"}
+DEFAULTS = {"dataset": DEFAULT_DATASET, "model": "deep", "epochs": 5, "batch_size": 128,
+            "seed": 0, "optimizer": "momentum"}
 OPTIONS = {"learning_rate": "--lr"}  # config keys whose option is not --key-with-dashes
 
 
 def add_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    data = argparse.ArgumentParser(add_help=False, parents=[common])
-    data.add_argument("--dataset", choices=list(SOURCES), default=None,
-                      help="mnist (default) or fashion-mnist")
-    data.add_argument("--data-dir", type=existing_dir, default=None,
-                      help="folder with the four IDX files (default: $GPUNET_DATA, the cache, "
-                           "Debian's fashion-mnist, else download)")
-    data.add_argument("--offline", action="store_true",
-                      help="never download: fail, saying where it looked, if the data are missing")
-    data.add_argument("--test-subset", type=count(1), default=None, metavar="N",
-                      help="test on the first N test samples only")
-
-    cmd = commands.add_parser("train", parents=[data], help="train an MNIST model")
+    cmd = commands.add_parser("train", parents=[common, data_options()],
+                              help="train an MNIST model")
+    cmd.add_argument("--dataset", choices=list(SOURCES), default=None,
+                     help=f"{' or '.join(SOURCES)} (default {DEFAULT_DATASET}, or the --resume "
+                          "checkpoint's)")
+    cmd.add_argument("--test-subset", type=count(1), default=None, metavar="N",
+                     help="test on the first N test samples only")
     cmd.add_argument("--model", choices=PRESETS, default=None,
                      help="logistic or deep (the notebook's), or wide (default deep)")
     cmd.add_argument("--epochs", type=count(0), default=None,
@@ -63,14 +57,11 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
     cmd.add_argument("--save", type=writable_path, default=None, metavar="CKPT",
                      help="write a checkpoint after every epoch (atomically)")
     cmd.add_argument("--resume", type=Path, default=None, metavar="CKPT",
-                     help="continue the run saved in CKPT up to --epochs")
+                     help="continue the run saved in CKPT up to --epochs "
+                          "(with --save to keep what it trains)")
     cmd.add_argument("--metrics", type=writable_path, default=None, metavar="FILE.json",
                      help="write the history and final test accuracy as JSON")
     cmd.set_defaults(run=run_train)
-
-    cmd = commands.add_parser("eval", parents=[data], help="test accuracy of a checkpoint")
-    cmd.add_argument("checkpoint", type=Path, metavar="CKPT")
-    cmd.set_defaults(run=run_eval)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -78,22 +69,30 @@ def run_train(args: argparse.Namespace) -> int:
     backend = open_backend(args.backend)
     resumed = load_checkpoint(args.resume, backend) if args.resume else None
     config = _config(args, resumed)
+    done = resumed.epoch if resumed else 0
+    trains = done < config["epochs"]
+    if resumed and trains and not args.save:
+        print(f"gpunet: warning: --resume without --save: the epochs trained now will not be "
+              f"saved (add --save {args.resume} to keep them)", file=sys.stderr)
     data = _data(config, args, backend)
+    config["mean_pixel"] = data.mean_pixel
     if resumed is None:
         seeding.seed(config["seed"])
         model = mnist_model(config["model"], backend=backend)
-        optimizer = _optimizer(config)
-        done, history = 0, []
+        optimizer, history = _optimizer(config), []
     else:
-        _check_fits(resumed.model, data, args.resume, config["dataset"])
-        model, optimizer, done, history = (resumed.model, resumed.optimizer, resumed.epoch,
-                                           resumed.history)
+        check_fits(resumed.model, data.test_x, data.test_y, args.resume, config["dataset"])
+        model, optimizer, history = resumed.model, resumed.optimizer, resumed.history
         seeding.seed(config["seed"])
-        print(f"resuming {args.resume} after epoch {done}")
+        print(f"resuming {args.resume} after epoch {done}" if trains else
+              f"nothing to train: {args.resume} is at epoch {done}; "
+              f"pass --epochs above {done} to train on")
     loss = SoftmaxCrossEntropy()
-    print(f"training {config['model']} on {config['dataset']}: {len(data.train_x)} samples, "
-          f"batch size {config['batch_size']}, {config['optimizer']} lr {config['learning_rate']}"
-          + (f" momentum {config['momentum']}" if config["optimizer"] == "momentum" else ""))
+    if trains:
+        print(f"training {config['model']} on {config['dataset']}: {len(data.train_x)} samples, "
+              f"batch size {config['batch_size']}, {config['optimizer']} lr "
+              f"{config['learning_rate']}"
+              + (f" momentum {config['momentum']}" if config["optimizer"] == "momentum" else ""))
 
     def end_of_epoch(stats: EpochStats) -> None:
         history.append(asdict(stats))
@@ -120,21 +119,6 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"test accuracy: {accuracy:.4f}")
     if args.metrics:
         _write_metrics(args.metrics, config, history, accuracy)
-    return 0
-
-
-def run_eval(args: argparse.Namespace) -> int:
-    backend = open_backend(args.backend)
-    checkpoint = load_checkpoint(args.checkpoint, backend)
-    config = {**DEFAULTS, **checkpoint.config, "test_subset": args.test_subset,
-              "train_subset": checkpoint.config.get("train_subset")}
-    if args.dataset:
-        config["dataset"] = args.dataset
-    data = _data(config, args, backend)
-    _check_fits(checkpoint.model, data, args.checkpoint, config["dataset"])
-    loss_value, accuracy = evaluate(checkpoint.model, SoftmaxCrossEntropy(), data.test_x, data.test_y)
-    print(f"{args.checkpoint}: epoch {checkpoint.epoch}, {config['dataset']} test accuracy "
-          f"{accuracy:.4f} (loss {loss_value:.4f}, {len(data.test_x)} samples)")
     return 0
 
 
@@ -167,16 +151,6 @@ def _check_paths(args: argparse.Namespace) -> None:
                    args.data_dir)
 
 
-def _check_fits(model: Layer, data: Prepared, path: Path, dataset: str) -> None:
-    """CheckpointError unless ``model`` takes the data's rows and gives one output a class."""
-    expected = (data.test_x.shape[1], data.test_y.shape[1])
-    found = widths(model)
-    if found != expected:
-        has = f"takes {found[0]} inputs and gives {found[1]} outputs" if found else "has no Linear layer"
-        raise CheckpointError(f"{path}: the model {has}, but {dataset} has {expected[0]} inputs "
-                              f"and {expected[1]} classes")
-
-
 def _optimizer(config: dict[str, Any]) -> Optimizer:
     if config["optimizer"] == "sgd":
         return GradientDescent(config["learning_rate"])
@@ -184,9 +158,8 @@ def _optimizer(config: dict[str, Any]) -> Optimizer:
 
 
 def _data(config: dict[str, Any], args: argparse.Namespace, backend: Backend) -> Prepared:
-    raw = load_raw(config["dataset"], args.data_dir, download=not args.offline,
-                   progress=not args.quiet)
-    print(f"data: {raw.directory}")
+    raw = load_data(config["dataset"], SPLITS, data_dir=args.data_dir, offline=args.offline,
+                    progress=not args.quiet, rerun="train")
     train, test = config.get("train_subset"), config.get("test_subset")
     return prepare(raw.train_images[:train], raw.train_labels[:train],
                    raw.test_images[:test], raw.test_labels[:test], backend)

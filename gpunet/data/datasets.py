@@ -1,10 +1,11 @@
-"""MNIST-format datasets: find (or download) the four files, check them, load them."""
+"""MNIST-format datasets: find (or download) the files a split needs, check them, load them."""
 from __future__ import annotations
 
 import hashlib
 import math
 import os
 import zlib
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -15,38 +16,43 @@ from ..files import file_type
 from .download import CHUNK_BYTES, download_file
 from .errors import DatasetError
 from .idx import MAX_EXAMPLES, Kind, open_data, open_idx, read_idx, size_limit
-from .sources import DataFile, Source, get_source
+from .sources import SPLITS, DataFile, Source, Split, get_source
 
 ENV_VAR = "GPUNET_DATA"
 
 
 @dataclass(frozen=True, eq=False)
 class RawDataset:
-    """A dataset as stored: uint8 images (N, 28, 28) and uint8 labels (N,) in 0..9."""
+    """A dataset as stored: uint8 images (N, 28, 28) and uint8 labels (N,) in 0..9,
+    None for a split not loaded."""
     name: str
     directory: Path
-    train_images: np.ndarray
-    train_labels: np.ndarray
-    test_images: np.ndarray
-    test_labels: np.ndarray
+    train_images: np.ndarray | None = None
+    train_labels: np.ndarray | None = None
+    test_images: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
 
 
 def load_raw(name: str, data_dir: str | os.PathLike | None = None, *,
-             download: bool = True, progress: bool = True) -> RawDataset:
-    """Dataset ``name`` from the first of search_dirs() holding it, else with its
-    missing files downloaded into ``data_dir``, else $GPUNET_DATA/<name>, else the
-    per-user cache; ``directory`` is the directory used.
+             splits: tuple[Split, ...] = SPLITS, download: bool = True,
+             progress: bool = True) -> RawDataset:
+    """The ``splits`` of dataset ``name`` (only their files are needed) from the first
+    of search_dirs() holding them, else with the missing files downloaded into
+    ``data_dir``, else $GPUNET_DATA/<name>, else the per-user cache; ``directory``
+    is the directory used.
 
     Every file must match its published checksum; any problem raises DatasetError.
     """
     source = get_source(name)
-    directory = find_dataset(name, data_dir) or _complete(source, data_dir, download, progress)
+    files = source.files_of(splits)
+    directory = find_dataset(name, data_dir, splits) or _complete(source, files, data_dir,
+                                                                  download, progress)
     arrays = {}
-    for file in source.files:
+    for file in files:
         path = _present(directory, file)
         _verify(path, file)
         arrays[file.role] = read_idx(path, kind=file.kind)
-    for split in ("train", "test"):
+    for split in splits:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if len(images) != len(labels):
             raise DatasetError(f"{directory}: {len(images)} {split} images "
@@ -54,9 +60,10 @@ def load_raw(name: str, data_dir: str | os.PathLike | None = None, *,
     return RawDataset(source.name, directory, **arrays)
 
 
-def find_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
-    """The first of search_dirs() that holds all four files of ``name``, or None."""
-    files = get_source(name).files
+def find_dataset(name: str, data_dir: str | os.PathLike | None = None,
+                 splits: tuple[Split, ...] = SPLITS) -> Path | None:
+    """The first of search_dirs() that holds the files of ``splits`` of ``name``, or None."""
+    files = get_source(name).files_of(splits)
     for directory in search_dirs(name, data_dir):
         if all(_present(directory, file) for file in files):
             return directory
@@ -148,30 +155,43 @@ def _md5(stream: BinaryIO, path: Path, kind: Kind | None = None) -> str:
     return digest.hexdigest()
 
 
-def _complete(source: Source, data_dir: str | os.PathLike | None, download: bool,
-              progress: bool) -> Path:
-    """``data_dir``, else $GPUNET_DATA/<name>, else the per-user cache, with the files
-    it lacks downloaded into it."""
+def _complete(source: Source, files: tuple[DataFile, ...], data_dir: str | os.PathLike | None,
+              download: bool, progress: bool) -> Path:
+    """``data_dir``, else $GPUNET_DATA/<name>, else the per-user cache, with those of
+    ``files`` it lacks downloaded into it."""
     root = _given_dir(data_dir)
     if root is None:
         directory = cache_dir(source.name)
     else:
         directory = root if data_dir is not None else root / source.name
-    missing = [file for file in source.files if _present(directory, file) is None]
+    missing = [file for file in files if _present(directory, file) is None]
     try:
         if not download:
             raise DatasetError("downloading is off")
-        _make_writable(directory)
-        for file in missing:
-            download_file(file.name, source.mirrors, file.md5, directory, progress=progress)
+        _download(source, missing, directory, progress)
     except DatasetError as exc:
         if root is None:
-            raise DatasetError(_not_found(source, str(exc))) from None
+            raise DatasetError(_not_found(source, files, str(exc))) from None
         names = ", ".join(file.name for file in missing)
         raise DatasetError(f"{source.name}: {names} missing from {directory} and not downloaded "
                            f"({exc}); no other place is looked in when a data directory "
                            f"is given") from None
     return directory
+
+
+def _download(source: Source, files: list[DataFile], directory: Path, progress: bool) -> None:
+    """Download ``files`` into ``directory``, creating it if need be; when that fails
+    (Ctrl-C too), the directories it created are removed again if they are empty."""
+    created = [path for path in (directory, *directory.parents) if not path.exists()]
+    try:
+        _make_writable(directory)
+        for file in files:
+            download_file(file.name, source.mirrors, file.md5, directory, progress=progress)
+    except BaseException:
+        for path in created:  # deepest first; rmdir removes only empty directories
+            with suppress(OSError):
+                path.rmdir()
+        raise
 
 
 def _make_writable(directory: Path) -> None:
@@ -184,10 +204,20 @@ def _make_writable(directory: Path) -> None:
         raise DatasetError(f"{directory} is not writable")
 
 
-def _not_found(source: Source, reason: str) -> str:
-    places = ", ".join(str(d) for d in search_dirs(source.name))
-    names = ", ".join(file.name for file in source.files)
+def _not_found(source: Source, files: tuple[DataFile, ...], reason: str) -> str:
+    """The files needed, which of them each place looked in lacks, why they were not
+    downloaded, and the ways to get them."""
+    directories = search_dirs(source.name)
+    places = ", ".join(f"{directory} ({_lacking(directory, files)})" for directory in directories)
     other = f", or {source.install_hint}" if source.install_hint else ""
-    return (f"{source.name} not found (looked in {places}) and not downloaded ({reason}); "
-            f"put its four files ({names}, or the same without .gz) in one of those "
-            f"directories, or pass --data-dir or set {ENV_VAR}{other}")
+    return (f"{source.name} not found: it needs {', '.join(file.name for file in files)} "
+            f"(or the same without .gz); looked in {places}; not downloaded ({reason}); "
+            f"put them in {directories[0]}, pass --data-dir or set {ENV_VAR}{other}")
+
+
+def _lacking(directory: Path, files: tuple[DataFile, ...]) -> str:
+    """Which of ``files`` ``directory`` lacks, in words."""
+    if not directory.is_dir():
+        return "no such directory"
+    missing = [file.name for file in files if _present(directory, file) is None]
+    return "none of them" if len(missing) == len(files) else "missing " + ", ".join(missing)

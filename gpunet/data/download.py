@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
@@ -21,18 +23,31 @@ def download_file(file_name: str, mirrors: Sequence[str], md5: str, directory: P
     """``directory / file_name`` from the first mirror whose copy has MD5 ``md5``.
 
     Mirrors are base URLs tried in order. A failed or corrupt download leaves
-    nothing behind; when every mirror fails, DatasetError lists each one and why.
+    nothing behind; when every mirror fails, DatasetError names each mirror's
+    host and why, once for the hosts that failed alike.
     """
     destination = Path(directory) / file_name
-    failures = []
+    hosts_by_reason: dict[str, list[str]] = {}
     for base in mirrors:
         url = base.rstrip("/") + "/" + file_name
         try:
             _fetch(url, md5, destination, progress, timeout)
             return destination
         except (OSError, http.client.HTTPException, DatasetError) as exc:
-            failures.append(f"{url} ({exc})")
-    raise DatasetError(f"cannot download {file_name}: every mirror failed: " + "; ".join(failures))
+            hosts_by_reason.setdefault(_reason(exc), []).append(urlsplit(url).netloc)
+    raise DatasetError(f"cannot download {file_name}: every mirror failed: " + "; ".join(
+        f"{', '.join(hosts)} ({reason})" for reason, hosts in hosts_by_reason.items()))
+
+
+def _reason(exc: Exception) -> str:
+    """Why a download failed, in a few words: 'HTTP 404 Not Found', 'Name or service not known'."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return str(getattr(exc.reason, "strerror", None) or exc.reason)
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or type(exc).__name__
+    return str(exc) or type(exc).__name__
 
 
 def _fetch(url: str, md5: str, destination: Path, progress: bool, timeout: float) -> None:

@@ -24,19 +24,25 @@ def prepare(train_images: np.ndarray, train_labels: np.ndarray, test_images: np.
             test_labels: np.ndarray, backend: Backend) -> Prepared:
     """x = (pixel - mean training pixel) / 256, flattened to 784 values; labels
     one-hot. The mean comes from the training images given, as in the notebook."""
-    for images, labels, part in [(train_images, train_labels, "train"),
-                                 (test_images, test_labels, "test")]:
-        if len(images) != len(labels):
-            raise DatasetError(f"{part} set: {len(images)} images but {len(labels)} labels")
+    mean = mean_pixel(train_images)
+    return Prepared(*model_ready(train_images, train_labels, mean, backend, "train"),
+                    *model_ready(test_images, test_labels, mean, backend, "test"), mean)
+
+
+def mean_pixel(train_images: np.ndarray) -> float:
+    """The mean pixel of the training images, which centres every input."""
     if len(train_images) == 0:
         raise DatasetError("the training set is empty")
-    mean = float(train_images.mean(dtype=np.float64))
+    return float(train_images.mean(dtype=np.float64))
 
-    def inputs(images: np.ndarray) -> Array:
-        flat = images.reshape(len(images), -1).astype(np.float32)
-        flat -= np.float32(mean)
-        flat /= np.float32(256)
-        return backend.asarray(flat)
 
-    return Prepared(inputs(train_images), one_hot_encode(train_labels, backend=backend),
-                    inputs(test_images), one_hot_encode(test_labels, backend=backend), mean)
+def model_ready(images: np.ndarray, labels: np.ndarray, mean: float, backend: Backend,
+                part: str = "test") -> tuple[Array, Array]:
+    """Inputs x = (pixel - ``mean``) / 256, flattened to 784 values, and one-hot
+    targets, of the ``part`` set ``images`` and ``labels``."""
+    if len(images) != len(labels):
+        raise DatasetError(f"{part} set: {len(images)} images but {len(labels)} labels")
+    flat = images.reshape(len(images), -1).astype(np.float32)
+    flat -= np.float32(mean)
+    flat /= np.float32(256)
+    return backend.asarray(flat), one_hot_encode(labels, backend=backend)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from .errors import DatasetError
 from .idx import Kind
@@ -12,6 +13,8 @@ FILE_NAMES = {"train_images": "train-images-idx3-ubyte.gz",
               "train_labels": "train-labels-idx1-ubyte.gz",
               "test_images": "t10k-images-idx3-ubyte.gz",
               "test_labels": "t10k-labels-idx1-ubyte.gz"}
+Split = Literal["train", "test"]
+SPLITS: tuple[Split, ...] = ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,10 @@ class DataFile:
     def kind(self) -> Kind:
         return "images" if self.role.endswith("images") else "labels"
 
+    @property
+    def split(self) -> Split:
+        return "train" if self.role.startswith("train") else "test"
+
 
 @dataclass(frozen=True)
 class Source:
@@ -37,6 +44,13 @@ class Source:
     mirrors: tuple[str, ...]            # base URLs, tried in order; the file name is appended
     system_dirs: tuple[Path, ...] = ()  # read-only copies installed by the system
     install_hint: str = ""              # another way to get the files, for error messages
+
+    def files_of(self, splits: tuple[Split, ...]) -> tuple[DataFile, ...]:
+        """The files that hold ``splits``; ValueError for a split that is not one of SPLITS."""
+        unknown = set(splits) - set(SPLITS)
+        if unknown or not splits:
+            raise ValueError(f"splits must be some of {', '.join(SPLITS)}, got {splits!r}")
+        return tuple(file for file in self.files if file.split in splits)
 
 
 def _files(md5: dict[str, str], raw_md5: dict[str, str]) -> tuple[DataFile, ...]:
