@@ -71,3 +71,11 @@ def test_a_missing_dataset_offline_names_the_files_and_the_directory(fake_dir, t
     assert str(error.value).startswith(f"mnist not found: it needs "
                                        f"{', '.join(FILE_NAMES.values())} (or the same without "
                                        f".gz); looked in {cache} (no such directory)")
+
+
+def test_the_result_says_where_it_was_read_and_what_labels_mean(fake_dir, numpy_backend):
+    _, directory = fake_dir
+    data = load_mnist("mnist", directory, backend=numpy_backend, download=False, progress=False)
+    assert data.directory == directory
+    assert data.class_names == tuple("0123456789")
+    assert gpunet.data.SOURCES["fashion-mnist"].class_names[9] == "Ankle boot"

@@ -12,9 +12,6 @@ from ..plots import (PICTURE_FORMATS, load_metrics, picture_format, save_image_g
 from .data import DEFAULT_DATASET, load_data
 from .options import data_options, distinct_files, writable_path
 
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                   "Sneaker", "Bag", "Ankle boot")
-
 
 def add_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     cmd = commands.add_parser("show", parents=[data_options()],
@@ -50,7 +47,7 @@ def run_show(args: argparse.Namespace) -> int:
     else:
         raw = load_data(args.dataset, ("train",), data_dir=args.data_dir, offline=args.offline,
                         progress=True, rerun=f"show --out {shlex.quote(str(args.out))}")
-        names = FASHION_CLASSES if args.dataset == "fashion-mnist" else None
-        save_image_grid(raw.train_images, raw.train_labels, args.out, class_names=names)
+        save_image_grid(raw.train_images, raw.train_labels, args.out,
+                        class_names=SOURCES[args.dataset].class_names)
     print(f"wrote {args.out}")
     return 0

@@ -1,11 +1,13 @@
 """``load_mnist``: an MNIST-format dataset, found or downloaded, ready for a model."""
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from ..backend import Backend, get_backend
 from .datasets import load_raw
 from .preprocess import Prepared, prepare
+from .sources import get_source
 
 
 def load_mnist(name: str = "mnist", data_dir: str | os.PathLike | None = None, *,
@@ -18,9 +20,12 @@ def load_mnist(name: str = "mnist", data_dir: str | os.PathLike | None = None, *
     as in the notebook; ``train_y``/``test_y`` are (N, 10) one-hot. The data are looked
     for and downloaded as ``gpunet train`` does (``data_dir``, else $GPUNET_DATA, else
     the cache and the system's copies). ``train_subset``/``test_subset`` keep the first
-    N samples (the mean is then that of the N training images).
+    N samples (the mean is then that of the N training images). ``directory`` is
+    where the files were read, ``class_names`` what each label stands for.
     """
     raw = load_raw(name, data_dir, download=download, progress=progress)
-    return prepare(raw.train_images[:train_subset], raw.train_labels[:train_subset],
-                   raw.test_images[:test_subset], raw.test_labels[:test_subset],
-                   get_backend(backend))
+    prepared = prepare(raw.train_images[:train_subset], raw.train_labels[:train_subset],
+                       raw.test_images[:test_subset], raw.test_labels[:test_subset],
+                       get_backend(backend))
+    return dataclasses.replace(prepared, directory=raw.directory,
+                               class_names=get_source(name).class_names)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -18,6 +19,8 @@ class Prepared:
     test_x: Array
     test_y: Array
     mean_pixel: float
+    directory: Path | None = None     # where the files were read, when loaded by name
+    class_names: tuple[str, ...] = ()  # what each label stands for, when known
 
 
 def prepare(train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,

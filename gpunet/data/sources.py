@@ -42,6 +42,7 @@ class Source:
     name: str
     files: tuple[DataFile, ...]
     mirrors: tuple[str, ...]            # base URLs, tried in order; the file name is appended
+    class_names: tuple[str, ...] = tuple("0123456789")  # what each label stands for
     system_dirs: tuple[Path, ...] = ()  # read-only copies installed by the system
     install_hint: str = ""              # another way to get the files, for error messages
 
@@ -87,6 +88,8 @@ SOURCES: dict[str, Source] = {
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
                  "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/"
                  "data/fashion/"),
+        class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                     "Sneaker", "Bag", "Ankle boot"),
         system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),
         install_hint="apt-get install dataset-fashion-mnist"),
 }
