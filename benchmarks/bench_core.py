@@ -16,9 +16,9 @@ import time
 import numpy as np
 
 import gpunet
+from gpunet.bench.trainers import mnist_like
 
 from . import plain_numpy
-from .trainers import mnist_like
 
 
 def data(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,10 +51,14 @@ def time_gpunet(x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples-batch1", type=int, default=10_000)
-    parser.add_argument("--samples", type=int, default=60_000)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 128])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--samples-batch1", type=int, default=10_000,
+                        help="samples in an epoch at batch size 1 (default 10000)")
+    parser.add_argument("--samples", type=int, default=60_000,
+                        help="samples in an epoch at the other batch sizes (default 60000)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 128],
+                        help="batch sizes to compare at (default 1 128)")
+    parser.add_argument("--repeats", type=int, default=7,
+                        help="epochs timed for each, interleaved (default 7)")
     args = parser.parse_args()
     print(f"{'batch':>6} {'samples':>8} {'plain NumPy /s':>15} {'gpunet /s':>11} {'ratio':>6}")
     for batch_size in args.batch_sizes:

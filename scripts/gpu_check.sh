@@ -2,10 +2,10 @@
 # The GPU check: on a machine with a CUDA device, the tests marked `gpu`, then a
 # short throughput run of the deep model at batch 128 and 1024, NumPy against CuPy
 # with the data on the device, and the kernels against the expressions they replace;
-# prints a summary table and the speed targets (benchmarks/targets.py).
+# prints a summary table and the speed targets (gpunet/bench/targets.py).
 #
 # Needs: Python >= 3.10, NumPy, CuPy >= 14 with CUDA's libraries (gpunet[cuda12] or
-# gpunet[cuda13]), tqdm, safetensors and pytest; uses PyTorch (the peer), matplotlib
+# gpunet[cuda13]), tqdm, safetensors, threadpoolctl and pytest; uses PyTorch (the peer), matplotlib
 # (figures) and hypothesis (property tests) where installed. No network. Runs from
 # anywhere, with this checkout first on PYTHONPATH.
 #
@@ -42,7 +42,7 @@ python3 -m gpunet bench --backends numpy cupy --models deep --batch-sizes 128 10
     --op-sizes 1000000 10000000 --peers --repeats 5 --budget 1 --out "$out" >/dev/null
 cat "$out/results.md"
 echo "## Speed targets"
-python3 -m benchmarks.targets "$out/results.json"
+python3 -m gpunet.bench.targets "$out/results.json"
 targets=$?
 [ "$tests" -eq 0 ] && exit $targets
 exit $tests

@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
-from benchmarks import figures
-from benchmarks.figures import bandwidth_figure, throughput_figure
+from gpunet.bench import figures
+from gpunet.bench.figures import bandwidth_figure, throughput_figure
 from gpunet.plots import MissingDependency
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -159,3 +159,52 @@ def test_missing_matplotlib_says_how_to_install_it(monkeypatch, tmp_path):
 def test_missing_parent_directory_is_named(tmp_path):
     with pytest.raises(ValueError, match="directory .*nowhere.* does not exist"):
         bandwidth_figure(op_results(), tmp_path / "nowhere" / "bandwidth.png")
+
+
+def rings(ax):
+    return [line for line in ax.get_lines() if line.get_label() == figures.NOISY_LABEL]
+
+
+def test_noisy_points_are_ringed_and_the_legend_says_why(drawn, tmp_path):
+    results = [train(batch_size=b, noisy=b == 32) for b in (1, 32, 128)] + [
+        train(peer="torch", backend="cpu", batch_size=128, noisy=True),
+        train(model="wide", batch_size=32, noisy=False)]
+    throughput_figure(results, tmp_path / "throughput.png")
+    deep, wide = drawn[0].axes
+    [ring] = rings(deep)
+    assert sorted(zip(ring.get_xdata(), ring.get_ydata())) == [
+        (32, 1e3 * 32 ** 0.5), (128, 1e3 * 128 ** 0.5)]
+    assert ring.get_linestyle() == "None" and ring.get_markerfacecolor() == "none"
+    assert "noisy: spread > 25% of median" in legends(drawn[0])[0]
+    assert rings(wide) == [] and "noisy" not in " ".join(legends(drawn[0])[1])
+
+
+def test_noisy_ops_are_ringed(drawn, tmp_path):
+    bandwidth_figure([op(size=10 ** 3), op(size=10 ** 5, noisy=True),
+                      op(variant="expression", size=10 ** 5, noisy="yes")],
+                     tmp_path / "bandwidth.png")
+    [ring] = rings(drawn[0].axes[0])
+    assert list(ring.get_xdata()) == [10 ** 5]
+
+
+@pytest.mark.parametrize("draw, results", [
+    (bandwidth_figure, [op(name, size=size) for name in ("sigmoid", "sigmoid_grad", "tanh",
+                                                         "tanh_grad", "relu", "relu_grad",
+                                                         "softmax_cross_entropy", "matches",
+                                                         "sgd_update", "momentum_update",
+                                                         "dropout")
+                        for size in (10 ** 3, 10 ** 8)]),
+    (throughput_figure, training_results()),
+])
+def test_the_title_clears_every_panel(drawn, tmp_path, draw, results):
+    """The figure's title sits at least 3 points above every panel's title
+    (tight_layout left it touching the middle one)."""
+    draw(results, tmp_path / "figure.png")
+    [figure] = drawn
+    renderer = figure.canvas.get_renderer()
+    [title] = figure.texts
+    bottom = title.get_window_extent(renderer).y0
+    for ax in figure.axes:
+        if ax.axison:
+            gap = bottom - ax.title.get_window_extent(renderer).y1
+            assert gap * 72 / figure.dpi >= 3, ax.get_title()

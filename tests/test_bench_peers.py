@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from benchmarks.peer_model import gpunet_model
-from benchmarks.peer_notebook import Dropout, NotebookNet
-from benchmarks.peers import (notebook_samples_per_second, torch_trainer, torch_unavailable,
+from gpunet.bench.peer_model import gpunet_model
+from gpunet.bench.peer_notebook import Dropout, NotebookNet
+from gpunet.bench.peers import (notebook_samples_per_second, torch_trainer, torch_unavailable,
                               torch_version)
 from gpunet.models import NOTEBOOK_RATES
 

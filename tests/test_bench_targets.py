@@ -1,7 +1,7 @@
-"""benchmarks.targets: the CuPy speed targets read from a run's results."""
+"""gpunet.bench.targets: the CuPy speed targets read from a run's results."""
 import json
 
-from benchmarks import targets
+from gpunet.bench import targets
 
 
 def epoch(rate, backend="cupy", batch_size=128):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import gpunet
-from benchmarks.trainers import mnist_like
+from gpunet.bench.trainers import mnist_like
 
 
 @pytest.mark.gpu

@@ -1,7 +1,11 @@
 """scripts/gpu_check.sh tells "no device" (exit 0) from "a device gpunet cannot use"
 and "gpunet does not import" (exit 1), with a stand-in cupy or numpy first on
-PYTHONPATH; its `pytest -m gpu` collects without the optional hypothesis."""
+PYTHONPATH; its `pytest -m gpu` collects without the optional hypothesis; every
+module it runs exists."""
+import importlib.util
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +79,19 @@ def test_gpu_tests_collect_without_hypothesis(tmp_path):
                      "-p", "no:cacheprovider", "-p", "no:hypothesispytest"])
     assert done.returncode == 0, done.stdout + done.stderr
     assert "hypothesis is not installed" in done.stdout
+
+
+def test_every_module_the_script_runs_exists():
+    modules = re.findall(r"python3 -m ([\w.]+)", SCRIPT.read_text())
+    assert "gpunet.bench.targets" in modules
+    for module in modules:
+        assert importlib.util.find_spec(module) is not None, module
+
+
+def test_the_targets_run_from_the_installed_package(tmp_path):
+    """Outside the checkout: the speed targets are gpunet's own module."""
+    (tmp_path / "results.json").write_text(json.dumps({"results": []}))
+    done = subprocess.run([sys.executable, "-m", "gpunet.bench.targets", "results.json"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("not measured") == 2

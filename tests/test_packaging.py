@@ -1,5 +1,7 @@
 """What `pip install gpunet[cuda12]` / `[cuda13]` brings: CuPy >= 14 with its ctk
-extra (cuBLAS, NVRTC, CUDA headers), without which no kernel compiles."""
+extra (cuBLAS, NVRTC, CUDA headers), without which no kernel compiles; and that
+`pip install` puts gpunet, and only gpunet, into site-packages."""
+import warnings
 from pathlib import Path
 
 import pytest
@@ -19,3 +21,17 @@ def test_cuda_extra_pulls_cupy_14_with_its_toolkit(major):
     assert requirement.extras == {"ctk"}
     assert not requirement.specifier.contains(Version("13.6.0"))
     assert requirement.specifier.contains(Version("14.0.0"))
+
+
+def test_only_gpunet_and_its_subpackages_are_installed():
+    """The packages setuptools would install, read from pyproject.toml as a build
+    reads it (no wheel built): gpunet's own, the benchmark harness among them, and
+    no top-level name of the checkout's, such as benchmarks/ or tests/."""
+    from setuptools.config.pyprojecttoml import apply_configuration
+    from setuptools.dist import Distribution
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # [tool.setuptools] in pyproject.toml is "beta"
+        packages = apply_configuration(Distribution(), PYPROJECT).packages
+    assert {"gpunet", "gpunet.bench", "gpunet.cli", "gpunet.backend"} <= set(packages)
+    assert all(name == "gpunet" or name.startswith("gpunet.") for name in packages), packages

@@ -8,35 +8,50 @@ from .options import UsageError, count, positive_float
 
 
 def add_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from benchmarks.harness import PEERS, Config
-    from benchmarks.ops import OPS
-    from benchmarks.trainers import MODELS
-    defaults = Config()
+    from ..bench.harness import PEERS, Config
+    from ..bench.ops import OPS
+    from ..bench.trainers import MODELS
+    defaults, quick = Config(), Config.quick()
     cmd = commands.add_parser("bench", help="benchmark backends, kernels and peers")
     cmd.add_argument("--backends", nargs="+", choices=["numpy", "cupy"], default=None,
                      help="backends to measure (default: numpy and cupy, where usable)")
-    cmd.add_argument("--models", nargs="+", choices=MODELS, default=None)
-    cmd.add_argument("--batch-sizes", nargs="+", type=count(1), default=None,
-                     help=f"default {' '.join(map(str, defaults.batch_sizes))}")
-    cmd.add_argument("--ops", nargs="+", choices=OPS, default=None)
-    cmd.add_argument("--op-sizes", nargs="+", type=count(1), default=None,
-                     help="elements per operation (default 1e3 .. 1e8)")
+    cmd.add_argument("--models", nargs="+", choices=MODELS, default=None,
+                     help="models whose training step and epoch are timed (default: "
+                          f"{' '.join(defaults.models)}; --quick: {' '.join(quick.models)})")
+    cmd.add_argument("--batch-sizes", nargs="+", type=count(1), default=None, metavar="N",
+                     help=f"batch sizes to train at (default: {_listed(defaults.batch_sizes)}; "
+                          f"--quick: {_listed(quick.batch_sizes)})")
+    cmd.add_argument("--ops", nargs="+", choices=OPS, default=None, metavar="OP",
+                     help="backend operations to time against the array expressions they "
+                          f"replace: {', '.join(OPS)} (default: all)")
+    cmd.add_argument("--op-sizes", nargs="+", type=count(1), default=None, metavar="N",
+                     help="elements per operation (default: 1e3 .. 1e8; --quick: 1e3 1e5)")
     cmd.add_argument("--peers", nargs="*", choices=PEERS, default=None,
                      help="peers to compare with, where installed (default: all; none: --peers)")
-    cmd.add_argument("--repeats", type=count(1), default=None, help=f"default {defaults.repeats}")
+    cmd.add_argument("--repeats", type=count(1), default=None, metavar="N",
+                     help="timed readings per measurement at most, epochs half as many but at "
+                          "least 3; --budget may stop them after 3 "
+                          f"(default: {defaults.repeats}; --quick: {quick.repeats})")
     cmd.add_argument("--budget", type=positive_float, default=None, metavar="SECONDS",
-                     help=f"time per measurement after its first repeat (default {defaults.budget_s})")
-    cmd.add_argument("--epoch-samples", type=count(1), default=None,
-                     help=f"samples in a timed epoch (default {defaults.epoch_samples})")
+                     help="seconds of readings per measurement, after its warm-up; once they "
+                          "are spent, no reading starts past the third "
+                          f"(default: {defaults.budget_s}; --quick: {quick.budget_s})")
+    cmd.add_argument("--epoch-samples", type=count(1), default=None, metavar="N",
+                     help=f"samples in a timed epoch (default: {defaults.epoch_samples}; "
+                          f"--quick: {quick.epoch_samples})")
     cmd.add_argument("--quick", action="store_true",
-                     help="a small configuration: about a minute on a CPU")
-    cmd.add_argument("--out", type=Path, default=Path("bench-out"),
-                     help="folder for results.json, results.md and the PNGs (default bench-out)")
+                     help="a small configuration, about a minute on a CPU; "
+                          "the options above override its settings")
+    cmd.add_argument("--out", type=Path, default=Path("bench-out"), metavar="FOLDER",
+                     help="folder for results.json, results.md and the PNGs; an earlier run's "
+                          "PNG there that the new results do not back is removed "
+                          "(default: bench-out)")
     cmd.set_defaults(run=run_bench)
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from benchmarks.harness import Config, run, write_outputs
+    from ..bench.harness import Config, run
+    from ..bench.outputs import FILES, write_outputs
     config = Config.quick() if args.quick else Config()
     for option, field in [("backends", "backends"), ("models", "models"),
                           ("batch_sizes", "batch_sizes"), ("ops", "ops"), ("op_sizes", "op_sizes"),
@@ -46,7 +61,18 @@ def run_bench(args: argparse.Namespace) -> int:
             setattr(config, field, getattr(args, option))
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} exists and is not a folder")
+    for name in FILES:
+        if (args.out / name).is_dir():
+            raise UsageError(f"--out {args.out}: {args.out / name} is a folder, "
+                             "where the results would go")
     measured = run(config)
+    if not measured["results"]:
+        raise UsageError(f"nothing measured ({'; '.join(measured['skipped'])}), "
+                         f"so nothing written to {args.out}")
     for path in write_outputs(measured, args.out):
         print(f"wrote {path}")
     return 0
+
+
+def _listed(values: list[int]) -> str:
+    return " ".join(map(str, values))

@@ -1,4 +1,4 @@
-"""Timing done right: warm-up, at least three repeats, median and spread, on the right clock.
+"""Timing done right: warm-up, at least three repeats, every reading kept, on the right clock.
 
 On the CPU a call is timed with ``perf_counter``. On a GPU the host returns
 before the device is done, so the clock is a pair of CUDA events recorded on
@@ -6,6 +6,11 @@ the stream around the work, read after synchronising; an event pair resolves
 about half a microsecond, as long as a small kernel takes, so one reading
 times enough calls back to back to span a millisecond, and reports the time
 per call.
+
+A measurement is *noisy* when its readings spread by more than ``NOISY_SPREAD``
+of their median, (max - min) / median > 25%: on a shared machine another
+process took the cores (or the caches) for part of it, and its median is not
+to be trusted until a rerun agrees.
 """
 from __future__ import annotations
 
@@ -17,22 +22,30 @@ from typing import Any, Callable
 
 MIN_REPEATS = 3
 MAX_CALLS = 10_000  # calls in one reading, for work of under 0.1 µs
+NOISY_SPREAD = 0.25
 
 
 @dataclass
 class Timing:
-    """Seconds per call over ``repeats`` readings of ``calls`` calls each."""
+    """Seconds per call of each reading, in the order taken, each of ``calls`` calls."""
 
-    median_s: float
-    q1_s: float
-    q3_s: float
-    min_s: float
-    repeats: int
+    times_s: list[float]
     calls: int
 
-    def record(self) -> dict[str, float | int]:
-        return {"median_s": self.median_s, "q1_s": self.q1_s, "q3_s": self.q3_s,
-                "min_s": self.min_s, "repeats": self.repeats, "calls": self.calls}
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.times_s)
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median of the readings: 0 when they all agree."""
+        return (max(self.times_s) - min(self.times_s)) / self.median_s
+
+    def record(self) -> dict[str, Any]:
+        return {"median_s": self.median_s, "min_s": min(self.times_s),
+                "max_s": max(self.times_s), "times_s": list(self.times_s),
+                "repeats": len(self.times_s), "calls": self.calls, "spread": self.spread,
+                "noisy": self.spread > NOISY_SPREAD}
 
 
 class HostClock:
@@ -92,6 +105,4 @@ def measure(fn: Callable[[], Any], clock: HostClock | CudaEventClock, *, repeats
     while len(times) < repeats and (len(times) < at_least
                                     or time.perf_counter() - spent_since < budget_s):
         times.append(clock.time(fn, calls))
-    quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-    return Timing(statistics.median(times), quartiles[0], quartiles[2], min(times), len(times),
-                  calls)
+    return Timing(times, calls)

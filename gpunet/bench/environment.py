@@ -1,4 +1,4 @@
-"""What a result was measured on: machine, device and library versions."""
+"""What a result was measured on: machine, load, thread pools, device and library versions."""
 from __future__ import annotations
 
 import os
@@ -6,17 +6,23 @@ import platform
 from importlib import metadata
 from typing import Any
 
-import gpunet
-from gpunet.backend import cuda_status
-from gpunet.backend.cuda_probe import device_properties
+from threadpoolctl import threadpool_info
+
+from .. import __version__
+from ..backend import cuda_status
+from ..backend.cuda_probe import device_properties
 
 
 def describe_environment() -> dict[str, Any]:
+    """The machine and its libraries as they are now. ``thread_pools`` are the
+    BLAS and OpenMP libraries loaded in this process with the threads each
+    really uses (threadpoolctl), ``load_average`` the system's over 1, 5 and 15
+    minutes: what the measurements shared the cores with."""
     return {"machine": platform.machine(), "processor": _cpu_model(), "cores": os.cpu_count(),
-            "memory_bytes": _memory_bytes(), "python": platform.python_version(),
-            "os": platform.platform(), "gpunet": gpunet.__version__,
-            "numpy": _version("numpy"), "cupy": _cupy_version(), "torch": _version("torch"),
-            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+            "memory_bytes": _memory_bytes(), "load_average": _load_average(),
+            "python": platform.python_version(), "os": platform.platform(),
+            "gpunet": __version__, "numpy": _version("numpy"), "cupy": _cupy_version(),
+            "torch": _version("torch"), "thread_pools": threadpool_info(),
             "cuda": _cuda_device()}
 
 
@@ -41,6 +47,13 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
 
 
 def _memory_bytes() -> int | None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpunet.layers import describe
-from gpunet.models import mnist_model
-from gpunet.backend import get_backend
+from ..layers import describe
+from ..models import mnist_model
+from ..backend import get_backend
 
 ITEM = 4  # float32
 # device name fragment -> (bytes/s measured copy bandwidth, FLOP/s fp32)

@@ -1,14 +1,11 @@
-"""The benchmark run: which cases, how long, and where the results go."""
+"""The benchmark run: which cases, and how long each is measured."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
-import gpunet
-from gpunet.backend import Backend, BackendUnavailable
-
-from . import peers, report
+from ..backend import Backend, BackendUnavailable, get_backend
+from . import peers
 from .environment import describe_environment
 from .ops import OPS, op_case
 from .roofline import roofline
@@ -41,40 +38,23 @@ class Config:
 def run(config: Config, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure every case the config names on every backend that runs here;
     returns {"environment", "config", "skipped", "results"}."""
-    environment = describe_environment()
     results: list[dict[str, Any]] = []
     skipped: list[str] = []
-    device_name = (environment["cuda"] or {}).get("name")
     for name in config.backends:
         try:
-            backend = gpunet.get_backend(name)
+            backend = get_backend(name)
         except BackendUnavailable as exc:
             skipped.append(f"backend {name}: {exc}")
             say(f"skipping backend {name}: {exc}")
             continue
         clock = CudaEventClock() if backend.name == "cupy" else HostClock()
         results += _op_results(config, backend, clock, say)
-        results += _training_results(config, backend, clock, device_name, say)
+        results += _training_results(config, backend, clock, say)
     results += _peer_results(config, skipped, say)
+    environment = describe_environment()  # last: the thread pools the peers started count too
+    _add_roofline(results, environment["cuda"].get("name"))
     return {"environment": environment, "config": asdict(config), "skipped": skipped,
             "results": results}
-
-
-def write_outputs(measured: dict[str, Any], out: Path) -> list[Path]:
-    """results.json, results.md and the PNG figures (when matplotlib is installed)."""
-    from .figures import bandwidth_figure, throughput_figure
-    from gpunet.plots import MissingDependency
-    out.mkdir(parents=True, exist_ok=True)
-    written = [report.write_json(measured, out / "results.json"),
-               report.write_markdown(measured, out / "results.md")]
-    try:
-        for figure in (throughput_figure(measured["results"], out / "throughput.png"),
-                       bandwidth_figure(measured["results"], out / "bandwidth.png")):
-            if figure is not None:
-                written.append(figure)
-    except MissingDependency as exc:
-        measured["skipped"].append(f"figures: {exc}")
-    return written
 
 
 def _op_results(config: Config, backend: Backend, clock: Any, say: Callable[[str], None]) -> list[dict]:
@@ -93,7 +73,7 @@ def _op_results(config: Config, backend: Backend, clock: Any, say: Callable[[str
     return results
 
 
-def _training_results(config: Config, backend: Backend, clock: Any, device_name: str | None,
+def _training_results(config: Config, backend: Backend, clock: Any,
                       say: Callable[[str], None]) -> list[dict]:
     results = []
     x, labels = mnist_like(max(config.epoch_samples, max(config.batch_sizes)))
@@ -102,11 +82,16 @@ def _training_results(config: Config, backend: Backend, clock: Any, device_name:
             n = _epoch_size(config, batch_size)
             trainer = GpunetTrainer(model, batch_size, x[:n], labels[:n], backend)
             results += _time_trainer(trainer, model, batch_size, clock, config, say)
-            if backend.name == "cupy":
-                for record in results[-2:]:
-                    record["roofline"] = roofline(model, batch_size, record["median_s"] * batch_size
-                                                  / record["samples"], device_name)
     return results
+
+
+def _add_roofline(results: list[dict], device_name: str | None) -> None:
+    """Each CuPy training record's fraction of the roofline of ``device_name``."""
+    for record in results:
+        if record["case"] == "train" and record["backend"] == "cupy":
+            batch_size = record["batch_size"]
+            step_s = record["median_s"] * batch_size / record["samples"]
+            record["roofline"] = roofline(record["model"], batch_size, step_s, device_name)
 
 
 def _peer_results(config: Config, skipped: list[str], say: Callable[[str], None]) -> list[dict]:
@@ -125,7 +110,9 @@ def _peer_results(config: Config, skipped: list[str], say: Callable[[str], None]
                     trainer = peers.torch_trainer(model, batch_size, x[:n], labels[:n], device)
                     clock.synchronize = trainer.synchronize
                     results += _time_trainer(trainer, model, batch_size, clock, config, say)
-    if "notebook" in config.peers and 1 in config.batch_sizes:
+    if "notebook" in config.peers and 1 not in config.batch_sizes:
+        skipped.append("notebook: it trains at batch size 1 only, and the batch sizes leave 1 out")
+    elif "notebook" in config.peers:
         for model in config.models:
             rate = peers.notebook_samples_per_second(model, x, labels, config.notebook_budget_s)
             results.append({"case": "train", "what": "epoch", "peer": "notebook",

@@ -1,6 +1,6 @@
 """The CuPy backend's speed targets, checked against a run's results.json.
 
-    python -m benchmarks.targets bench-out/results.json
+    python -m gpunet.bench.targets bench-out/results.json
 
 On the GPU: the deep model at batch 128 trains 600,000 samples a second or
 more (a 60,000-sample epoch in 100 ms) with the data on the device, and each

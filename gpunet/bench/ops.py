@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from gpunet.backend import Backend
+from ..backend import Backend
 
 OPS = ("sigmoid", "sigmoid_grad", "tanh", "tanh_grad", "relu", "relu_grad",
        "softmax_cross_entropy", "matches", "sgd_update", "momentum_update", "dropout")

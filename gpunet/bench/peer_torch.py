@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from gpunet.models import NOTEBOOK_RATES
+from ..models import NOTEBOOK_RATES
 
 from .peer_model import check_data, gpunet_model
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from gpunet.models import NOTEBOOK_RATES
+from ..models import NOTEBOOK_RATES
 
 from .peer_model import check_data, gpunet_model
 

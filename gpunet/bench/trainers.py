@@ -5,9 +5,13 @@ from typing import Any
 
 import numpy as np
 
-import gpunet
-from gpunet.backend import Backend
-from gpunet.training import steps
+from .. import seeding
+from ..backend import Backend
+from ..functional import one_hot_encode
+from ..losses import SoftmaxCrossEntropy
+from ..models import mnist_model
+from ..optimizers import Momentum
+from ..training import steps
 
 MODELS = ("logistic", "deep", "wide")
 LEARNING_RATE, MOMENTUM = 0.01, 0.99
@@ -29,13 +33,13 @@ class GpunetTrainer:
                  backend: Backend, seed: int = 0) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        gpunet.seed(seed)
+        seeding.seed(seed)
         self.name, self.device, self.backend = "gpunet", backend.name, backend
-        self.model = gpunet.mnist_model(model, backend=backend)
-        self.loss = gpunet.SoftmaxCrossEntropy()
-        self.optimizer = gpunet.Momentum(LEARNING_RATE, MOMENTUM)
+        self.model = mnist_model(model, backend=backend)
+        self.loss = SoftmaxCrossEntropy()
+        self.optimizer = Momentum(LEARNING_RATE, MOMENTUM)
         self.x = backend.asarray(x)
-        self.y = gpunet.one_hot_encode(labels, backend=backend)
+        self.y = one_hot_encode(labels, backend=backend)
         self.batch_size = batch_size
 
     def step(self) -> None:

@@ -9,8 +9,10 @@ from typing import Any
 
 import numpy as np
 
-import gpunet
-from gpunet.layers import describe
+from .. import seeding
+from ..backend import get_backend
+from ..layers import describe
+from ..models import mnist_model
 
 
 def gpunet_model(model: str, seed: int = 0) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
@@ -18,8 +20,8 @@ def gpunet_model(model: str, seed: int = 0) -> tuple[list[dict[str, Any]], list[
     presets for an unknown name): its layers as ``gpunet.layers.describe`` gives
     them, and its initial parameters [w, b of each Linear, in order] as float32
     host arrays, w of shape (out, in)."""
-    gpunet.seed(seed)
-    net = gpunet.mnist_model(model, backend=gpunet.get_backend("numpy"))
+    seeding.seed(seed)
+    net = mnist_model(model, backend=get_backend("numpy"))
     return describe(net)["layers"], [np.array(p, dtype=np.float32) for p in net.params()]
 
 

@@ -1,0 +1,1 @@
+"""gpunet's benchmark harness: the code behind ``gpunet bench``."""

@@ -1,0 +1,133 @@
+"""The run's results as JSON (everything) and Markdown (the tables a person reads)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..atomic import replacing
+from .timing import NOISY_SPREAD
+
+NOISY_MARK = "⚠"
+UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
+
+
+def write_json(measured: dict[str, Any], path: Path) -> Path:
+    with replacing(path) as file:
+        file.write(json.dumps(measured, indent=1).encode())
+    return path
+
+
+def write_markdown(measured: dict[str, Any], path: Path) -> Path:
+    with replacing(path) as file:
+        file.write(markdown(measured).encode())
+    return path
+
+
+def markdown(measured: dict[str, Any]) -> str:
+    env = measured["environment"]
+    cuda = env.get("cuda") or {}
+    lines = ["# gpunet benchmark", "",
+             f"- machine: {env['processor']}, {env['cores']} cores, "
+             f"{(env['memory_bytes'] or 0) / 2 ** 30:.0f} GiB; {env['os']}",
+             f"- load average when the run ended: {_load(env.get('load_average'))}",
+             f"- thread pools: {_thread_pools(env.get('thread_pools') or [])}",
+             f"- GPU: {cuda.get('name') or 'none (' + str(cuda.get('reason')) + ')'}",
+             f"- Python {env['python']}, gpunet {env['gpunet']}, NumPy {env['numpy']}, "
+             f"CuPy {env['cupy']}, PyTorch {env['torch']}", "",
+             _noise_note(measured["results"]), ""]
+    lines += _training_table([r for r in measured["results"] if r.get("case") == "train"])
+    lines += _op_table([r for r in measured["results"] if r.get("case") == "op"])
+    if measured.get("skipped"):
+        lines += ["## Not measured", ""] + [f"- {reason}" for reason in measured["skipped"]] + [""]
+    return "\n".join(lines)
+
+
+def _load(load: list[float] | None) -> str:
+    """E.g. '2.91 / 2.19 / 1.76 (1 / 5 / 15 min)'."""
+    return f"{' / '.join(f'{x:.2f}' for x in load)} (1 / 5 / 15 min)" if load else "unknown"
+
+
+def _thread_pools(pools: list[dict[str, Any]]) -> str:
+    """One entry per library, e.g. 'openblas 0.3.31 (blas, pthreads): 2 threads'."""
+    return "; ".join(map(_thread_pool, pools)) or "none loaded"
+
+
+def _thread_pool(pool: dict[str, Any]) -> str:
+    kind = ", ".join(filter(None, (pool["user_api"], pool.get("threading_layer"))))
+    return f"{pool['internal_api']} {pool.get('version')} ({kind}): {pool['num_threads']} threads"
+
+
+def _noise_note(results: list[dict[str, Any]]) -> str:
+    """How many measurements are noisy, and what that means; or that none is."""
+    timed = [r for r in results if "noisy" in r]
+    noisy = sum(r["noisy"] for r in timed)
+    rule = (f"readings spread by more than {NOISY_SPREAD:.0%} of their median "
+            f"((max - min) / median)")
+    if not noisy:
+        return f"No measurement is noisy: none of the {len(timed)} has {rule}."
+    return (f"{NOISY_MARK} marks the {noisy} of {len(timed)} measurements whose {rule}: "
+            "something else used the machine while they ran, so their medians may be off; "
+            "rerun them before trusting them.")
+
+
+def _training_table(records: list[dict[str, Any]]) -> list[str]:
+    if not records:
+        return []
+    lines = ["## Training throughput (samples/s, median)", "",
+             "| model | batch | peer | backend | timed | samples/s | time min / median / max "
+             "| spread | step memory | roofline |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in sorted(records, key=lambda r: (r["model"], r["batch_size"], r["peer"], r["backend"],
+                                            r["what"] != "step")):
+        roof = r.get("roofline")
+        bound = f"{roof['fraction_of_roofline']:.1%} ({roof['limit']})" if roof else ""
+        spread = f"{r['spread']:.0%}" if "spread" in r else ""
+        lines.append(f"| {r['model']} | {r['batch_size']} | {r['peer']} | {r['backend']} "
+                     f"| {r['what']} | {r['samples_per_s']:,.0f}{_mark(r)} | {_times(r)} "
+                     f"| {spread} | {_memory(r)} | {bound} |")
+    return lines + [""]
+
+
+def _op_table(records: list[dict[str, Any]]) -> list[str]:
+    if not records:
+        return []
+    pairs: dict[tuple, dict[str, Any]] = {}
+    for r in records:
+        pairs.setdefault((r["op"], r["backend"], r["size"]), {})[r["variant"]] = r
+    lines = ["## Operations (achieved GB/s, median)", "",
+             "| op | backend | elements | kernel GB/s | kernel time min / median / max "
+             "| expression GB/s | expression time min / median / max | kernel speed-up |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (op, backend, size), variants in pairs.items():
+        kernel, expression = variants.get("kernel"), variants.get("expression")
+        speedup = (f"{expression['median_s'] / kernel['median_s']:.2f}x"
+                   if kernel and expression else "")
+        lines.append(f"| {op} | {backend} | {size:.0e} | {_gbps(kernel)} | {_times(kernel)} "
+                     f"| {_gbps(expression)} | {_times(expression)} | {speedup} |")
+    return lines + [""]
+
+
+def _mark(record: dict[str, Any]) -> str:
+    return f" {NOISY_MARK}" if record.get("noisy") else ""
+
+
+def _gbps(record: dict[str, Any] | None) -> str:
+    return f"{record['gb_per_s']:.2f}{_mark(record)}" if record else ""
+
+
+def _times(record: dict[str, Any] | None) -> str:
+    """Seconds per call, min / median / max in one unit, e.g. '181 / 186 / 250 µs'."""
+    if not record:
+        return ""
+    if "min_s" not in record:
+        return f"extrapolated from {record['extrapolated_from_s']:.3g} s"
+    scale, unit = next(((s, u) for s, u in UNITS if record["median_s"] >= s), UNITS[-1])
+    values = (record[key] / scale for key in ("min_s", "median_s", "max_s"))
+    return " / ".join(f"{v:,.0f}" if v >= 1000 else f"{v:.3g}" for v in values) + f" {unit}"
+
+
+def _memory(record: dict[str, Any]) -> str:
+    """The step's memory and how it was measured, e.g. '1.25 MiB (tracemalloc peak)'."""
+    n = record.get("step_memory_bytes")
+    return "" if n is None else f"{n / 2 ** 20:.2f} MiB ({record['step_memory_measure']})"
