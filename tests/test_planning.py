@@ -102,7 +102,12 @@ def planned_deep_step(backend, batch=128):
     x, labels = mnist_like(batch)
     x, y = backend.asarray(x), gpunet.one_hot_encode(labels, backend=backend)
     metrics = EpochMetrics(backend, batch, batch)
-    return lambda: plan.run(x, y, metrics.losses, metrics.hits)
+
+    def step():
+        plan.run(x, y, metrics.losses, metrics.hits)
+
+    step.model = model  # the plan holds its model only weakly
+    return step
 
 
 def test_a_deep_model_step_is_15_backend_calls(numpy_backend):
@@ -215,3 +220,15 @@ def test_planned_steps_on_the_gpu_match_the_cpu(numpy_backend, name):
     cpu = train(numpy_backend, name, 16, planned=True)
     for a, b in zip(gpu, cpu, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_plan_does_not_keep_its_model_alive(numpy_backend):
+    import gc
+    import weakref
+
+    model = model_of("deep", numpy_backend)
+    planning.plan_step(model, gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.1), numpy_backend, 8)
+    gone = weakref.ref(model)
+    del model
+    gc.collect()
+    assert gone() is None

@@ -22,7 +22,9 @@ class StepPlan:
 
     def __init__(self, model: Layer, stages: list[DenseStage], loss: Loss, optimizer: Optimizer,
                  backend: Backend, batch: int) -> None:
-        self.model, self.stages, self.optimizer, self.backend = model, stages, optimizer, backend
+        # the model only weakly: _PLANS keeps this plan for as long as the model lives
+        self.model = weakref.ref(model)
+        self.stages, self.optimizer, self.backend = stages, optimizer, backend
         self.batch = batch
         self.dtype = stages[0].linear.w.dtype
         self.scale = loss.batch_scale(batch)
@@ -56,7 +58,7 @@ class StepPlan:
             b.gemm(dz, inputs[i], out=stage.linear.w_grad, trans_a=True)
             if i:
                 b.gemm(dz, stage.linear.w, out=self.output_grads[i - 1])
-        self.optimizer.step(self.model)
+        self.optimizer.step(self.model())
 
 
 def plan_step(model: Layer, loss: Loss, optimizer: Optimizer, backend: Backend,
