@@ -13,6 +13,8 @@ from gpunet.bench.peers import (notebook_samples_per_second, torch_trainer, torc
                               torch_version)
 from gpunet.models import NOTEBOOK_RATES
 
+NO_TORCH = "PyTorch is not installed: the optional PyTorch peer (pip install torch)"
+
 LR, MO = NOTEBOOK_RATES
 
 
@@ -109,7 +111,7 @@ def test_without_torch_the_reason_is_given(monkeypatch):
 
 
 def test_torch_availability_per_device():
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason=NO_TORCH)
     assert torch_version() == torch.__version__
     assert torch_unavailable("cpu") is None
     if torch.cuda.is_available():
@@ -123,7 +125,7 @@ def test_torch_availability_per_device():
 @pytest.mark.parametrize("model", ["logistic", "deep", "wide"])
 @pytest.mark.parametrize("batch_size", [1, 32])
 def test_torch_step_and_epoch_train_gpunets_model(model, batch_size):
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason=NO_TORCH)
     trainer = torch_trainer(model, batch_size, *mnist_like(48))
     assert (trainer.name, trainer.device) == ("torch", "cpu")
     initial = [p.detach().clone() for p in trainer.net.parameters()]
@@ -140,7 +142,7 @@ def test_torch_step_and_epoch_train_gpunets_model(model, batch_size):
 def test_torch_and_the_notebook_take_the_same_steps(model):
     """Without dropout both peers are deterministic: two steps on one sample agree,
     momentum included (u starts at 0, u <- mo u + (1 - mo) g)."""
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason=NO_TORCH)
     x, y = mnist_like(1)
     trainer, net = torch_trainer(model, 1, x, y), NotebookNet(model)
     for _ in range(2):
@@ -153,7 +155,7 @@ def test_torch_and_the_notebook_take_the_same_steps(model):
 
 
 def test_torch_dropout_is_the_notebooks():
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason=NO_TORCH)
     dropout = torch_trainer("deep", 1, *mnist_like(1)).net[1]
     out = dropout(torch.full((10000,), 2.0))
     assert set(out.unique().tolist()) == {0.0, 2.0}
@@ -165,7 +167,7 @@ def test_torch_dropout_is_the_notebooks():
     (("deep", 0), "batch_size must be positive"),
 ])
 def test_torch_rejects_bad_arguments(args, message):
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason=NO_TORCH)
     x, y = mnist_like(4)
     with pytest.raises(ValueError, match=message):
         torch_trainer(*args, x, y)
