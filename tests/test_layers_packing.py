@@ -55,3 +55,11 @@ def test_a_sequential_that_adopted_its_own_arrays_still_trains(numpy_backend):
     gpunet.GradientDescent(0.5).step(model)
     for param, was, grad in zip(model.params(), before, grads, strict=True):
         np.testing.assert_allclose(param, was - 0.5 * grad, rtol=1e-6)
+
+
+def test_layers_of_two_dtypes_keep_their_own_arrays(numpy_backend):
+    """No flat buffer for float32 and float64 parameters together: each keeps its dtype."""
+    model = gpunet.Sequential([gpunet.Linear(3, 2, backend=numpy_backend),
+                               gpunet.Linear(2, 2, dtype="float64", backend=numpy_backend)])
+    assert model.flat() is None
+    assert [p.dtype for p in model.params()] == [np.float32] * 2 + [np.float64] * 2

@@ -158,11 +158,13 @@ def test_losses_keep_float32(backend):
 @pytest.mark.parametrize("loss_class", LOSSES)
 def test_shape_mismatch_names_both_shapes(loss_class):
     loss = loss_class()
-    with pytest.raises(ValueError, match=r"predicted shape \(2, 3\) does not match actual shape \(2, 4\)"):
+    with pytest.raises(ValueError, match=rf"^{loss_class.__name__}: predicted shape \(2, 3\) "
+                                         r"does not match actual shape \(2, 4\)$"):
         loss.loss(np.ones((2, 3)), np.ones((2, 4)))
     with pytest.raises(ValueError, match=r"predicted shape \(3,\) does not match actual shape \(2,\)"):
         loss.gradient([1.0, 2.0, 3.0], [1.0, 2.0])
-    with pytest.raises(ValueError, match=r"got shape \(2, 2, 2\)"):
+    with pytest.raises(ValueError, match=rf"^{loss_class.__name__}: expected one sample \(D,\) "
+                                         r"or a batch \(N, D\), got shape \(2, 2, 2\)$"):
         loss.loss(np.ones((2, 2, 2)), np.ones((2, 2, 2)))
 
 
@@ -174,3 +176,12 @@ def test_reprs():
 def test_unknown_reduction():
     with pytest.raises(ValueError, match="'avg'.*mean, sum"):
         gpunet.SSE("avg")
+
+
+@pytest.mark.parametrize("loss_class", LOSSES)
+def test_an_empty_batch_has_no_loss_and_an_empty_gradient(backend, loss_class):
+    losses, gradient = loss_class().sample_losses_and_gradient(
+        backend.asarray(np.zeros((0, 3))), backend.asarray(np.zeros((0, 3))))
+    assert losses.shape == (0,) and gradient.shape == (0, 3)
+    assert float(loss_class().loss(backend.asarray(np.zeros((0, 3))),
+                                   backend.asarray(np.zeros((0, 3))))) == 0.0
