@@ -20,6 +20,7 @@ from .layers import Layer, set_train
 from .losses import Loss
 from .metrics import EpochMetrics
 from .optimizers import Optimizer
+from .planning.graph import check_mode
 from .training import check_count, correct, model_backend, steps
 
 
@@ -32,6 +33,7 @@ class EpochStats:
     test_accuracy: float | None
     seconds: float                # training time, without the test evaluation
     samples_per_second: float
+    step_path: str = "eager"      # how full batches ran: eager, planned, graph (cuBLAS), ...
 
 
 def evaluate(model: Layer, loss: Loss, inputs: Any, targets: Any,
@@ -52,17 +54,20 @@ def evaluate(model: Layer, loss: Loss, inputs: Any, targets: Any,
 def fit(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any, *,
         epochs: int, batch_size: int = 1, first_epoch: int = 0, shuffle: bool = True,
         test: tuple[Any, Any] | None = None, progress: bool = True, refresh: float = 0.2,
-        on_epoch_end: Callable[[EpochStats], None] | None = None) -> list[EpochStats]:
+        on_epoch_end: Callable[[EpochStats], None] | None = None,
+        graph: str = "auto") -> list[EpochStats]:
     """Train epochs ``first_epoch + 1 .. epochs``; after each, evaluate on
     ``test`` (inputs, targets) if given and call ``on_epoch_end``. Returns the
-    history. Raises NonFiniteLoss naming the epoch and step where the loss
-    stopped being finite. Dropout is left switched off at the end."""
+    history. ``graph`` ("on", "off", "auto") says whether planned steps replay
+    as a graph (``training.steps``). Raises NonFiniteLoss naming the epoch and
+    step where the loss stopped being finite. Dropout is left switched off at the end."""
     check_count("epochs", epochs, 0)
     check_count("batch_size", batch_size, 1)
+    check_mode(graph)
     history = []
     for epoch in range(first_epoch + 1, epochs + 1):
         stats = _train_one_epoch(model, loss, optimizer, inputs, targets, epoch, epochs,
-                                 batch_size, shuffle, progress, refresh)
+                                 batch_size, shuffle, progress, refresh, graph)
         if test is not None:
             stats.test_loss, stats.test_accuracy = evaluate(model, loss, *test)
         history.append(stats)
@@ -74,7 +79,7 @@ def fit(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: An
 
 def _train_one_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any,
                      epoch: int, epochs: int, batch_size: int, shuffle: bool, progress: bool,
-                     refresh: float) -> EpochStats:
+                     refresh: float, graph: str) -> EpochStats:
     seeding.start_epoch(epoch)
     set_train(model, True)
     n = len(inputs)
@@ -83,14 +88,14 @@ def _train_one_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any
     with tqdm.tqdm(total=n, unit="sample", unit_scale=True, desc=f"epoch {epoch}/{epochs}",
                    disable=not progress, leave=True) as bar:
         for step in steps(model, loss, optimizer, inputs, targets, batch_size, shuffle=shuffle,
-                          metrics=metrics):
+                          metrics=metrics, graph=graph):
             if progress and time.perf_counter() - last_refresh >= refresh:
                 _show(bar, metrics, step.rows.stop)
                 last_refresh = time.perf_counter()
         mean_loss, accuracy = _show(bar, metrics, n)
         seconds = time.perf_counter() - start
     return EpochStats(epoch, mean_loss, accuracy, None, None, seconds,
-                      n / seconds if seconds > 0 else math.inf)
+                      n / seconds if seconds > 0 else math.inf, metrics.step_path)
 
 
 def _show(bar: tqdm.tqdm, metrics: EpochMetrics, done: int) -> tuple[float, float]:

@@ -18,10 +18,13 @@ class NonFiniteLoss(FloatingPointError):
 class EpochMetrics:
     """Each sample's loss and hit (whether its prediction was right), in the
     order the epoch takes the samples, in two device arrays. ``record`` queues
-    two small kernels and reads nothing; ``read`` is the one read-back."""
+    two small kernels and reads nothing; ``read`` is the one read-back.
+    ``step_path`` says how the full batches ran: "eager" (through the layers),
+    "planned", or "graph (...)" with the graph's matrix products."""
 
     def __init__(self, backend: Backend, samples: int, batch_size: int, epoch: int = 0) -> None:
         self.backend, self.batch_size, self.epoch = backend, batch_size, epoch
+        self.step_path = "eager"
         self.losses = backend.xp.zeros(samples, dtype="float64")
         self.hits = backend.xp.zeros(samples, dtype=bool)
 

@@ -10,6 +10,7 @@ from .losses import Loss
 from .metrics import EpochMetrics
 from .optimizers import Optimizer
 from .planning import plan_step
+from .planning.graph import check_mode, step_graph, uses_graph
 
 
 @dataclass
@@ -22,18 +23,21 @@ class Step:
 
 def steps(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any,
           batch_size: int = 1, *, shuffle: bool = False,
-          metrics: EpochMetrics | None = None) -> Iterator[Step]:
+          metrics: EpochMetrics | None = None, graph: str = "auto") -> Iterator[Step]:
     """Train on ``inputs``/``targets`` (N, D) once, ``batch_size`` rows a step,
     in order (or in a random order drawn on the device with ``shuffle``),
     yielding after each step. With batch size 1 this is the notebook's loop.
-    Each sample's loss and hit go into ``metrics`` (a new EpochMetrics if None).
+    Each sample's loss and hit go into ``metrics`` (a new EpochMetrics if None),
+    and the way full batches ran into its ``step_path``.
 
     The data move once to the model's backend (that of its first parameter),
     so no step copies between host and device, and nothing is read back. Full
     batches run as a planned step (``gpunet.planning``) where the model allows,
-    with the eager layers' numbers; others run through the layers.
+    with the eager layers' numbers, replayed as a graph per ``graph`` ("on",
+    "off", or "auto": ``planning.graph.AUTO_ON_CUPY``); others run through the layers.
     """
     check_count("batch_size", batch_size, 1)
+    check_mode(graph)
     backend = model_backend(model, inputs)
     x, y = backend.asarray(inputs), backend.asarray(targets)
     if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
@@ -44,15 +48,23 @@ def steps(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: 
         x, y = backend.asarray(x, plan.dtype), backend.asarray(y, plan.dtype)
     if metrics is None:
         metrics = EpochMetrics(backend, len(x), batch_size)
-    if shuffle:
-        order = backend.permutation(len(x))
+    order = backend.permutation(len(x)) if shuffle else None
+    replayed = step_graph(plan) if plan is not None and uses_graph(graph, backend) else None
+    if replayed is not None:  # it gathers each batch in the order itself
+        replayed.start_epoch(x, y, order, metrics)
+    elif order is not None:
         x, y = x[order], y[order]
     for start in range(0, len(x), batch_size):
         rows = slice(start, min(start + batch_size, len(x)))
-        xb, yb = x[rows], y[rows]
-        if plan is not None and len(xb) == batch_size:
-            plan.run(xb, yb, metrics.losses[rows], metrics.hits[rows])
+        full = plan is not None and rows.stop - rows.start == batch_size
+        if full and replayed is not None:
+            replayed.step()
+            metrics.step_path = replayed.path
+        elif full:
+            plan.run(x[rows], y[rows], metrics.losses[rows], metrics.hits[rows])
+            metrics.step_path = "planned"
         else:
+            xb, yb = replayed.rows(rows) if replayed is not None else (x[rows], y[rows])
             predicted = model.forward(xb)
             losses, gradient = loss.sample_losses_and_gradient(predicted, yb)
             model.backward_to_params(gradient)

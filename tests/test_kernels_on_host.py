@@ -571,6 +571,79 @@ def test_update_with_a_gradient_of_another_dtype(kernels, cpu, op, param_dtype, 
         check(got, expected, precision=np.float32)
 
 
+# A graph step (gpunet/planning/graph.py): its per-step values read from the state.
+@covers(*(dense_kernel("forward", activation, True, from_state=True)
+          for activation in ACTIVATIONS))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_dense_forward_from_state(kernels, cpu, activation, dtype):
+    """The draws start at counter state[1] + skip, the mask bit for bit the one
+    drawn eagerly from there, and the backend's own counters stay as they were."""
+    z = draw((7, 3), dtype, seed=8, extremes=EXTREMES)
+    bias = draw(3, dtype, -1.0, 1.0, seed=9)
+    state = np.array([5, 678], np.uint64)
+
+    def forward(backend: Any, from_state: bool) -> tuple[np.ndarray, np.ndarray, int]:
+        backend.restart(12345, 0 if from_state else 678 + 40)
+        y, mask = np.empty_like(z), np.empty_like(z)
+        backend.dense_forward(z.copy(), bias, y, activation=activation, dropout=(0.3, 2.0),
+                              mask=mask, state=(state, 40) if from_state else None)
+        return y, mask, backend.drawn
+
+    with np.errstate(all="ignore"):
+        (y, mask, drawn), (cpu_y, cpu_mask, cpu_drawn) = (forward(b, True) for b in (kernels, cpu))
+        _, eager_mask, _ = forward(cpu, False)
+    assert drawn == cpu_drawn == 0
+    np.testing.assert_array_equal(mask, cpu_mask)
+    np.testing.assert_array_equal(mask, eager_mask)
+    check(y, cpu_y)
+
+
+@covers("gather_rows")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("offset", [0, 3, 6])
+def test_gather_rows(kernels, cpu, offset, dtype):
+    """Rows order[offset:offset + B] of the data: the epoch's shuffled copy's rows."""
+    source = draw((10, 4), dtype, seed=14)
+    order = np.random.default_rng(15).permutation(10)
+    state = np.array([offset, 99], np.uint64)
+    got, expected = (b.gather_rows(source, order, state, np.empty((4, 4), dtype))
+                     for b in (kernels, cpu))
+    np.testing.assert_array_equal(got, source[order][offset:offset + 4])
+    np.testing.assert_array_equal(expected, got)
+
+
+@covers("place_step")
+def test_place_step(kernels, cpu):
+    """A step's losses and hits land at the offset in the epoch's, the rest untouched."""
+    losses, hits = np.array([1.5, 2.5, 3.5]), np.array([True, False, True])
+    state = np.array([4, 99], np.uint64)
+    for backend in (kernels, cpu):
+        all_losses, all_hits = np.zeros(9), np.zeros(9, bool)
+        backend.place_step(losses, hits, state, all_losses, all_hits)
+        np.testing.assert_array_equal(all_losses, [0, 0, 0, 0, 1.5, 2.5, 3.5, 0, 0])
+        np.testing.assert_array_equal(all_hits, [0, 0, 0, 0, 1, 0, 1, 0, 0])
+
+
+@covers("gemm")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (False, True), (True, False)])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (7, 5, 3), (16, 30, 10)])
+def test_fallback_gemm(kernels, cpu, shape, trans_a, trans_b, dtype):
+    """The GEMM kernel a capture falls back on, on the transposed views a planned
+    step passes: within the rounding a sum of k products may have."""
+    m, k, n = shape
+    a = draw((k, m) if trans_a else (m, k), dtype, seed=16)
+    b = draw((n, k) if trans_b else (k, n), dtype, seed=17)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels, "captured_gemm", "fallback GEMM", raising=False)
+        out = np.full((m, n), np.nan, dtype)
+        assert kernels.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b) is out
+    a, b = (a.T if trans_a else a).astype(np.float64), (b.T if trans_b else b).astype(np.float64)
+    bound = k * np.finfo(dtype).eps * (np.abs(a) @ np.abs(b))
+    assert (np.abs(out - a @ b) <= bound).all()
+
+
 def test_every_kernel_is_checked():
     assert CHECKED == set(KERNELS)
 

@@ -69,6 +69,12 @@ DRAW_MASK = (
     " bits = (bits ^ (bits >> 27)) * 0x94D049BB133111EBull; bits ^= bits >> 31;"
     " const T u = T(bits >> 40) * (T(1) / T(16777216)); mask = u >= p ? scale : T(0);")
 
+# A graph step's state on the device (uint64): the step's first row in the
+# epoch's order, and its first dropout counter; a dense stage's draws start
+# ``skip`` counters after the step's.
+STATE_DRAW_PARAMS = "uint64 key, raw uint64 state, uint64 skip, T p, T scale"
+STATE_FIRST = "const unsigned long long first = state[1] + skip;"
+
 Entry = Callable[[str], str]  # a row's entry at an index, as C: e.g. "p[row + {}]".format
 
 
@@ -103,20 +109,27 @@ def _softmax_cross_entropy(logit: Entry, hit: bool) -> str:
     ])
 
 
-def dense_kernel(direction: str, activation: str | None, dropout: bool) -> str:
+def dense_kernel(direction: str, activation: str | None, dropout: bool,
+                 from_state: bool = False) -> str:
     """The name in ``KERNELS`` of a dense stage's ``direction`` ("forward" or
-    "backward") kernel for ``activation`` (None: none), with dropout or not."""
-    return f"dense_{direction}_{activation or 'identity'}" + ("_dropout" if dropout else "")
+    "backward") kernel for ``activation`` (None: none), with dropout or not,
+    its counter from a graph step's state or not."""
+    return (f"dense_{direction}_{activation or 'identity'}" + ("_dropout" if dropout else "")
+            + ("_from_state" if from_state else ""))
 
 
-def _dense_forward(activation: str | None, dropout: bool) -> tuple[str, str, str, str]:
-    """y = activation((z + bias) * mask), the mask drawn as ``dropout`` draws it;
-    each element's z is read before its y is written, so y may be z."""
+def _dense_forward(activation: str | None, dropout: bool,
+                   from_state: bool = False) -> tuple[str, str, str, str]:
+    """y = activation((z + bias) * mask), the mask drawn as ``dropout`` draws it
+    (its first counter read from ``state`` with ``from_state``); each element's
+    z is read before its y is written, so y may be z."""
     forward, _ = ACTIVATIONS[activation] if activation else IDENTITY
-    return (dense_kernel("forward", activation, dropout),
-            "T z, T bias" + (f", {DRAW_PARAMS}" if dropout else ""),
+    draw = f"{STATE_FIRST} {DRAW_MASK}" if from_state else DRAW_MASK
+    return (dense_kernel("forward", activation, dropout, from_state),
+            "T z, T bias" + (f", {STATE_DRAW_PARAMS if from_state else DRAW_PARAMS}"
+                             if dropout else ""),
             "T y" + (", T mask" if dropout else ""),
-            "T x = z + bias;" + (f" {DRAW_MASK} x *= mask;" if dropout else "") + f" {forward}")
+            "T x = z + bias;" + (f" {draw} x *= mask;" if dropout else "") + f" {forward}")
 
 
 def _dense_backward(activation: str | None, dropout: bool) -> tuple[str, str, str, str]:
@@ -170,6 +183,21 @@ KERNELS: dict[str, KernelSpec] = _specs(
     ("dense_softmax_cross_entropy", "raw T z, raw T bias, raw T a, int64 k, T scale",
      "float64 loss, bool hit, raw T g",
      _softmax_cross_entropy("(z[row + {0}] + bias[{0}])".format, hit=True)),
+    # A graph step (gpunet/planning/graph.py): its dropout stages drawing from the
+    # counter in its state; the batch gathered from rows order[offset:offset + B]
+    # of the (N, width) data; each sample's loss and hit placed at the offset in
+    # the epoch's metrics; the fallback product c = a b of C-order (rows, depth)
+    # and (depth, columns) views where cuBLAS cannot be captured, a thread per entry.
+    *(_dense_forward(activation, True, from_state=True) for activation in (None, *ACTIVATIONS)),
+    ("gather_rows", "raw T source, raw int64 order, raw uint64 state, int64 width", "T batch",
+     "const ptrdiff_t row = (ptrdiff_t)order[(ptrdiff_t)state[0] + i / width];"
+     " batch = source[row * width + i % width]"),
+    ("place_step", "float64 loss, bool hit, raw uint64 state", "raw float64 losses, raw bool hits",
+     "const ptrdiff_t at = (ptrdiff_t)state[0] + i; losses[at] = loss; hits[at] = hit"),
+    ("gemm", "raw T a, raw T b, int64 depth, int64 columns", "T c",
+     "const ptrdiff_t row = i / columns, column = i % columns; T sum = T(0);"
+     " for (ptrdiff_t j = 0; j < depth; ++j) sum += a[row * depth + j] * b[j * columns + column];"
+     " c = sum"),
 )
 
 

@@ -6,6 +6,7 @@ from importlib import metadata
 
 from ..backend import ENV_VAR, UnknownBackend, backend_name, cuda_status, explain_auto
 from ..backend.cuda_probe import device_properties
+from ..planning.graph import explain_auto_graph
 
 
 def add_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -27,6 +28,7 @@ def run_info(args: argparse.Namespace) -> int:
     else:
         print(f"cupy backend: unavailable: {status.reason}")
     print(explain_auto())
+    print(explain_auto_graph())
     try:
         print(f"default backend: {backend_name()} (from ${ENV_VAR}, else auto)")
     except UnknownBackend as exc:

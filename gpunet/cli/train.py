@@ -20,6 +20,7 @@ from ..losses import SoftmaxCrossEntropy
 from ..models import PRESETS, default_rates, mnist_model
 from ..optimizers import (GradientDescent, Momentum, Optimizer, valid_learning_rate,
                           valid_momentum)
+from ..planning.graph import MODES
 from .data import DEFAULT_DATASET, check_fits, load_data
 from .options import (checked_number, count, data_options, distinct_files, open_backend, os_error,
                       writable_path)
@@ -61,6 +62,9 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
                           "(with --save to keep what it trains)")
     cmd.add_argument("--metrics", type=writable_path, default=None, metavar="FILE.json",
                      help="write the history and final test accuracy as JSON")
+    cmd.add_argument("--graph", choices=MODES, default="auto",
+                     help="replay each full batch's planned step as a CUDA graph (on numpy: "
+                          "its CPU stand-in); auto: as `gpunet info` says (default auto)")
     cmd.set_defaults(run=run_train)
 
 
@@ -107,7 +111,7 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         fit(model, loss, optimizer, data.train_x, data.train_y, epochs=config["epochs"],
             batch_size=config["batch_size"], first_epoch=done, test=(data.test_x, data.test_y),
-            progress=not args.quiet, on_epoch_end=end_of_epoch)
+            progress=not args.quiet, on_epoch_end=end_of_epoch, graph=args.graph)
     except (NonFiniteLoss, KeyboardInterrupt, OSError) as exc:  # OSError: a failed write
         kept = f"the last good checkpoint is {args.save}" if args.save and args.save.exists() \
             else "no checkpoint was written"

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import weakref
+from typing import TYPE_CHECKING
 
 from ..backend import Array, Backend
 from ..layers import Layer
 from ..losses import Loss, SoftmaxCrossEntropy
 from ..optimizers import GradientDescent, Momentum, Optimizer
 from .stages import DenseStage, dense_stages
+
+if TYPE_CHECKING:
+    from .graph import StepGraph
 
 OPTIMIZERS = (GradientDescent, Momentum)
 
@@ -36,16 +40,25 @@ class StepPlan:
         self.masks = [buffer(s) if s.dropout else None for s in stages]
         self.fused_grads = [buffer(s) if s.dropout or s.activation else None for s in stages]
         self.output_grads = [buffer(s) for s in stages]  # dL/d(stage output)
+        # The dropout counters a step draws, and where each stage's start after the step's first.
+        sizes = [batch * s.linear.output_dim if s.dropout else 0 for s in stages]
+        self.counters = sum(sizes)
+        self.skips = [sum(sizes[:i]) for i in range(len(stages))]
+        self.graph: StepGraph | None = None  # made by graph.step_graph on first use
 
-    def run(self, x: Array, targets: Array, losses: Array, hits: Array) -> None:
+    def run(self, x: Array, targets: Array, losses: Array, hits: Array,
+            state: Array | None = None) -> None:
         """Train on the batch ``x``, ``targets`` (``batch`` rows, in the plan's
-        dtype); each sample's loss goes into ``losses`` and its hit into ``hits``."""
+        dtype); each sample's loss goes into ``losses`` and its hit into ``hits``.
+        With a graph step's ``state`` the dropout counters are read from it
+        (``dense_forward``), and the backend's are left alone."""
         b, stages, outputs = self.backend, self.stages, self.outputs
         inputs = [x, *outputs[:-1]]
-        for stage, z, h, mask in zip(stages[:-1], outputs, inputs, self.masks):
+        for stage, z, h, mask, skip in zip(stages[:-1], outputs, inputs, self.masks, self.skips):
             b.gemm(h, stage.linear.w, out=z, trans_b=True)
             b.dense_forward(z, stage.linear.b, z, activation=stage.activation,
-                            dropout=stage.dropout_args, mask=mask)
+                            dropout=stage.dropout_args, mask=mask,
+                            state=None if state is None or not stage.dropout else (state, skip))
         last = stages[-1].linear
         b.gemm(inputs[-1], last.w, out=outputs[-1], trans_b=True)
         b.dense_softmax_cross_entropy(outputs[-1], last.b, targets, self.scale,

@@ -1,0 +1,126 @@
+"""A planned step replayed as a graph: what varies per step lives on the device.
+
+The step gathers its batch, rows order[offset:offset + B] of the epoch's data,
+into buffers of its own, runs ``StepPlan.run`` with its dropout counters read
+from the same state, places each sample's loss and hit at the offset in the
+epoch's metrics, and advances the state (offset += B, counter += the step's
+draws): so one recording of it serves every full batch of an epoch. After one
+eager warm-up step, the backend captures it (``capture``: a CUDA graph on CuPy,
+the recorded calls on NumPy); an epoch whose arrays or random key differ
+captures again. The host keeps its own counters in step by arithmetic, so the
+tail batch, run eagerly through the layers, draws where it would have.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..backend import Array, Backend
+from ..backend.fused import GraphCaptureError, Replay
+from ..metrics import EpochMetrics
+from .step import StepPlan
+
+MODES = ("on", "off", "auto")
+# What --graph auto does on CuPy: False until scripts/gpu_check.sh has shown
+# graph replay equal to the eager planned step on a GPU.
+AUTO_ON_CUPY = False
+
+
+def check_mode(graph: Any) -> str:
+    """``graph`` if it is one of MODES; ValueError otherwise."""
+    if graph not in MODES:
+        raise ValueError(f"graph must be one of {', '.join(MODES)}, got {graph!r}")
+    return graph
+
+
+def uses_graph(graph: str, backend: Backend) -> bool:
+    """Whether mode ``graph`` replays planned steps as a graph on ``backend``."""
+    return check_mode(graph) == "on" or (graph == "auto" and AUTO_ON_CUPY
+                                         and backend.name == "cupy")
+
+
+def explain_auto_graph() -> str:
+    """One line: what ``--graph auto`` does, and why."""
+    if AUTO_ON_CUPY:
+        return "graph auto -> CUDA graph replay of the planned step on cupy, no graph on numpy"
+    return ("graph auto -> the planned step without a graph: CUDA graph replay awaits its "
+            "parity check on a GPU (scripts/gpu_check.sh); --graph on uses it")
+
+
+class StepGraph:
+    """``plan``'s step for graph replay: its batch buffers, the state (uint64:
+    the step's first row in the epoch's order, its first dropout counter), and
+    the captured step while the epoch's arrays stay the same."""
+
+    def __init__(self, plan: StepPlan) -> None:
+        b, xp, batch = plan.backend, plan.backend.xp, plan.batch
+        self.plan, self.backend = plan, b
+        self.x = xp.empty((batch, plan.stages[0].linear.input_dim), plan.dtype)
+        self.y = xp.empty((batch, plan.stages[-1].linear.output_dim), plan.dtype)
+        self.losses, self.hits = xp.empty(batch, "float64"), xp.empty(batch, bool)
+        self.state = xp.zeros(2, np.uint64)
+        self.delta = xp.asarray(np.array([batch, plan.counters], np.uint64))
+        self.warm, self.replay, self.bound = False, None, ()
+        self.path = "planned"  # until a capture succeeds
+
+    def start_epoch(self, x: Array, y: Array, order: Array | None,
+                    metrics: EpochMetrics) -> None:
+        """Bind the epoch's data ``x``, ``y`` (in the plan's dtype), its order (None:
+        as they are) and metrics, and set the state to row 0 and the backend's
+        next counter (one small copy to the device)."""
+        b = self.backend
+        order = b.xp.arange(len(x), dtype=np.int64) if order is None else order
+        bound = (x, y, order, metrics.losses, metrics.hits, b.key)
+        if len(bound) != len(self.bound) or any(a is not c for a, c in zip(bound, self.bound)):
+            self.replay = None  # the captured step holds the old arrays and key
+        self.bound = bound
+        self.state[...] = b.xp.asarray(np.array([0, b.drawn], np.uint64))
+
+    def rows(self, rows: slice) -> tuple[Array, Array]:
+        """The inputs and targets at positions ``rows`` of the epoch's order."""
+        x, y, order = self.bound[:3]
+        index = order[rows]
+        return x[index], y[index]
+
+    def step(self) -> None:
+        """The next full batch: eagerly the first time, then captured once per
+        epoch and replayed."""
+        if self.replay is not None:
+            self.replay()
+        elif self.warm:
+            self.replay, self.path = capture(self.backend, self.record)
+        else:
+            self.record()
+            self.warm = True
+        self.backend.take_counters(self.plan.counters)
+
+    def record(self) -> None:
+        """The step's backend operations, every per-step value read from the state."""
+        b, state = self.backend, self.state
+        x, y, order, losses, hits, _ = self.bound
+        b.gather_rows(x, order, state, self.x)
+        b.gather_rows(y, order, state, self.y)
+        self.plan.run(self.x, self.y, self.losses, self.hits, state=state)
+        b.place_step(self.losses, self.hits, state, losses, hits)
+        b.advance(state, self.delta)
+
+
+def capture(backend: Backend, record: Replay) -> tuple[Replay, str]:
+    """(replay, path): ``record`` captured with the first of the backend's
+    GRAPH_GEMMS that captures, and run once; when none does, ``record`` itself
+    (the planned step, run eagerly each time)."""
+    for gemm in backend.GRAPH_GEMMS:
+        try:
+            return backend.capture(record, gemm), f"graph ({gemm})"
+        except GraphCaptureError:
+            continue
+    record()
+    return record, "planned"
+
+
+def step_graph(plan: StepPlan) -> StepGraph:
+    """``plan``'s StepGraph, made on first use and kept with it."""
+    if plan.graph is None:
+        plan.graph = StepGraph(plan)
+    return plan.graph

@@ -1,0 +1,231 @@
+"""Graph replay of the planned step, on the CPU: the NumPy stand-in records the
+step's operations as it runs once and replays them with the same arguments, so
+everything that varies per step must come from the device state, as in a CUDA
+graph. It gives the planned step's numbers bit for bit."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import gpunet
+from gpunet import training
+from gpunet.backend.fused import GraphCaptureError
+from gpunet.bench.trainers import mnist_like
+from gpunet.metrics import EpochMetrics
+from gpunet.planning import graph as graphs
+from test_cli_errors import gpunet_cli
+from test_planning import model_of
+
+MODELS = ["logistic", "deep", "wide", "sigmoid-inverted", "relu-dropout"]
+
+
+def train(backend, name, batch_size, graph, *, epochs=3, samples=70, model=None):
+    """Parameters, each epoch's losses and hits, the last step's dropout masks,
+    and each epoch's step_path, after shuffled epochs of ``samples``."""
+    model = model or model_of(name, backend)
+    gpunet.set_train(model, True)
+    optimizer = gpunet.Momentum(0.1, 0.9)
+    x, labels = mnist_like(samples)
+    y = gpunet.one_hot_encode(labels, backend=backend)
+    records, paths = [], []
+    for epoch in range(1, epochs + 1):
+        gpunet.seeding.start_epoch(epoch)
+        metrics = EpochMetrics(backend, len(x), batch_size, epoch)
+        for _ in training.steps(model, gpunet.SoftmaxCrossEntropy(), optimizer, x, y, batch_size,
+                                shuffle=True, metrics=metrics, graph=graph):
+            pass
+        records += [metrics.losses.copy(), metrics.hits.copy()]
+        paths.append(metrics.step_path)
+    plan = gpunet.planning.step._PLANS.get(model)
+    masks = [m.copy() for m in plan.masks if m is not None] if plan else []
+    return [p.copy() for p in model.params()] + records + masks, paths
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("batch_size", [1, 16, 35])
+def test_graph_replay_gives_the_planned_steps_numbers_bit_for_bit(numpy_backend, name,
+                                                                    batch_size):
+    """Three shuffled epochs of 70: the tail batch (70 = 4 x 16 + 6) eager, the
+    per-epoch reseed captured again, dropout notebook-style and inverted."""
+    replayed, paths = train(numpy_backend, name, batch_size, "on")
+    planned, planned_paths = train(numpy_backend, name, batch_size, "off")
+    for a, b in zip(replayed, planned, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert paths == ["graph (stand-in)"] * 3 and planned_paths == ["planned"] * 3
+
+
+def test_the_warm_up_step_runs_eagerly(numpy_backend):
+    """One full batch in the first epoch: only the warm-up; captured from the second."""
+    _, paths = train(numpy_backend, "deep", 70, "on")
+    assert paths == ["planned", "graph (stand-in)", "graph (stand-in)"]
+
+
+def test_the_state_advances_by_a_batch_and_its_draws_each_step(numpy_backend):
+    model = model_of("deep", numpy_backend)
+    start = []
+    real = graphs.StepGraph.start_epoch
+
+    def starting(self, *args):
+        real(self, *args)
+        start.append(self.state.copy())
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(graphs.StepGraph, "start_epoch", starting)
+        train(numpy_backend, "deep", 16, "on", epochs=2, model=model)
+    plan = gpunet.planning.step._PLANS[model]
+    assert plan.counters == 16 * 30 + 16 * 10  # the deep model's two dropout stages
+    assert plan.skips == [0, 16 * 30, 16 * 40]
+    (offset, counter), epoch_start = plan.graph.state, start[-1]
+    assert epoch_start[0] == 0 and epoch_start[1] == 70  # after the shuffle's 70 draws
+    assert (offset, counter) == (4 * 16, 70 + 4 * plan.counters)
+    assert numpy_backend.drawn == counter + 6 * 40  # and the eager tail of 6 rows
+
+
+def test_a_new_batch_size_plans_and_captures_again(numpy_backend):
+    results = {}
+    for graph in ("on", "off"):
+        model = model_of("relu-dropout", numpy_backend)
+        first, _ = train(numpy_backend, None, 16, graph, epochs=1, model=model)
+        plan = gpunet.planning.step._PLANS[model]
+        second, paths = train(numpy_backend, None, 10, graph, epochs=2, model=model)
+        replanned = gpunet.planning.step._PLANS[model]
+        assert replanned is not plan and replanned.batch == 10
+        if graph == "on":
+            assert replanned.graph is not plan.graph and replanned.graph.x.shape[0] == 10
+            assert paths == ["graph (stand-in)"] * 2
+        results[graph] = first + second
+    for a, b in zip(results["on"], results["off"], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_stand_in_replays_the_recorded_arguments(numpy_backend):
+    """A value the step took from the host is replayed as recorded, as a graph would."""
+    state, delta = np.zeros(2, np.uint64), np.array([3, 5], np.uint64)
+    replay = numpy_backend.capture(lambda: numpy_backend.advance(state, delta), "stand-in")
+    np.testing.assert_array_equal(state, [3, 5])
+    replay()
+    replay()
+    np.testing.assert_array_equal(state, [9, 15])
+    assert "advance" not in vars(numpy_backend)  # the recording is undone
+
+
+class FakeBackend:
+    """Captures fail for the GEMMs named in ``failing``, before running anything."""
+    GRAPH_GEMMS = ("cuBLAS", "fallback GEMM")
+
+    def __init__(self, failing):
+        self.failing, self.tried = failing, []
+
+    def capture(self, record, gemm):
+        self.tried.append(gemm)
+        if gemm in self.failing:
+            raise GraphCaptureError(f"{gemm}: refused")
+        record()
+        return record
+
+
+@pytest.mark.parametrize("failing, tried, path", [
+    ((), ["cuBLAS"], "graph (cuBLAS)"),
+    (("cuBLAS",), ["cuBLAS", "fallback GEMM"], "graph (fallback GEMM)"),
+    (("cuBLAS", "fallback GEMM"), ["cuBLAS", "fallback GEMM"], "planned")])
+def test_a_failed_cublas_capture_falls_back_to_the_gemm_kernel(failing, tried, path):
+    """The step runs once either way; with no capture, eagerly each time."""
+    backend, ran = FakeBackend(failing), []
+    replay, got = graphs.capture(backend, lambda: ran.append(1))
+    assert (got, backend.tried, len(ran)) == (path, tried, 1)
+    replay()
+    assert len(ran) == 2
+
+
+def test_auto_is_the_planned_step_without_a_graph_until_checked_on_a_gpu(numpy_backend):
+    assert not graphs.AUTO_ON_CUPY
+    assert not graphs.uses_graph("auto", numpy_backend)
+    assert graphs.uses_graph("on", numpy_backend) and not graphs.uses_graph("off", numpy_backend)
+    _, paths = train(numpy_backend, "deep", 16, "auto", epochs=1)
+    assert paths == ["planned"]
+
+
+@pytest.mark.parametrize("bad", ["yes", None, True])
+def test_a_bad_graph_mode_is_refused(numpy_backend, bad):
+    x, y = np.zeros((4, 784), np.float32), np.eye(10, dtype=np.float32)[[0, 1, 2, 3]]
+    model = model_of("deep", numpy_backend)
+    with pytest.raises(ValueError, match=f"graph must be one of on, off, auto, got {bad!r}"):
+        gpunet.fit(model, gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.1, 0.9), x, y,
+                   epochs=1, graph=bad, progress=False)
+
+
+def test_train_graph_on_runs_the_stand_in_on_numpy(fashion_dir, tmp_path):
+    metrics = tmp_path / "run.json"
+    done = gpunet_cli("train", "--dataset", "fashion-mnist", "--train-subset", "300",
+                      "--test-subset", "100", "--batch-size", "64", "--epochs", "2",
+                      "--backend", "numpy", "--quiet", "--graph", "on",
+                      "--metrics", str(metrics))
+    assert done.returncode == 0, done.stderr
+    history = json.loads(metrics.read_text())["history"]
+    assert [h["step_path"] for h in history] == ["graph (stand-in)"] * 2
+
+
+def test_train_refuses_a_bad_graph_value():
+    done = gpunet_cli("train", "--graph", "maybe", "--backend", "numpy")
+    assert done.returncode == 2
+    assert "argument --graph: invalid choice: 'maybe'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_info_says_what_graph_auto_does():
+    done = gpunet_cli("info")
+    assert done.returncode == 0
+    assert graphs.explain_auto_graph() in done.stdout.splitlines()
+
+
+# On a GPU (scripts/gpu_check.sh): a CUDA graph, against the planned step run eagerly.
+@pytest.fixture
+def gpu() -> gpunet.Backend:
+    return gpunet.get_backend("cupy")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["deep", "relu-dropout"])
+def test_cuda_graph_replay_equals_the_eager_planned_step(gpu, numpy_backend, name):
+    """Parameters after the epochs within 1e-6 relative, the same dropout masks
+    and shuffles (hits) as the NumPy backend's graph stand-in."""
+    replayed, paths = train(gpu, name, 16, "on")
+    planned, _ = train(gpu, name, 16, "off")
+    on_cpu, _ = train(numpy_backend, name, 16, "on")
+    assert set(paths) <= {"graph (cuBLAS)", "graph (fallback GEMM)"}, paths
+    params = len(model_of(name, numpy_backend).params())
+    for a, b in zip(replayed[:params], planned[:params], strict=True):
+        np.testing.assert_allclose(gpu.to_numpy(a), gpu.to_numpy(b), rtol=1e-6, atol=1e-7)
+    masks = slice(params + 6, None)  # after the parameters and three epochs' losses and hits
+    for a, b in zip(replayed[masks], on_cpu[masks], strict=True):
+        np.testing.assert_array_equal(gpu.to_numpy(a), b)
+
+
+@pytest.mark.gpu
+def test_nothing_allocates_while_capturing(gpu):
+    import cupy
+
+    class Allocations(cupy.cuda.MemoryHook):
+        name = "gpunet-capture-allocations"
+
+        def __init__(self) -> None:
+            self.sizes: list[int] = []
+
+        def malloc_preprocess(self, **kwargs) -> None:
+            self.sizes.append(kwargs["mem_size"])
+
+    hook, real = Allocations(), graphs.StepGraph.record
+
+    def record(self) -> None:
+        if gpu.captured_gemm is None:  # the warm-up: it may allocate
+            return real(self)
+        with hook:
+            real(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(graphs.StepGraph, "record", record)
+        _, paths = train(gpu, "deep", 16, "on", epochs=2)
+    assert paths[-1].startswith("graph"), paths
+    assert hook.sizes == []
