@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with a CUDA device, the tests marked `gpu`, then a
-# short throughput run of the deep model at batch 128 and 1024, NumPy against CuPy
-# with the data on the device, and the kernels against the expressions they replace;
-# prints a summary table and the speed targets (gpunet/bench/targets.py).
+# short throughput run of the deep and wide models at batch 128 and 1024 on CuPy
+# with the data on the device (the planned step, and its CUDA graph replay) against
+# PyTorch eager where installed, and the kernels against the expressions they
+# replace; prints a summary table and the speed targets (gpunet/bench/targets.py).
 #
 # Needs: Python >= 3.10, NumPy, CuPy >= 14 with CUDA's libraries (gpunet[cuda12] or
 # gpunet[cuda13]), tqdm, safetensors, threadpoolctl and pytest; uses PyTorch (the peer), matplotlib
@@ -38,8 +39,8 @@ python3 -m gpunet info
 python3 -m pytest -m gpu -q -p no:cacheprovider -o addopts="-ra" >"$out/pytest.log" 2>&1
 tests=$?
 tail -n 15 "$out/pytest.log"
-python3 -m gpunet bench --backends numpy cupy --models deep --batch-sizes 128 1024 \
-    --op-sizes 1000000 10000000 --peers --repeats 5 --budget 1 --out "$out" >/dev/null
+python3 -m gpunet bench --backends cupy --models deep wide --batch-sizes 128 1024 \
+    --op-sizes 1000000 10000000 --peers torch --repeats 5 --budget 1 --out "$out" >/dev/null
 cat "$out/results.md"
 echo "## Speed targets"
 python3 -m gpunet.bench.targets "$out/results.json"

@@ -6,14 +6,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_cli_errors import fails, gpunet_cli
+
+import gpunet
 
 from gpunet.bench.ops import OPS, op_case
 from gpunet.bench.outputs import write_outputs
 from gpunet.bench.report import NOISY_MARK, markdown
 from gpunet.bench.roofline import roofline, step_cost
 from gpunet.bench.timing import MIN_REPEATS, CudaEventClock, HostClock, Timing, measure
+from gpunet.bench.trainers import GpunetTrainer, mnist_like
 from gpunet.cli import bench, main
 from gpunet.cli.options import common_options
 
@@ -322,3 +326,23 @@ def test_bench_core_runs_from_the_repository_root():
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert [line.split()[0] for line in done.stdout.splitlines()] == ["batch", "1", "16"]
+
+
+def test_the_graph_trainer_times_epochs_only_and_trains_as_the_planned_one():
+    from gpunet.bench import harness
+
+    backend = gpunet.get_backend("numpy")
+    x, labels = mnist_like(40)
+    graph = GpunetTrainer("deep", 16, x, labels, backend, graph="on")
+    config = harness.Config.quick()
+    config.epoch_samples, config.repeats, config.budget_s = 40, 3, 0.01
+    records = harness._time_trainer(graph, "deep", 16, HostClock(), config, lambda line: None,
+                                    steps=False)
+    assert [r["what"] for r in records] == ["epoch"]
+    assert records[0]["peer"] == "gpunet graph" and records[0]["step_memory_bytes"] is None
+    planned = GpunetTrainer("deep", 16, x, labels, backend)  # reseeds: the same draws again
+    assert planned.name == "gpunet"
+    for _ in range(len(records[0]["times_s"]) + 1):  # the warm-up epoch and each timed one
+        planned.epoch()
+    for a, b in zip(graph.model.params(), planned.model.params(), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -94,4 +94,4 @@ def test_the_targets_run_from_the_installed_package(tmp_path):
     done = subprocess.run([sys.executable, "-m", "gpunet.bench.targets", "results.json"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("not measured") == 2
+    assert done.stdout.count("not measured") == 4  # three epoch targets and the kernels

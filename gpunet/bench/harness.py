@@ -82,6 +82,10 @@ def _training_results(config: Config, backend: Backend, clock: Any,
             n = _epoch_size(config, batch_size)
             trainer = GpunetTrainer(model, batch_size, x[:n], labels[:n], backend)
             results += _time_trainer(trainer, model, batch_size, clock, config, say)
+            if backend.name == "cupy":  # an epoch replaying the planned step as a CUDA graph
+                trainer = GpunetTrainer(model, batch_size, x[:n], labels[:n], backend, graph="on")
+                results += _time_trainer(trainer, model, batch_size, clock, config, say,
+                                         steps=False)
     return results
 
 
@@ -127,13 +131,15 @@ def _peer_results(config: Config, skipped: list[str], say: Callable[[str], None]
 
 
 def _time_trainer(trainer: Any, model: str, batch_size: int, clock: Any, config: Config,
-                  say: Callable[[str], None]) -> list[dict]:
-    """A step and an epoch of ``trainer``, as records: each after a warm-up
-    call, epochs repeated at least ``MIN_REPEATS`` times."""
+                  say: Callable[[str], None], steps: bool = True) -> list[dict]:
+    """A step (unless not ``steps``: a graph is captured per epoch, so its steps
+    are timed only within epochs) and an epoch of ``trainer``, as records: each
+    after a warm-up call, epochs repeated at least ``MIN_REPEATS`` times."""
     epoch_size = _epoch_size(config, batch_size)
-    memory, measure_name = step_memory(trainer)
+    memory, measure_name = step_memory(trainer) if steps else (None, None)
     records = []
-    for what, fn, samples in (("step", trainer.step, batch_size), ("epoch", trainer.epoch, epoch_size)):
+    measured = [("step", trainer.step, batch_size)] if steps else []
+    for what, fn, samples in [*measured, ("epoch", trainer.epoch, epoch_size)]:
         repeats = config.repeats if what == "step" else max(config.repeats // 2, MIN_REPEATS)
         timing = measure(fn, clock, repeats=repeats, budget_s=config.budget_s)
         records.append({"case": "train", "what": what, "peer": trainer.name,
@@ -141,8 +147,8 @@ def _time_trainer(trainer: Any, model: str, batch_size: int, clock: Any, config:
                         "samples": samples, **timing.record(),
                         "samples_per_s": samples / timing.median_s,
                         "step_memory_bytes": memory, "step_memory_measure": measure_name})
-    say(f"{trainer.name} {trainer.device} {model} batch {batch_size}: step "
-        f"{records[0]['samples_per_s']:,.0f} samples/s, epoch {records[1]['samples_per_s']:,.0f} samples/s")
+    say(f"{trainer.name} {trainer.device} {model} batch {batch_size}: "
+        + ", ".join(f"{r['what']} {r['samples_per_s']:,.0f} samples/s" for r in records))
     return records
 
 

@@ -27,14 +27,16 @@ def mnist_like(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 class GpunetTrainer:
     """The notebook's model, loss (softmax cross-entropy) and momentum on a gpunet backend,
-    with the data resident on the device."""
+    with the data resident on the device; with ``graph="on"`` ("gpunet graph") its
+    epochs replay each full batch's planned step as a graph."""
 
     def __init__(self, model: str, batch_size: int, x: np.ndarray, labels: np.ndarray,
-                 backend: Backend, seed: int = 0) -> None:
+                 backend: Backend, seed: int = 0, graph: str = "auto") -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         seeding.seed(seed)
-        self.name, self.device, self.backend = "gpunet", backend.name, backend
+        self.name = "gpunet graph" if graph == "on" else "gpunet"
+        self.device, self.backend, self.graph = backend.name, backend, graph
         self.model = mnist_model(model, backend=backend)
         self.loss = SoftmaxCrossEntropy()
         self.optimizer = Momentum(LEARNING_RATE, MOMENTUM)
@@ -48,7 +50,8 @@ class GpunetTrainer:
             pass
 
     def epoch(self) -> None:
-        for _ in steps(self.model, self.loss, self.optimizer, self.x, self.y, self.batch_size):
+        for _ in steps(self.model, self.loss, self.optimizer, self.x, self.y, self.batch_size,
+                       graph=self.graph):
             pass
 
     def synchronize(self) -> None:
