@@ -346,3 +346,12 @@ def test_the_graph_trainer_times_epochs_only_and_trains_as_the_planned_one():
         planned.epoch()
     for a, b in zip(graph.model.params(), planned.model.params(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("way", ["plain", "planned", "eager"])
+def test_each_way_step_instructions_counts_trains(way):
+    """The process step_instructions runs under callgrind, here without it."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.step_instructions", "--run", way,
+                           "3", "1"], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
