@@ -255,6 +255,23 @@ def test_backend_of(numpy_backend):
     assert gpunet.backend_of([1.0]) is gpunet.get_backend()
 
 
+def test_a_backend_owns_the_arrays_of_its_type(monkeypatch):
+    """backend_of finds a backend by its array type, not by falling back on NumPy's."""
+    import gpunet.backend as backends
+
+    class Tagged(np.ndarray):
+        pass
+
+    class TaggedBackend(gpunet.backend.NumpyBackend):
+        name, array_type = "tagged", Tagged
+
+    monkeypatch.setattr(backends, "_instances", {})
+    monkeypatch.setattr(backends, "_by_array_type", {})
+    tagged = TaggedBackend()
+    backends._register(tagged)
+    assert gpunet.backend_of(np.zeros(2).view(Tagged)) is tagged
+
+
 def test_explain_auto_names_the_backend_it_picks(monkeypatch):
     import gpunet.backend as backends
     for usable, picked in ((True, "cupy"), (False, "numpy")):

@@ -155,8 +155,14 @@ def test_every_step_has_a_failing_case():
         assert f"{what} failed on device 0" in reasons
 
 
-def test_device_properties(monkeypatch):
-    monkeypatch.setitem(sys.modules, "cupy", fake_cupy())
+@pytest.mark.parametrize("name", [b"Fake GPU", "Fake GPU"])
+def test_device_properties(monkeypatch, name):
+    """The device's name, whether CuPy gives it as bytes or as a str."""
+    cupy = fake_cupy()
+    properties = cupy.cuda.runtime.getDeviceProperties
+    monkeypatch.setattr(cupy.cuda.runtime, "getDeviceProperties",
+                        lambda device: {**properties(device), "name": name})
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
     assert device_properties() == {"name": "Fake GPU", "memory_bytes": 2 ** 30,
                                    "compute_capability": "9.0", "runtime": "12.9",
                                    "driver": "12.8"}
