@@ -22,11 +22,32 @@ def test_names_and_default(monkeypatch):
 
 
 def test_unknown_backend_lists_valid_names(monkeypatch):
-    with pytest.raises(ValueError, match="'tpu'.*numpy, cupy, auto"):
+    with pytest.raises(ValueError, match="^unknown backend 'tpu'; valid backends: numpy, cupy, auto$"):
         gpunet.get_backend("tpu")
+    with pytest.raises(ValueError, match="^unknown backend 3; valid backends"):
+        gpunet.get_backend(3)
     monkeypatch.setenv("GPUNET_BACKEND", "metal")
-    with pytest.raises(ValueError, match="'metal'"):
+    with pytest.raises(ValueError, match=r"^unknown \$GPUNET_BACKEND 'metal'; valid backends"):
         gpunet.get_backend()
+
+
+def test_auto_takes_cupy_where_cuda_is_usable(monkeypatch):
+    import gpunet.backend as backends
+    on_the_gpu = object()
+    monkeypatch.setattr(backends, "_cuda_status", backends.CudaStatus(True, "usable"))
+    monkeypatch.setattr(backends, "_instances", {"cupy": on_the_gpu})
+    assert gpunet.get_backend("auto") is on_the_gpu
+
+
+def test_unseeded_backends_draw_from_fresh_entropy(monkeypatch, numpy_backend):
+    from gpunet import seeding
+    monkeypatch.setattr(seeding, "_seed", None)
+    monkeypatch.setattr(seeding, "_epoch", None)
+    draws = []
+    for _ in range(2):
+        numpy_backend.reseed()
+        draws.append(numpy_backend.random_bits(4).tolist())
+    assert draws[0] != draws[1]
 
 
 def test_auto_explains_its_choice():
