@@ -231,6 +231,13 @@ def test_backward_before_forward(layer):
         layer.backward(np.ones(2))
 
 
+@pytest.mark.parametrize("make", [gpunet.Sigmoid, gpunet.Tanh, gpunet.Relu,
+                                  lambda: gpunet.Linear(2, 2, backend="numpy")])
+def test_a_new_layer_has_nothing_to_differentiate(make):
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        make().backward(np.ones(2))
+
+
 def test_dropout_backward_in_evaluation_mode():
     layer = gpunet.Dropout(0.5)
     layer.forward(np.ones(3))

@@ -185,3 +185,12 @@ def test_an_empty_batch_has_no_loss_and_an_empty_gradient(backend, loss_class):
     assert losses.shape == (0,) and gradient.shape == (0, 3)
     assert float(loss_class().loss(backend.asarray(np.zeros((0, 3))),
                                    backend.asarray(np.zeros((0, 3))))) == 0.0
+
+
+@pytest.mark.parametrize("loss_class", LOSSES)
+def test_a_loss_computes_where_its_inputs_live(numpy_backend, monkeypatch, loss_class):
+    """On the predictions' backend, not the default one (here one that cannot run)."""
+    monkeypatch.setenv("GPUNET_BACKEND", "cupy")
+    p = numpy_backend.asarray([[1.0, 2.0, 3.0]])
+    losses, gradient = loss_class().sample_losses_and_gradient(p, np.float32([[0, 0, 1]]))
+    assert isinstance(losses, np.ndarray) and isinstance(gradient, np.ndarray)
