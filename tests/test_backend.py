@@ -276,6 +276,21 @@ def test_backend_of(numpy_backend):
     assert gpunet.backend_of([1.0]) is gpunet.get_backend()
 
 
+def test_backend_of_a_list_is_the_default_and_of_any_ndarray_numpy(monkeypatch, numpy_backend):
+    """With $GPUNET_BACKEND naming another backend: lists and scalars go to it, NumPy
+    arrays (subclasses too) stay on NumPy."""
+    import gpunet.backend as backends
+
+    class Subclass(np.ndarray):
+        pass
+
+    elsewhere = object()
+    monkeypatch.setattr(backends, "_instances", {**backends._instances, "cupy": elsewhere})
+    monkeypatch.setenv("GPUNET_BACKEND", "cupy")
+    assert gpunet.backend_of([1.0]) is elsewhere and gpunet.backend_of(2.0) is elsewhere
+    assert gpunet.backend_of(np.zeros(2).view(Subclass)) is numpy_backend
+
+
 def test_a_backend_owns_the_arrays_of_its_type(monkeypatch):
     """backend_of finds a backend by its array type, not by falling back on NumPy's."""
     import gpunet.backend as backends
