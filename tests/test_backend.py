@@ -333,10 +333,12 @@ def test_a_backend_is_made_once_and_owns_its_arrays(monkeypatch):
 def test_uniform_draws_from_a_restarted_stream(numpy_backend):
     import random_reference
     """Served from the block of draws computed ahead, they are the counters' own draws."""
-    numpy_backend.restart(5, 70_000)
-    first, second = numpy_backend.uniform((3,), np.float32), numpy_backend.uniform((4,), np.float32)
-    np.testing.assert_array_equal(np.concatenate([first, second]),
-                                  random_reference.uniform(5, 70_000, 7))
+    for start in (100, 70_000):  # a block that starts past counter 0, within and past one block
+        numpy_backend.restart(5, start)
+        first = numpy_backend.uniform((3,), np.float32)
+        second = numpy_backend.uniform((4,), np.float32)
+        np.testing.assert_array_equal(np.concatenate([first, second]),
+                                      random_reference.uniform(5, start, 7))
 
 
 def test_cuda_is_probed_once(monkeypatch):
