@@ -13,9 +13,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 import tqdm
 
 from . import seeding
+from .backend import Array
+from .distributed.comm import Communicator
+from .distributed.shares import check_shares, share
 from .layers import Layer, set_train
 from .losses import Loss
 from .metrics import EpochMetrics
@@ -37,39 +41,60 @@ class EpochStats:
 
 
 def evaluate(model: Layer, loss: Loss, inputs: Any, targets: Any,
-             batch_size: int = 1000) -> tuple[float, float]:
-    """(mean per-sample loss, accuracy) of ``model`` with dropout off, in batches."""
+             batch_size: int = 1000, comm: Communicator | None = None) -> tuple[float, float]:
+    """(mean per-sample loss, accuracy) of ``model`` with dropout off, in
+    batches; with ``comm`` of several ranks each evaluates its share of the rows
+    and the sums are added up (a collective)."""
     set_train(model, False)
+    comm = Communicator() if comm is None else comm
     backend = model_backend(model, inputs)
     x, y = backend.asarray(inputs), backend.asarray(targets)
+    mine = share(slice(0, len(x)), comm.rank, comm.size)
     total_loss, total_correct = 0, 0
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        predicted = model.forward(xb)
-        total_loss = total_loss + loss.sample_losses_and_gradient(predicted, yb)[0].sum()
-        total_correct = total_correct + correct(predicted, yb)
-    return float(total_loss) / max(len(x), 1), float(total_correct) / max(len(x), 1)
+    for start in range(mine.start, mine.stop, batch_size):
+        rows = slice(start, min(start + batch_size, mine.stop))
+        predicted = model.forward(x[rows])
+        total_loss = total_loss + loss.sample_losses_and_gradient(predicted, y[rows])[0].sum()
+        total_correct = total_correct + correct(predicted, y[rows])
+    sums = comm.sum(np.array([float(total_loss), float(total_correct)]))
+    return float(sums[0]) / max(len(x), 1), float(sums[1]) / max(len(x), 1)
 
 
 def fit(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any, *,
         epochs: int, batch_size: int = 1, first_epoch: int = 0, shuffle: bool = True,
         test: tuple[Any, Any] | None = None, progress: bool = True, refresh: float = 0.2,
         on_epoch_end: Callable[[EpochStats], None] | None = None,
-        graph: str = "auto") -> list[EpochStats]:
+        graph: str = "auto", comm: Communicator | None = None) -> list[EpochStats]:
     """Train epochs ``first_epoch + 1 .. epochs``; after each, evaluate on
     ``test`` (inputs, targets) if given and call ``on_epoch_end``. Returns the
     history. ``graph`` ("on", "off", "auto") says whether planned steps replay
     as a graph (``training.steps``). Raises NonFiniteLoss naming the epoch and
-    step where the loss stopped being finite. Dropout is left switched off at the end."""
+    step where the loss stopped being finite. Dropout is left switched off at the end.
+
+    With ``comm`` (``gpunet.distributed``) of several ranks, every rank calls
+    ``fit`` with the same arguments and data: rank 0's parameters and optimizer
+    state are sent to all first, each epoch's order is drawn from rank 0's
+    random key, each step is shared (``training.steps``), the statistics and
+    the test are reduced over the ranks, and after each epoch the ranks check
+    that their parameters are still the same (RanksDiverged otherwise). Only
+    rank 0 shows progress; every rank gets the history."""
     check_count("epochs", epochs, 0)
     check_count("batch_size", batch_size, 1)
     check_mode(graph)
+    comm = Communicator() if comm is None else comm
+    if comm.size > 1:
+        check_shares(len(inputs), batch_size, comm.size)
+        comm.broadcast_all([*_parameters(model), *optimizer.state()])
     history = []
     for epoch in range(first_epoch + 1, epochs + 1):
         stats = _train_one_epoch(model, loss, optimizer, inputs, targets, epoch, epochs,
-                                 batch_size, shuffle, progress, refresh, graph)
+                                 batch_size, shuffle, progress and comm.rank == 0, refresh,
+                                 graph, comm)
         if test is not None:
-            stats.test_loss, stats.test_accuracy = evaluate(model, loss, *test)
+            stats.test_loss, stats.test_accuracy = evaluate(model, loss, *test, comm=comm)
+        if comm.size > 1:
+            comm.check_same([*_parameters(model), *optimizer.state()],
+                            f"after epoch {epoch}, the parameters")
         history.append(stats)
         if on_epoch_end is not None:
             on_epoch_end(stats)
@@ -77,20 +102,32 @@ def fit(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: An
     return history
 
 
+def _parameters(model: Layer) -> list[Array]:
+    """The model's parameter arrays: its flat buffer when it has one."""
+    flat = model.flat()
+    return [flat[0]] if flat is not None else list(model.params())
+
+
 def _train_one_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any,
                      epoch: int, epochs: int, batch_size: int, shuffle: bool, progress: bool,
-                     refresh: float, graph: str) -> EpochStats:
+                     refresh: float, graph: str, comm: Communicator) -> EpochStats:
     seeding.start_epoch(epoch)
+    backend = model_backend(model, inputs)
+    if comm.size > 1:  # one order and one set of masks, whether or not a seed was given
+        backend.restart(comm.bcast(backend.key))
     set_train(model, True)
     n = len(inputs)
-    metrics = EpochMetrics(model_backend(model, inputs), n, batch_size, epoch)
+    metrics = EpochMetrics(backend, n, batch_size, epoch, comm)
     start = last_refresh = time.perf_counter()
     with tqdm.tqdm(total=n, unit="sample", unit_scale=True, desc=f"epoch {epoch}/{epochs}",
                    disable=not progress, leave=True) as bar:
         for step in steps(model, loss, optimizer, inputs, targets, batch_size, shuffle=shuffle,
-                          metrics=metrics, graph=graph):
+                          metrics=metrics, graph=graph, comm=comm):
             if progress and time.perf_counter() - last_refresh >= refresh:
-                _show(bar, metrics, step.rows.stop)
+                if comm.size > 1:  # the statistics are a collective: at the end of the epoch
+                    bar.update(step.rows.stop - bar.n)
+                else:
+                    _show(bar, metrics, step.rows.stop)
                 last_refresh = time.perf_counter()
         mean_loss, accuracy = _show(bar, metrics, n)
         seconds = time.perf_counter() - start

@@ -46,9 +46,12 @@ class Loss:
         return (total * (1 / losses.size) if self.reduction == "mean" and losses.size > 1
                 else total), gradient
 
-    def sample_losses_and_gradient(self, predicted: Any, actual: Any) -> tuple[Array, Array]:
+    def sample_losses_and_gradient(self, predicted: Any, actual: Any,
+                                   batch_rows: int | None = None) -> tuple[Array, Array]:
         """The loss of each sample (shape (N,), or () for one sample) and the
-        gradient of the reduced loss, in one pass."""
+        gradient of the reduced loss, in one pass; the reduction is over
+        ``batch_rows`` samples when these N rows are a share of such a batch
+        (data-parallel training), else over the N."""
         backend = backend_of(predicted)
         p = backend.asarray(predicted)
         a = backend.asarray(actual, p.dtype)
@@ -58,7 +61,8 @@ class Loss:
         if p.ndim not in (1, 2):
             raise ValueError(f"{type(self).__name__}: expected one sample (D,) or a batch "
                              f"(N, D), got shape {p.shape}")
-        scale = self.batch_scale(p.shape[0]) if p.ndim == 2 else 1.0
+        rows = p.shape[0] if batch_rows is None else batch_rows
+        scale = self.batch_scale(rows) if p.ndim == 2 else 1.0
         return self._sample_losses_and_gradient(backend, p, a, scale)
 
     def batch_scale(self, rows: int) -> float:

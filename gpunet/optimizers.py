@@ -12,6 +12,10 @@ class Optimizer:
     def step(self, layer: Layer) -> None:
         raise NotImplementedError
 
+    def state(self) -> list[Array]:
+        """The arrays the optimizer carries from step to step (none by default)."""
+        return []
+
     def scratch(self, pairs: Sequence[tuple[Array, Array]]) -> list[Array | None]:
         """A buffer for each parameter's update (``Backend.update_scratch``), made
         on the first step and again whenever the parameters differ in shape."""
@@ -86,6 +90,10 @@ class Momentum(Optimizer):
         self._check_state(pairs)
         for update, (param, grad), scratch in zip(self.updates, pairs, self.scratch(pairs)):
             backend_of(param).momentum_update(param, update, grad, self.lr, self.mo, scratch)
+
+    def state(self) -> list[Array]:
+        """The running updates, once the first step has made them."""
+        return list(self.updates)
 
     def _check_state(self, pairs: Sequence[tuple[Array, Array]]) -> None:
         shapes = [u.shape for u in self.updates]

@@ -40,6 +40,8 @@ class Backend(FusedOperations):
     name: str
     xp: ModuleType
     array_type: type
+    # While a data-parallel step runs: (its batch's rows, this rank's first row), for take_draws.
+    shared_rows: tuple[int, int] | None = None
 
     def __init__(self) -> None:
         seeding.on_seed(self.reseed)
@@ -70,6 +72,13 @@ class Backend(FusedOperations):
     def synchronize(self) -> None:
         """Wait for queued device work to finish (a no-op on the CPU)."""
 
+    def device_count(self) -> int:
+        """How many devices of this kind the process sees (the host: 1)."""
+        return 1
+
+    def use_device(self, index: int) -> None:
+        """Make device ``index`` the one new arrays and kernels go to."""
+
     # -- randomness: a counter-based generator, the same numbers on every device --
     def reseed(self) -> None:
         """Restart this device's random numbers from gpunet's seed (fresh entropy if unseeded)."""
@@ -86,6 +95,19 @@ class Backend(FusedOperations):
         first, self.drawn = self.drawn, self.drawn + n
         return first
 
+    def take_draws(self, shape: tuple[int, ...]) -> int:
+        """The first counter of a draw of ``shape``, element i taking counter
+        first + i: the next prod(shape) counters; or, while ``shared_rows`` =
+        (rows, start) says the draw's n rows are rows start .. start + n - 1 of
+        a batch of ``rows`` shared among ranks, where they lie in the whole
+        batch's draw, whose counters are all reserved."""
+        n = math.prod(shape)
+        if self.shared_rows is None:
+            return self.take_counters(n)
+        rows, start = self.shared_rows
+        per_row = math.prod(shape[1:])
+        return self.take_counters(rows * per_row) + start * per_row
+
     def random_bits(self, n: int) -> Array:
         """The next ``n`` random 64-bit integers (uint64)."""
         return self._bits(self.take_counters(n), n)
@@ -97,7 +119,7 @@ class Backend(FusedOperations):
         from a block computed ahead, in buffers kept for it (the values depend
         only on the counters)."""
         n = math.prod(shape)
-        first = self.take_counters(n)
+        first = self.take_draws(shape)
         if n > UNIFORM_BLOCK:
             draws = self._uniform24(first, n)
         else:

@@ -48,6 +48,12 @@ class CupyBackend(Backend):
     def synchronize(self) -> None:
         cupy.cuda.get_current_stream().synchronize()
 
+    def device_count(self) -> int:
+        return cupy.cuda.runtime.getDeviceCount()
+
+    def use_device(self, index: int) -> None:
+        cupy.cuda.Device(index).use()
+
     def sigmoid(self, x: Array, out: Array | None = None) -> Array:
         return elementwise("sigmoid")(x, *_given(out))
 
@@ -79,7 +85,7 @@ class CupyBackend(Backend):
         return elementwise("matches")(p, t, k, out)
 
     def dropout(self, x: Array, p: float, scale: float) -> tuple[Array, Array]:
-        first = np.uint64(self.take_counters(x.size))
+        first = np.uint64(self.take_draws(x.shape))
         return elementwise("dropout")(x, np.uint64(self.key), first, p, scale)
 
     def update_scratch(self, param: Array) -> None:
@@ -120,7 +126,7 @@ class CupyBackend(Backend):
         draws = ()
         if dropout is not None:  # the first counter: the state's (and a skip), or the next
             first = (state[0], np.uint64(state[1])) if from_state else (
-                np.uint64(self.take_counters(z.size)),)
+                np.uint64(self.take_draws(z.shape)),)
             draws = (np.uint64(self.key), *first, *dropout)
         kernel(z, bias, *draws, y, *_given(mask))
         return y

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..backend import Array, Backend
 from ..layers import Layer
@@ -25,13 +25,13 @@ class StepPlan:
     product and (but for the first) the input gradient's; one update."""
 
     def __init__(self, model: Layer, stages: list[DenseStage], loss: Loss, optimizer: Optimizer,
-                 backend: Backend, batch: int) -> None:
+                 backend: Backend, batch: int, whole: int | None = None) -> None:
         # the model only weakly: _PLANS keeps this plan for as long as the model lives
         self.model = weakref.ref(model)
         self.stages, self.optimizer, self.backend = stages, optimizer, backend
         self.batch = batch
         self.dtype = stages[0].linear.w.dtype
-        self.scale = loss.batch_scale(batch)
+        self.scale = loss.batch_scale(batch if whole is None else whole)
 
         def buffer(stage: DenseStage) -> Array:
             return backend.xp.empty((batch, stage.linear.output_dim), self.dtype)
@@ -47,11 +47,14 @@ class StepPlan:
         self.graph: StepGraph | None = None  # made by graph.step_graph on first use
 
     def run(self, x: Array, targets: Array, losses: Array, hits: Array,
-            state: Array | None = None) -> None:
+            state: Array | None = None,
+            reduce: Callable[[Layer], None] | None = None) -> None:
         """Train on the batch ``x``, ``targets`` (``batch`` rows, in the plan's
         dtype); each sample's loss goes into ``losses`` and its hit into ``hits``.
         With a graph step's ``state`` the dropout counters are read from it
-        (``dense_forward``), and the backend's are left alone."""
+        (``dense_forward``), and the backend's are left alone. ``reduce(model)``,
+        if given, runs between the gradients and the update (data-parallel
+        training: ``Communicator.allreduce_gradients``)."""
         b, stages, outputs = self.backend, self.stages, self.outputs
         inputs = [x, *outputs[:-1]]
         for stage, z, h, mask, skip in zip(stages[:-1], outputs, inputs, self.masks, self.skips):
@@ -71,23 +74,28 @@ class StepPlan:
             b.gemm(dz, inputs[i], out=stage.linear.w_grad, trans_a=True)
             if i:
                 b.gemm(dz, stage.linear.w, out=self.output_grads[i - 1])
-        self.optimizer.step(self.model())
+        model = self.model()
+        if reduce is not None:
+            reduce(model)
+        self.optimizer.step(model)
 
 
 def plan_step(model: Layer, loss: Loss, optimizer: Optimizer, backend: Backend,
-              batch: int) -> StepPlan | None:
+              batch: int, whole: int | None = None) -> StepPlan | None:
     """The StepPlan for ``model`` when it is dense stages on ``backend`` with one
     flat parameter buffer, ``loss`` softmax cross-entropy and ``optimizer`` one of
     gpunet's, made once and kept with the model while they stay the same; None
-    otherwise (the step then runs eagerly)."""
+    otherwise (the step then runs eagerly). A step takes ``batch`` rows, a
+    rank's share of ``whole`` rows when several ranks train (the loss's mean is
+    then over ``whole``)."""
     stages = dense_stages(model)
     if (stages is None or model.flat() is None or type(loss) is not SoftmaxCrossEntropy
             or type(optimizer) not in OPTIMIZERS):
         return None
     plan = _PLANS.get(model)
-    key = (stages, optimizer, loss.batch_scale(batch), batch)
+    key = (stages, optimizer, loss.batch_scale(batch if whole is None else whole), batch)
     if plan is None or (plan.stages, plan.optimizer, plan.scale, plan.batch) != key:
-        plan = _PLANS[model] = StepPlan(model, stages, loss, optimizer, backend, batch)
+        plan = _PLANS[model] = StepPlan(model, stages, loss, optimizer, backend, batch, whole)
     return plan
 
 

@@ -1,0 +1,13 @@
+"""Data-parallel training: several processes (ranks) train one model as one.
+
+Every rank draws the same global order, takes its contiguous share of each
+global batch (``shares``), and the flat gradient buffer is summed across the
+ranks once per step (``Communicator.allreduce``) before each rank applies the
+same update. NumPy arrays go through MPI (mpi4py), CuPy arrays through NCCL or,
+without it, through the host (``device``). ``launch`` starts and joins runs of
+the ``gpunet`` command.
+"""
+from .comm import Communicator, MPICommunicator, RanksDiverged, world
+from .shares import check_shares, share
+
+__all__ = ["Communicator", "MPICommunicator", "RanksDiverged", "check_shares", "share", "world"]
