@@ -5,17 +5,22 @@ its Ctrl-C handler, so an interrupt at any moment ends in one line and exit 130.
 """
 from __future__ import annotations
 
-import sys
 from typing import Sequence
 
+from ..distributed import launch
 from .status import EXIT_INTERRUPTED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line ``argv``; returns the exit status."""
+    """Run the command line ``argv``; returns the exit status. On a rank of
+    several (``gpunet train --nproc``), any failure ends all ranks."""
     try:
         from .commands import run
-        return run(argv)
+        status = run(argv)
     except KeyboardInterrupt:
-        print("gpunet: error: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        status = launch.report("interrupted", EXIT_INTERRUPTED)
+    except BaseException:
+        if not launch.several():
+            raise
+        status = launch.crashed()  # a bug must not leave the other ranks waiting
+    return launch.finish(status)

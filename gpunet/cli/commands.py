@@ -12,6 +12,7 @@ from .. import __version__
 from ..backend import BackendUnavailable, UnknownBackend
 from ..checkpoint import CheckpointError
 from ..data import DatasetError
+from ..distributed.launch import LaunchError, report
 from ..metrics import NonFiniteLoss
 from ..plots import MissingDependency
 from . import bench, evaluate, experiments, info, show, train
@@ -38,13 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse the command line ``argv``, run its command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for a command that relaunches itself
     try:
         # A diverging run says so itself (NonFiniteLoss): no numerical warnings on the way,
         # neither NumPy's floating-point ones nor those raised with warnings.warn.
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return args.run(args)
-    except (BackendUnavailable, UnknownBackend, UsageError) as exc:
+    except (BackendUnavailable, UnknownBackend, UsageError, LaunchError) as exc:
         return _fail(exc, EXIT_USAGE)
     except (DatasetError, CheckpointError, MissingDependency) as exc:
         return _fail(exc, EXIT_ERROR)
@@ -55,5 +57,4 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(problem: object, status: int) -> int:
-    print(f"gpunet: error: {problem}", file=sys.stderr)
-    return status
+    return report(problem, status)

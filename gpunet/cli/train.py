@@ -14,6 +14,10 @@ from ..backend import Backend
 from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from ..data.preprocess import Prepared, prepare
 from ..data.sources import SOURCES, SPLITS
+from ..distributed.comm import Communicator
+from ..distributed.device import select_device
+from ..distributed.launch import MPI_EXTRA, join, launch, launched_size, report
+from ..distributed.shares import check_shares
 from ..fitting import EpochStats, evaluate, fit
 from ..metrics import NonFiniteLoss
 from ..losses import SoftmaxCrossEntropy
@@ -22,8 +26,8 @@ from ..optimizers import (GradientDescent, Momentum, Optimizer, valid_learning_r
                           valid_momentum)
 from ..planning.graph import MODES
 from .data import DEFAULT_DATASET, check_fits, load_data
-from .options import (checked_number, count, data_options, distinct_files, open_backend, os_error,
-                      writable_path)
+from .options import (UsageError, checked_number, count, data_options, distinct_files,
+                      open_backend, os_error, writable_path)
 from .status import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_NON_FINITE
 
 DEFAULTS = {"dataset": DEFAULT_DATASET, "model": "deep", "epochs": 5, "batch_size": 128,
@@ -62,6 +66,10 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
                           "(with --save to keep what it trains)")
     cmd.add_argument("--metrics", type=writable_path, default=None, metavar="FILE.json",
                      help="write the history and final test accuracy as JSON")
+    cmd.add_argument("--nproc", type=count(1), default=None, metavar="N",
+                     help="train on N processes of this machine, each taking a share of every "
+                          f"batch (needs {MPI_EXTRA}); under mpiexec or srun, the launch's "
+                          "processes join without it (if given, N must be their number)")
     cmd.add_argument("--graph", choices=MODES, default="auto",
                      help="replay each full batch's planned step as a CUDA graph (on numpy: "
                           "its CPU stand-in); auto: as `gpunet info` says (default auto)")
@@ -70,7 +78,11 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
 
 def run_train(args: argparse.Namespace) -> int:
     _check_paths(args)
+    if args.nproc is not None and args.nproc > 1 and launched_size() is None:
+        launch(args.nproc, args.argv)
+    comm = join(args.nproc)
     backend = open_backend(args.backend)
+    select_device(backend, comm.local_rank)
     resumed = load_checkpoint(args.resume, backend) if args.resume else None
     config = _config(args, resumed)
     done = resumed.epoch if resumed else 0
@@ -78,7 +90,7 @@ def run_train(args: argparse.Namespace) -> int:
     if resumed and trains and not args.save:
         print(f"gpunet: warning: --resume without --save: the epochs trained now will not be "
               f"saved (add --save {args.resume} to keep them)", file=sys.stderr)
-    data = _data(config, args, backend)
+    data = _data(config, args, backend, comm)
     config["mean_pixel"] = data.mean_pixel
     if resumed is None:
         seeding.seed(config["seed"])
@@ -102,26 +114,26 @@ def run_train(args: argparse.Namespace) -> int:
         history.append(asdict(stats))
         print(f"epoch {stats.epoch}: loss {stats.loss:.4f}, accuracy {stats.accuracy:.4f}, "
               f"test accuracy {stats.test_accuracy:.4f}, {stats.samples_per_second:,.0f} samples/s")
-        if args.save:
+        if args.save and comm.rank == 0:
             save_checkpoint(args.save, model, optimizer, epoch=stats.epoch, seed=config["seed"],
                             config=config, history=history)
-        if args.metrics:
+        if args.metrics and comm.rank == 0:
             _write_metrics(args.metrics, config, history, stats.test_accuracy)
 
     try:
         fit(model, loss, optimizer, data.train_x, data.train_y, epochs=config["epochs"],
             batch_size=config["batch_size"], first_epoch=done, test=(data.test_x, data.test_y),
-            progress=not args.quiet, on_epoch_end=end_of_epoch, graph=args.graph)
+            progress=not args.quiet, on_epoch_end=end_of_epoch, graph=args.graph, comm=comm)
     except (NonFiniteLoss, KeyboardInterrupt, OSError) as exc:  # OSError: a failed write
         kept = f"the last good checkpoint is {args.save}" if args.save and args.save.exists() \
             else "no checkpoint was written"
         problem = os_error(exc) if isinstance(exc, OSError) else str(exc) or "interrupted"
-        print(f"gpunet: error: {problem}; {kept}", file=sys.stderr)
-        return (EXIT_NON_FINITE if isinstance(exc, NonFiniteLoss) else
-                EXIT_ERROR if isinstance(exc, OSError) else EXIT_INTERRUPTED)
-    _, accuracy = evaluate(model, loss, data.test_x, data.test_y)
+        return report(f"{problem}; {kept}",
+                      EXIT_NON_FINITE if isinstance(exc, NonFiniteLoss) else
+                      EXIT_ERROR if isinstance(exc, OSError) else EXIT_INTERRUPTED)
+    _, accuracy = evaluate(model, loss, data.test_x, data.test_y, comm=comm)
     print(f"test accuracy: {accuracy:.4f}")
-    if args.metrics:
+    if args.metrics and comm.rank == 0:
         _write_metrics(args.metrics, config, history, accuracy)
     return 0
 
@@ -161,12 +173,26 @@ def _optimizer(config: dict[str, Any]) -> Optimizer:
     return Momentum(config["learning_rate"], config["momentum"])
 
 
-def _data(config: dict[str, Any], args: argparse.Namespace, backend: Backend) -> Prepared:
-    raw = load_data(config["dataset"], SPLITS, data_dir=args.data_dir, offline=args.offline,
-                    progress=not args.quiet, rerun="train")
+def _data(config: dict[str, Any], args: argparse.Namespace, backend: Backend,
+          comm: Communicator) -> Prepared:
+    """The prepared dataset; with several ranks, rank 0 reads (or downloads) it
+    first and the others after, and each rank needs a share of the data and of
+    every batch."""
+    def load() -> Any:
+        return load_data(config["dataset"], SPLITS, data_dir=args.data_dir, offline=args.offline,
+                         progress=not args.quiet, rerun="train")
+
+    raw = load() if comm.rank == 0 else None
+    comm.bcast(None)  # the others wait for rank 0's files (if it fails, it ends them all)
+    raw = load() if raw is None else raw
     train, test = config.get("train_subset"), config.get("test_subset")
-    return prepare(raw.train_images[:train], raw.train_labels[:train],
+    data = prepare(raw.train_images[:train], raw.train_labels[:train],
                    raw.test_images[:test], raw.test_labels[:test], backend)
+    try:
+        check_shares(len(data.train_x), config["batch_size"], comm.size)
+    except ValueError as exc:
+        raise UsageError(f"--nproc {comm.size}: {exc}") from None
+    return data
 
 
 def _write_metrics(path: Path, config: dict[str, Any], history: list[dict[str, Any]],

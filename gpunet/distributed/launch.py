@@ -1,0 +1,149 @@
+"""Starting and joining runs of several ranks of the ``gpunet`` command.
+
+``gpunet train --nproc N`` re-executes itself as ``mpiexec -n N python -m
+mpi4py -m gpunet train ...`` with the environment's mpiexec (the ``mpich``
+wheel puts it beside the Python), so one failing rank aborts all. A process
+that a launcher started (``mpiexec -n N gpunet train``, ``srun``) joins it:
+the launcher's rank variables say how many ranks it started, and MPI's world
+must have as many (an mpiexec of another MPI starts N runs of one rank each).
+On a rank of several, a failure ends every rank (``finish``) and only rank 0
+prints, but for errors a single rank may meet, which it prints with its rank.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn, Sequence
+
+if TYPE_CHECKING:
+    from .comm import Communicator, MPICommunicator
+
+# Set, with the launch's number of ranks, in each process a launcher starts:
+# MPICH's Hydra (and Intel MPI), Open MPI, and Slurm's srun.
+SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
+# Exit statuses every rank meets together (usage, non-finite loss): said once, by rank 0.
+SHARED_STATUSES = (2, 3)
+GRACE_S = 3.0  # how long another rank waits, before aborting, for rank 0 to say why
+MPI_EXTRA = "pip install 'gpunet[mpi]'"
+
+_world: MPICommunicator | None = None  # set by join() on a rank of several
+
+
+class LaunchError(RuntimeError):
+    """Ranks that cannot be started or joined as asked."""
+
+
+def launched_size(environ: os._Environ | dict = os.environ) -> tuple[str, int] | None:
+    """(variable, ranks) when a launcher started this process as one of several ranks."""
+    for name in SIZE_VARIABLES:
+        value = environ.get(name, "")
+        if value.isdigit() and int(value) > 1:
+            return name, int(value)
+    return None
+
+
+def mpiexec_path() -> str | None:
+    """The mpiexec beside this Python (the ``mpich`` wheel's), else the one on PATH."""
+    beside = Path(sys.executable).parent / "mpiexec"
+    return str(beside) if beside.is_file() else shutil.which("mpiexec")
+
+
+def launch(nproc: int, argv: Sequence[str]) -> NoReturn:
+    """Replace this process by ``nproc`` ranks of ``gpunet argv`` on this machine."""
+    try:
+        import mpi4py
+        mpi4py.rc.initialize = False  # load the MPI library, start nothing
+        from mpi4py import MPI  # noqa: F401
+    except ImportError as exc:
+        raise LaunchError(f"--nproc {nproc} needs mpi4py and an MPI library ({exc}): "
+                          f"{MPI_EXTRA}") from None
+    mpiexec = mpiexec_path()
+    if mpiexec is None:
+        raise LaunchError(f"--nproc {nproc} needs mpiexec, found neither beside "
+                          f"{sys.executable} nor on PATH: {MPI_EXTRA} (the mpich wheel brings it)")
+    sys.stdout.flush()
+    os.execv(mpiexec, [mpiexec, "-n", str(nproc), sys.executable, "-m", "mpi4py", "-m",
+                       "gpunet", *argv])
+
+
+def join(nproc: int | None) -> Communicator:
+    """This process's communicator: the launch's ranks, checked against the
+    launcher's variables and ``nproc``, each rank's BLAS threads set to its
+    share of the machine's cores and rank 0 alone printing; else the single process."""
+    from .comm import Communicator, MPICommunicator
+    global _world
+    launched = launched_size()
+    if launched is None:
+        return Communicator()
+    variable, size = launched
+    try:
+        comm = MPICommunicator()
+    except ImportError as exc:
+        raise LaunchError(f"started as one of {size} ranks ({variable}={size}), but mpi4py "
+                          f"cannot load an MPI library ({exc}): {MPI_EXTRA}") from None
+    if comm.size != size:
+        from mpi4py import MPI
+        library = " ".join(MPI.Get_library_version().splitlines()[0].split())
+        raise LaunchError(f"started as one of {size} ranks ({variable}={size}), but MPI sees "
+                          f"{comm.size}: that mpiexec belongs to another MPI than mpi4py's "
+                          f"({library}); use {mpiexec_path() or 'its mpiexec'} or "
+                          f"gpunet train --nproc {size}")
+    _world = comm
+    if nproc is not None and nproc != size:
+        raise LaunchError(f"--nproc {nproc}, but the launch started {size} ranks")
+    _share_cores(comm.local_size)
+    if comm.rank > 0:
+        sys.stdout = sys.stderr = open(os.devnull, "w")
+    return comm
+
+
+def _share_cores(ranks_here: int) -> None:
+    """BLAS threads per rank: this machine's cores // its ranks (else they fight
+    over the cores: 2 ranks on 2 cores ran 23x slower)."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(max(1, len(os.sched_getaffinity(0)) // ranks_here))
+
+
+def report(problem: object, status: int) -> int:
+    """Say ``gpunet: error: problem`` on standard error; on a rank of several,
+    rank 0 says it, and another rank only where the failure may be its own,
+    naming itself. Returns ``status``."""
+    if _world is None:
+        print(f"gpunet: error: {problem}", file=sys.stderr)
+    elif _world.rank == 0 or status not in SHARED_STATUSES:
+        prefix = f"rank {_world.rank} of {_world.size}: " if _world.rank else ""
+        print(f"{prefix}gpunet: error: {problem}", file=sys.__stderr__, flush=True)
+    return status
+
+
+def several() -> bool:
+    """Whether this process is a rank of several (``join`` found a launch)."""
+    return _world is not None
+
+
+def crashed() -> int:
+    """The traceback of the exception being handled, each line naming this
+    rank, on standard error; returns status 1."""
+    lines = traceback.format_exc().splitlines()
+    rank = _world.rank if _world is not None else 0
+    print("\n".join(f"rank {rank}: {line}" for line in lines), file=sys.__stderr__, flush=True)
+    return 1
+
+
+def finish(status: int) -> int:
+    """``status``, or, on a rank of several that failed, the end of every rank
+    with it (MPI_Abort), after a grace for rank 0 to say why."""
+    if _world is None or status == 0:
+        return status
+    if _world.rank > 0 and status in SHARED_STATUSES:
+        time.sleep(GRACE_S)
+    sys.__stdout__.flush()
+    sys.__stderr__.flush()
+    with open(os.devnull, "w") as devnull:  # MPICH's own "Abort(N) on node ..." adds nothing
+        os.dup2(devnull.fileno(), 2)
+        _world.mpi.Abort(status)
+    return status

@@ -1,0 +1,35 @@
+"""How a process finds out it is one rank of a launch (gpunet.distributed.launch)."""
+import sys
+from pathlib import Path
+
+import pytest
+
+from gpunet.distributed import launch
+
+
+@pytest.mark.parametrize("environ, found", [
+    ({}, None),
+    ({"PMI_SIZE": "1"}, None),  # a launch of one is the single process
+    ({"PMI_SIZE": "4"}, ("PMI_SIZE", 4)),
+    ({"OMPI_COMM_WORLD_SIZE": "2"}, ("OMPI_COMM_WORLD_SIZE", 2)),
+    ({"SLURM_STEP_NUM_TASKS": "8", "SLURM_PROCID": "3"}, ("SLURM_STEP_NUM_TASKS", 8)),
+    ({"SLURM_NTASKS": "8"}, None),  # an allocation, not a launch: sbatch sets it for one process
+    ({"PMI_SIZE": "many"}, None),
+])
+def test_the_launchers_rank_variables(environ, found):
+    assert launch.launched_size(environ) == found
+
+
+def test_mpiexec_is_looked_for_beside_python_first(monkeypatch, tmp_path):
+    (tmp_path / "mpiexec").write_text("#!/bin/sh\n")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python3"))
+    assert launch.mpiexec_path() == str(tmp_path / "mpiexec")
+    (tmp_path / "mpiexec").unlink()
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert launch.mpiexec_path() is None
+
+
+def test_a_single_process_reports_and_finishes_as_before(capsys):
+    assert launch.report("bad", 2) == 2
+    assert capsys.readouterr().err == "gpunet: error: bad\n"
+    assert launch.finish(2) == 2 and not launch.several()

@@ -1,0 +1,117 @@
+"""``gpunet train`` on several processes, through the real console script:
+``--nproc``, a joined ``mpiexec`` launch, and each way a launch can fail."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gpunet.distributed.launch import mpiexec_path
+from test_cli_errors import COMMAND, fails, gpunet_cli
+
+pytest.importorskip("mpi4py.MPI", reason="needs mpi4py with an MPI library: pip install "
+                    "'gpunet[mpi]'")
+MPIEXEC = mpiexec_path()
+pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec: pip install 'gpunet[mpi]'")
+SMALL = ["--dataset", "fashion-mnist", "--train-subset", "1000", "--test-subset", "300",
+         "--batch-size", "50", "--epochs", "2", "--backend", "numpy", "--quiet"]
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
+def mpiexec(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([MPIEXEC, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **ONE_THREAD}, stdin=subprocess.DEVNULL)
+
+
+def history(path: Path) -> list[tuple[float, ...]]:
+    saved = json.loads(path.read_text())
+    return [(epoch["loss"], epoch["accuracy"], epoch["test_loss"], epoch["test_accuracy"])
+            for epoch in saved["history"]] + [(saved["test_accuracy"],)]
+
+
+def close(a: list[tuple[float, ...]], b: list[tuple[float, ...]], rtol: float) -> bool:
+    return all(x == pytest.approx(y, rel=rtol) for row_a, row_b in zip(a, b)
+               for x, y in zip(row_a, row_b)) and len(a) == len(b)
+
+
+def test_nproc_2_trains_as_one_process_and_rank_0_alone_writes(fashion_dir, tmp_path):
+    alone, shared = tmp_path / "alone.json", tmp_path / "shared.json"
+    assert gpunet_cli("train", *SMALL, "--metrics", str(alone), env=ONE_THREAD).returncode == 0
+    done = gpunet_cli("train", *SMALL, "--nproc", "2", "--metrics", str(shared),
+                      "--save", str(tmp_path / "run.ckpt"), env=ONE_THREAD)
+    assert done.returncode == 0, done.stderr
+    assert close(history(shared), history(alone), 1e-5)
+    assert done.stdout.count("test accuracy:") == 1 and done.stdout.count("epoch 2:") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alone.json", "run.ckpt",
+                                                          "shared.json"]
+    assert gpunet_cli("eval", str(tmp_path / "run.ckpt"), "--backend", "numpy",
+                      "--quiet").returncode == 0
+
+
+def test_processes_started_by_mpiexec_join_as_ranks(fashion_dir, tmp_path):
+    metrics = tmp_path / "joined.json"
+    done = mpiexec("-n", "3", *COMMAND, "train", *SMALL, "--metrics", str(metrics))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("test accuracy:") == 1
+    alone = tmp_path / "alone.json"
+    gpunet_cli("train", *SMALL, "--metrics", str(alone), env=ONE_THREAD)
+    assert close(history(metrics), history(alone), 1e-5)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--train-subset", "2", "--nproc", "3"],
+     "--nproc 3: 3 ranks need at least 3 training samples, got 2"),
+    (["--batch-size", "1", "--nproc", "2"],
+     "--nproc 2: batch size 1 is smaller than the 2 ranks"),
+])
+def test_more_ranks_than_rows_is_one_line(fashion_dir, extra, message):
+    done = gpunet_cli("train", *SMALL, *extra)
+    fails(done, 2, message)
+    assert done.stderr.count("gpunet: error:") == 1
+
+
+def test_nproc_0_is_refused():
+    fails(gpunet_cli("train", "--nproc", "0"), 2, "argument --nproc: must be at least 1, got 0")
+
+
+def test_nproc_without_mpi4py_is_one_line(tmp_path):
+    fake = tmp_path / "mpi4py"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('No module named mpi4py')\n")
+    done = gpunet_cli("train", "--nproc", "2", env={"PYTHONPATH": str(tmp_path)})
+    fails(done, 2, "--nproc 2 needs mpi4py and an MPI library (No module named mpi4py): "
+                   "pip install 'gpunet[mpi]'")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_launch_of_another_mpi_is_named(fashion_dir):
+    """Each process of a foreign mpiexec is a world of one: its variables say 2."""
+    fails(gpunet_cli("train", *SMALL, env={"PMI_SIZE": "2"}), 2,
+          "started as one of 2 ranks (PMI_SIZE=2), but MPI sees 1: that mpiexec belongs to "
+          "another MPI than mpi4py's")
+
+
+def test_nproc_must_match_the_launch(fashion_dir):
+    done = mpiexec("-n", "2", *COMMAND, "train", *SMALL, "--nproc", "3")
+    fails(done, 2, "--nproc 3, but the launch started 2 ranks")
+    assert done.stderr.count("gpunet: error:") == 1
+
+
+def test_a_bad_data_file_on_one_rank_ends_the_run(fashion_dir, tmp_path):
+    """Rank 1 reads a corrupt copy: every rank ends within 10 s, exit 1, the reason named."""
+    for name in os.listdir(fashion_dir):
+        (tmp_path / name).symlink_to(fashion_dir / name)
+    (tmp_path / "train-labels-idx1-ubyte.gz").unlink()
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(b"not a label file")
+    start = time.monotonic()
+    done = mpiexec("-n", "1", *COMMAND, "train", *SMALL, ":",
+                   "-n", "1", *COMMAND, "train", *SMALL, "--data-dir", str(tmp_path), timeout=60)
+    assert time.monotonic() - start < 10
+    fails(done, 1, f"rank 1 of 2: gpunet: error: {tmp_path / 'train-labels-idx1-ubyte.gz'}:")
+    assert "Traceback" not in done.stderr
