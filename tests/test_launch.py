@@ -33,3 +33,26 @@ def test_a_single_process_reports_and_finishes_as_before(capsys):
     assert launch.report("bad", 2) == 2
     assert capsys.readouterr().err == "gpunet: error: bad\n"
     assert launch.finish(2) == 2 and not launch.several()
+
+
+def test_info_says_how_ranks_would_run(capsys, monkeypatch):
+    from gpunet.cli import info, main
+    monkeypatch.setattr(info, "explain_ranks", lambda: "several ranks: (stand-in)")
+    monkeypatch.setattr(info, "nccl_module", lambda: "CuPy is not installed (test)")
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "several ranks: (stand-in)\n" in out
+    assert "GPU ranks: through the host, no NCCL: CuPy is not installed (test)\n" in out
+
+
+def test_explain_ranks_names_mpi_and_mpiexec_or_the_extra(monkeypatch):
+    line = launch.explain_ranks()
+    try:
+        import mpi4py.MPI  # noqa: F401
+    except ImportError:
+        assert line.startswith("several ranks: unavailable: no usable mpi4py (")
+        assert line.endswith("pip install 'gpunet[mpi]'")
+        return
+    assert line.startswith("several ranks: mpi4py ")
+    monkeypatch.setattr(launch, "mpiexec_path", lambda: None)
+    assert launch.explain_ranks().endswith("mpiexec not found (pip install 'gpunet[mpi]')")

@@ -6,6 +6,8 @@ from importlib import metadata
 
 from ..backend import ENV_VAR, UnknownBackend, backend_name, cuda_status, explain_auto
 from ..backend.cuda_probe import device_properties
+from ..distributed.device import nccl_module
+from ..distributed.launch import explain_ranks
 from ..planning.graph import explain_auto_graph
 
 
@@ -29,6 +31,10 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"cupy backend: unavailable: {status.reason}")
     print(explain_auto())
     print(explain_auto_graph())
+    print(explain_ranks())
+    nccl = nccl_module()
+    print("GPU ranks: NCCL" if not isinstance(nccl, str) else
+          f"GPU ranks: through the host, no NCCL: {nccl}")
     try:
         print(f"default backend: {backend_name()} (from ${ENV_VAR}, else auto)")
     except UnknownBackend as exc:

@@ -10,6 +10,7 @@ synchronises, copies to the host, reduces with MPI and copies back.
 """
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -81,12 +82,14 @@ class Nccl:
 def nccl_module() -> tuple[Any, Any] | str:
     """(cupy.cuda.nccl, cupy) when NCCL can be used, else why not."""
     try:
-        import cupy
-        from cupy.cuda import nccl
+        with warnings.catch_warnings():  # CuPy warns when the library is missing: said below
+            warnings.simplefilter("ignore")
+            import cupy
+            from cupy.cuda import nccl
     except ImportError as exc:
-        return f"NCCL unavailable: {exc}"
+        return f"CuPy is not installed ({exc})"
     if not getattr(nccl, "available", False):
-        return "NCCL unavailable: CuPy found no NCCL library (pip install 'gpunet[nccl]')"
+        return "CuPy found no NCCL library (pip install 'gpunet[nccl]' or 'gpunet[nccl-cuda12]')"
     return nccl, cupy
 
 

@@ -70,6 +70,19 @@ def launch(nproc: int, argv: Sequence[str]) -> NoReturn:
                        "gpunet", *argv])
 
 
+def explain_ranks() -> str:
+    """One line: whether ``--nproc`` can start ranks here, with what."""
+    try:
+        import mpi4py
+        mpi4py.rc.initialize = False
+        from mpi4py import MPI
+    except ImportError as exc:
+        return f"several ranks: unavailable: no usable mpi4py ({exc}); {MPI_EXTRA}"
+    library = " ".join(MPI.Get_library_version().splitlines()[0].split())
+    return (f"several ranks: mpi4py {mpi4py.__version__} with {library}, mpiexec "
+            f"{mpiexec_path() or f'not found ({MPI_EXTRA})'}")
+
+
 def join(nproc: int | None) -> Communicator:
     """This process's communicator: the launch's ranks, checked against the
     launcher's variables and ``nproc``, each rank's BLAS threads set to its
