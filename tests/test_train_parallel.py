@@ -115,3 +115,13 @@ def test_a_bad_data_file_on_one_rank_ends_the_run(fashion_dir, tmp_path):
     assert time.monotonic() - start < 10
     fails(done, 1, f"rank 1 of 2: gpunet: error: {tmp_path / 'train-labels-idx1-ubyte.gz'}:")
     assert "Traceback" not in done.stderr
+
+
+def test_a_non_finite_loss_stops_every_rank_at_once(fashion_dir, tmp_path):
+    """Every rank sees the reduced loss: they stop together, exit 3, said once, as one process."""
+    diverging = [*SMALL, "--model", "wide", "--lr", "1e30", "--save", str(tmp_path / "x.ckpt")]
+    alone = gpunet_cli("train", *diverging)
+    done = gpunet_cli("train", *diverging, "--nproc", "2")
+    fails(done, 3, "the loss became non-finite in epoch 1 at step ")
+    assert done.stderr.strip().splitlines()[-1] == alone.stderr.strip().splitlines()[-1]
+    assert done.stderr.count("gpunet: error:") == 1 and not (tmp_path / "x.ckpt").exists()
