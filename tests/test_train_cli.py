@@ -162,7 +162,7 @@ def train_settings(monkeypatch, *args):
     """The settings ``gpunet train ARGS`` would train with (stopped before the data)."""
     seen = {}
 
-    def stop(config, args, backend):
+    def stop(config, args, backend, comm):
         seen.update(config)
         raise DatasetError("stopped by the test before loading data")
 
