@@ -81,6 +81,9 @@ def run_train(args: argparse.Namespace) -> int:
     if args.nproc is not None and args.nproc > 1 and launched_size() is None:
         launch(args.nproc, args.argv)
     comm = join(args.nproc)
+    if comm.size > 1 and args.graph == "on":
+        raise UsageError(f"--graph on replays one process's step, not {comm.size} ranks': "
+                         "use --graph auto or off")
     backend = open_backend(args.backend)
     select_device(backend, comm.local_rank)
     resumed = load_checkpoint(args.resume, backend) if args.resume else None

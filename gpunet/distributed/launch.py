@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 # Set, with the launch's number of ranks, in each process a launcher starts:
 # MPICH's Hydra (and Intel MPI), Open MPI, and Slurm's srun.
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
-# Exit statuses every rank meets together (usage, non-finite loss): said once, by rank 0.
-SHARED_STATUSES = (2, 3)
+# Exit statuses every rank meets together (usage, non-finite loss, Ctrl-C, which mpiexec
+# forwards to every rank): said once, by rank 0.
+SHARED_STATUSES = (2, 3, 130)
 GRACE_S = 3.0  # how long another rank waits, before aborting, for rank 0 to say why
 MPI_EXTRA = "pip install 'gpunet[mpi]'"
 
