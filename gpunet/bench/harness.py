@@ -9,6 +9,7 @@ from . import peers
 from .environment import describe_environment
 from .ops import OPS, op_case
 from .roofline import roofline
+from .scaling import scaling_results
 from .timing import MIN_REPEATS, CudaEventClock, HostClock, measure
 from .trainers import MODELS, GpunetTrainer, mnist_like, step_memory
 
@@ -27,6 +28,7 @@ class Config:
     budget_s: float = 2.0          # per measurement, after its first repeat
     epoch_samples: int = 60_000
     notebook_budget_s: float = 10.0
+    nproc: int | None = None       # MPI ranks of the scaling measurement; None: not measured
 
     @classmethod
     def quick(cls) -> "Config":
@@ -51,6 +53,8 @@ def run(config: Config, say: Callable[[str], None] = print) -> dict[str, Any]:
         results += _op_results(config, backend, clock, say)
         results += _training_results(config, backend, clock, say)
     results += _peer_results(config, skipped, say)
+    if config.nproc is not None:
+        results += scaling_results(config.nproc, config.epoch_samples, config.repeats, skipped, say)
     environment = describe_environment()  # last: the thread pools the peers started count too
     _add_roofline(results, environment["cuda"].get("name"))
     return {"environment": environment, "config": asdict(config), "skipped": skipped,

@@ -37,6 +37,8 @@ def markdown(measured: dict[str, Any]) -> str:
              f"CuPy {env['cupy']}, PyTorch {env['torch']}", "",
              _noise_note(measured["results"]), ""]
     lines += _training_table([r for r in measured["results"] if r.get("case") == "train"])
+    lines += _scaling_section([r for r in measured["results"]
+                               if r.get("case") in ("scaling", "allreduce")])
     lines += _op_table([r for r in measured["results"] if r.get("case") == "op"])
     if measured.get("skipped"):
         lines += ["## Not measured", ""] + [f"- {reason}" for reason in measured["skipped"]] + [""]
@@ -86,6 +88,35 @@ def _training_table(records: list[dict[str, Any]]) -> list[str]:
         lines.append(f"| {r['model']} | {r['batch_size']} | {r['peer']} | {r['backend']} "
                      f"| {r['what']} | {r['samples_per_s']:,.0f}{_mark(r)} | {_times(r)} "
                      f"| {spread} | {_memory(r)} | {bound} |")
+    return lines + [""]
+
+
+def _scaling_section(records: list[dict[str, Any]]) -> list[str]:
+    """The epoch on one process and on N ranks, then the cost of an allreduce."""
+    epochs = [r for r in records if r["case"] == "scaling"]
+    if not epochs:
+        return []
+    lines = ["## Data-parallel scaling (samples/s, median)", "",
+             f"One epoch of the {epochs[0]['model']} model at batch {epochs[0]['batch_size']} "
+             f"on {epochs[0]['backend']}, in one process and on MPI ranks; the speed-up is "
+             "the one process's median time over the ranks', the efficiency the speed-up over "
+             "the number of ranks.", "",
+             "| ranks | BLAS threads per rank | samples | samples/s | time min / median / max "
+             "| spread | speed-up | efficiency |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in sorted(epochs, key=lambda r: r["ranks"]):
+        speedup = f"{r['speedup']:.2f}x" if "speedup" in r else ""
+        efficiency = f"{r['efficiency']:.0%}" if "efficiency" in r else ""
+        lines.append(f"| {r['ranks']} | {r['blas_threads'] or 'unknown'} | {r['samples']:,} "
+                     f"| {r['samples_per_s']:,.0f}{_mark(r)} | {_times(r)} | {r['spread']:.0%} "
+                     f"| {speedup} | {efficiency} |")
+    lines += ["", "`MPICommunicator.allreduce` of a model's float32 gradient, timed on rank 0 "
+              "from a barrier:", "",
+              "| gradient of | ranks | elements | time min / median / max | spread |",
+              "| --- | --- | --- | --- | --- |"]
+    for r in (r for r in records if r["case"] == "allreduce"):
+        lines.append(f"| {r['model']} | {r['ranks']} | {r['elements']:,} "
+                     f"| {_times(r)}{_mark(r)} | {r['spread']:.0%} |")
     return lines + [""]
 
 

@@ -39,6 +39,10 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
     cmd.add_argument("--epoch-samples", type=count(1), default=None, metavar="N",
                      help=f"samples in a timed epoch (default: {defaults.epoch_samples}; "
                           f"--quick: {quick.epoch_samples})")
+    cmd.add_argument("--nproc", type=count(2), default=None, metavar="N",
+                     help="also time an epoch of the deep model (NumPy, batch 128) in one process "
+                          "and on N MPI ranks (mpiexec, mpi4py), and the allreduce of the deep "
+                          "and wide models' gradients on them (default: not measured)")
     cmd.add_argument("--quick", action="store_true",
                      help="a small configuration, about a minute on a CPU; "
                           "the options above override its settings")
@@ -52,13 +56,19 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
 def run_bench(args: argparse.Namespace) -> int:
     from ..bench.harness import Config, run
     from ..bench.outputs import FILES, write_outputs
+    from ..bench.scaling import BATCH_SIZE
     config = Config.quick() if args.quick else Config()
     for option, field in [("backends", "backends"), ("models", "models"),
                           ("batch_sizes", "batch_sizes"), ("ops", "ops"), ("op_sizes", "op_sizes"),
                           ("peers", "peers"), ("repeats", "repeats"), ("budget", "budget_s"),
-                          ("epoch_samples", "epoch_samples")]:
+                          ("epoch_samples", "epoch_samples"), ("nproc", "nproc")]:
         if getattr(args, option) is not None:
             setattr(config, field, getattr(args, option))
+    most = min(BATCH_SIZE, config.epoch_samples)
+    if config.nproc is not None and config.nproc > most:
+        raise UsageError(f"--nproc {config.nproc}: at most {most} ranks, as each takes a share "
+                         f"of every batch of {BATCH_SIZE} and of the {config.epoch_samples:,} "
+                         "samples of an epoch (--epoch-samples)")
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} exists and is not a folder")
     for name in FILES:

@@ -1,0 +1,219 @@
+"""How data-parallel training scales: an epoch of the deep model in one process
+and on N MPI ranks, and what one allreduce of a model's gradients costs.
+
+The harness times the one-process epochs itself, then starts the ranks as
+``mpiexec -n N python -m mpi4py -m gpunet.bench.scaling OUT.json --samples S
+--epochs E``, each rank with cores // N BLAS threads; every rank times the
+same epochs and allreduces, and rank 0 writes its readings to OUT.json.
+Under MPI every rank takes the same number of readings (no time budget: the
+ranks would not agree when to stop), each started after a barrier.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from threadpoolctl import threadpool_info
+
+from .. import seeding
+from ..backend import get_backend
+from ..distributed import Communicator, MPICommunicator, world
+from ..distributed.launch import mpiexec_path
+from ..fitting import fit
+from ..functional import one_hot_encode
+from ..losses import SoftmaxCrossEntropy
+from ..models import mnist_model
+from ..optimizers import Momentum
+from .timing import MIN_REPEATS, HostClock, Timing, measure
+from .trainers import mnist_like
+
+MODEL, BATCH_SIZE, LEARNING_RATE, MOMENTUM = "deep", 128, 0.5, 0.9
+GRADIENT_MODELS = ("deep", "wide")
+ALLREDUCE_REPEATS, ALLREDUCE_WARMUP = 200, 20
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+START_S, SLOWDOWN = 60.0, 10  # the ranks' time limit: START_S + SLOWDOWN x the one-process run
+STOP_S = 5.0                  # from SIGTERM to SIGKILL of a launch past its time
+
+
+class BarrierClock(HostClock):
+    """Wall time on this rank from a barrier of all the ranks: a collective's
+    time until it completes here, an epoch's until its last collective does."""
+
+    def __init__(self, comm: Communicator) -> None:
+        super().__init__(comm.mpi.Barrier if isinstance(comm, MPICommunicator) else lambda: None)
+
+    def time(self, fn: Callable[[], Any], calls: int = 1) -> float:
+        self.synchronize()
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        return (time.perf_counter() - start) / calls
+
+
+def scaling_results(nproc: int, samples: int, repeats: int, skipped: list[str],
+                    say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """An epoch of ``samples`` in this process and on ``nproc`` ranks (its
+    speed-up and efficiency), and the allreduce of each of ``GRADIENT_MODELS``'
+    gradients on those ranks, as records, the epochs timed ``repeats // 2``
+    times but at least ``MIN_REPEATS``; none, the reason added to ``skipped``,
+    where the ranks cannot run or fail."""
+    launcher = mpi_launcher()
+    if isinstance(launcher, str):
+        return _skip(nproc, launcher, skipped, say)
+    epochs = max(repeats // 2, MIN_REPEATS)
+    alone = time_epochs(Communicator(), samples, epochs)
+    ranks = run_ranks(launcher, nproc, samples, epochs,
+                      START_S + SLOWDOWN * (epochs + 1) * alone.median_s)
+    if isinstance(ranks, str):
+        return _skip(nproc, ranks, skipped, say)
+    one = _epoch_record(alone, samples, 1, blas_threads())
+    many = _epoch_record(Timing(ranks["epoch_s"], 1), samples, nproc, ranks["blas_threads"])
+    many["speedup"] = one["median_s"] / many["median_s"]
+    many["efficiency"] = many["speedup"] / nproc
+    reduced = [{"case": "allreduce", "model": model, "ranks": nproc, "dtype": "float32",
+                "elements": gradient_size(model), "bytes": 4 * gradient_size(model),
+                **Timing(ranks["allreduce_s"][model], 1).record()} for model in GRADIENT_MODELS]
+    say(f"scaling {MODEL} batch {BATCH_SIZE}: 1 process {one['samples_per_s']:,.0f} samples/s, "
+        f"{nproc} ranks {many['samples_per_s']:,.0f} samples/s ({many['speedup']:.2f}x, "
+        f"efficiency {many['efficiency']:.0%}); allreduce "
+        + ", ".join(f"{r['model']} {r['median_s'] * 1e6:,.0f} µs" for r in reduced))
+    return [one, many, *reduced]
+
+
+def _skip(nproc: int, reason: str, skipped: list[str], say: Callable[[str], None]) -> list:
+    skipped.append(f"scaling on {nproc} ranks: {reason}")
+    say(f"skipping scaling on {nproc} ranks: {reason}")
+    return []
+
+
+def _epoch_record(timing: Timing, samples: int, ranks: int,
+                  threads: int | None) -> dict[str, Any]:
+    return {"case": "scaling", "what": "epoch", "model": MODEL, "backend": "numpy",
+            "batch_size": BATCH_SIZE, "ranks": ranks, "blas_threads": threads,
+            "samples": samples, **timing.record(), "samples_per_s": samples / timing.median_s}
+
+
+def mpi_launcher() -> Path | str:
+    """mpiexec beside this Python, else on PATH; or why no ranks can start here."""
+    try:
+        import mpi4py  # noqa: F401  (MPI itself starts only in the ranks)
+    except ImportError as exc:
+        return f"mpi4py is not installed ({exc}); pip install 'gpunet[mpi]'"
+    found = mpiexec_path()
+    if found is None:
+        return f"no mpiexec beside {sys.executable} or on PATH; pip install 'gpunet[mpi]'"
+    return Path(found)
+
+
+def run_ranks(mpiexec: Path, nproc: int, samples: int, epochs: int,
+              timeout_s: float) -> dict[str, Any] | str:
+    """Rank 0's readings from ``nproc`` ranks of this module under ``mpiexec``,
+    or why there are none. mpiexec runs in a session of its own, stopped with
+    its ranks if they outlast ``timeout_s`` (or this process is interrupted)."""
+    threads = str(max(1, (os.cpu_count() or 1) // nproc))
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "readings.json"
+        command = [str(mpiexec), "-n", str(nproc), sys.executable, "-m", "mpi4py", "-m", __name__,
+                   str(out), "--samples", str(samples), "--epochs", str(epochs)]
+        ranks = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                 env={**os.environ, **dict.fromkeys(THREAD_VARIABLES, threads)})
+        try:
+            output, _ = ranks.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return f"{mpiexec} -n {nproc} did not finish in {timeout_s:.0f} s"
+        finally:
+            _stop(ranks)
+        if ranks.returncode != 0 or not out.is_file():
+            return f"{mpiexec} -n {nproc} failed (exit {ranks.returncode}): {_reason(output)}"
+        readings = json.loads(out.read_text())
+    if readings["ranks"] != nproc:
+        return (f"{mpiexec} -n {nproc} started ranks that each saw {readings['ranks']} rank(s): "
+                "is it the MPI that mpi4py was built for?")
+    return readings
+
+
+def _stop(launch: subprocess.Popen) -> None:
+    """End what is left of ``launch``: SIGTERM to its process group (mpiexec
+    then ends the ranks, which it starts in sessions of their own), SIGKILL
+    after ``STOP_S`` seconds."""
+    if launch.poll() is None:
+        os.killpg(launch.pid, signal.SIGTERM)
+        try:
+            launch.wait(STOP_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(launch.pid, signal.SIGKILL)
+            launch.wait()
+    launch.stdout.close()
+
+
+def _reason(output: str) -> str:
+    """The exception the ranks' output ends with, else its last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.split(":")[0].endswith(("Error", "Exception"))]
+    return (errors or lines or ["no output"])[-1]
+
+
+def time_epochs(comm: Communicator, samples: int, epochs: int) -> Timing:
+    """``epochs`` readings of one epoch of the deep model (NumPy, float32,
+    softmax cross-entropy, momentum) on ``samples`` MNIST-shaped samples,
+    trained by ``fit`` on ``comm``'s ranks, after a warm-up epoch."""
+    seeding.seed(0)
+    backend = get_backend("numpy")
+    x, labels = mnist_like(samples)
+    y = one_hot_encode(labels, backend=backend)
+    model = mnist_model(MODEL, backend=backend)
+    loss, optimizer = SoftmaxCrossEntropy(), Momentum(LEARNING_RATE, MOMENTUM)
+
+    def epoch() -> None:
+        fit(model, loss, optimizer, x, y, epochs=1, batch_size=BATCH_SIZE, progress=False,
+            comm=comm)
+    return measure(epoch, BarrierClock(comm), repeats=epochs)
+
+
+def time_allreduce(comm: Communicator, elements: int) -> Timing:
+    """``ALLREDUCE_REPEATS`` readings of ``comm.allreduce`` of a float32 array
+    of ``elements``, after ``ALLREDUCE_WARMUP`` untimed ones."""
+    gradient = np.zeros(elements, np.float32)
+    return measure(lambda: comm.allreduce(gradient), BarrierClock(comm),
+                   repeats=ALLREDUCE_REPEATS, warmup=ALLREDUCE_WARMUP)
+
+
+def gradient_size(model: str) -> int:
+    """Elements in the flat gradient of the MNIST preset ``model``."""
+    return sum(p.size for p in mnist_model(model, backend=get_backend("numpy")).params())
+
+
+def blas_threads() -> int | None:
+    """The threads this process's BLAS uses (threadpoolctl), None if none is loaded."""
+    return max((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"),
+               default=None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """One rank's part: time the epochs and the allreduces; rank 0 writes them."""
+    parser = argparse.ArgumentParser(prog="python -m mpi4py -m gpunet.bench.scaling")
+    parser.add_argument("out", type=Path, help="the JSON file rank 0 writes its readings to")
+    parser.add_argument("--samples", type=int, required=True, help="samples in an epoch")
+    parser.add_argument("--epochs", type=int, required=True, help="timed epochs")
+    args = parser.parse_args(argv)
+    comm = world()
+    readings = {"ranks": comm.size, "blas_threads": blas_threads(),
+                "epoch_s": time_epochs(comm, args.samples, args.epochs).times_s,
+                "allreduce_s": {model: time_allreduce(comm, gradient_size(model)).times_s
+                                for model in GRADIENT_MODELS}}
+    if comm.rank == 0:
+        args.out.write_text(json.dumps(readings))
+
+
+if __name__ == "__main__":
+    main()
