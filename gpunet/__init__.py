@@ -5,8 +5,7 @@ gpunet (and starting its command) costs nothing until an array is needed.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .exports import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -27,17 +26,4 @@ _EXPORTS = {
     "seeding": ("seed",),
     "training": ("accuracy", "train_epoch"),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module 'gpunet' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -175,10 +175,7 @@ def test_ranks_that_outlast_their_time_are_killed_with_their_children(tmp_path, 
     assert skipped == [f"scaling on 2 ranks: {tmp_path / 'mpiexec'} -n 2 did not finish in 1 s"]
     child = int(pid_file.read_text())
     try:
-        deadline = time.monotonic() + 10
-        while running(child):
-            assert time.monotonic() < deadline, "the ranks' child outlived their time limit"
-            time.sleep(0.05)
+        wait_until_gone(lambda: running(child), "the ranks' child")
     finally:
         if running(child):
             os.kill(child, signal.SIGKILL)
@@ -191,10 +188,7 @@ def test_real_ranks_that_outlast_their_time_are_ended(tmp_path, monkeypatch):
     assert scaling.run_ranks(LAUNCHER, 2, 60_000, 100, timeout_s=2) == (
         f"{LAUNCHER} -n 2 did not finish in 2 s")
     try:
-        deadline = time.monotonic() + 10
-        while launched(tmp_path):
-            assert time.monotonic() < deadline, "the ranks outlived their time limit"
-            time.sleep(0.05)
+        wait_until_gone(lambda: launched(tmp_path), "the ranks")
     finally:
         for pid in launched(tmp_path):
             os.kill(pid, signal.SIGTERM)
@@ -245,3 +239,10 @@ def test_bad_nproc_is_a_usage_error_and_writes_nothing(tmp_path, options, messag
     fails(done, 2, message)
     assert done.stdout == "" and not (tmp_path / "out").exists()
 
+
+def wait_until_gone(alive, what: str, seconds: float = 10) -> None:
+    """Return once ``alive()`` is false; fail if ``what`` is still alive after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while alive():
+        assert time.monotonic() < deadline, f"{what} outlived their time limit"
+        time.sleep(0.05)

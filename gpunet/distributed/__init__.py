@@ -9,19 +9,11 @@ the ``gpunet`` command. The names below load their module on first use.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..exports import lazy_exports
 
 _EXPORTS = {
     "comm": ("Communicator", "MPICommunicator", "RanksDiverged", "world"),
     "device": ("select_device",),
     "shares": ("check_shares", "share"),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module 'gpunet.distributed' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
