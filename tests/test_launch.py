@@ -1,6 +1,6 @@
 """How a process finds out it is one rank of a launch (gpunet.distributed.launch)."""
+import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -56,3 +56,25 @@ def test_explain_ranks_names_mpi_and_mpiexec_or_the_extra(monkeypatch):
     assert line.startswith("several ranks: mpi4py ")
     monkeypatch.setattr(launch, "mpiexec_path", lambda: None)
     assert launch.explain_ranks().endswith("mpiexec not found (pip install 'gpunet[mpi]')")
+
+
+def test_each_rank_gets_its_share_of_the_cores_and_only_rank_0_prints(tmp_path):
+    pytest.importorskip("mpi4py.MPI", reason="needs mpi4py with an MPI library: pip install "
+                        "'gpunet[mpi]'")
+    if launch.mpiexec_path() is None:
+        pytest.skip("no mpiexec: pip install 'gpunet[mpi]'")
+    script = tmp_path / "rank.py"
+    script.write_text(
+        "import os, sys\n"
+        "from threadpoolctl import threadpool_info\n"
+        "from gpunet.distributed import launch\n"
+        "comm = launch.join(2)\n"
+        "threads = {pool['num_threads'] for pool in threadpool_info()}\n"
+        "cores = len(os.sched_getaffinity(0))\n"
+        "print(comm.rank, comm.size, threads == {max(1, cores // 2)} or threads)\n"
+        "print('rank', comm.rank, 'on stderr', file=sys.stderr)\n")
+    done = subprocess.run([launch.mpiexec_path(), "-n", "2", sys.executable, "-m", "mpi4py",
+                           str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n") == ["0 2 True", ""]
+    assert done.stderr == "rank 0 on stderr\n"
