@@ -77,6 +77,7 @@ def save_training_curves(metrics: Mapping, path: str | os.PathLike) -> Path:
     loss_ax, accuracy_ax = figure.subplots(1, 2)
     _plot(loss_ax, history, "loss", "training loss")
     _plot(loss_ax, history, "test_loss", "test loss")
+    _scale_losses(loss_ax, history)
     _plot(accuracy_ax, history, "accuracy", "training accuracy")
     _plot(accuracy_ax, history, "test_accuracy", "test accuracy")
     for ax, ylabel in ((loss_ax, "loss"), (accuracy_ax, "accuracy")):
@@ -125,22 +126,36 @@ def _history(metrics: Any) -> list[Mapping]:
 
 
 def _plot(ax: Axes, history: list[Mapping], key: str, label: str) -> None:
-    """Plot ``key`` against epoch, over the entries where it is a finite number
-    (a diverged test loss cannot be placed on an axis)."""
+    """Plot ``key`` against epoch, over the entries where it can be placed on
+    an axis (not a diverged loss: infinite, or beyond PLACEABLE)."""
     points = [(entry["epoch"], entry[key]) for entry in history
-              if _finite(entry.get(key)) and _finite(entry["epoch"])]
+              if _placeable(entry.get(key)) and _placeable(entry["epoch"])]
     if points:
         ax.plot(*zip(*points), marker="o", label=label)
+
+
+# Beyond this a value is not drawn: matplotlib's axis arithmetic (margins, ticks, on a
+# log axis too) overflows.
+PLACEABLE = 1e250
+
+
+def _scale_losses(ax: Axes, history: list[Mapping]) -> None:
+    """A log axis for positive losses that span more than three decades, so
+    that a diverging run's stay readable."""
+    losses = [entry[key] for entry in history for key in ("loss", "test_loss")
+              if _placeable(entry.get(key))]
+    if losses and min(losses) > 0 and max(losses) > 1e3 * min(losses):
+        ax.set_yscale("log")
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _finite(value: Any) -> bool:
-    """Is ``value`` a number that fits a float and is finite?"""
+def _placeable(value: Any) -> bool:
+    """Is ``value`` a number of at most PLACEABLE in size?"""
     try:
-        return _is_number(value) and math.isfinite(value)
+        return _is_number(value) and abs(float(value)) <= PLACEABLE
     except OverflowError:  # an integer beyond any float
         return False
 

@@ -189,6 +189,30 @@ def test_values_that_cannot_be_placed_are_left_out(drawn, tmp_path):
     assert curves(drawn[0])["loss"]["test loss"] == ([4], [0.3])
 
 
+def test_a_loss_near_the_float_limit_is_left_out_not_a_failure(drawn, tmp_path):
+    """Beyond plots.PLACEABLE matplotlib's axis arithmetic overflows."""
+    history = epochs(3)
+    history[0]["loss"], history[1]["test_loss"] = 1e308, 1.7e308
+    assert_png(save_training_curves({"history": history}, tmp_path / "curves.png"))
+    drawn_curves = curves(drawn[0])["loss"]
+    assert drawn_curves["training loss"][0] == [2, 3] and drawn_curves["test loss"][0] == [1, 3]
+
+
+@pytest.mark.parametrize("first_loss, scale", [(1e249, "log"), (1.0, "linear")])
+def test_losses_spanning_decades_get_a_log_axis(drawn, tmp_path, first_loss, scale):
+    history = epochs(3)
+    history[0]["loss"] = first_loss
+    save_training_curves({"history": history}, tmp_path / "curves.png")
+    assert drawn[0].axes[0].get_yscale() == scale
+
+
+def test_a_zero_loss_keeps_a_linear_axis(drawn, tmp_path):
+    history = epochs(3)
+    history[0]["loss"], history[1]["loss"] = 1e249, 0.0
+    assert_png(save_training_curves({"history": history}, tmp_path / "curves.png"))
+    assert drawn[0].axes[0].get_yscale() == "linear"
+
+
 @pytest.mark.parametrize("suffix", list(SIGNATURES))
 def test_the_suffix_names_the_format(matplotlib, tmp_path, suffix):
     for path in (save_image_grid(*samples(n=4), tmp_path / f"grid{suffix}", rows=2, cols=2),
