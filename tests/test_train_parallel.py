@@ -10,8 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import gpunet
 from gpunet.distributed.launch import mpiexec_path
 from test_cli_errors import COMMAND, fails, gpunet_cli
 
@@ -131,3 +133,21 @@ def test_graph_replay_is_refused_with_several_ranks(fashion_dir):
     done = gpunet_cli("train", *SMALL, "--nproc", "2", "--graph", "on")
     fails(done, 2, "--graph on replays one process's step, not 2 ranks': use --graph auto or off")
     assert done.stderr.count("gpunet: error:") == 1
+
+
+def test_a_run_on_two_ranks_resumes_as_one_process_would(fashion_dir, tmp_path):
+    """Rank 0 writes the checkpoint, every rank reads it to go on, and the result is one process's."""
+    one_epoch = [*SMALL[:SMALL.index("--epochs")], *SMALL[SMALL.index("--epochs") + 2:]]
+    ckpt, alone = tmp_path / "run.ckpt", tmp_path / "alone.ckpt"
+    assert gpunet_cli("train", *one_epoch, "--epochs", "1", "--save", str(ckpt),
+                      "--nproc", "2").returncode == 0
+    done = gpunet_cli("train", *one_epoch, "--epochs", "2", "--resume", str(ckpt),
+                      "--save", str(ckpt), "--nproc", "2")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("resuming") == 1
+    gpunet_cli("train", *one_epoch, "--epochs", "2", "--save", str(alone), env=ONE_THREAD)
+    backend = gpunet.get_backend("numpy")
+    shared, single = (gpunet.load_checkpoint(path, backend) for path in (ckpt, alone))
+    assert shared.epoch == single.epoch == 2
+    for got, expected in zip(shared.model.params(), single.model.params()):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
