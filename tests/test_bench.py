@@ -355,3 +355,37 @@ def test_each_way_step_instructions_counts_trains(way):
                            "3", "1"], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr
+
+
+def test_on_a_gpu_pytorch_is_timed_eager_and_as_a_graph_or_says_why_not(monkeypatch):
+    """Stand-in peers: PyTorch 'runs' on cuda only; the graph capture fails for one model."""
+    from gpunet.bench import harness, peers
+
+    class Peer:
+        device = "cuda"
+
+        def __init__(self, graph):
+            self.name = "torch graph" if graph else "torch"
+
+        def step(self):
+            pass
+
+        epoch = synchronize = step
+
+    def trainer(model, batch_size, x, y, device, graph=False):
+        if graph and model == "deep":
+            raise RuntimeError("operation not permitted when stream is capturing")
+        return Peer(graph)
+
+    monkeypatch.setattr(peers, "torch_unavailable", lambda device: "no" if device == "cpu" else None)
+    monkeypatch.setattr(peers, "torch_trainer", trainer)
+    monkeypatch.setattr(harness, "step_memory", lambda trainer: (None, None))
+    config = harness.Config.quick()
+    config.models, config.batch_sizes, config.peers = ["logistic", "deep"], [16], ["torch"]
+    config.epoch_samples, config.repeats, config.budget_s = 32, 3, 0.01
+    skipped = []
+    records = harness._peer_results(config, skipped, lambda line: None)
+    assert sorted({(r["peer"], r["model"]) for r in records}) == [
+        ("torch", "deep"), ("torch", "logistic"), ("torch graph", "logistic")]
+    assert skipped == ["torch cpu: no", "torch graph cuda deep batch 16: capture failed: "
+                       "operation not permitted when stream is capturing"]

@@ -173,3 +173,29 @@ def test_torch_rejects_bad_arguments(args, message):
         torch_trainer(*args, x, y)
     with pytest.raises(ValueError, match="need x"):
         torch_trainer("deep", 1, x, y[:2])
+
+
+def test_a_torch_graph_needs_cuda_and_a_full_batch():
+    with pytest.raises(ValueError, match="a CUDA graph needs device 'cuda', got 'cpu'"):
+        torch_trainer("deep", 4, *mnist_like(8), graph=True)
+    with pytest.raises(ValueError, match="a CUDA graph of batches of 16 needs at least that "
+                                         "many rows, got 8"):
+        torch_trainer("deep", 16, *mnist_like(8), device="cuda", graph=True)
+
+
+@pytest.mark.gpu
+def test_the_torch_graph_peer_trains_as_torch_eager():
+    """Full batches replayed from the graph, the last eagerly, from the same start:
+    the logistic model (no dropout, whose draws differ) ends where eager ends."""
+    torch = pytest.importorskip("torch", reason=NO_TORCH)
+    if not torch.cuda.is_available():
+        pytest.skip(torch_unavailable("cuda"))
+    x, y = mnist_like(300)  # two full batches of 128 and a last one of 44
+    eager, graphed = (torch_trainer("logistic", 128, x, y, "cuda", graph=graph)
+                      for graph in (False, True))
+    for trainer in (eager, graphed):
+        trainer.epoch()
+        trainer.epoch()
+        trainer.synchronize()
+    for a, b in zip(eager.net.parameters(), graphed.net.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -56,3 +56,14 @@ def test_slow_epoch_fails_and_bad_files_are_named(tmp_path, capsys):
     assert targets.main([str(tmp_path / "missing.json")]) == 2
     assert "cannot read benchmark results" in capsys.readouterr().err
     assert targets.main([]) == 2
+
+
+def test_pytorch_s_own_graph_is_shown_beside_the_target_not_judged():
+    measured = {"results": [epoch(4_000_000, peer="gpunet graph"),
+                            epoch(1_000_000, backend="cuda", peer="torch"),
+                            epoch(2_500_000, backend="cuda", peer="torch graph")]}
+    lines = targets.check(measured)
+    assert ("no target", "gpunet graph against PyTorch's CUDA graph, deep model, batch 128: "
+                         "1.6x") in lines
+    assert ("pass", "gpunet graph against PyTorch eager, deep model, batch 128, on the GPU: "
+                    "4.0x (target 3x)") in lines

@@ -115,9 +115,16 @@ def _peer_results(config: Config, skipped: list[str], say: Callable[[str], None]
             for model in config.models:
                 for batch_size in config.batch_sizes:
                     n = _epoch_size(config, batch_size)
-                    trainer = peers.torch_trainer(model, batch_size, x[:n], labels[:n], device)
-                    clock.synchronize = trainer.synchronize
-                    results += _time_trainer(trainer, model, batch_size, clock, config, say)
+                    for graph in (False, True) if device == "cuda" else (False,):
+                        try:
+                            trainer = peers.torch_trainer(model, batch_size, x[:n], labels[:n],
+                                                          device, graph=graph)
+                        except RuntimeError as exc:  # a capture PyTorch refused
+                            skipped.append(f"torch graph cuda {model} batch {batch_size}: "
+                                           f"capture failed: {exc}")
+                            continue
+                        clock.synchronize = trainer.synchronize
+                        results += _time_trainer(trainer, model, batch_size, clock, config, say)
     if "notebook" in config.peers and 1 not in config.batch_sizes:
         skipped.append("notebook: it trains at batch size 1 only, and the batch sizes leave 1 out")
     elif "notebook" in config.peers:

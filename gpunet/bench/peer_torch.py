@@ -1,4 +1,5 @@
-"""PyTorch eager as a peer: gpunet's model, loss and optimizer in plain PyTorch.
+"""PyTorch as a peer: gpunet's model, loss and optimizer in plain PyTorch, eager
+or, on a GPU, with each step replayed as a CUDA graph.
 
 PyTorch is not a dependency of gpunet: it is imported only inside these
 functions, and ``torch_unavailable`` says why it cannot run where it cannot.
@@ -113,15 +114,73 @@ class TorchTrainer:
             torch.cuda.synchronize()
 
 
+class TorchGraphTrainer(TorchTrainer):
+    """The same step captured as one CUDA graph, PyTorch's whole-network capture:
+    three warm-up steps and the capture on one side stream (a library handle made
+    lazily on a new stream would be made mid-capture), the gradients set to None
+    before it so that the captured backward writes them; each full batch is then
+    copied into the graph's static inputs and the graph replayed, and a shorter
+    last batch runs eagerly. The parameters and momenta are put back as they were
+    before the warm-up, so it trains as ``TorchTrainer`` does from the same start."""
+
+    name = "torch graph"
+    WARMUP_STEPS = 3
+
+    def __init__(self, net: Any, x: Any, y: Any, batch_size: int, device: str) -> None:
+        import torch
+        import torch.nn.functional as F
+
+        super().__init__(net, x, y, batch_size, device)
+        self.static_x, self.static_y = x[:batch_size].clone(), y[:batch_size].clone()
+        state = [*net.parameters(), *(self.optimizer.state[p]["momentum_buffer"]
+                                      for p in net.parameters())]
+        start = [tensor.detach().clone() for tensor in state]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(self.WARMUP_STEPS):
+                self._train(self.static_x, self.static_y)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.cuda.graph(self.graph, stream=side):
+            F.cross_entropy(self.net(self.static_x), self.static_y).backward()
+            self.optimizer.step()
+        with torch.no_grad():  # in place: the graph holds these tensors' addresses
+            for tensor, value in zip(state, start):
+                tensor.copy_(value)
+
+    def _replay(self, x: Any, y: Any) -> None:
+        self.static_x.copy_(x)
+        self.static_y.copy_(y)
+        self.graph.replay()
+
+    def step(self) -> None:
+        self._replay(self.x[:self.batch_size], self.y[:self.batch_size])
+
+    def epoch(self) -> None:
+        b = self.batch_size
+        for start in range(0, len(self.x), b):
+            x, y = self.x[start:start + b], self.y[start:start + b]
+            (self._replay if len(x) == b else self._train)(x, y)
+
+
 def torch_trainer(model: str, batch_size: int, x: np.ndarray, y: np.ndarray,
-                  device: str = "cpu", seed: int = 0) -> TorchTrainer:
+                  device: str = "cpu", seed: int = 0, graph: bool = False) -> TorchTrainer:
     """PyTorch eager training gpunet's preset ``model`` on ``device``: x (N, 784)
     float32 and int labels y (N,) are copied to the device once; ``step`` trains on
-    the first ``batch_size`` rows, ``epoch`` on all N in order. RuntimeError with
-    ``torch_unavailable``'s reason where PyTorch cannot run."""
+    the first ``batch_size`` rows, ``epoch`` on all N in order. With ``graph``
+    (CUDA only, at most N rows a batch) each full batch replays a CUDA graph of
+    the step (``TorchGraphTrainer``). RuntimeError with ``torch_unavailable``'s
+    reason where PyTorch cannot run, or PyTorch's where the capture fails."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if graph and device != "cuda":
+        raise ValueError(f"a CUDA graph needs device 'cuda', got {device!r}")
     check_data(x, y)
+    if graph and batch_size > len(x):
+        raise ValueError(f"a CUDA graph of batches of {batch_size} needs at least that many "
+                         f"rows, got {len(x)}")
     reason = torch_unavailable(device)
     if reason is not None:
         raise RuntimeError(reason)
@@ -129,5 +188,6 @@ def torch_trainer(model: str, batch_size: int, x: np.ndarray, y: np.ndarray,
 
     torch.manual_seed(seed)
     net = _network(model, seed).to(device)
-    return TorchTrainer(net, torch.as_tensor(x, dtype=torch.float32, device=device),
-                        torch.as_tensor(y, dtype=torch.int64, device=device), batch_size, device)
+    trainer = TorchGraphTrainer if graph else TorchTrainer
+    return trainer(net, torch.as_tensor(x, dtype=torch.float32, device=device),
+                   torch.as_tensor(y, dtype=torch.int64, device=device), batch_size, device)
