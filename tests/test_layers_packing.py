@@ -63,3 +63,35 @@ def test_layers_of_two_dtypes_keep_their_own_arrays(numpy_backend):
                                gpunet.Linear(2, 2, dtype="float64", backend=numpy_backend)])
     assert model.flat() is None
     assert [p.dtype for p in model.params()] == [np.float32] * 2 + [np.float64] * 2
+
+
+class Scale(gpunet.Layer):
+    """A user's layer with a parameter and no ``adopt``: it keeps its own arrays."""
+
+    def __init__(self, n):
+        self.s, self.g = np.ones(n, np.float32), np.zeros(n, np.float32)
+
+    def forward(self, x):
+        self.x = x
+        return x * self.s
+
+    def backward(self, gradient):
+        self.g[...] = (gradient * self.x).sum(axis=0)
+        return gradient * self.s
+
+    def params(self):
+        return [self.s]
+
+    def grads(self):
+        return [self.g]
+
+
+def test_a_nested_network_with_a_layer_that_cannot_adopt_keeps_every_array(numpy_backend):
+    inner = Sequential([Linear(3, 3, backend=numpy_backend), Scale(3)])
+    model = Sequential([Linear(3, 3, backend=numpy_backend), Tanh(), inner])
+    assert inner.flat() is None and model.flat() is None and not model.can_adopt()
+    scale = inner.layers[1]
+    assert model.params()[-1] is scale.s and model.grads()[-1] is scale.g
+    x = np.ones((2, 3), np.float32)
+    gpunet.train_epoch(model, gpunet.SSE(), gpunet.GradientDescent(0.1), x, x, batch_size=2)
+    assert not np.array_equal(scale.s, np.ones(3, np.float32))  # it trained, in its own array

@@ -41,6 +41,11 @@ class Layer:
         if params or grads:
             raise NotImplementedError(f"{type(self).__name__} has parameters but no adopt()")
 
+    def can_adopt(self) -> bool:
+        """Whether ``adopt`` can take this layer's arrays: it has none, or it
+        defines ``adopt``."""
+        return not self.params() or type(self).adopt is not Layer.adopt
+
     def flat(self) -> tuple[Array, Array] | None:
         """One contiguous array holding every parameter and one holding every
         gradient, when this layer keeps them so; optimizers then update all of

@@ -19,7 +19,7 @@ def pack(layers: Sequence[Layer]) -> tuple[Array, Array] | None:
     in backend or dtype, or a layer with parameters cannot ``adopt`` arrays."""
     params = [p for layer in layers for p in layer.params()]
     if (not params or len({(backend_of(p).name, p.dtype) for p in params}) != 1
-            or any(layer.params() and type(layer).adopt is Layer.adopt for layer in layers)):
+            or not all(layer.can_adopt() for layer in layers)):
         return None
     xp = backend_of(params[0]).xp
     total = sum(p.size for p in params)

@@ -59,6 +59,11 @@ class Sequential(Layer):
             start = end
         self._flat = None  # the enclosing network's buffers hold them now
 
+    def can_adopt(self) -> bool:
+        """Whether every layer can: a nested network whose own layers cannot
+        move into shared buffers keeps its arrays, and so does the enclosing one."""
+        return all(layer.can_adopt() for layer in self.layers)
+
     def flat(self) -> tuple[Array, Array] | None:
         """The shared buffers, while every layer still keeps its arrays in them."""
         if self._flat is None:
