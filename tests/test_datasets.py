@@ -547,3 +547,17 @@ def test_real_fashion_mnist_from_debian():
     assert data.train_images.shape == (60000, 28, 28) and data.train_labels.shape == (60000,)
     assert data.test_images.shape == (10000, 28, 28) and data.test_labels.shape == (10000,)
     assert np.bincount(data.test_labels).tolist() == [1000] * 10
+
+
+def test_an_oversized_file_is_refused_before_it_is_all_read(fake, tmp_path):
+    """The checksum's first pass reads the file as stored: at most what the most
+    images take, compressed or not; a far larger file stops there."""
+    directory = put(tmp_path / "d", fake.gz)
+    path = directory / FILE_NAMES["test_images"]
+    with open(path, "r+b") as file:
+        file.truncate(200 << 20)  # sparse: 200 MiB that take no disk
+    limit = 47040016 + 47040016 // 1000 + 4096
+    with deadline(20), pytest.raises(DatasetError) as info:
+        load_raw("mnist", directory, download=False)
+    assert str(info.value) == (f"{path}: too large: more than {limit} bytes as stored, "
+                               "compressed or not, the most 60000 MNIST images take")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import zlib
 from contextlib import suppress
@@ -116,7 +115,7 @@ def _verify(path: Path, file: DataFile) -> None:
     """Accept the published .gz bytes, or IDX bytes matching the known uncompressed MD5."""
     try:
         with open_data(path) as stream:
-            actual, expected = _md5(stream, path), file.md5
+            actual, expected = _md5(stream, path, file.kind, stored=True), file.md5
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read it ({exc.strerror})") from None
     if actual == expected:
@@ -141,15 +140,20 @@ def _raw_md5(path: Path, kind: Kind) -> str:
         return f"unknown, broken gzip stream: {exc}"
 
 
-def _md5(stream: BinaryIO, path: Path, kind: Kind | None = None) -> str:
-    """MD5 of the bytes of ``stream``, read in chunks; with ``kind``, DatasetError as
-    soon as they are more than an MNIST-format file of that kind holds."""
-    limit = sum(size_limit(kind)) if kind else math.inf
+def _md5(stream: BinaryIO, path: Path, kind: Kind, stored: bool = False) -> str:
+    """MD5 of the bytes of ``stream``, read in chunks, with DatasetError as soon
+    as they are more than an MNIST-format file of ``kind`` holds: its IDX bytes,
+    or (``stored``) any copy of them as a file holds them, gzip-compressed or
+    not (deflate adds at most 5 bytes per 65,535, and gzip a header)."""
+    limit = sum(size_limit(kind))
+    as_what = "uncompressed"
+    if stored:
+        limit, as_what = limit + limit // 1000 + 4096, "as stored, compressed or not"
     digest, size = hashlib.md5(), 0
     while chunk := stream.read(CHUNK_BYTES):
         size += len(chunk)
         if size > limit:
-            raise DatasetError(f"{path}: too large: more than {limit} bytes uncompressed, "
+            raise DatasetError(f"{path}: too large: more than {limit} bytes {as_what}, "
                                f"the most {MAX_EXAMPLES} MNIST {kind} take")
         digest.update(chunk)
     return digest.hexdigest()
