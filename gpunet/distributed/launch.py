@@ -17,7 +17,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, Sequence
+from typing import TYPE_CHECKING, Mapping, NoReturn, Sequence
 
 if TYPE_CHECKING:
     from .comm import Communicator, MPICommunicator
@@ -38,7 +38,7 @@ class LaunchError(RuntimeError):
     """Ranks that cannot be started or joined as asked."""
 
 
-def launched_size(environ: os._Environ | dict = os.environ) -> tuple[str, int] | None:
+def launched_size(environ: Mapping[str, str] = os.environ) -> tuple[str, int] | None:
     """(variable, ranks) when a launcher started this process as one of several ranks."""
     for name in SIZE_VARIABLES:
         value = environ.get(name, "")
