@@ -88,11 +88,13 @@ def test_shares_cover_the_rows_in_order_and_differ_by_at_most_one(rows, size):
 
 @pytest.mark.parametrize("samples, batch, message", [
     (2, 8, "3 ranks need at least 3 training samples, got 2"),
-    (30, 2, "batch size 2 is smaller than the 3 ranks"),
+    (30, 2, "batch size 2 is smaller than the 3 ranks: each rank takes a share of every "
+            "batch, so use a batch size of at least 3"),
 ])
 def test_check_shares_names_the_numbers(samples, batch, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError) as error:
         check_shares(samples, batch, 3)
+    assert str(error.value) == message
 
 
 def test_check_shares_takes_a_share_for_every_rank():
@@ -134,6 +136,65 @@ class Gathered(Communicator):
 
     def gather(self, value):
         return [value, *[value if other == "same" else other for other in self.others]]
+
+
+class Recording(Communicator):
+    """A communicator that records what it is asked to reduce or send."""
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    def allreduce(self, array):
+        self.calls.append(("allreduce", array))
+
+    def broadcast(self, array, root=0):
+        self.calls.append(("broadcast", array, root))
+
+    def gather(self, value):
+        self.calls.append(("gather", value))
+        return [value]
+
+
+def test_gradients_are_reduced_in_one_call_from_the_flat_buffer():
+    model = gpunet.Sequential([gpunet.Linear(3, 2), gpunet.Tanh(), gpunet.Linear(2, 1)])
+    comm = Recording()
+    comm.allreduce_gradients(model)
+    assert len(comm.calls) == 1 and comm.calls[0][1] is model.flat()[1]
+
+
+def test_without_a_flat_buffer_each_gradient_is_reduced():
+    layer = gpunet.Linear(3, 2)
+    assert layer.flat() is None
+    comm = Recording()
+    comm.allreduce_gradients(layer)
+    assert [call[1] for call in comm.calls] == list(layer.grads())
+    assert all(a is b for (_, a), b in zip(comm.calls, layer.grads()))
+
+
+def test_broadcast_all_sends_each_array_from_the_root():
+    arrays, comm = [np.zeros(2), np.ones(3)], Recording()
+    comm.broadcast_all(arrays, root=1)
+    assert [(name, array is sent, root) for (name, array, root), sent
+            in zip(comm.calls, arrays)] == [("broadcast", True, 1)] * 2
+
+
+def digest_of(arrays) -> str:
+    comm = Recording()
+    comm.check_same(arrays, "the parameters")
+    return comm.calls[0][1]
+
+
+def test_the_digest_is_of_the_arrays_bytes():
+    arrays = [np.arange(4.0), np.ones((2, 2), np.float32)]
+    changed = [arrays[0].copy(), arrays[1].copy()]
+    changed[1][1, 0] = np.nextafter(np.float32(1), np.float32(2))
+    assert digest_of(arrays) == digest_of([a.copy() for a in arrays])
+    assert digest_of(arrays) != digest_of(changed)
+    assert digest_of(arrays) != digest_of(arrays[:1])
+    assert digest_of([arrays[1].T]) == digest_of([np.ascontiguousarray(arrays[1].T)])
+    Gathered(digest_of(arrays)).check_same(arrays, "the parameters")
+    with pytest.raises(RanksDiverged, match=r"rank\(s\) 1 disagree with rank 0$"):
+        Gathered(digest_of(changed)).check_same(arrays, "the parameters")
 
 
 def test_check_same_names_the_ranks_that_differ():

@@ -15,7 +15,8 @@ import pytest
 
 from gpunet.distributed import Communicator
 from gpunet.distributed import device
-from gpunet.distributed.device import HostStaged, Nccl, device_collectives, nccl_module
+from gpunet.distributed.device import (HostStaged, Nccl, device_collectives, nccl_module,
+                                       select_device)
 from parallel_fit import assert_same_run, launch, mpi_missing, one_process, train_on_ranks
 
 needs_mpi = pytest.mark.skipif(mpi_missing() is not None,
@@ -252,8 +253,9 @@ def test_nccl_where_every_rank_has_a_gpu_of_its_own_and_nccl(nccl_here):
     ({}, 1, False),                        # NCCL not asked for
 ], ids=["ranks-share-a-gpu", "another-rank-cannot", "not-asked-for"])
 def test_host_staged_unless_every_rank_can_use_nccl(nccl_here, machine, devices, use_nccl):
-    ranks = Ranks(**machine)
-    assert type(device_collectives(ranks, gpus(devices), use_nccl)) is HostStaged
+    ranks, backend = Ranks(**machine), gpus(devices)
+    staged = device_collectives(ranks, backend, use_nccl)
+    assert type(staged) is HostStaged and (staged.comm, staged.backend) == (ranks, backend)
     assert nccl_here.calls == []
     assert ranks.sent[0][0] == "gather"  # every rank votes, so all choose alike
 
@@ -263,6 +265,15 @@ def test_host_staged_without_nccl(monkeypatch):
     ranks = Ranks(votes=(False,))
     assert type(device_collectives(ranks, gpus(1), True)) is HostStaged
     assert ranks.sent == [("gather", False)]
+
+
+@pytest.mark.parametrize("count, local_rank, used", [(1, 0, []), (1, 3, []), (2, 0, [0]),
+                                                     (3, 4, [1]), (4, 3, [3])])
+def test_the_ranks_of_a_machine_use_its_gpus_in_turn(count, local_rank, used):
+    chosen = []
+    backend = SimpleNamespace(device_count=lambda: count, use_device=chosen.append)
+    select_device(backend, local_rank)
+    assert chosen == used
 
 
 # -- on a GPU ----------------------------------------------------------------------------

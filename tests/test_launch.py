@@ -1,4 +1,6 @@
 """How a process finds out it is one rank of a launch (gpunet.distributed.launch)."""
+import io
+import os
 import subprocess
 import sys
 
@@ -53,7 +55,12 @@ def test_explain_ranks_names_mpi_and_mpiexec_or_the_extra(monkeypatch):
         assert line.startswith("several ranks: unavailable: no usable mpi4py (")
         assert line.endswith("pip install 'gpunet[mpi]'")
         return
-    assert line.startswith("several ranks: mpi4py ")
+    import mpi4py
+    from mpi4py import MPI
+    library = " ".join(MPI.Get_library_version().splitlines()[0].split())
+    assert launch.mpi_library() == library and "  " not in library
+    assert line == (f"several ranks: mpi4py {mpi4py.__version__} with {library}, mpiexec "
+                    f"{launch.mpiexec_path()}")
     monkeypatch.setattr(launch, "mpiexec_path", lambda: None)
     assert launch.explain_ranks().endswith("mpiexec not found (pip install 'gpunet[mpi]')")
 
@@ -78,3 +85,133 @@ def test_each_rank_gets_its_share_of_the_cores_and_only_rank_0_prints(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n") == ["0 2 True", ""]
     assert done.stderr == "rank 0 on stderr\n"
+
+
+# -- a rank of several, in this process: launch's world stood in for ----------------
+
+class FakeWorld:
+    """What launch needs of an MPICommunicator, with its aborts recorded."""
+
+    def __init__(self, rank, size):
+        self.rank, self.size, self.local_rank, self.local_size = rank, size, rank, size
+        self.aborted = []
+        self.mpi = type("Mpi", (), {"Abort": staticmethod(self.aborted.append)})
+
+
+@pytest.fixture
+def as_rank(monkeypatch):
+    """Make this process rank R of N for launch; sleeps and fd 2's redirection recorded."""
+    monkeypatch.setattr(launch, "_world", None)
+    events = []
+    monkeypatch.setattr(launch.time, "sleep", lambda s: events.append(("sleep", s)))
+    monkeypatch.setattr(launch, "_silence_standard_error", lambda: events.append("silenced"))
+
+    def make(rank, size=2):
+        world = FakeWorld(rank, size)
+        monkeypatch.setattr(launch, "_world", world)
+        return world, events
+    return make
+
+
+@pytest.mark.parametrize("rank, status, waits", [(0, 2, False), (1, 2, True), (1, 3, True),
+                                                 (1, 130, True), (1, 1, False), (0, 1, False)])
+def test_a_failing_rank_ends_every_rank_with_its_status(as_rank, rank, status, waits):
+    """Rank 0 aborts at once; another rank waits first where rank 0 meets the same
+    failure and says why; fd 2 is silenced so MPICH adds no line of its own."""
+    world, events = as_rank(rank)
+    launch.finish(status)
+    assert world.aborted == [status]
+    assert events == [*([("sleep", launch.GRACE_S)] if waits else []), "silenced"]
+
+
+def test_a_rank_that_succeeded_aborts_nothing(as_rank):
+    world, events = as_rank(1)
+    assert launch.finish(0) == 0 and world.aborted == [] and events == []
+    assert launch.several()
+
+
+@pytest.mark.parametrize("rank, status, said", [
+    (0, 2, "gpunet: error: bad\n"), (0, 1, "gpunet: error: bad\n"),
+    (1, 1, "rank 1 of 2: gpunet: error: bad\n"), (1, 2, ""), (1, 3, ""), (1, 130, "")])
+def test_each_failure_is_said_once(as_rank, monkeypatch, rank, status, said):
+    as_rank(rank)
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "__stderr__", stderr)
+    assert launch.report("bad", status) == status
+    assert stderr.getvalue() == said
+
+
+def test_a_crash_on_a_rank_names_the_rank_on_each_line(as_rank, monkeypatch):
+    as_rank(1)
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "__stderr__", stderr)
+    try:
+        raise KeyError("x")
+    except KeyError:
+        assert launch.crashed() == 1
+    lines = stderr.getvalue().splitlines()
+    assert lines[0] == "rank 1: Traceback (most recent call last):"
+    assert lines[-1] == "rank 1: KeyError: 'x'" and all(l.startswith("rank 1: ") for l in lines)
+
+
+@pytest.fixture
+def launched(monkeypatch, as_rank):
+    """join() under a launch of 2 ranks (PMI_SIZE=2), MPI's world stood in for."""
+    from gpunet.distributed import comm
+    shares = []
+    monkeypatch.setattr(launch, "_share_cores", shares.append)
+    monkeypatch.setattr(launch, "launched_size", lambda: ("PMI_SIZE", 2))
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # restored after a rank > 0 silenced it
+    monkeypatch.setattr(sys, "stderr", sys.stderr)
+
+    def world_of(rank, size=2):
+        monkeypatch.setattr(comm, "MPICommunicator", lambda: FakeWorld(rank, size))
+        return shares
+    return world_of
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_rank_joins_shares_the_cores_and_only_rank_0_prints(launched, rank):
+    shares = launched(rank)
+    stdout = sys.stdout
+    world = launch.join(None)
+    assert (world.rank, world.size) == (rank, 2) and launch._world is world
+    assert shares == [2]
+    assert (sys.stdout is stdout) == (rank == 0)
+    assert sys.stdout.name == (stdout.name if rank == 0 else os.devnull)
+
+
+def test_a_world_of_another_size_is_another_mpi(launched):
+    launched(0, size=1)
+    with pytest.raises(launch.LaunchError) as error:
+        launch.join(None)
+    assert str(error.value).startswith(
+        "started as one of 2 ranks (PMI_SIZE=2), but MPI sees 1: that mpiexec belongs to "
+        f"another MPI than mpi4py's ({launch.mpi_library()}); use ")
+    assert launch._world is None
+
+
+def test_nproc_must_be_the_launch_s_size_and_is_said_once(launched):
+    launched(1)
+    with pytest.raises(launch.LaunchError, match=r"^--nproc 3, but the launch started 2 ranks$"):
+        launch.join(3)
+    assert launch._world is not None  # so that rank 1 leaves saying it to rank 0
+
+
+def test_a_launch_without_an_mpi_library_is_named(launched, monkeypatch):
+    from gpunet.distributed import comm
+
+    def missing():
+        raise ImportError("libmpi.so.12: cannot open shared object file")
+    monkeypatch.setattr(comm, "MPICommunicator", missing)
+    with pytest.raises(launch.LaunchError) as error:
+        launch.join(None)
+    assert str(error.value) == ("started as one of 2 ranks (PMI_SIZE=2), but mpi4py cannot "
+                                "load an MPI library (libmpi.so.12: cannot open shared object "
+                                "file): pip install 'gpunet[mpi]'")
+
+
+def test_outside_a_launch_join_is_the_single_process(monkeypatch, as_rank):
+    monkeypatch.setattr(launch, "launched_size", lambda: None)
+    world = launch.join(None)
+    assert (world.rank, world.size) == (0, 1) and not launch.several()

@@ -73,7 +73,7 @@ def test_processes_started_by_mpiexec_join_as_ranks(fashion_dir, tmp_path):
 def test_more_ranks_than_rows_is_one_line(fashion_dir, extra, message):
     done = gpunet_cli("train", *SMALL, *extra)
     fails(done, 2, message)
-    assert done.stderr.count("gpunet: error:") == 1
+    assert len(done.stderr.strip().splitlines()) == 1  # nor MPICH's own "Abort(2) on node"
 
 
 def test_nproc_0_is_refused():

@@ -76,12 +76,17 @@ def explain_ranks() -> str:
     try:
         import mpi4py
         mpi4py.rc.initialize = False
-        from mpi4py import MPI
+        from mpi4py import MPI  # noqa: F401  (loads the library: an ImportError if it cannot)
     except ImportError as exc:
         return f"several ranks: unavailable: no usable mpi4py ({exc}); {MPI_EXTRA}"
-    library = " ".join(MPI.Get_library_version().splitlines()[0].split())
-    return (f"several ranks: mpi4py {mpi4py.__version__} with {library}, mpiexec "
+    return (f"several ranks: mpi4py {mpi4py.__version__} with {mpi_library()}, mpiexec "
             f"{mpiexec_path() or f'not found ({MPI_EXTRA})'}")
+
+
+def mpi_library() -> str:
+    """The MPI library mpi4py loads, in one line (e.g. "MPICH Version: 5.0.2")."""
+    from mpi4py import MPI
+    return " ".join(MPI.Get_library_version().splitlines()[0].split())
 
 
 def join(nproc: int | None) -> Communicator:
@@ -100,11 +105,9 @@ def join(nproc: int | None) -> Communicator:
         raise LaunchError(f"started as one of {size} ranks ({variable}={size}), but mpi4py "
                           f"cannot load an MPI library ({exc}): {MPI_EXTRA}") from None
     if comm.size != size:
-        from mpi4py import MPI
-        library = " ".join(MPI.Get_library_version().splitlines()[0].split())
         raise LaunchError(f"started as one of {size} ranks ({variable}={size}), but MPI sees "
                           f"{comm.size}: that mpiexec belongs to another MPI than mpi4py's "
-                          f"({library}); use {mpiexec_path() or 'its mpiexec'} or "
+                          f"({mpi_library()}); use {mpiexec_path() or 'its mpiexec'} or "
                           f"gpunet train --nproc {size}")
     _world = comm
     if nproc is not None and nproc != size:
@@ -157,7 +160,13 @@ def finish(status: int) -> int:
         time.sleep(GRACE_S)
     sys.__stdout__.flush()
     sys.__stderr__.flush()
-    with open(os.devnull, "w") as devnull:  # MPICH's own "Abort(N) on node ..." adds nothing
-        os.dup2(devnull.fileno(), 2)
-        _world.mpi.Abort(status)
+    _silence_standard_error()
+    _world.mpi.Abort(status)
     return status
+
+
+def _silence_standard_error() -> None:
+    """Send file descriptor 2 to /dev/null: MPICH's own "Abort(N) on node ..."
+    line would add nothing to the reason already said."""
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
