@@ -178,7 +178,10 @@ def test_a_rank_joins_shares_the_cores_and_only_rank_0_prints(launched, rank):
     assert (world.rank, world.size) == (rank, 2) and launch._world is world
     assert shares == [2]
     assert (sys.stdout is stdout) == (rank == 0)
-    assert sys.stdout.name == (stdout.name if rank == 0 else os.devnull)
+    if rank:
+        assert sys.stdout.name == sys.stderr.name == os.devnull
+        print("said by rank 1: nowhere")  # written, to /dev/null
+        print("warned by rank 1: nowhere", file=sys.stderr)
 
 
 def test_a_world_of_another_size_is_another_mpi(launched):

@@ -97,8 +97,8 @@ def device_collectives(comm: MPICommunicator, backend: Backend,
                        use_nccl: bool) -> DeviceCollectives:
     """NCCL where every rank can use it (the choice is agreed among the ranks,
     and each rank of a machine needs a GPU of its own), else HostStaged."""
-    found = nccl_module() if use_nccl else "NCCL not asked for"
-    usable = not isinstance(found, str) and comm.local_size <= backend.device_count()
+    found = nccl_module() if use_nccl else None
+    usable = isinstance(found, tuple) and comm.local_size <= backend.device_count()
     if all(comm.gather(usable)):
         return Nccl(comm, *found)
     return HostStaged(comm, backend)
