@@ -106,14 +106,14 @@ def _rows(rows: slice) -> int:
 
 
 def train_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any,
-                batch_size: int = 1, *, shuffle: bool = False) -> Array:
-    """Run ``steps`` for one epoch; returns the sum of the per-sample losses
-    (the notebook's ``epoch_loss``, summed in float64) as a 0-d array left on
-    the device."""
+                batch_size: int = 1, *, shuffle: bool = False, graph: str = "auto") -> Array:
+    """Run ``steps`` for one epoch (``graph`` as there); returns the sum of the
+    per-sample losses (the notebook's ``epoch_loss``, summed in float64) as a
+    0-d array left on the device."""
     backend = model_backend(model, inputs)
     metrics = EpochMetrics(backend, len(inputs), batch_size)
     for _ in steps(model, loss, optimizer, inputs, targets, batch_size, shuffle=shuffle,
-                   metrics=metrics):
+                   metrics=metrics, graph=graph):
         pass
     return metrics.losses.sum()
 

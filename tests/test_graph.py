@@ -147,6 +147,25 @@ def test_auto_is_the_planned_step_without_a_graph_until_checked_on_a_gpu(numpy_b
     assert paths == ["planned"]
 
 
+def test_train_epoch_takes_the_graph_mode_with_the_same_numbers(numpy_backend):
+    x, labels = mnist_like(70)
+    y = gpunet.one_hot_encode(labels, backend=numpy_backend)
+    results = []
+    for graph in ("on", "off"):
+        gpunet.seed(3)
+        model = model_of("deep", numpy_backend)
+        optimizer = gpunet.Momentum(0.1, 0.9)
+        losses = [float(gpunet.train_epoch(model, gpunet.SoftmaxCrossEntropy(), optimizer, x,
+                                           y, 16, shuffle=True, graph=graph))
+                  for _ in range(3)]
+        results.append((losses, [p.copy() for p in model.params()]))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="graph must be one of on, off, auto, got 'yes'"):
+        gpunet.train_epoch(model, gpunet.SoftmaxCrossEntropy(), optimizer, x, y, 16, graph="yes")
+
+
 @pytest.mark.parametrize("bad", ["yes", None, True])
 def test_a_bad_graph_mode_is_refused(numpy_backend, bad):
     x, y = np.zeros((4, 784), np.float32), np.eye(10, dtype=np.float32)[[0, 1, 2, 3]]
