@@ -100,13 +100,18 @@ class TorchTrainer:
         F.cross_entropy(self.net(x), y).backward()
         self.optimizer.step()
 
+    def _full_batch(self, x: Any, y: Any) -> None:
+        """A step on ``batch_size`` rows (``TorchGraphTrainer`` replays its graph)."""
+        self._train(x, y)
+
     def step(self) -> None:
-        self._train(self.x[:self.batch_size], self.y[:self.batch_size])
+        self._full_batch(self.x[:self.batch_size], self.y[:self.batch_size])
 
     def epoch(self) -> None:
         b = self.batch_size
         for start in range(0, len(self.x), b):
-            self._train(self.x[start:start + b], self.y[start:start + b])
+            x, y = self.x[start:start + b], self.y[start:start + b]
+            (self._full_batch if len(x) == b else self._train)(x, y)
 
     def synchronize(self) -> None:
         if self.device == "cuda":
@@ -150,19 +155,10 @@ class TorchGraphTrainer(TorchTrainer):
             for tensor, value in zip(state, start):
                 tensor.copy_(value)
 
-    def _replay(self, x: Any, y: Any) -> None:
+    def _full_batch(self, x: Any, y: Any) -> None:
         self.static_x.copy_(x)
         self.static_y.copy_(y)
         self.graph.replay()
-
-    def step(self) -> None:
-        self._replay(self.x[:self.batch_size], self.y[:self.batch_size])
-
-    def epoch(self) -> None:
-        b = self.batch_size
-        for start in range(0, len(self.x), b):
-            x, y = self.x[start:start + b], self.y[start:start + b]
-            (self._replay if len(x) == b else self._train)(x, y)
 
 
 def torch_trainer(model: str, batch_size: int, x: np.ndarray, y: np.ndarray,
