@@ -129,7 +129,7 @@ def test_a_non_finite_loss_stops_every_rank_at_once(fashion_dir, tmp_path):
 
 def test_graph_replay_is_refused_with_several_ranks(fashion_dir):
     done = gpunet_cli("train", *SMALL, "--nproc", "2", "--graph", "on")
-    fails(done, 2, "--graph on replays one process's step, not 2 ranks': use --graph auto or off")
+    fails(done, 2, "--graph on replays one process's step; with 2 ranks use --graph auto or off")
     assert done.stderr.count("gpunet: error:") == 1
 
 

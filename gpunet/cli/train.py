@@ -82,8 +82,8 @@ def run_train(args: argparse.Namespace) -> int:
         launch(args.nproc, args.argv)
     comm = join(args.nproc)
     if comm.size > 1 and args.graph == "on":
-        raise UsageError(f"--graph on replays one process's step, not {comm.size} ranks': "
-                         "use --graph auto or off")
+        raise UsageError(f"--graph on replays one process's step; with {comm.size} ranks use "
+                         "--graph auto or off")
     backend = open_backend(args.backend)
     select_device(backend, comm.local_rank)
     resumed = load_checkpoint(args.resume, backend) if args.resume else None
