@@ -244,16 +244,22 @@ def test_activation_grad(kernels, cpu, op, n, dtype):
     check(getattr(kernels, op)(y, gy), expect(cpu, op, y, gy))
 
 
+def loss_cases(test: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``test`` over the loss grid: rows (None: one (k,) row), k classes,
+    one-hot or probability targets, each float dtype."""
+    for name, values in [("rows", [*SIZES, None]), ("k", [1, 3, 10]),
+                         ("target", ["one-hot", "probabilities"]), ("dtype", DTYPES)]:
+        test = pytest.mark.parametrize(name, values)(test)
+    return test
+
+
 def row_shape(rows: int | None, k: int) -> tuple[int, ...]:
     """(rows, k), or one (k,) row for ``rows=None``."""
     return (k,) if rows is None else (rows, k)
 
 
 @covers("softmax_cross_entropy")
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("target", ["one-hot", "probabilities"])
-@pytest.mark.parametrize("k", [1, 3, 10])
-@pytest.mark.parametrize("rows", [*SIZES, None])
+@loss_cases
 def test_softmax_cross_entropy(kernels, cpu, rows, k, target, dtype):
     z, a = logits_and_targets(rows, k, target, dtype)
     scale = 1 / rows if rows else 1.0  # a mean over the rows
@@ -410,10 +416,7 @@ def test_dense_backward(kernels, cpu, activation, dropout, shape, dtype):
 
 
 @covers("dense_softmax_cross_entropy")
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("target", ["one-hot", "probabilities"])
-@pytest.mark.parametrize("k", [1, 3, 10])
-@pytest.mark.parametrize("rows", [*SIZES, None])
+@loss_cases
 def test_dense_softmax_cross_entropy(kernels, cpu, rows, k, target, dtype):
     """The loss (into float64), the hit and the gradient of logits z + bias."""
     z, a = logits_and_targets(rows, k, target, dtype)
