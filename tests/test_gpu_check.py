@@ -74,7 +74,8 @@ def test_gpunet_that_does_not_import_fails(tmp_path):
 
 def test_gpu_tests_collect_without_hypothesis(tmp_path):
     """As where hypothesis is not installed: no module, and no pytest plugin of its own."""
-    done = run_with(tmp_path, {"hypothesis": "raise ImportError('No module named hypothesis')"},
+    absent = "raise ModuleNotFoundError(\"No module named 'hypothesis'\", name='hypothesis')"
+    done = run_with(tmp_path, {"hypothesis": absent},
                     [sys.executable, "-m", "pytest", "-m", "gpu", "--co", "-q", "-rs",
                      "-p", "no:cacheprovider", "-p", "no:hypothesispytest"])
     assert done.returncode == 0, done.stdout + done.stderr

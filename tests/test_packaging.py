@@ -35,3 +35,20 @@ def test_only_gpunet_and_its_subpackages_are_installed():
         packages = apply_configuration(Distribution(), PYPROJECT).packages
     assert {"gpunet", "gpunet.bench", "gpunet.cli", "gpunet.backend"} <= set(packages)
     assert all(name == "gpunet" or name.startswith("gpunet.") for name in packages), packages
+
+
+def test_the_license_is_an_spdx_expression_with_its_file():
+    """setuptools deprecates a license table (unsupported after 2027-02-18): the
+    build reads pyproject.toml without a deprecation warning, and the licence text
+    it names ships."""
+    from setuptools.config.pyprojecttoml import apply_configuration
+    from setuptools.dist import Distribution
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        apply_configuration(Distribution(), PYPROJECT)
+    deprecations = [str(w.message) for w in caught if "deprecat" in str(w.message).lower()]
+    assert not deprecations, deprecations
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    assert project["license"] == "MIT"
+    assert all((PYPROJECT.parent / name).is_file() for name in project["license-files"])

@@ -27,7 +27,8 @@ def test_gpu_skips_are_reported_once():
 
 
 def test_without_the_kernels_extra_the_kernel_checks_name_it(tmp_path):
-    (tmp_path / "cupy.py").write_text("raise ImportError('No module named cupy')\n")
+    (tmp_path / "cupy.py").write_text(  # what an absent package raises
+        "raise ModuleNotFoundError(\"No module named 'cupy'\", name='cupy')\n")
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-ra", "-p", "no:cacheprovider",
                            "tests/test_nvrtc.py", "tests/test_kernels_on_host.py"],
                           capture_output=True, text=True, timeout=300,
