@@ -75,7 +75,9 @@ def test_each_rank_gets_its_share_of_the_cores_and_only_rank_0_prints(tmp_path):
         "import os, sys\n"
         "from threadpoolctl import threadpool_info\n"
         "from gpunet.distributed import launch\n"
+        "from gpunet.threads import limit_threads, threads_for\n"
         "comm = launch.join(2)\n"
+        "limit_threads(threads_for(None, comm))\n"
         "threads = {pool['num_threads'] for pool in threadpool_info()}\n"
         "cores = len(os.sched_getaffinity(0))\n"
         "print(comm.rank, comm.size, threads == {max(1, cores // 2)} or threads)\n"
@@ -158,25 +160,21 @@ def test_a_crash_on_a_rank_names_the_rank_on_each_line(as_rank, monkeypatch):
 def launched(monkeypatch, as_rank):
     """join() under a launch of 2 ranks (PMI_SIZE=2), MPI's world stood in for."""
     from gpunet.distributed import comm
-    shares = []
-    monkeypatch.setattr(launch, "_share_cores", shares.append)
     monkeypatch.setattr(launch, "launched_size", lambda: ("PMI_SIZE", 2))
     monkeypatch.setattr(sys, "stdout", sys.stdout)  # restored after a rank > 0 silenced it
     monkeypatch.setattr(sys, "stderr", sys.stderr)
 
     def world_of(rank, size=2):
         monkeypatch.setattr(comm, "MPICommunicator", lambda: FakeWorld(rank, size))
-        return shares
     return world_of
 
 
 @pytest.mark.parametrize("rank", [0, 1])
-def test_a_rank_joins_shares_the_cores_and_only_rank_0_prints(launched, rank):
-    shares = launched(rank)
+def test_a_rank_joins_and_only_rank_0_prints(launched, rank):
+    launched(rank)
     stdout = sys.stdout
     world = launch.join(None)
     assert (world.rank, world.size) == (rank, 2) and launch._world is world
-    assert shares == [2]
     assert (sys.stdout is stdout) == (rank == 0)
     if rank:
         assert sys.stdout.name == sys.stderr.name == os.devnull

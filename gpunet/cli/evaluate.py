@@ -27,7 +27,7 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    backend = open_backend(args.backend)
+    backend = open_backend(args.backend, args.threads)
     checkpoint = load_checkpoint(args.checkpoint, backend)
     dataset = args.dataset or checkpoint.config.get("dataset", DEFAULT_DATASET)
     inputs, targets = test_set(checkpoint, dataset, args, backend)

@@ -29,7 +29,7 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
 
 
 def run_xor(args: argparse.Namespace) -> int:
-    backend = open_backend(args.backend)
+    backend = open_backend(args.backend, args.threads)
     result = xor.run_xor(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                          backend=backend, progress=not args.quiet)
     print(f"final epoch loss: {result.losses[-1]:.4f}" if result.losses else "no epochs run")
@@ -43,7 +43,7 @@ def run_xor(args: argparse.Namespace) -> int:
 
 
 def run_fizzbuzz(args: argparse.Namespace) -> int:
-    backend = open_backend(args.backend)
+    backend = open_backend(args.backend, args.threads)
     result = fizzbuzz.run_fizzbuzz(loss=args.loss, epochs=args.epochs,
                                    batch_size=args.batch_size, seed=args.seed,
                                    backend=backend, progress=not args.quiet)

@@ -10,6 +10,13 @@ from ..atomic import writable
 from ..files import file_type
 from ..data.sources import FILE_NAMES, SOURCES
 from ..backend import BACKEND_NAMES, Backend, explain_auto, get_backend
+from ..distributed.comm import Communicator
+from ..threads import limit_threads, threads_for, threads_in_use
+
+
+THREADS_HELP = ("BLAS and OpenMP threads of this process (default 1, faster than all cores "
+                "at these models' sizes and unhurt by a busy core; a rank of several: its "
+                "machine's cores // its ranks there)")
 
 
 class UsageError(ValueError):
@@ -73,10 +80,12 @@ def writable_path(text: str) -> Path:
 
 
 def common_options() -> argparse.ArgumentParser:
-    """--backend and --quiet, shared by every command that computes."""
+    """--backend, --threads and --quiet, shared by every command that computes."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--backend", choices=BACKEND_NAMES, default=None,
                         help="array backend (default: $GPUNET_BACKEND, else auto)")
+    common.add_argument("--threads", type=count(1), default=None, metavar="N",
+                        help=THREADS_HELP)
     common.add_argument("--quiet", action="store_true", help="no progress bars")
     return common
 
@@ -117,9 +126,12 @@ def os_error(exc: OSError) -> str:
     return f"{path}{exc.strerror or exc}"
 
 
-def open_backend(asked: str | None) -> Backend:
-    """The backend asked for, announced in one line (with auto's reason)."""
+def open_backend(asked: str | None, threads: int | None,
+                 ranks: Communicator | None = None) -> Backend:
+    """The backend asked for, its BLAS and OpenMP threads limited as ``threads_for``
+    says, announced in one line (with auto's reason and the threads in use)."""
+    limit_threads(threads_for(threads, ranks or Communicator()))
     backend = get_backend(asked)
     reason = f" ({explain_auto()})" if asked in (None, "auto") else ""
-    print(f"backend: {backend.name}{reason}")
+    print(f"backend: {backend.name}{reason}; threads: {threads_in_use()}")
     return backend

@@ -84,7 +84,7 @@ def run_train(args: argparse.Namespace) -> int:
     if comm.size > 1 and args.graph == "on":
         raise UsageError(f"--graph on replays one process's step; with {comm.size} ranks use "
                          "--graph auto or off")
-    backend = open_backend(args.backend)
+    backend = open_backend(args.backend, args.threads, comm)
     select_device(backend, comm.local_rank)
     resumed = load_checkpoint(args.resume, backend) if args.resume else None
     config = _config(args, resumed)

@@ -91,8 +91,8 @@ def mpi_library() -> str:
 
 def join(nproc: int | None) -> Communicator:
     """This process's communicator: the launch's ranks, checked against the
-    launcher's variables and ``nproc``, each rank's BLAS threads set to its
-    share of the machine's cores and rank 0 alone printing; else the single process."""
+    launcher's variables and ``nproc``, rank 0 alone printing; else the single
+    process. (Each rank's threads: ``threads.threads_for``.)"""
     from .comm import Communicator, MPICommunicator
     global _world
     launched = launched_size()
@@ -112,17 +112,9 @@ def join(nproc: int | None) -> Communicator:
     _world = comm
     if nproc is not None and nproc != size:
         raise LaunchError(f"--nproc {nproc}, but the launch started {size} ranks")
-    _share_cores(comm.local_size)
     if comm.rank > 0:
         sys.stdout = sys.stderr = open(os.devnull, "w")
     return comm
-
-
-def _share_cores(ranks_here: int) -> None:
-    """BLAS threads per rank: this machine's cores // its ranks (else they fight
-    over the cores: 2 ranks on 2 cores ran 23x slower)."""
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(max(1, len(os.sched_getaffinity(0)) // ranks_here))
 
 
 def report(problem: object, status: int) -> int:

@@ -1,0 +1,86 @@
+"""BLAS threads for training: one against all cores, idle and beside a busy process.
+
+    python -m benchmarks.threads [--samples 60000] [--repeats 3]
+
+For each model preset at ``gpunet train``'s default batch size it times an
+epoch of MNIST-shaped data on the NumPy backend with the BLAS limited to one
+thread and to every core (threadpoolctl), interleaved, first on the machine as
+it is, then beside one busy process (``while True: pass``) that it starts and
+stops itself. It prints min / median / max seconds per epoch and each case's
+ratio to all cores idle, and the load average before and after each case.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+import gpunet
+from gpunet.bench.trainers import mnist_like
+from gpunet.models import PRESETS, default_rates, mnist_model
+
+BATCH_SIZE = 128  # gpunet train's default
+
+
+def epoch_seconds(name: str, x: np.ndarray, y: np.ndarray, threads: int) -> float:
+    backend = gpunet.get_backend("numpy")
+    gpunet.seed(0)
+    model = mnist_model(name, backend=backend)
+    optimizer = gpunet.Momentum(*default_rates(name, BATCH_SIZE))
+    with threadpool_limits(threads, user_api="blas"):
+        start = time.perf_counter()
+        gpunet.fit(model, gpunet.SoftmaxCrossEntropy(), optimizer, x, y, epochs=1,
+                   batch_size=BATCH_SIZE, progress=False)
+        return time.perf_counter() - start
+
+
+def busy_process() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=60_000, help="samples an epoch")
+    parser.add_argument("--repeats", type=int, default=3, help="readings per case")
+    args = parser.parse_args()
+    cores = len(os.sched_getaffinity(0))
+    pixels, labels = mnist_like(args.samples)
+    x, y = pixels, np.eye(10, dtype=np.float32)[labels]
+    print(f"{args.samples} samples an epoch, batch {BATCH_SIZE}, {cores} cores, "
+          f"median of {args.repeats} interleaved readings (min..max)")
+    print("| model | load | BLAS threads | s/epoch | vs all cores idle | load average before, after |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name in PRESETS:
+        epoch_seconds(name, x[:BATCH_SIZE * 8], y[:BATCH_SIZE * 8], cores)  # warm-up
+        idle_all = 0.0
+        for load in ("idle", "one busy process"):
+            busy = busy_process() if load != "idle" else None
+            time.sleep(0.5 if busy else 0)
+            try:
+                before = os.getloadavg()[0]
+                readings: dict[int, list[float]] = {1: [], cores: []}
+                for _ in range(args.repeats):
+                    for threads in readings:
+                        readings[threads].append(epoch_seconds(name, x, y, threads))
+                after = os.getloadavg()[0]
+            finally:
+                if busy:
+                    busy.kill()
+                    busy.wait()
+            idle_all = idle_all or statistics.median(readings[cores])
+            for threads, seconds in readings.items():
+                median = statistics.median(seconds)
+                ratio = f"{median / idle_all:.2f}x"
+                print(f"| {name} | {load} | {threads} | {median:.2f} "
+                      f"({min(seconds):.2f}..{max(seconds):.2f}) | {ratio} | "
+                      f"{before:.1f}, {after:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
