@@ -5,7 +5,7 @@ gpunet (and starting its command) costs nothing until an array is needed.
 """
 from __future__ import annotations
 
-from .exports import lazy_exports
+from ._exports import lazy_exports
 
 __version__ = "0.1.0"
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from types import ModuleType
 from typing import Any, Callable
 
 
@@ -22,6 +23,11 @@ def lazy_exports(package: str, exports: dict[str, tuple[str, ...]]
         return value
 
     def dir_() -> list[str]:
-        return sorted({*vars(sys.modules[package]), *public})
+        """The public names, the dunders, and the public submodules loaded so far."""
+        names = vars(sys.modules[package])
+        return sorted({*public, *(name for name in names if name.startswith("__")),
+                       *(name for name, value in names.items() if not name.startswith("_")
+                         and isinstance(value, ModuleType)
+                         and value.__name__ == f"{package}.{name}")})
 
     return public, getattr_, dir_

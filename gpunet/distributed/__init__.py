@@ -9,7 +9,7 @@ the ``gpunet`` command. The names below load their module on first use.
 """
 from __future__ import annotations
 
-from ..exports import lazy_exports
+from .._exports import lazy_exports
 
 _EXPORTS = {
     "comm": ("Communicator", "MPICommunicator", "RanksDiverged", "world"),
