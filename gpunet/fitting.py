@@ -45,6 +45,7 @@ def evaluate(model: Layer, loss: Loss, inputs: Any, targets: Any,
     """(mean per-sample loss, accuracy) of ``model`` with dropout off, in
     batches; with ``comm`` of several ranks each evaluates its share of the rows
     and the sums are added up (a collective)."""
+    batch_size = check_count("batch_size", batch_size, 1)
     set_train(model, False)
     comm = Communicator() if comm is None else comm
     backend = model_backend(model, inputs)
@@ -78,8 +79,9 @@ def fit(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: An
     the test are reduced over the ranks, and after each epoch the ranks check
     that their parameters are still the same (RanksDiverged otherwise). Only
     rank 0 shows progress; every rank gets the history."""
-    check_count("epochs", epochs, 0)
-    check_count("batch_size", batch_size, 1)
+    epochs = check_count("epochs", epochs, 0)
+    batch_size = check_count("batch_size", batch_size, 1)
+    first_epoch = check_count("first_epoch", first_epoch, 0)
     check_mode(graph)
     comm = Communicator() if comm is None else comm
     if comm.size > 1:

@@ -1,6 +1,7 @@
 """Mini-batch training: the steps of one epoch, forward, loss, backward and update."""
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -44,7 +45,7 @@ def steps(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: 
     batch's, and the gradients (of the loss's mean over the whole batch) are
     summed across the ranks before the update; the metrics get this rank's rows.
     """
-    check_count("batch_size", batch_size, 1)
+    batch_size = check_count("batch_size", batch_size, 1)
     check_mode(graph)
     comm = Communicator() if comm is None else comm
     backend = model_backend(model, inputs)
@@ -110,6 +111,7 @@ def train_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, tar
     """Run ``steps`` for one epoch (``graph`` as there); returns the sum of the
     per-sample losses (the notebook's ``epoch_loss``, summed in float64) as a
     0-d array left on the device."""
+    batch_size = check_count("batch_size", batch_size, 1)
     backend = model_backend(model, inputs)
     metrics = EpochMetrics(backend, len(inputs), batch_size)
     for _ in steps(model, loss, optimizer, inputs, targets, batch_size, shuffle=shuffle,
@@ -130,11 +132,17 @@ def model_backend(model: Layer, data: Any) -> Backend:
     return backend_of(params[0] if params else data)
 
 
-def check_count(name: str, value: Any, minimum: int) -> None:
-    """ValueError unless ``value`` is an integer of at least ``minimum`` (0 or 1)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+def check_count(name: str, value: Any, minimum: int) -> int:
+    """``value`` as a Python int: any integer ``operator.index`` takes (NumPy's too,
+    bools not); ValueError unless it is one of at least ``minimum`` (0 or 1)."""
+    try:
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number < minimum:
         kind = "positive" if minimum == 1 else "non-negative"
         raise ValueError(f"{name} must be a {kind} integer, got {value!r}")
+    return number
 
 
 def correct(predicted: Array, targets: Array) -> Array:

@@ -5,6 +5,7 @@ import dataclasses
 import os
 
 from ..backend import Backend, get_backend
+from ..training import check_count
 from .datasets import load_raw
 from .preprocess import Prepared, prepare
 from .sources import get_source
@@ -23,6 +24,10 @@ def load_mnist(name: str = "mnist", data_dir: str | os.PathLike | None = None, *
     N samples (the mean is then that of the N training images). ``directory`` is
     where the files were read, ``class_names`` what each label stands for.
     """
+    if train_subset is not None:
+        train_subset = check_count("train_subset", train_subset, 1)
+    if test_subset is not None:
+        test_subset = check_count("test_subset", test_subset, 1)
     raw = load_raw(name, data_dir, download=download, progress=progress)
     prepared = prepare(raw.train_images[:train_subset], raw.train_labels[:train_subset],
                        raw.test_images[:test_subset], raw.test_labels[:test_subset],

@@ -16,7 +16,8 @@ def train_epochs(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, ta
                  score: Callable[[], float] | None = None) -> tuple[list[float], list[float]]:
     """Run ``epochs`` epochs; returns the per-epoch summed losses and, when
     ``score`` is given, its value after each epoch (shown as 'acc')."""
-    check_count("epochs", epochs, 0)
+    epochs = check_count("epochs", epochs, 0)
+    batch_size = check_count("batch_size", batch_size, 1)
     losses: list[float] = []
     scores: list[float] = []
     with tqdm.trange(epochs, disable=not progress) as bar:
