@@ -9,6 +9,7 @@ interrupted save leaves the previous checkpoint whole.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +19,11 @@ import numpy as np
 import safetensors.numpy
 
 from ..atomic import replacing
-from ..backend import Backend, backend_of
+from ..backend import Backend, backend_of, get_backend
+from ..data.sources import get_source
 from ..layers import Layer, describe
 from ..optimizers import GradientDescent, Momentum, Optimizer
+from ..training import check_count
 from .container import FORMAT, CheckpointError, metadata_of, numbered, read_file, tensors
 from .metadata import fields
 from .model import model_from, momentum_state, widths
@@ -40,11 +43,24 @@ class Checkpoint:
 
 
 def save_checkpoint(path: str | os.PathLike, model: Layer, optimizer: Optimizer, *, epoch: int,
-                    seed: int, config: dict[str, Any] | None = None,
+                    seed: int, dataset: str | None = None, mean_pixel: float | None = None,
+                    config: dict[str, Any] | None = None,
                     history: list[dict[str, Any]] | None = None) -> Path:
     """Write the checkpoint atomically to ``path`` and return it; CheckpointError,
-    writing nothing, for metadata that ``load_checkpoint`` would refuse."""
+    writing nothing, for metadata that ``load_checkpoint`` would refuse.
+
+    ``dataset`` (a name ``load_mnist`` knows) and ``mean_pixel`` (its result's
+    ``.mean_pixel``) go into ``config``, where ``gpunet eval`` finds the test set
+    and centres it as in training; ValueError if ``config`` says otherwise."""
     from .. import __version__
+    epoch, seed = check_count("epoch", epoch, 0), check_count("seed", seed, 0)
+    config = dict(config or {})
+    if dataset is not None:
+        get_source(dataset)  # DatasetError naming the known datasets
+        _record(config, "dataset", dataset)
+    if mean_pixel is not None:
+        is_number = isinstance(mean_pixel, numbers.Real) and not isinstance(mean_pixel, bool)
+        _record(config, "mean_pixel", float(mean_pixel) if is_number else mean_pixel)
     params = model.params()
     backend_arrays = {f"param.{i}": p for i, p in enumerate(params)}
     if isinstance(optimizer, Momentum):
@@ -53,18 +69,19 @@ def save_checkpoint(path: str | os.PathLike, model: Layer, optimizer: Optimizer,
     metadata = {"format": FORMAT, "gpunet_version": __version__, "epoch": str(epoch),
                 "seed": str(seed), "architecture": json.dumps(describe(model)),
                 "optimizer": json.dumps(_describe_optimizer(optimizer)),
-                "config": json.dumps(config or {}), "history": json.dumps(history or [])}
+                "config": json.dumps(config), "history": json.dumps(history or [])}
     fields(metadata, path)
     with replacing(path) as file:
         file.write(safetensors.numpy.save(tensors, metadata=metadata))
     return Path(path)
 
 
-def load_checkpoint(path: str | os.PathLike, backend: Backend) -> Checkpoint:
-    """Rebuild the model and optimizer saved in ``path`` on ``backend``;
-    CheckpointError for anything that is not a valid gpunet checkpoint. The
-    metadata are checked, and the architecture against the arrays in the file,
-    before anything is built."""
+def load_checkpoint(path: str | os.PathLike, backend: str | Backend | None = None) -> Checkpoint:
+    """Rebuild the model and optimizer saved in ``path`` on ``backend`` (a name or a
+    Backend, as ``get_backend`` takes; its default if None); CheckpointError for
+    anything that is not a valid gpunet checkpoint. The metadata are checked, and
+    the architecture against the arrays in the file, before anything is built."""
+    backend = get_backend(backend)
     data = read_file(Path(path))
     checked = fields(metadata_of(data, path), path)
     arrays = tensors(data, path)
@@ -75,6 +92,13 @@ def load_checkpoint(path: str | os.PathLike, backend: Backend) -> Checkpoint:
                                            backend, path)
     return Checkpoint(model, optimizer, checked["epoch"], checked["seed"], checked["config"],
                       checked["history"], checked["gpunet_version"])
+
+
+def _record(config: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``config[key]``; ValueError if it holds another value already."""
+    if config.get(key, value) != value:
+        raise ValueError(f"{key} {value!r} contradicts the config's {config[key]!r}")
+    config[key] = value
 
 
 def _host(array: Any) -> np.ndarray:
