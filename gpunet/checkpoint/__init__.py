@@ -23,7 +23,6 @@ from ..backend import Backend, backend_of, get_backend
 from ..data.sources import get_source
 from ..layers import Layer, describe
 from ..optimizers import GradientDescent, Momentum, Optimizer
-from ..training import check_count
 from .container import FORMAT, CheckpointError, metadata_of, numbered, read_file, tensors
 from .metadata import fields
 from .model import model_from, momentum_state, widths
@@ -53,7 +52,6 @@ def save_checkpoint(path: str | os.PathLike, model: Layer, optimizer: Optimizer,
     ``.mean_pixel``) go into ``config``, where ``gpunet eval`` finds the test set
     and centres it as in training; ValueError if ``config`` says otherwise."""
     from .. import __version__
-    epoch, seed = check_count("epoch", epoch, 0), check_count("seed", seed, 0)
     config = dict(config or {})
     if dataset is not None:
         get_source(dataset)  # DatasetError naming the known datasets
