@@ -91,9 +91,20 @@ def test_resume_in_a_new_process_restores_the_seed(fashion_dir, tmp_path):
 
 
 def test_resume_refuses_other_settings(fashion_dir, tmp_path, capsys):
-    assert run(*small("--epochs", "1", "--save", str(tmp_path / "a.ckpt"))) == 0
-    assert run("train", "--resume", str(tmp_path / "a.ckpt"), "--model", "wide") == 1
-    assert "--model wide differs from the checkpoint's deep" in capsys.readouterr().err
+    """Every setting that differs, in one line, and what to do; not those that agree."""
+    ckpt = tmp_path / "a.ckpt"
+    assert run(*small("--epochs", "1", "--save", str(ckpt))) == 0
+    capsys.readouterr()
+    assert run("train", "--resume", str(ckpt), "--model", "wide") == 1
+    assert capsys.readouterr().err == (
+        f"gpunet: error: {ckpt}: --model wide differs from the checkpoint's deep: drop this "
+        "option to resume as saved, or start a new run without --resume\n")
+    assert run("train", "--resume", str(ckpt), "--model", "wide", "--lr", "0.5",
+               "--batch-size", "128") == 1
+    assert capsys.readouterr().err == (
+        f"gpunet: error: {ckpt}: --model wide differs from the checkpoint's deep; --batch-size "
+        "128 differs from the checkpoint's 64: drop these options to resume as saved, or start "
+        "a new run without --resume\n")
 
 
 def test_ctrl_c_keeps_the_last_complete_checkpoint(fashion_dir, tmp_path, monkeypatch, capsys):

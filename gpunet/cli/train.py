@@ -149,10 +149,13 @@ def _config(args: argparse.Namespace, resumed: Checkpoint | None) -> dict[str, A
     given.update({k: v for k, v in [("learning_rate", args.lr), ("momentum", args.momentum)]
                   if v is not None})
     saved = resumed.config if resumed else {}
-    for key, value in given.items():
-        if key in saved and key != "epochs" and saved[key] != value:
-            raise CheckpointError(f"{args.resume}: {OPTIONS.get(key, '--' + key.replace('_', '-'))} "
-                                  f"{value} differs from the checkpoint's {saved[key]}")
+    differ = [f"{OPTIONS.get(key, '--' + key.replace('_', '-'))} {value} differs from the "
+              f"checkpoint's {saved[key]}" for key, value in given.items()
+              if key in saved and key != "epochs" and saved[key] != value]
+    if differ:
+        raise CheckpointError(f"{args.resume}: {'; '.join(differ)}: drop "
+                              f"{'this option' if len(differ) == 1 else 'these options'} to "
+                              "resume as saved, or start a new run without --resume")
     config = {**DEFAULTS, "train_subset": None, "test_subset": None, **saved, **given}
     rate, momentum = default_rates(config["model"], config["batch_size"])
     config.setdefault("learning_rate", rate)
