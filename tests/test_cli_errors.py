@@ -305,3 +305,33 @@ def test_a_checkpoint_that_does_not_fit_the_data(fashion_dir, tmp_path, command,
     fails(done, 1, f"{ckpt}: the model takes {inputs} inputs and gives {classes} outputs, but "
                    "fashion-mnist has 784 inputs and 10 classes")
     assert ckpt.read_bytes() == before
+
+
+@pytest.mark.parametrize("args, usage, error", [
+    (["train", "--learning-rate", "0.1"], "gpunet train",
+     "unrecognized arguments: --learning-rate 0.1 (did you mean --lr?)"),
+    (["train", "--learning_rate=0.1", "--quite"], "gpunet train",
+     "unrecognized arguments: --learning_rate=0.1 --quite (did you mean --lr or --quiet?)"),
+    (["eval", "x.ckpt", "--Test-Subset", "9"], "gpunet eval",
+     "unrecognized arguments: --Test-Subset 9 (did you mean --test-subset?)"),
+    (["train", "--frobnicate"], "gpunet train", "unrecognized arguments: --frobnicate"),
+    (["train", "--dataset", "fashion_mnist"], "gpunet train",
+     "argument --dataset: invalid choice: 'fashion_mnist' (did you mean 'fashion-mnist'? "
+     "choose from 'mnist', 'fashion-mnist')"),
+    (["train", "--model", "Deep"], "gpunet train",
+     "argument --model: invalid choice: 'Deep' (did you mean 'deep'? "
+     "choose from 'logistic', 'deep', 'wide')"),
+    (["train", "--model", "resnet"], "gpunet train",
+     "argument --model: invalid choice: 'resnet' (choose from 'logistic', 'deep', 'wide')"),
+    (["trian"], "gpunet", "argument COMMAND: invalid choice: 'trian' (did you mean 'train'? "
+     "choose from 'xor', 'fizzbuzz', 'train', 'eval', 'show', 'bench', 'info')"),
+])
+def test_a_misspelt_option_or_choice_suggests_the_nearest(capsys, args, usage, error):
+    """With the usage of the (sub)command it was given to, exit 2, one suggestion at most."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith(f"usage: {usage} [-h]")
+    assert lines[-1] == f"{usage}: error: {error}"
+

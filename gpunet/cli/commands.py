@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 import warnings
-from typing import Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -23,9 +24,58 @@ from .status import EXIT_ERROR, EXIT_NON_FINITE, EXIT_USAGE
 DESCRIPTION = "gpunet: the notebook's experiments, MNIST training and evaluation, pictures, benchmarks."
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser (and, through ``add_subparsers``, each subcommand's) that
+    refuses unknown options itself, so the error shows its own usage, and
+    suggests the nearest valid option or choice."""
+
+    def parse_known_args(self, args: Sequence[str] | None = None,
+                         namespace: argparse.Namespace | None = None
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        """argparse's, but an unknown argument is an error here (exit 2)."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            options = [option for option in self._option_string_actions
+                       if option.startswith("--")]
+            meant = [nearest(extra.split("=")[0], options) for extra in extras
+                     if extra.startswith("-")]
+            meant = [option for option in meant if option]
+            self.error(f"unrecognized arguments: {' '.join(extras)}"
+                       + (f" (did you mean {' or '.join(meant)}?)" if meant else ""))
+        return namespace, extras
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """argparse's check of a choice, with the nearest one suggested (and not
+        argparse's own suggestion, Python 3.14's suggest_on_error)."""
+        choices = action.choices
+        if choices is not None and value not in choices:
+            meant = nearest(value, choices) if isinstance(value, str) and all(
+                isinstance(choice, str) for choice in choices) else None
+            hint = f"did you mean {meant!r}? " if meant else ""
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r} ({hint}choose from "
+                                                 f"{', '.join(map(repr, choices))})")
+
+
+def nearest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate ``word`` was most likely meant to be, if any: one equal to it
+    ignoring case and '_' for '-', else the closest (difflib), else for an option
+    of several words (--learning-rate) the one their initials spell (--lr)."""
+    by_key = {_key(candidate): candidate for candidate in candidates}
+    key = _key(word)
+    close = difflib.get_close_matches(key, by_key, n=1, cutoff=0.7)
+    if not close and key.startswith("--") and "-" in key[2:]:
+        initials = "--" + "".join(part[:1] for part in key[2:].split("-"))
+        close = [initials] if initials in by_key else []
+    return by_key[close[0]] if close else None
+
+
+def _key(text: str) -> str:
+    return text.lower().replace("_", "-")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of the gpunet command and all its subcommands."""
-    parser = argparse.ArgumentParser(prog="gpunet", description=DESCRIPTION)
+    """The parser of the gpunet command and all its subcommands (each a Parser)."""
+    parser = Parser(prog="gpunet", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"gpunet {__version__}",
                         help="print gpunet's version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
