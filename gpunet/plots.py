@@ -95,19 +95,25 @@ def save_training_curves(metrics: Mapping, path: str | os.PathLike) -> Path:
 
 
 def load_metrics(path: str | os.PathLike) -> dict:
-    """Read a training metrics JSON file, checking it has a usable history."""
+    """Read a training metrics JSON file, checking it has a usable history;
+    ValueError in one line, naming the file, if it cannot."""
     try:
         metrics = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ValueError(f"cannot read metrics file {os.fspath(path)!r}: "
-                         f"{err.strerror or err}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"metrics file {os.fspath(path)!r} is not valid JSON: {err}") from None
-    try:
         _history(metrics)
+    except OSError as err:
+        raise ValueError(f"cannot read metrics file {os.fspath(path)}: "
+                         f"{err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        problem = f"not JSON (byte {err.object[err.start]:#04x} at offset {err.start} is not UTF-8)"
+    except json.JSONDecodeError as err:
+        problem = f"not JSON ({err.msg} at line {err.lineno} column {err.colno})"
+    except RecursionError:
+        problem = "JSON nested too deeply to read"
     except ValueError as err:
-        raise ValueError(f"metrics file {os.fspath(path)!r}: {err}") from None
-    return metrics
+        problem = str(err)
+    else:
+        return metrics
+    raise ValueError(f"{os.fspath(path)} is not a metrics file: {problem}")
 
 
 def _history(metrics: Any) -> list[Mapping]:

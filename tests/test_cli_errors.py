@@ -335,3 +335,11 @@ def test_a_misspelt_option_or_choice_suggests_the_nearest(capsys, args, usage, e
     assert lines[0].startswith(f"usage: {usage} [-h]")
     assert lines[-1] == f"{usage}: error: {error}"
 
+
+def test_a_file_that_is_not_json_is_not_a_metrics_file(tmp_path):
+    text = tmp_path / "run.txt"
+    text.write_text("epoch 1: loss 0.5\n")
+    done = gpunet_cli("show", "--metrics", str(text), "--out", str(tmp_path / "c.png"))
+    assert (done.returncode, done.stderr) == (
+        1, f"gpunet: error: {text} is not a metrics file: not JSON "
+           "(Expecting value at line 1 column 1)\n")

@@ -141,11 +141,19 @@ def test_missing_metrics_file_is_named(tmp_path):
         load_metrics(tmp_path / "absent.json")
 
 
-def test_invalid_json_is_named(tmp_path):
+@pytest.mark.parametrize("contents, problem", [
+    (b"{not json", "not JSON (Expecting property name enclosed in double quotes at line 1 "
+                   "column 2)"),
+    (b"\x89PNG", "not JSON (byte 0x89 at offset 0 is not UTF-8)"),
+    (b"[" * 100_000, "JSON nested too deeply to read"),
+    (b"[1]", "metrics must be a JSON object, got list"),
+])
+def test_a_file_that_is_not_a_metrics_file_says_why(tmp_path, contents, problem):
     path = tmp_path / "metrics.json"
-    path.write_text("{not json")
-    with pytest.raises(ValueError, match="metrics.json.* is not valid JSON"):
+    path.write_bytes(contents)
+    with pytest.raises(ValueError) as raised:
         load_metrics(path)
+    assert str(raised.value) == f"{path} is not a metrics file: {problem}"
 
 
 @pytest.fixture
@@ -230,3 +238,4 @@ def test_an_unknown_suffix_is_refused_before_drawing(tmp_path, name):
             draw()
         assert str(error.value) == message
     assert list(tmp_path.iterdir()) == []
+

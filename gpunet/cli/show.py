@@ -11,6 +11,7 @@ from ..plots import (PICTURE_FORMATS, load_metrics, picture_format, save_image_g
                      save_training_curves)
 from .data import DEFAULT_DATASET, load_data
 from .options import data_options, distinct_files, writable_path
+from .status import EXIT_ERROR
 
 
 def add_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -43,7 +44,7 @@ def run_show(args: argparse.Namespace) -> int:
             save_training_curves(load_metrics(args.metrics), args.out)
         except ValueError as exc:  # a missing or malformed metrics file
             print(f"gpunet: error: {exc}", file=sys.stderr)
-            return 1
+            return EXIT_ERROR
     else:
         raw = load_data(args.dataset, ("train",), data_dir=args.data_dir, offline=args.offline,
                         progress=True, rerun=f"show --out {shlex.quote(str(args.out))}")
