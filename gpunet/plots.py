@@ -82,7 +82,7 @@ def save_training_curves(metrics: Mapping, path: str | os.PathLike) -> Path:
     _plot(accuracy_ax, history, "test_accuracy", "test accuracy")
     for ax, ylabel in ((loss_ax, "loss"), (accuracy_ax, "accuracy")):
         ax.set_xlabel("epoch")
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.xaxis.get_major_locator().set_params(integer=True, min_n_ticks=1)  # one epoch too
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
         if ax.lines:
@@ -147,11 +147,15 @@ PLACEABLE = 1e250
 
 def _scale_losses(ax: Axes, history: list[Mapping]) -> None:
     """A log axis for positive losses that span more than three decades, so
-    that a diverging run's stay readable."""
+    that a diverging run's stay readable; labelled in plain numbers (0.1, 1,
+    10, ...) where they are short, from 1e-4 to 1e5, else as powers of ten."""
     losses = [entry[key] for entry in history for key in ("loss", "test_loss")
               if _placeable(entry.get(key))]
     if losses and min(losses) > 0 and max(losses) > 1e3 * min(losses):
         ax.set_yscale("log")
+        if min(losses) >= 1e-4 and max(losses) < 1e5:
+            from matplotlib.ticker import FuncFormatter
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
 
 
 def _is_number(value: Any) -> bool:

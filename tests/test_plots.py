@@ -239,3 +239,27 @@ def test_an_unknown_suffix_is_refused_before_drawing(tmp_path, name):
         assert str(error.value) == message
     assert list(tmp_path.iterdir()) == []
 
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_a_short_run_has_whole_epoch_ticks(drawn, tmp_path, n):
+    save_training_curves(metrics(n), tmp_path / "curves.png")
+    for ax in drawn[0].axes:
+        low, high = ax.get_xlim()
+        assert [tick for tick in ax.get_xticks() if low <= tick <= high] == list(range(1, n + 1))
+
+
+@pytest.mark.parametrize("first_loss, labels", [
+    (2000.0, ["1", "10", "100", "1000"]),
+    (1e6, [f"$\\mathdefault{{10^{{{k}}}}}$" for k in range(0, 7)]),
+])
+def test_a_log_loss_axis_reads_as_plain_numbers_where_they_are_short(drawn, tmp_path,
+                                                                   first_loss, labels):
+    history = epochs(3)
+    history[0]["loss"] = first_loss
+    save_training_curves({"history": history}, tmp_path / "curves.png")
+    ax = drawn[0].axes[0]
+    low, high = ax.get_ylim()
+    assert ax.get_yscale() == "log"
+    assert [label.get_text() for label in ax.get_yticklabels()
+            if low <= label.get_position()[1] <= high] == labels
+    assert not any(label.get_text() for label in ax.get_yticklabels(minor=True))
