@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from gpunet.data import DatasetError, find_dataset, load_raw, read_idx, search_dirs
+from gpunet.data import DatasetError, find_dataset, load_mnist, load_raw, read_idx, search_dirs
 from gpunet.data.datasets import cache_dir
 from gpunet.data.download import download_file
 from gpunet.data.sources import FILE_NAMES, SOURCES, DataFile, Source, get_source
@@ -311,6 +311,37 @@ def test_uncompressed_and_recompressed_files_match_the_raw_checksum(fake, tmp_pa
     np.testing.assert_array_equal(data.train_labels, fake.arrays["train_labels"])
 
 
+def kaggle(name: str) -> str:
+    """The name Kaggle's MNIST copy gives the uncompressed file published as ``name``."""
+    return name.removesuffix(".gz").replace("-idx", ".idx")
+
+
+def test_kaggles_uncompressed_copies_are_read_by_their_dotted_names(fake, tmp_path):
+    files = {kaggle(name): data for name, data in fake.raw.items()}
+    assert sorted(files) == ["t10k-images.idx3-ubyte", "t10k-labels.idx1-ubyte",
+                             "train-images.idx3-ubyte", "train-labels.idx1-ubyte"]
+    directory = put(tmp_path / "d", files)
+    assert find_dataset("mnist", directory) == directory
+    data = load_raw("mnist", directory, download=False)
+    for role, array in fake.arrays.items():
+        np.testing.assert_array_equal(getattr(data, role), array)
+
+
+def test_a_kaggle_copy_must_match_the_uncompressed_checksum(fake, tmp_path):
+    name = FILE_NAMES["test_images"]
+    files = {kaggle(name): data for name, data in fake.raw.items()}
+    files |= corrupted({kaggle(name): fake.raw[name]})
+    with pytest.raises(DatasetError) as info:
+        load_raw("mnist", put(tmp_path / "d", files), download=False)
+    assert str(info.value).startswith(f"{tmp_path / 'd' / kaggle(name)}: checksum mismatch")
+
+
+def test_every_uncompressed_checksum_is_known():
+    """So that uncompressed and recompressed copies (Kaggle's, Debian's) are accepted."""
+    for source in SOURCES.values():
+        assert all(len(file.raw_md5 or "") == 32 for file in source.files), source.name
+
+
 @pytest.mark.parametrize("make, what", [(os.mkfifo, "a FIFO"), (os.mkdir, "a directory")])
 def test_a_data_file_that_is_not_a_regular_file(fake, tmp_path, make, what):
     name = FILE_NAMES["train_labels"]
@@ -426,7 +457,7 @@ def test_failed_download_says_where_it_looked_and_leaves_no_folder(fake, server,
                               f"without .gz); looked in {isolated} (no such directory); "
                               f"not downloaded (cannot download {FILE_NAMES['train_images']}: "
                               f"every mirror failed: {urlsplit(mirror).netloc} (MD5 ")
-    assert message.endswith(f"put them in {isolated}, pass --data-dir or set GPUNET_DATA")
+    assert message.endswith(f"put them in {isolated}, pass data_dir= or set GPUNET_DATA")
     assert not (tmp_path / "cache").exists()
 
 
@@ -469,7 +500,7 @@ def test_offline_error_names_the_missing_files_of_each_place_and_the_fix(monkeyp
         f"fashion-mnist not found: it needs {', '.join(FILE_NAMES.values())} (or the same "
         f"without .gz); looked in {cache} (no such directory), {system} (missing "
         f"{', '.join(list(FILE_NAMES.values())[:3])}); not downloaded (downloading is off); "
-        f"put them in {cache}, pass --data-dir or set GPUNET_DATA, or apt-get install "
+        f"put them in {cache}, pass data_dir= or set GPUNET_DATA, or apt-get install "
         "dataset-fashion-mnist")
     put(cache, {})
     with pytest.raises(DatasetError, match=f"looked in {cache} \\(none of them\\)"):
@@ -511,6 +542,18 @@ def test_the_offline_error_names_only_the_files_of_the_split(fake, isolated):
     assert str(info.value).startswith(
         f"mnist not found: it needs {FILE_NAMES['test_images']}, {FILE_NAMES['test_labels']} "
         f"(or the same without .gz); looked in {isolated} (no such directory)")
+
+
+def test_the_not_found_error_names_the_callers_way_to_give_a_directory(fake, isolated):
+    """data_dir= from Python (load_raw, load_mnist); the command line passes its --data-dir."""
+    calls = [(lambda: load_raw("mnist", download=False), "data_dir="),
+             (lambda: load_mnist("mnist", download=False), "data_dir="),
+             (lambda: load_raw("mnist", download=False, dir_option="--data-dir"), "--data-dir")]
+    for call, option in calls:
+        with pytest.raises(DatasetError) as info:
+            call()
+        assert str(info.value).endswith(f", pass {option} or set GPUNET_DATA")
+        assert ("--data-dir" in str(info.value)) == (option == "--data-dir")
 
 
 @pytest.mark.parametrize("splits", [(), ("validation",)])

@@ -19,7 +19,8 @@ def load_data(dataset: str, splits: tuple[Split, ...], *, data_dir: Path | None,
     unless ``offline``); prints the directory read. When the dataset is not there but
     another one is, the error says to run ``gpunet {rerun} --dataset <other>`` instead."""
     try:
-        raw = load_raw(dataset, data_dir, splits=splits, download=not offline, progress=progress)
+        raw = load_raw(dataset, data_dir, splits=splits, download=not offline, progress=progress,
+                       dir_option="--data-dir")
     except DatasetError as exc:
         other = _other_dataset(dataset, data_dir, splits) if rerun else None
         if other is None:

@@ -34,18 +34,20 @@ class RawDataset:
 
 def load_raw(name: str, data_dir: str | os.PathLike | None = None, *,
              splits: tuple[Split, ...] = SPLITS, download: bool = True,
-             progress: bool = True) -> RawDataset:
+             progress: bool = True, dir_option: str = "data_dir=") -> RawDataset:
     """The ``splits`` of dataset ``name`` (only their files are needed) from the first
     of search_dirs() holding them, else with the missing files downloaded into
     ``data_dir``, else $GPUNET_DATA/<name>, else the per-user cache; ``directory``
     is the directory used.
 
     Every file must match its published checksum; any problem raises DatasetError.
+    ``dir_option`` is how the caller's user gives ``data_dir`` ("data_dir=" in
+    Python, "--data-dir" on the command line), for the error when nothing is found.
     """
     source = get_source(name)
     files = source.files_of(splits)
     directory = find_dataset(name, data_dir, splits) or _complete(source, files, data_dir,
-                                                                  download, progress)
+                                                                  download, progress, dir_option)
     arrays = {}
     for file in files:
         path = _present(directory, file)
@@ -103,9 +105,10 @@ def _given_dir(data_dir: str | os.PathLike | None) -> Path | None:
 
 
 def _present(directory: Path, file: DataFile) -> Path | None:
-    """``file`` in ``directory``, compressed or not, if there: whatever has its name,
-    so that a directory or FIFO in its place is refused, not skipped."""
-    for path in (directory / file.name, directory / file.raw_name):
+    """``file`` in ``directory`` under one of its names (``DataFile.names``), if there:
+    whatever has that name, so that a directory or FIFO in its place is refused, not
+    skipped."""
+    for path in (directory / name for name in file.names):
         if path.exists():
             return path
     return None
@@ -160,7 +163,7 @@ def _md5(stream: BinaryIO, path: Path, kind: Kind, stored: bool = False) -> str:
 
 
 def _complete(source: Source, files: tuple[DataFile, ...], data_dir: str | os.PathLike | None,
-              download: bool, progress: bool) -> Path:
+              download: bool, progress: bool, dir_option: str) -> Path:
     """``data_dir``, else $GPUNET_DATA/<name>, else the per-user cache, with those of
     ``files`` it lacks downloaded into it."""
     root = _given_dir(data_dir)
@@ -175,7 +178,7 @@ def _complete(source: Source, files: tuple[DataFile, ...], data_dir: str | os.Pa
         _download(source, missing, directory, progress)
     except DatasetError as exc:
         if root is None:
-            raise DatasetError(_not_found(source, files, str(exc))) from None
+            raise DatasetError(_not_found(source, files, str(exc), dir_option)) from None
         names = ", ".join(file.name for file in missing)
         raise DatasetError(f"{source.name}: {names} missing from {directory} and not downloaded "
                            f"({exc}); no other place is looked in when a data directory "
@@ -208,15 +211,15 @@ def _make_writable(directory: Path) -> None:
         raise DatasetError(f"{directory} is not writable")
 
 
-def _not_found(source: Source, files: tuple[DataFile, ...], reason: str) -> str:
+def _not_found(source: Source, files: tuple[DataFile, ...], reason: str, dir_option: str) -> str:
     """The files needed, which of them each place looked in lacks, why they were not
-    downloaded, and the ways to get them."""
+    downloaded, and the ways to get them (``dir_option`` naming the data directory)."""
     directories = search_dirs(source.name)
     places = ", ".join(f"{directory} ({_lacking(directory, files)})" for directory in directories)
     other = f", or {source.install_hint}" if source.install_hint else ""
     return (f"{source.name} not found: it needs {', '.join(file.name for file in files)} "
             f"(or the same without .gz); looked in {places}; not downloaded ({reason}); "
-            f"put them in {directories[0]}, pass --data-dir or set {ENV_VAR}{other}")
+            f"put them in {directories[0]}, pass {dir_option} or set {ENV_VAR}{other}")
 
 
 def _lacking(directory: Path, files: tuple[DataFile, ...]) -> str:

@@ -17,6 +17,13 @@ Split = Literal["train", "test"]
 SPLITS: tuple[Split, ...] = ("train", "test")
 
 
+def stored_names(name: str) -> tuple[str, str, str]:
+    """The names a data file published as ``name`` (.gz) is read under, in order:
+    that, without .gz, and Kaggle's uncompressed copy's (``.idx3`` for ``-idx3``)."""
+    raw = name.removesuffix(".gz")
+    return name, raw, raw.replace("-idx", ".idx")
+
+
 @dataclass(frozen=True)
 class DataFile:
     role: str               # the RawDataset field it fills
@@ -25,8 +32,8 @@ class DataFile:
     raw_md5: str | None     # MD5 of the uncompressed IDX bytes, where known
 
     @property
-    def raw_name(self) -> str:
-        return self.name.removesuffix(".gz")
+    def names(self) -> tuple[str, str, str]:
+        return stored_names(self.name)
 
     @property
     def kind(self) -> Kind:
@@ -67,7 +74,8 @@ SOURCES: dict[str, Source] = {
                  "train_labels": "d53e105ee54ea40749a09fcbcd1e9432",
                  "test_images": "9fb629c4189551a2d022fa330f9573f3",
                  "test_labels": "ec29112dd5afa0611ce80d1b7f02629c"},
-            raw_md5={"train_labels": "a25bea736e30d166cdddb491f175f624",
+            raw_md5={"train_images": "6bbc9ace898e44ae57da46a324031adb",
+                     "train_labels": "a25bea736e30d166cdddb491f175f624",
                      "test_images": "2646ac647ad5339dbf082846283269ea",
                      "test_labels": "27ae3e4e09519cfbb04c329615203637"}),
         mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",
