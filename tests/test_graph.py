@@ -248,3 +248,8 @@ def test_nothing_allocates_while_capturing(gpu):
         _, paths = train(gpu, "deep", 16, "on", epochs=2)
     assert paths[-1].startswith("graph"), paths
     assert hook.sizes == []
+
+
+def test_info_says_what_graph_auto_does_in_plain_words():
+    assert graphs.explain_auto_graph().startswith(
+        "--graph auto (train's default): each step runs without a CUDA graph, on cupy as on numpy")

@@ -43,9 +43,11 @@ def uses_graph(graph: str, backend: Backend) -> bool:
 def explain_auto_graph() -> str:
     """One line: what ``--graph auto`` does, and why."""
     if AUTO_ON_CUPY:
-        return "graph auto -> CUDA graph replay of the planned step on cupy, no graph on numpy"
-    return ("graph auto -> the planned step without a graph: CUDA graph replay awaits its "
-            "parity check on a GPU (scripts/gpu_check.sh); --graph on uses it")
+        return ("--graph auto (train's default): each full batch's step is replayed as a CUDA "
+                "graph on cupy; numpy runs it without a graph")
+    return ("--graph auto (train's default): each step runs without a CUDA graph, on cupy as "
+            "on numpy (graph replay is not yet switched on for cupy: it has not passed its "
+            "parity check on a GPU, scripts/gpu_check.sh; --graph on uses it now)")
 
 
 class StepGraph:
