@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..backend import Array, Backend
-from ..checkpoint import Checkpoint, load_checkpoint
+from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from ..data.preprocess import mean_pixel, model_ready
 from ..data.sources import SOURCES
 from ..fitting import evaluate
 from ..losses import SoftmaxCrossEntropy
-from .data import DEFAULT_DATASET, check_fits, load_data
+from .data import check_fits, load_data
 from .options import count, data_options, open_backend
 
 
@@ -29,13 +30,26 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
 def run_eval(args: argparse.Namespace) -> int:
     backend = open_backend(args.backend, args.threads)
     checkpoint = load_checkpoint(args.checkpoint, backend)
-    dataset = args.dataset or checkpoint.config.get("dataset", DEFAULT_DATASET)
+    dataset = eval_dataset(args.checkpoint, checkpoint.config.get("dataset"), args.dataset)
     inputs, targets = test_set(checkpoint, dataset, args, backend)
     check_fits(checkpoint.model, inputs, targets, args.checkpoint, dataset)
     loss_value, accuracy = evaluate(checkpoint.model, SoftmaxCrossEntropy(), inputs, targets)
     print(f"{args.checkpoint}: epoch {checkpoint.epoch}, {dataset} test accuracy "
           f"{accuracy:.4f} (loss {loss_value:.4f}, {len(inputs)} samples)")
     return 0
+
+
+def eval_dataset(path: Path, trained_on: str | None, asked: str | None) -> str:
+    """The dataset to evaluate on: ``asked`` (--dataset), else the one the checkpoint
+    was ``trained_on``; CheckpointError if neither is known, and a warning when they
+    differ."""
+    if asked is None and trained_on is None:
+        raise CheckpointError(f"{path}: the checkpoint records no dataset; name the test set "
+                              f"with --dataset {'|'.join(SOURCES)}")
+    if asked is not None and trained_on not in (None, asked):
+        print(f"gpunet: warning: {path} was trained on {trained_on}, evaluating it on {asked} "
+              "as --dataset asks", file=sys.stderr)
+    return asked or trained_on
 
 
 def test_set(checkpoint: Checkpoint, dataset: str, args: argparse.Namespace,
