@@ -12,9 +12,10 @@ from test_cli_errors import fails, gpunet_cli
 
 import gpunet
 
+from gpunet.bench.flags import NOISY_MARK, LoadWatch
 from gpunet.bench.ops import OPS, op_case
 from gpunet.bench.outputs import write_outputs
-from gpunet.bench.report import NOISY_MARK, markdown
+from gpunet.bench.report import markdown
 from gpunet.bench.roofline import roofline, step_cost
 from gpunet.bench.timing import MIN_REPEATS, CudaEventClock, HostClock, Timing, measure
 from gpunet.bench.trainers import GpunetTrainer, mnist_like
@@ -337,7 +338,7 @@ def test_the_graph_trainer_times_epochs_only_and_trains_as_the_planned_one():
     config = harness.Config.quick()
     config.epoch_samples, config.repeats, config.budget_s = 40, 3, 0.01
     records = harness._time_trainer(graph, "deep", 16, HostClock(), config, lambda line: None,
-                                    steps=False)
+                                    LoadWatch(), steps=False)
     assert [r["what"] for r in records] == ["epoch"]
     assert records[0]["peer"] == "gpunet graph" and records[0]["step_memory_bytes"] is None
     planned = GpunetTrainer("deep", 16, x, labels, backend)  # reseeds: the same draws again
@@ -384,7 +385,7 @@ def test_on_a_gpu_pytorch_is_timed_eager_and_as_a_graph_or_says_why_not(monkeypa
     config.models, config.batch_sizes, config.peers = ["logistic", "deep"], [16], ["torch"]
     config.epoch_samples, config.repeats, config.budget_s = 32, 3, 0.01
     skipped = []
-    records = harness._peer_results(config, skipped, lambda line: None)
+    records = harness._peer_results(config, skipped, lambda line: None, LoadWatch())
     assert sorted({(r["peer"], r["model"]) for r in records}) == [
         ("torch", "deep"), ("torch", "logistic"), ("torch graph", "logistic")]
     assert skipped == ["torch cpu: no", "torch graph cuda deep batch 16: capture failed: "

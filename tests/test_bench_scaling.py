@@ -15,7 +15,8 @@ from test_cli_errors import fails, gpunet_cli
 
 from gpunet.bench import harness, scaling
 from gpunet.bench.outputs import write_outputs
-from gpunet.bench.report import NOISY_MARK, markdown
+from gpunet.bench.flags import NOISY_MARK
+from gpunet.bench.report import markdown
 from gpunet.bench.timing import Timing
 from gpunet.cli import main
 

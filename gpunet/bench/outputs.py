@@ -20,7 +20,8 @@ FILES = ("results.json", "results.md", *FIGURES)
 def write_outputs(measured: dict[str, Any], out: Path,
                   say: Callable[[str], None] = print) -> list[Path]:
     """Write the figures the results back, then results.json and results.md,
-    into ``out`` (created if missing); returns the paths written."""
+    into ``out`` (created if missing), and say what their marks mean; returns
+    the paths written."""
     out.mkdir(parents=True, exist_ok=True)
     try:
         drawn = [draw(measured["results"], out / name) for name, draw in FIGURES.items()]
@@ -32,5 +33,8 @@ def write_outputs(measured: dict[str, Any], out: Path,
         if stale not in drawn and stale.exists():
             stale.unlink()
             say(f"removed {stale}: an earlier run's figure, which these results do not back")
-    return [*filter(None, drawn), report.write_json(measured, out / "results.json"),
-            report.write_markdown(measured, out / "results.md")]
+    written = [*filter(None, drawn), report.write_json(measured, out / "results.json"),
+               report.write_markdown(measured, out / "results.md")]
+    for note in report.notes(measured):
+        say(note)
+    return written

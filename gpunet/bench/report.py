@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import replacing
-from .timing import NOISY_SPREAD
+from .flags import LOAD_MARK, NOISY_MARK, NOISY_SPREAD, load_limit, marks
 
-NOISY_MARK = "⚠"
 UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
+LIBRARIES = (("NumPy", "numpy"), ("CuPy", "cupy"), ("PyTorch", "torch"))  # name, environment key
 
 
 def write_json(measured: dict[str, Any], path: Path) -> Path:
@@ -33,9 +33,9 @@ def markdown(measured: dict[str, Any]) -> str:
              f"- load average when the run ended: {_load(env.get('load_average'))}",
              f"- thread pools: {_thread_pools(env.get('thread_pools') or [])}",
              f"- GPU: {cuda.get('name') or 'none (' + str(cuda.get('reason')) + ')'}",
-             f"- Python {env['python']}, gpunet {env['gpunet']}, NumPy {env['numpy']}, "
-             f"CuPy {env['cupy']}, PyTorch {env['torch']}", "",
-             _noise_note(measured["results"]), ""]
+             f"- Python {env['python']}, gpunet {env['gpunet']}, "
+             + ", ".join(_version(name, env[key]) for name, key in LIBRARIES), "",
+             *notes(measured), ""]
     lines += _training_table([r for r in measured["results"] if r.get("case") == "train"])
     lines += _scaling_section([r for r in measured["results"]
                                if r.get("case") in ("scaling", "allreduce")])
@@ -43,6 +43,17 @@ def markdown(measured: dict[str, Any]) -> str:
     if measured.get("skipped"):
         lines += ["## Not measured", ""] + [f"- {reason}" for reason in measured["skipped"]] + [""]
     return "\n".join(lines)
+
+
+def notes(measured: dict[str, Any]) -> list[str]:
+    """What the marks in the results mean, and how many measurements carry each."""
+    return [_noise_note(measured["results"]),
+            _load_note(measured["results"], measured["environment"]["cores"])]
+
+
+def _version(name: str, version: str | None) -> str:
+    """E.g. 'PyTorch 2.13.0', or 'PyTorch: not installed'."""
+    return f"{name} {version}" if version else f"{name}: not installed"
 
 
 def _load(load: list[float] | None) -> str:
@@ -73,6 +84,20 @@ def _noise_note(results: list[dict[str, Any]]) -> str:
             "rerun them before trusting them.")
 
 
+def _load_note(results: list[dict[str, Any]], cores: int | None) -> str:
+    """How many measurements ran under load, and what that means; or that none did."""
+    watched = [r for r in results if "under_load" in r]
+    loaded = sum(r["under_load"] for r in watched)
+    rule = (f"a 1-minute load average above {load_limit(cores or 1):g} before or after it "
+            f"(on {cores or 'unknown'} cores, the benchmark itself counting about 1)")
+    if not loaded:
+        return f"No measurement ran under load: none of the {len(watched)} had {rule}."
+    return (f"{LOAD_MARK} marks the {loaded} of {len(watched)} measurements that ran under load, "
+            f"with {rule}: other processes had the cores, so every reading may be slow alike; "
+            "rerun them on a quieter machine before trusting them. The mark gives the higher "
+            "reading.")
+
+
 def _training_table(records: list[dict[str, Any]]) -> list[str]:
     if not records:
         return []
@@ -86,7 +111,7 @@ def _training_table(records: list[dict[str, Any]]) -> list[str]:
         bound = f"{roof['fraction_of_roofline']:.1%} ({roof['limit']})" if roof else ""
         spread = f"{r['spread']:.0%}" if "spread" in r else ""
         lines.append(f"| {r['model']} | {r['batch_size']} | {r['peer']} | {r['backend']} "
-                     f"| {r['what']} | {r['samples_per_s']:,.0f}{_mark(r)} | {_times(r)} "
+                     f"| {r['what']} | {r['samples_per_s']:,.0f}{marks(r)} | {_times(r)} "
                      f"| {spread} | {_memory(r)} | {bound} |")
     return lines + [""]
 
@@ -108,7 +133,7 @@ def _scaling_section(records: list[dict[str, Any]]) -> list[str]:
         speedup = f"{r['speedup']:.2f}x" if "speedup" in r else ""
         efficiency = f"{r['efficiency']:.0%}" if "efficiency" in r else ""
         lines.append(f"| {r['ranks']} | {r['blas_threads'] or 'unknown'} | {r['samples']:,} "
-                     f"| {r['samples_per_s']:,.0f}{_mark(r)} | {_times(r)} | {r['spread']:.0%} "
+                     f"| {r['samples_per_s']:,.0f}{marks(r)} | {_times(r)} | {r['spread']:.0%} "
                      f"| {speedup} | {efficiency} |")
     lines += ["", "`MPICommunicator.allreduce` of a model's float32 gradient, timed on rank 0 "
               "from a barrier:", "",
@@ -116,7 +141,7 @@ def _scaling_section(records: list[dict[str, Any]]) -> list[str]:
               "| --- | --- | --- | --- | --- |"]
     for r in (r for r in records if r["case"] == "allreduce"):
         lines.append(f"| {r['model']} | {r['ranks']} | {r['elements']:,} "
-                     f"| {_times(r)}{_mark(r)} | {r['spread']:.0%} |")
+                     f"| {_times(r)}{marks(r)} | {r['spread']:.0%} |")
     return lines + [""]
 
 
@@ -139,12 +164,8 @@ def _op_table(records: list[dict[str, Any]]) -> list[str]:
     return lines + [""]
 
 
-def _mark(record: dict[str, Any]) -> str:
-    return f" {NOISY_MARK}" if record.get("noisy") else ""
-
-
 def _gbps(record: dict[str, Any] | None) -> str:
-    return f"{record['gb_per_s']:.2f}{_mark(record)}" if record else ""
+    return f"{record['gb_per_s']:.2f}{marks(record)}" if record else ""
 
 
 def _times(record: dict[str, Any] | None) -> str:

@@ -33,6 +33,7 @@ from ..functional import one_hot_encode
 from ..losses import SoftmaxCrossEntropy
 from ..models import mnist_model
 from ..optimizers import Momentum
+from .flags import LoadWatch, marks
 from .timing import MIN_REPEATS, HostClock, Timing, measure
 from .trainers import mnist_like
 
@@ -60,32 +61,34 @@ class BarrierClock(HostClock):
 
 
 def scaling_results(nproc: int, samples: int, repeats: int, skipped: list[str],
-                    say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+                    say: Callable[[str], None] = print,
+                    watch: LoadWatch = LoadWatch()) -> list[dict[str, Any]]:
     """An epoch of ``samples`` in this process and on ``nproc`` ranks (its
     speed-up and efficiency), and the allreduce of each of ``GRADIENT_MODELS``'
     gradients on those ranks, as records, the epochs timed ``repeats // 2``
     times but at least ``MIN_REPEATS``; none, the reason added to ``skipped``,
-    where the ranks cannot run or fail."""
+    where the ranks cannot run or fail. ``watch`` reads the load around the
+    one-process epochs; not around the ranks, which are themselves N busy processes."""
     launcher = mpi_launcher()
     if isinstance(launcher, str):
         return _skip(nproc, launcher, skipped, say)
     epochs = max(repeats // 2, MIN_REPEATS)
-    alone = time_epochs(Communicator(), samples, epochs)
+    alone, load = watch.around(lambda: time_epochs(Communicator(), samples, epochs))
     ranks = run_ranks(launcher, nproc, samples, epochs,
                       START_S + SLOWDOWN * (epochs + 1) * alone.median_s)
     if isinstance(ranks, str):
         return _skip(nproc, ranks, skipped, say)
-    one = _epoch_record(alone, samples, 1, blas_threads())
+    one = {**_epoch_record(alone, samples, 1, blas_threads()), **load}
     many = _epoch_record(Timing(ranks["epoch_s"], 1), samples, nproc, ranks["blas_threads"])
     many["speedup"] = one["median_s"] / many["median_s"]
     many["efficiency"] = many["speedup"] / nproc
     reduced = [{"case": "allreduce", "model": model, "ranks": nproc, "dtype": "float32",
                 "elements": gradient_size(model), "bytes": 4 * gradient_size(model),
                 **Timing(ranks["allreduce_s"][model], 1).record()} for model in GRADIENT_MODELS]
-    say(f"scaling {MODEL} batch {BATCH_SIZE}: 1 process {one['samples_per_s']:,.0f} samples/s, "
-        f"{nproc} ranks {many['samples_per_s']:,.0f} samples/s ({many['speedup']:.2f}x, "
-        f"efficiency {many['efficiency']:.0%}); allreduce "
-        + ", ".join(f"{r['model']} {r['median_s'] * 1e6:,.0f} µs" for r in reduced))
+    say(f"scaling {MODEL} batch {BATCH_SIZE}: 1 process {one['samples_per_s']:,.0f} samples/s"
+        f"{marks(one)}, {nproc} ranks {many['samples_per_s']:,.0f} samples/s{marks(many)} "
+        f"({many['speedup']:.2f}x, efficiency {many['efficiency']:.0%}); allreduce "
+        + ", ".join(f"{r['model']} {r['median_s'] * 1e6:,.0f} µs{marks(r)}" for r in reduced))
     return [one, many, *reduced]
 
 

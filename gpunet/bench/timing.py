@@ -7,10 +7,7 @@ about half a microsecond, as long as a small kernel takes, so one reading
 times enough calls back to back to span a millisecond, and reports the time
 per call.
 
-A measurement is *noisy* when its readings spread by more than ``NOISY_SPREAD``
-of their median, (max - min) / median > 25%: on a shared machine another
-process took the cores (or the caches) for part of it, and its median is not
-to be trusted until a rerun agrees.
+A record says whether its readings are *noisy* (``flags.NOISY_SPREAD``).
 """
 from __future__ import annotations
 
@@ -20,9 +17,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .flags import NOISY_SPREAD
+
 MIN_REPEATS = 3
 MAX_CALLS = 10_000  # calls in one reading, for work of under 0.1 µs
-NOISY_SPREAD = 0.25
 
 
 @dataclass
