@@ -1,6 +1,7 @@
 """The benchmark's PNG plots: training throughput and per-operation bandwidth."""
 import sys
 
+import numpy as np
 import pytest
 
 from gpunet.bench import figures
@@ -208,3 +209,45 @@ def test_the_title_clears_every_panel(drawn, tmp_path, draw, results):
         if ax.axison:
             gap = bottom - ax.title.get_window_extent(renderer).y1
             assert gap * 72 / figure.dpi >= 3, ax.get_title()
+
+
+def test_each_point_has_a_whisker_from_its_slowest_to_its_fastest_reading(drawn, tmp_path):
+    """A rate goes as 1 / time: the whisker spans the rates at max_s and at min_s."""
+    from matplotlib.colors import to_rgba
+    results = [train(batch_size=b, min_s=0.5, median_s=1.0, max_s=4.0) for b in (1, 32)] + [
+        train(peer="notebook", batch_size=1)]  # extrapolated: no readings, no whisker
+    throughput_figure(results, tmp_path / "throughput.png")
+    [ax] = drawn[0].axes
+    [whiskers] = ax.containers
+    _, _, (bars,) = whiskers
+    y = [1e3, 1e3 * 32 ** 0.5]
+    np.testing.assert_allclose(bars.get_segments(), [[[1, y[0] / 4], [1, y[0] * 2]],
+                                                     [[32, y[1] / 4], [32, y[1] * 2]]])
+    assert bars.get_colors().tolist() == [list(to_rgba(ax.get_lines()[0].get_color()))]
+    assert legends(drawn[0]) == [["gpunet numpy", "notebook numpy"]]
+
+
+def tick_labels(axis):
+    """The labels of an axis's ticks in view, major and minor, in order."""
+    low, high = axis.get_view_interval()
+    ticks = [*zip(axis.get_majorticklocs(), axis.get_majorticklabels()),
+             *zip(axis.get_minorticklocs(), axis.get_minorticklabels())]
+    return [label.get_text() for at, label in sorted(ticks, key=lambda tick: tick[0])
+            if low <= at <= high and label.get_text()]
+
+
+@pytest.mark.parametrize("draw, results, x, y", [
+    (throughput_figure, [train(batch_size=b, samples_per_s=r) for b, r in
+                         ((1, 5e3), (32, 1e5), (128, 3e5))],
+     ["1", "3", "10", "30", "100"], ["10k", "30k", "100k", "300k"]),
+    (bandwidth_figure, [op(size=s, gb_per_s=g) for s, g in ((10 ** 3, 0.4), (10 ** 8, 20.0))],
+     ["1k", "10k", "100k", "1M", "10M", "100M"], ["1", "3", "10"]),
+    (bandwidth_figure, [op(size=s, gb_per_s=g) for s, g in ((10 ** 3, 1.5), (10 ** 5, 9.0))],
+     ["1k", "3k", "10k", "30k", "100k"], ["2", "3", "5"]),
+])
+def test_log_axes_read_in_plain_numbers(drawn, tmp_path, draw, results, x, y):
+    """1, 3, 10, 30, ..., 1k, 10k: each decade, its 3s too where the axis spans
+    at most 3 decades, its 2s and 5s where it spans under one; never 3x10^0."""
+    draw(results, tmp_path / "figure.png")  # writing the PNG draws the canvas
+    [ax] = drawn[0].axes
+    assert (tick_labels(ax.xaxis), tick_labels(ax.yaxis)) == (x, y)
