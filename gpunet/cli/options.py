@@ -8,7 +8,7 @@ from typing import Callable
 
 from ..atomic import writable
 from ..files import file_type
-from ..data.sources import FILE_NAMES, SOURCES
+from ..data.sources import FILE_NAMES, SOURCES, stored_names
 from ..backend import BACKEND_NAMES, Backend, explain_auto, get_backend
 from ..distributed.comm import Communicator
 from ..threads import limit_threads, threads_for, threads_in_use
@@ -109,7 +109,7 @@ def distinct_files(named: list[tuple[str, Path | None]], data_dir: Path | None =
     if data_dir is not None:  # a dataset's files are read from data_dir or data_dir/<dataset>
         named = named + [("a dataset file in --data-dir", folder / name)
                          for folder in (data_dir, *(data_dir / dataset for dataset in SOURCES))
-                         for gz in FILE_NAMES.values() for name in (gz, gz.removesuffix(".gz"))]
+                         for gz in FILE_NAMES.values() for name in stored_names(gz)]
     seen: dict[Path, str] = {}
     for option, path in named:
         if path is None:
