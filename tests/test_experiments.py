@@ -11,9 +11,32 @@ FIZZBUZZ_BATCH = 16
 FIZZBUZZ_EPOCHS = 1000
 
 
+def until_decided(outcomes, needed, total):
+    """The first of ``total`` lazily computed ``outcomes`` (booleans), up to the one that
+    decides whether at least ``needed`` of all ``total`` are true: the runs after it
+    cannot change the answer, so they are not trained."""
+    seen = []
+    for outcome in outcomes:
+        seen.append(bool(outcome))
+        if sum(seen) >= needed or seen.count(False) > total - needed:
+            break
+    return seen
+
+
+def test_until_decided_stops_once_the_answer_is_known():
+    assert until_decided(iter([True, True, False, True, True, True]), 4, 6) == [True, True,
+                                                                                False, True, True]
+    assert until_decided(iter([False, False, False, True]), 2, 4) == [False, False, False]
+    assert until_decided(iter([True, False, True, False, True]), 3, 5) == [True, False, True,
+                                                                           False, True]
+
+
 def test_xor_converges_for_most_seeds():
-    solved = [run_xor(seed=seed, backend="numpy").solved for seed in XOR_SEEDS]
-    assert sum(solved) > len(solved) / 2, f"solved for seeds {solved}"
+    """More than half of the seeds solve XOR (at least 4 of 6: stops once that is decided)."""
+    needed = len(XOR_SEEDS) // 2 + 1
+    solved = until_decided((run_xor(seed=seed, backend="numpy").solved for seed in XOR_SEEDS),
+                           needed, len(XOR_SEEDS))
+    assert sum(solved) >= needed, f"solved for seeds {solved}"
 
 
 def test_xor_repeats_exactly_with_a_seed():
@@ -34,11 +57,21 @@ def test_xor_in_mini_batches():
 @pytest.mark.slow
 def test_fizzbuzz_softmax_cross_entropy_reaches_085_median():
     """The notebook's net, loss and optimizer, in mini-batches of 16 (at the
-    notebook's batch 1 and 100 epochs the median over seeds 0..7 is 0.82)."""
-    accuracies = [run_fizzbuzz(seed=seed, epochs=FIZZBUZZ_EPOCHS, batch_size=FIZZBUZZ_BATCH,
-                               backend="numpy").test_accuracy
-                  for seed in FIZZBUZZ_SEEDS]
-    assert np.median(accuracies) >= 0.85, accuracies
+    notebook's batch 1 and 100 epochs the median over seeds 0..7 is 0.82).
+
+    The median of the five seeds' accuracies is at least 0.85 exactly when three of
+    them are, so the seeds train only until that is decided (measured: 0.90, 0.94,
+    0.87, then 0.95 and 0.87 not needed)."""
+    accuracies = []
+
+    def reaches(seed):
+        accuracies.append(run_fizzbuzz(seed=seed, epochs=FIZZBUZZ_EPOCHS,
+                                       batch_size=FIZZBUZZ_BATCH, backend="numpy").test_accuracy)
+        return accuracies[-1] >= 0.85
+
+    needed = len(FIZZBUZZ_SEEDS) // 2 + 1
+    reached = until_decided(map(reaches, FIZZBUZZ_SEEDS), needed, len(FIZZBUZZ_SEEDS))
+    assert sum(reached) >= needed, f"median of {len(FIZZBUZZ_SEEDS)} below 0.85: {accuracies}"
 
 
 def test_fizzbuzz_sse_variant_trains():
