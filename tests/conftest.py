@@ -1,6 +1,7 @@
 """Shared fixtures: one test body runs on every backend this machine can use."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -67,9 +68,36 @@ def mnist_test_digits():
     return read_idx(images, "images"), read_idx(SHARED_MNIST / "t10k-labels-idx1-ubyte.gz", "labels")
 
 
-@pytest.fixture
-def fashion_dir() -> Path:
+def _installed_fashion() -> Path:
     if not (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"Fashion-MNIST is not installed in {DEBIAN_FASHION} "
                     "(apt-get install dataset-fashion-mnist)")
     return DEBIAN_FASHION
+
+
+@pytest.fixture
+def fashion_dir() -> Path:
+    return _installed_fashion()
+
+
+@pytest.fixture(scope="session")
+def _fashion_one_epoch(tmp_path_factory) -> Path:
+    """``gpunet train`` of the deep model for one epoch on the first 3,000 Fashion-MNIST
+    training samples, tested on 500, batch size 64 (test_train_cli's ``small``), saved:
+    trained once per session (per xdist worker), read through ``fashion_checkpoint``."""
+    _installed_fashion()
+    from gpunet.cli import main
+    ckpt = tmp_path_factory.mktemp("fashion-one-epoch") / "shared.ckpt"
+    assert main(["train", "--dataset", "fashion-mnist", "--train-subset", "3000",
+                 "--test-subset", "500", "--batch-size", "64", "--epochs", "1",
+                 "--save", str(ckpt), "--backend", "numpy", "--quiet"]) == 0
+    return ckpt
+
+
+@pytest.fixture
+def fashion_checkpoint(_fashion_one_epoch, tmp_path) -> Path:
+    """This test's own copy, tmp_path/a.ckpt, of the one-epoch Fashion-MNIST checkpoint
+    (see ``_fashion_one_epoch``): free to resume, overwrite or rewrite."""
+    ckpt = tmp_path / "a.ckpt"
+    shutil.copyfile(_fashion_one_epoch, ckpt)
+    return ckpt

@@ -41,18 +41,19 @@ def test_train_fashion_mnist_one_epoch_at_batch_128(fashion_dir, tmp_path, capsy
 
 
 def small(*extra):
+    """``gpunet train`` on 3,000 Fashion-MNIST samples, tested on 500, at batch size 64;
+    its one-epoch checkpoint is conftest's ``fashion_checkpoint``, trained once."""
     return ("train", "--dataset", "fashion-mnist", "--train-subset", "3000", "--test-subset",
             "500", "--batch-size", "64", *extra)
 
 
-def test_resume_is_bitwise_identical(fashion_dir, tmp_path):
+def test_resume_is_bitwise_identical(fashion_checkpoint, tmp_path):
+    part = fashion_checkpoint  # small("--epochs", "1")'s
     assert run(*small("--epochs", "3", "--save", str(tmp_path / "full.ckpt"))) == 0
-    assert run(*small("--epochs", "1", "--save", str(tmp_path / "part.ckpt"))) == 0
-    assert run("train", "--resume", str(tmp_path / "part.ckpt"), "--epochs", "3",
-               "--save", str(tmp_path / "part.ckpt")) == 0
+    assert run("train", "--resume", str(part), "--epochs", "3", "--save", str(part)) == 0
     numpy = gpunet.get_backend("numpy")
     full = load_checkpoint(tmp_path / "full.ckpt", numpy)
-    resumed = load_checkpoint(tmp_path / "part.ckpt", numpy)
+    resumed = load_checkpoint(part, numpy)
     assert resumed.epoch == full.epoch == 3
     for a, b in zip(full.model.params(), resumed.model.params()):
         np.testing.assert_array_equal(a, b)
@@ -90,11 +91,9 @@ def test_resume_in_a_new_process_restores_the_seed(fashion_dir, tmp_path):
     assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
 
 
-def test_resume_refuses_other_settings(fashion_dir, tmp_path, capsys):
+def test_resume_refuses_other_settings(fashion_checkpoint, capsys):
     """Every setting that differs, in one line, and what to do; not those that agree."""
-    ckpt = tmp_path / "a.ckpt"
-    assert run(*small("--epochs", "1", "--save", str(ckpt))) == 0
-    capsys.readouterr()
+    ckpt = fashion_checkpoint  # small("--epochs", "1")'s
     assert run("train", "--resume", str(ckpt), "--model", "wide") == 1
     assert capsys.readouterr().err == (
         f"gpunet: error: {ckpt}: --model wide differs from the checkpoint's deep: drop this "
@@ -266,15 +265,8 @@ def test_show_reports_a_bad_metrics_file(tmp_path, capsys):
     assert "m.json" in capsys.readouterr().err
 
 
-def trained(tmp_path):
-    """A checkpoint of one epoch on 3,000 Fashion-MNIST samples, tested on 500."""
-    ckpt = tmp_path / "a.ckpt"
-    assert run(*small("--epochs", "1", "--save", str(ckpt))) == 0
-    return ckpt
-
-
-def test_resume_without_save_warns_that_nothing_will_be_written(fashion_dir, tmp_path, capsys):
-    ckpt = trained(tmp_path)
+def test_resume_without_save_warns_that_nothing_will_be_written(fashion_checkpoint, capsys):
+    ckpt = fashion_checkpoint  # one epoch on 3,000 Fashion-MNIST samples, tested on 500
     before = ckpt.read_bytes()
     capsys.readouterr()
     assert run("train", "--resume", str(ckpt), "--epochs", "2") == 0
@@ -287,9 +279,9 @@ def test_resume_without_save_warns_that_nothing_will_be_written(fashion_dir, tmp
 
 
 @pytest.mark.parametrize("epochs", ["1", "0"])
-def test_resume_with_nothing_to_train_says_so(fashion_dir, tmp_path, capsys, epochs):
+def test_resume_with_nothing_to_train_says_so(fashion_checkpoint, capsys, epochs):
     """--epochs at or below the checkpoint's epoch: its test accuracy, exit 0, nothing trained."""
-    ckpt = trained(tmp_path)
+    ckpt = fashion_checkpoint
     before = ckpt.read_bytes()
     accuracy = load_checkpoint(ckpt, gpunet.get_backend("numpy")).history[-1]["test_accuracy"]
     capsys.readouterr()
@@ -300,9 +292,9 @@ def test_resume_with_nothing_to_train_says_so(fashion_dir, tmp_path, capsys, epo
     assert "training" not in out and err == "" and ckpt.read_bytes() == before
 
 
-def test_the_checkpoint_keeps_the_mean_training_pixel(fashion_dir, tmp_path):
+def test_the_checkpoint_keeps_the_mean_training_pixel(fashion_dir, fashion_checkpoint):
     from gpunet.data import load_raw
-    config = load_checkpoint(trained(tmp_path), gpunet.get_backend("numpy")).config
+    config = load_checkpoint(fashion_checkpoint, gpunet.get_backend("numpy")).config
     images = load_raw("fashion-mnist", fashion_dir, splits=("train",)).train_images[:3000]
     assert config["mean_pixel"] == float(images.mean(dtype=np.float64))
 
@@ -324,21 +316,21 @@ def evaluated(capsys, *args):
     return capsys.readouterr().out.splitlines()[-1]
 
 
-def test_eval_reads_only_the_test_set(fashion_dir, tmp_path, capsys):
+def test_eval_reads_only_the_test_set(fashion_dir, fashion_checkpoint, tmp_path, capsys):
     """With the mean training pixel from the checkpoint: the test accuracy training printed."""
-    ckpt = trained(tmp_path)
+    ckpt = fashion_checkpoint
     accuracy = load_checkpoint(ckpt, gpunet.get_backend("numpy")).history[-1]["test_accuracy"]
     said = evaluated(capsys, str(ckpt), "--test-subset", "500", "--offline", "--data-dir",
                      str(only(tmp_path, fashion_dir, "test")))
     assert f"test accuracy {accuracy:.4f} (loss" in said
 
 
-def test_eval_of_a_checkpoint_without_the_mean_reads_the_training_images(fashion_dir, tmp_path,
-                                                                         capsys):
+def test_eval_of_a_checkpoint_without_the_mean_reads_the_training_images(
+        fashion_dir, fashion_checkpoint, tmp_path, capsys):
     """Written by an older gpunet: the mean comes from the first train_subset training
     images, as it did in training, so the accuracy is the same."""
     from test_checkpoint import rewrite_metadata
-    ckpt = trained(tmp_path)
+    ckpt = fashion_checkpoint
     everything = evaluated(capsys, str(ckpt))
     config = load_checkpoint(ckpt, gpunet.get_backend("numpy")).config
     del config["mean_pixel"]
