@@ -68,24 +68,20 @@ def mnist_test_digits():
     return read_idx(images, "images"), read_idx(SHARED_MNIST / "t10k-labels-idx1-ubyte.gz", "labels")
 
 
-def _installed_fashion() -> Path:
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    """Debian's Fashion-MNIST (session-scoped, so that shared fixtures may need it too)."""
     if not (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"Fashion-MNIST is not installed in {DEBIAN_FASHION} "
                     "(apt-get install dataset-fashion-mnist)")
     return DEBIAN_FASHION
 
 
-@pytest.fixture
-def fashion_dir() -> Path:
-    return _installed_fashion()
-
-
 @pytest.fixture(scope="session")
-def _fashion_one_epoch(tmp_path_factory) -> Path:
+def _fashion_one_epoch(fashion_dir, tmp_path_factory) -> Path:
     """``gpunet train`` of the deep model for one epoch on the first 3,000 Fashion-MNIST
     training samples, tested on 500, batch size 64 (test_train_cli's ``small``), saved:
     trained once per session (per xdist worker), read through ``fashion_checkpoint``."""
-    _installed_fashion()
     from gpunet.cli import main
     ckpt = tmp_path_factory.mktemp("fashion-one-epoch") / "shared.ckpt"
     assert main(["train", "--dataset", "fashion-mnist", "--train-subset", "3000",

@@ -40,28 +40,37 @@ def close(a: list[tuple[float, ...]], b: list[tuple[float, ...]], rtol: float) -
                for x, y in zip(row_a, row_b)) and len(a) == len(b)
 
 
-def test_nproc_2_trains_as_one_process_and_rank_0_alone_writes(fashion_dir, tmp_path):
-    alone, shared = tmp_path / "alone.json", tmp_path / "shared.json"
-    assert gpunet_cli("train", *SMALL, "--metrics", str(alone), env=ONE_THREAD).returncode == 0
+@pytest.fixture(scope="module")
+def alone(fashion_dir, tmp_path_factory) -> dict[str, Path]:
+    """One process's ``gpunet train SMALL`` (two epochs), run once for the tests that
+    compare several ranks with it: its metrics ("metrics") and checkpoint ("ckpt").
+    Read only."""
+    folder = tmp_path_factory.mktemp("alone")
+    paths = {"metrics": folder / "alone.json", "ckpt": folder / "alone.ckpt"}
+    done = gpunet_cli("train", *SMALL, "--metrics", str(paths["metrics"]),
+                      "--save", str(paths["ckpt"]), env=ONE_THREAD)
+    assert done.returncode == 0, done.stderr
+    return paths
+
+
+def test_nproc_2_trains_as_one_process_and_rank_0_alone_writes(fashion_dir, alone, tmp_path):
+    shared = tmp_path / "shared.json"
     done = gpunet_cli("train", *SMALL, "--nproc", "2", "--metrics", str(shared),
                       "--save", str(tmp_path / "run.ckpt"), env=ONE_THREAD)
     assert done.returncode == 0, done.stderr
-    assert close(history(shared), history(alone), 1e-5)
+    assert close(history(shared), history(alone["metrics"]), 1e-5)
     assert done.stdout.count("test accuracy:") == 1 and done.stdout.count("epoch 2:") == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["alone.json", "run.ckpt",
-                                                          "shared.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt", "shared.json"]
     assert gpunet_cli("eval", str(tmp_path / "run.ckpt"), "--backend", "numpy",
                       "--quiet").returncode == 0
 
 
-def test_processes_started_by_mpiexec_join_as_ranks(fashion_dir, tmp_path):
+def test_processes_started_by_mpiexec_join_as_ranks(fashion_dir, alone, tmp_path):
     metrics = tmp_path / "joined.json"
     done = mpiexec("-n", "3", *COMMAND, "train", *SMALL, "--metrics", str(metrics))
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("test accuracy:") == 1
-    alone = tmp_path / "alone.json"
-    gpunet_cli("train", *SMALL, "--metrics", str(alone), env=ONE_THREAD)
-    assert close(history(metrics), history(alone), 1e-5)
+    assert close(history(metrics), history(alone["metrics"]), 1e-5)
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -133,19 +142,19 @@ def test_graph_replay_is_refused_with_several_ranks(fashion_dir):
     assert done.stderr.count("gpunet: error:") == 1
 
 
-def test_a_run_on_two_ranks_resumes_as_one_process_would(fashion_dir, tmp_path):
-    """Rank 0 writes the checkpoint, every rank reads it to go on, and the result is one process's."""
+def test_a_run_on_two_ranks_resumes_as_one_process_would(fashion_dir, alone, tmp_path):
+    """Rank 0 writes the checkpoint, every rank reads it to go on, and the result is one
+    process's (``alone``: SMALL, whose --epochs is 2, in one process)."""
     one_epoch = [*SMALL[:SMALL.index("--epochs")], *SMALL[SMALL.index("--epochs") + 2:]]
-    ckpt, alone = tmp_path / "run.ckpt", tmp_path / "alone.ckpt"
+    ckpt = tmp_path / "run.ckpt"
     assert gpunet_cli("train", *one_epoch, "--epochs", "1", "--save", str(ckpt),
                       "--nproc", "2").returncode == 0
     done = gpunet_cli("train", *one_epoch, "--epochs", "2", "--resume", str(ckpt),
                       "--save", str(ckpt), "--nproc", "2")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("resuming") == 1
-    gpunet_cli("train", *one_epoch, "--epochs", "2", "--save", str(alone), env=ONE_THREAD)
     backend = gpunet.get_backend("numpy")
-    shared, single = (gpunet.load_checkpoint(path, backend) for path in (ckpt, alone))
+    shared, single = (gpunet.load_checkpoint(path, backend) for path in (ckpt, alone["ckpt"]))
     assert shared.epoch == single.epoch == 2
     for got, expected in zip(shared.model.params(), single.model.params()):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
