@@ -1,5 +1,7 @@
 """Bad input and faults through the real console script: each ends in one line
-naming the problem, the documented exit status, no traceback, and no file lost."""
+naming the problem, the documented exit status, no traceback, and no file lost.
+Where the process itself is not the point and the command loads data, ``gpunet_main``
+runs the same command in this process (one interpreter start less)."""
 from __future__ import annotations
 
 import errno
@@ -31,6 +33,16 @@ def gpunet_cli(*args: str, env: dict[str, str] | None = None,
                           env={**os.environ, **(env or {})}, cwd=cwd, stdin=subprocess.DEVNULL)
     assert "Traceback" not in done.stdout + done.stderr, done.stderr
     return done
+
+
+def gpunet_main(capsys, *args: str) -> subprocess.CompletedProcess:
+    """``gpunet ARGS`` run by ``main`` in this process, reported as ``gpunet_cli`` reports a
+    process: its exit status and what it wrote, with no traceback in it."""
+    capsys.readouterr()
+    status = main(list(args))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err, err
+    return subprocess.CompletedProcess(["gpunet", *args], status, out, err)
 
 
 def fails(done: subprocess.CompletedProcess, status: int, message: str) -> None:
@@ -94,13 +106,13 @@ def test_data_dir_that_is_a_file(tmp_path):
           f"--data-dir: '{tmp_path / 'data'}' is a file, not a directory")
 
 
-def test_a_given_data_dir_is_the_only_place_looked_in(fashion_dir, tmp_path):
+def test_a_given_data_dir_is_the_only_place_looked_in(fashion_dir, tmp_path, capsys):
     """Offline, with Debian's copy installed: the files missing from --data-dir are
     named, and no other copy is used."""
-    done = gpunet_cli("train", *SMALL, "--data-dir", str(tmp_path), "--offline")
+    done = gpunet_main(capsys, "train", *SMALL, "--data-dir", str(tmp_path), "--offline")
     fails(done, 1, f"missing from {tmp_path} and not downloaded (downloading is off)")
     assert "data:" not in done.stdout
-    done = gpunet_cli("train", *SMALL, "--epochs", "0")
+    done = gpunet_main(capsys, "train", *SMALL, "--epochs", "0")
     assert done.returncode == 0 and f"data: {fashion_dir}" in done.stdout.splitlines()
 
 
@@ -112,9 +124,9 @@ def test_bench_out_that_is_a_file(tmp_path):
 
 
 @pytest.mark.parametrize("option", ["--save", "--metrics"])
-def test_a_file_that_cannot_be_written_names_path_and_reason(fashion_dir, option):
+def test_a_file_that_cannot_be_written_names_path_and_reason(fashion_dir, capsys, option):
     """/proc takes no new files: the path and the system's reason, at the first write."""
-    fails(gpunet_cli("train", *SMALL, "--epochs", "1", option, "/proc/gpunet-test"), 1,
+    fails(gpunet_main(capsys, "train", *SMALL, "--epochs", "1", option, "/proc/gpunet-test"), 1,
           "gpunet: error: /proc/gpunet-test: No such file or directory")
 
 
@@ -267,9 +279,8 @@ def test_no_epochs_records_the_test_accuracy_it_prints(fashion_dir, tmp_path, ca
     assert printed == f"test accuracy: {saved['test_accuracy']:.4f}" and saved["history"] == []
 
 
-def test_resume_names_the_option_as_typed(fashion_dir, tmp_path, capsys):
-    ckpt = tmp_path / "a.ckpt"
-    assert main(["train", *SMALL, "--epochs", "1", "--save", str(ckpt)]) == 0
+def test_resume_names_the_option_as_typed(fashion_checkpoint, capsys):
+    ckpt = fashion_checkpoint  # deep, trained at its default --lr 0.5
     assert main(["train", "--resume", str(ckpt), "--lr", "0.3", "--quiet"]) == 1
     assert "--lr 0.3 differs from the checkpoint's 0.5" in capsys.readouterr().err
 
@@ -290,7 +301,8 @@ def test_ctrl_c_while_the_command_imports_is_one_line():
 
 @pytest.mark.parametrize("inputs, classes", [(784, 7), (100, 10)])
 @pytest.mark.parametrize("command", ["eval", "train --resume"])
-def test_a_checkpoint_that_does_not_fit_the_data(fashion_dir, tmp_path, command, inputs, classes):
+def test_a_checkpoint_that_does_not_fit_the_data(fashion_dir, tmp_path, capsys, command, inputs,
+                                                 classes):
     """A checkpoint whose model takes other rows, or gives other classes, than the
     data's: one line, exit 1, the checkpoint left as it was."""
     from gpunet.checkpoint import save_checkpoint
@@ -300,8 +312,8 @@ def test_a_checkpoint_that_does_not_fit_the_data(fashion_dir, tmp_path, command,
                     gpunet.Momentum(0.1, 0.9), epoch=1, seed=0,
                     config={"dataset": "fashion-mnist", "model": "logistic", "batch_size": 64})
     before = ckpt.read_bytes()
-    done = gpunet_cli(*command.split(), str(ckpt), "--quiet", "--backend", "numpy", "--test-subset", "100",
-                      *(["--epochs", "2"] if command != "eval" else []))
+    done = gpunet_main(capsys, *command.split(), str(ckpt), "--quiet", "--backend", "numpy",
+                       "--test-subset", "100", *(["--epochs", "2"] if command != "eval" else []))
     fails(done, 1, f"{ckpt}: the model takes {inputs} inputs and gives {classes} outputs, but "
                    "fashion-mnist has 784 inputs and 10 classes")
     assert ckpt.read_bytes() == before
