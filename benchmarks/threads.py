@@ -1,13 +1,14 @@
-"""BLAS threads for training: one against all cores, idle and beside a busy process.
+"""BLAS threads for training: one, every core and auto, idle and beside a busy process.
 
     python -m benchmarks.threads [--samples 60000] [--repeats 3]
 
 For each model preset at ``gpunet train``'s default batch size it times an
 epoch of MNIST-shaped data on the NumPy backend with the BLAS limited to one
-thread and to every core (threadpoolctl), interleaved, first on the machine as
-it is, then beside one busy process (``while True: pass``) that it starts and
-stops itself. It prints min / median / max seconds per epoch and each case's
-ratio to all cores idle, and the load average before and after each case.
+thread, to every core, and as ``--threads auto`` chooses before the epoch (the
+cores other processes leave free), interleaved, first on the machine as it is,
+then beside one busy process (``while True: pass``) that it starts and stops
+itself. It prints min / median / max seconds per epoch and each case's ratio to
+every core on the idle machine, and the load average before and after each case.
 """
 from __future__ import annotations
 
@@ -19,25 +20,27 @@ import sys
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 import gpunet
 from gpunet.bench.trainers import mnist_like
 from gpunet.models import PRESETS, default_rates, mnist_model
+from gpunet.threads import AUTO, chosen_threads
 
 BATCH_SIZE = 128  # gpunet train's default
 
 
-def epoch_seconds(name: str, x: np.ndarray, y: np.ndarray, threads: int) -> float:
+def epoch_seconds(name: str, x: np.ndarray, y: np.ndarray, threads: int | str
+                  ) -> tuple[float, int]:
+    """An epoch's seconds, and the BLAS threads it ran with."""
     backend = gpunet.get_backend("numpy")
     gpunet.seed(0)
     model = mnist_model(name, backend=backend)
     optimizer = gpunet.Momentum(*default_rates(name, BATCH_SIZE))
-    with threadpool_limits(threads, user_api="blas"):
-        start = time.perf_counter()
-        gpunet.fit(model, gpunet.SoftmaxCrossEntropy(), optimizer, x, y, epochs=1,
-                   batch_size=BATCH_SIZE, progress=False)
-        return time.perf_counter() - start
+    count = chosen_threads(threads).count
+    start = time.perf_counter()
+    gpunet.fit(model, gpunet.SoftmaxCrossEntropy(), optimizer, x, y, epochs=1,
+               batch_size=BATCH_SIZE, progress=False)
+    return time.perf_counter() - start, count
 
 
 def busy_process() -> subprocess.Popen:
@@ -64,10 +67,13 @@ def main() -> None:
             time.sleep(0.5 if busy else 0)
             try:
                 before = os.getloadavg()[0]
-                readings: dict[int, list[float]] = {1: [], cores: []}
+                readings: dict[int | str, list[float]] = {1: [], cores: [], AUTO: []}
+                chosen: set[int] = set()
                 for _ in range(args.repeats):
                     for threads in readings:
-                        readings[threads].append(epoch_seconds(name, x, y, threads))
+                        seconds, count = epoch_seconds(name, x, y, threads)
+                        readings[threads].append(seconds)
+                        chosen |= {count} if threads == AUTO else set()
                 after = os.getloadavg()[0]
             finally:
                 if busy:
@@ -77,6 +83,8 @@ def main() -> None:
             for threads, seconds in readings.items():
                 median = statistics.median(seconds)
                 ratio = f"{median / idle_all:.2f}x"
+                if threads == AUTO:
+                    threads = f"auto: {', '.join(map(str, sorted(chosen)))}"
                 print(f"| {name} | {load} | {threads} | {median:.2f} "
                       f"({min(seconds):.2f}..{max(seconds):.2f}) | {ratio} | "
                       f"{before:.1f}, {after:.1f} |", flush=True)

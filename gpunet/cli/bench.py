@@ -4,9 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..distributed.comm import Communicator
-from ..threads import limit_threads, threads_for, threads_in_use
-from .options import THREADS_HELP, UsageError, count, positive_float
+from ..threads import AUTO, chosen_threads
+from .options import THREADS_HELP, UsageError, count, positive_float, threads_option
 
 
 def add_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -45,8 +44,10 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
                      help="also time an epoch of the deep model (NumPy, batch 128) in one process "
                           "and on N MPI ranks (mpiexec, mpi4py), and the allreduce of the deep "
                           "and wide models' gradients on them (default: not measured)")
-    cmd.add_argument("--threads", type=count(1), default=None, metavar="N",
-                     help=THREADS_HELP + "; PyTorch's own threads are not limited")
+    cmd.add_argument("--threads", type=threads_option, default=AUTO, metavar="N|auto",
+                     help="BLAS and OpenMP threads of this process, or auto (default): the "
+                          "cores other processes leave free when it starts; PyTorch's own "
+                          "threads are not limited")
     cmd.add_argument("--quick", action="store_true",
                      help="a small configuration, about a minute on a CPU; "
                           "the options above override its settings")
@@ -79,8 +80,7 @@ def run_bench(args: argparse.Namespace) -> int:
         if (args.out / name).is_dir():
             raise UsageError(f"--out {args.out}: {args.out / name} is a folder, "
                              "where the results would go")
-    limit_threads(threads_for(args.threads, Communicator()))
-    print(f"threads: {threads_in_use()}")
+    print(f"threads: {chosen_threads(args.threads)}")
     measured = run(config)
     if not measured["results"]:
         raise UsageError(f"nothing measured ({'; '.join(measured['skipped'])}), "

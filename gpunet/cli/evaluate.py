@@ -11,6 +11,7 @@ from ..data.preprocess import mean_pixel, model_ready
 from ..data.sources import SOURCES
 from ..fitting import evaluate
 from ..losses import SoftmaxCrossEntropy
+from ..threads import chosen_threads
 from .data import check_fits, load_data
 from .options import count, data_options, open_backend
 
@@ -28,7 +29,7 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    backend = open_backend(args.backend, args.threads)
+    backend = open_backend(args.backend, chosen_threads(args.threads))
     checkpoint = load_checkpoint(args.checkpoint, backend)
     dataset = eval_dataset(args.checkpoint, checkpoint.config.get("dataset"), args.dataset)
     inputs, targets = test_set(checkpoint, dataset, args, backend)

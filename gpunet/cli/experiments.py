@@ -6,6 +6,7 @@ import argparse
 import numpy as np
 
 from ..experiments import fizzbuzz, xor
+from ..threads import chosen_threads
 from .options import count, open_backend
 
 
@@ -29,7 +30,7 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
 
 
 def run_xor(args: argparse.Namespace) -> int:
-    backend = open_backend(args.backend, args.threads)
+    backend = open_backend(args.backend, chosen_threads(args.threads))
     result = xor.run_xor(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                          backend=backend, progress=not args.quiet)
     print(f"final epoch loss: {result.losses[-1]:.4f}" if result.losses else "no epochs run")
@@ -43,7 +44,7 @@ def run_xor(args: argparse.Namespace) -> int:
 
 
 def run_fizzbuzz(args: argparse.Namespace) -> int:
-    backend = open_backend(args.backend, args.threads)
+    backend = open_backend(args.backend, chosen_threads(args.threads))
     result = fizzbuzz.run_fizzbuzz(loss=args.loss, epochs=args.epochs,
                                    batch_size=args.batch_size, seed=args.seed,
                                    backend=backend, progress=not args.quiet)

@@ -10,13 +10,12 @@ from ..atomic import writable
 from ..files import file_type
 from ..data.sources import FILE_NAMES, SOURCES, stored_names
 from ..backend import BACKEND_NAMES, Backend, explain_auto, get_backend
-from ..distributed.comm import Communicator
-from ..threads import limit_threads, threads_for, threads_in_use
+from ..threads import AUTO, Threads
 
 
-THREADS_HELP = ("BLAS and OpenMP threads of this process (default 1, faster than all cores "
-                "at these models' sizes and unhurt by a busy core; a rank of several: its "
-                "machine's cores // its ranks there)")
+THREADS_HELP = ("BLAS and OpenMP threads of this process, or auto (default): the cores other "
+                "processes leave free, looked at again after each epoch (a rank of several: "
+                "its machine's cores // its ranks there)")
 
 
 class UsageError(ValueError):
@@ -34,6 +33,11 @@ def count(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
         return value
     return parse
+
+
+def threads_option(text: str) -> int | str:
+    """An argparse type: ``auto``, or a count of at least 1."""
+    return AUTO if text == AUTO else count(1)(text)
 
 
 def checked_number(check: Callable[[float], float]) -> Callable[[str], float]:
@@ -84,7 +88,7 @@ def common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--backend", choices=BACKEND_NAMES, default=None,
                         help="array backend (default: $GPUNET_BACKEND, else auto)")
-    common.add_argument("--threads", type=count(1), default=None, metavar="N",
+    common.add_argument("--threads", type=threads_option, default=AUTO, metavar="N|auto",
                         help=THREADS_HELP)
     common.add_argument("--quiet", action="store_true", help="no progress bars")
     return common
@@ -126,12 +130,10 @@ def os_error(exc: OSError) -> str:
     return f"{path}{exc.strerror or exc}"
 
 
-def open_backend(asked: str | None, threads: int | None,
-                 ranks: Communicator | None = None) -> Backend:
-    """The backend asked for, its BLAS and OpenMP threads limited as ``threads_for``
-    says, announced in one line (with auto's reason and the threads in use)."""
-    limit_threads(threads_for(threads, ranks or Communicator()))
+def open_backend(asked: str | None, threads: Threads) -> Backend:
+    """The backend asked for, announced in one line with auto's reason and the
+    ``threads`` the command computes with."""
     backend = get_backend(asked)
     reason = f" ({explain_auto()})" if asked in (None, "auto") else ""
-    print(f"backend: {backend.name}{reason}; threads: {threads_in_use()}")
+    print(f"backend: {backend.name}{reason}; threads: {threads}")
     return backend

@@ -25,6 +25,7 @@ from ..models import PRESETS, default_rates, mnist_model
 from ..optimizers import (GradientDescent, Momentum, Optimizer, valid_learning_rate,
                           valid_momentum)
 from ..planning.graph import MODES
+from ..threads import chosen_threads
 from .data import DEFAULT_DATASET, check_fits, load_data
 from .options import (UsageError, checked_number, count, data_options, distinct_files,
                       open_backend, os_error, writable_path)
@@ -84,7 +85,8 @@ def run_train(args: argparse.Namespace) -> int:
     if comm.size > 1 and args.graph == "on":
         raise UsageError(f"--graph on replays one process's step; with {comm.size} ranks use "
                          "--graph auto or off")
-    backend = open_backend(args.backend, args.threads, comm)
+    threads = chosen_threads(args.threads, comm)
+    backend = open_backend(args.backend, threads)
     select_device(backend, comm.local_rank)
     resumed = load_checkpoint(args.resume, backend) if args.resume else None
     config = _config(args, resumed)
@@ -117,6 +119,8 @@ def run_train(args: argparse.Namespace) -> int:
         history.append(asdict(stats))
         print(f"epoch {stats.epoch}: loss {stats.loss:.4f}, accuracy {stats.accuracy:.4f}, "
               f"test accuracy {stats.test_accuracy:.4f}, {stats.samples_per_second:,.0f} samples/s")
+        if threads.update():
+            print(f"threads: {threads}, as the other processes' use of the cores changed")
         if args.save and comm.rank == 0:
             save_checkpoint(args.save, model, optimizer, epoch=stats.epoch, seed=config["seed"],
                             config=config, history=history)

@@ -92,7 +92,7 @@ def mpi_library() -> str:
 def join(nproc: int | None) -> Communicator:
     """This process's communicator: the launch's ranks, checked against the
     launcher's variables and ``nproc``, rank 0 alone printing; else the single
-    process. (Each rank's threads: ``threads.threads_for``.)"""
+    process. (Each rank's threads: ``threads.chosen_threads``.)"""
     from .comm import Communicator, MPICommunicator
     global _world
     launched = launched_size()
