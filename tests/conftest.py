@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import gpunet
 from gpunet.backend import cuda_status
@@ -43,6 +44,15 @@ def backend(request) -> gpunet.Backend:
 @pytest.fixture
 def numpy_backend() -> gpunet.Backend:
     return gpunet.get_backend("numpy")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_blas_thread():
+    """One BLAS thread in the test process (each xdist worker): the workers and the
+    commands the tests start share the cores, and a BLAS thread per core in each would
+    wait on the others' (docs/threads.md). Commands under test choose their own."""
+    with threadpool_limits(1):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -118,12 +118,14 @@ def as_rank(monkeypatch):
 @pytest.mark.parametrize("rank, status, waits", [(0, 2, False), (1, 2, True), (1, 3, True),
                                                  (1, 130, True), (1, 1, False), (0, 1, False)])
 def test_a_failing_rank_ends_every_rank_with_its_status(as_rank, rank, status, waits):
-    """Rank 0 aborts at once; another rank waits first where rank 0 meets the same
-    failure and says why; fd 2 is silenced so MPICH adds no line of its own."""
+    """Rank 0 aborts once mpiexec has had time to pass on what it said; another rank
+    waits first where rank 0 meets the same failure and says why; fd 2 is silenced so
+    MPICH adds no line of its own."""
     world, events = as_rank(rank)
     launch.finish(status)
     assert world.aborted == [status]
-    assert events == [*([("sleep", launch.GRACE_S)] if waits else []), "silenced"]
+    assert events == [*([("sleep", launch.GRACE_S)] if waits else []),
+                      ("sleep", launch.FORWARD_S), "silenced"]
 
 
 def test_a_rank_that_succeeded_aborts_nothing(as_rank):

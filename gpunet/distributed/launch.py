@@ -29,6 +29,7 @@ SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
 # forwards to every rank): said once, by rank 0.
 SHARED_STATUSES = (2, 3, 130)
 GRACE_S = 3.0  # how long another rank waits, before aborting, for rank 0 to say why
+FORWARD_S = 0.5  # how long a failing rank waits, after saying why, for mpiexec to pass it on
 MPI_EXTRA = "pip install 'gpunet[mpi]'"
 
 _world: MPICommunicator | None = None  # set by join() on a rank of several
@@ -152,6 +153,7 @@ def finish(status: int) -> int:
         time.sleep(GRACE_S)
     sys.__stdout__.flush()
     sys.__stderr__.flush()
+    time.sleep(FORWARD_S)  # an abort can end the job before mpiexec has read the reason
     _silence_standard_error()
     _world.mpi.Abort(status)
     return status
