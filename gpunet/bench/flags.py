@@ -26,7 +26,7 @@ LOAD_SLACK = 0.5
 before or after it, exceeds its cores less this slack (``load_limit``). The
 load average counts the benchmark itself as about 1 (one busy process), so
 above the limit other processes kept more than all the remaining cores but
-half of one busy: the benchmark's threads (BLAS takes every core) shared
+half of one busy: the benchmark's BLAS threads (one per core it found free) shared
 cores with them, and every reading may be slow alike, which the spread does
 not show. On one core the limit is 1.5, as the benchmark alone makes 1."""
 
