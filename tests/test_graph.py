@@ -253,3 +253,89 @@ def test_nothing_allocates_while_capturing(gpu):
 def test_info_says_what_graph_auto_does_in_plain_words():
     assert graphs.explain_auto_graph().startswith(
         "--graph auto (train's default): each step runs without a CUDA graph, on cupy as on numpy")
+
+
+def interleaved(backend, graph, change, models=1, epochs=2):
+    """Each model's parameters and losses after ``epochs`` shuffled epochs of 70
+    at batch 8, the models' steps taken in turn, ``change(step, model, optimizer)``
+    called before every step."""
+    x, labels = mnist_like(70)
+    y = gpunet.one_hot_encode(labels, backend=backend)
+    runs = [(model_of("relu-dropout", backend), gpunet.Momentum(0.1, 0.9)) for _ in range(models)]
+    results = []
+    for epoch in range(1, epochs + 1):
+        gpunet.seeding.start_epoch(epoch)
+        epochs_steps = []
+        for model, optimizer in runs:
+            gpunet.set_train(model, True)
+            metrics = EpochMetrics(backend, len(x), 8, epoch)
+            results.append(metrics.losses)
+            epochs_steps.append(training.steps(model, gpunet.SoftmaxCrossEntropy(), optimizer,
+                                               x, y, 8, shuffle=True, metrics=metrics,
+                                               graph=graph))
+        for step in range(len(x) // 8 + 1):
+            for (model, optimizer), taken in zip(runs, epochs_steps):
+                change(step, model, optimizer)
+                next(taken)
+        assert metrics.step_path.startswith("graph (") == (graph == "on"), metrics.step_path
+    return [p.copy() for model, _ in runs for p in model.params()] + results
+
+
+def no_change(step, model, optimizer):
+    pass
+
+
+def new_rates(step, model, optimizer):
+    """Between steps: the learning rate, the momentum, then Dropout.p and its scale."""
+    if step == 3:
+        optimizer.lr = 0.02
+    if step == 5:
+        optimizer.mo = 0.5
+    if step == 6:
+        model.layers[1].p = 0.25
+    if step == 7:
+        model.layers[1].inverted = True
+
+
+def new_state(step, model, optimizer):
+    """The optimizer's state replaced (as loading a checkpoint does)."""
+    if step == 4:
+        optimizer.updates = [u * 0.5 for u in optimizer.updates]
+
+
+@pytest.mark.parametrize("change, models", [(new_rates, 1), (new_state, 1), (no_change, 2)])
+def test_replay_honours_what_changed_between_steps(numpy_backend, change, models):
+    """A learning rate, momentum, dropout p or optimizer state changed between
+    steps, and two models' steps taken in turn on one backend: the graph's
+    numbers are the planned step's, bit for bit."""
+    replayed = interleaved(numpy_backend, "on", change, models)
+    planned = interleaved(numpy_backend, "off", change, models)
+    for a, b in zip(replayed, planned, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_replay_captures_again_only_when_a_baked_value_changes(numpy_backend):
+    captures = []
+    real = graphs.capture
+
+    def counting(backend, record):
+        captures.append(1)
+        return real(backend, record)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(graphs, "capture", counting)
+        interleaved(numpy_backend, "on", no_change, epochs=1)
+        assert len(captures) == 1
+        interleaved(numpy_backend, "on", new_rates, epochs=1)
+    assert len(captures) == 1 + 1 + 4  # the epoch's, then once per change
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("change, models", [(new_rates, 1), (new_state, 1), (no_change, 2)])
+def test_cuda_replay_honours_what_changed_between_steps(gpu, change, models):
+    """As on the CPU: the CUDA graph, which bakes the host's values into its
+    kernels, captures again when one changed, and starts at the backend's counter."""
+    replayed = interleaved(gpu, "on", change, models)
+    planned = interleaved(gpu, "off", change, models)
+    for a, b in zip(replayed, planned, strict=True):
+        np.testing.assert_allclose(gpu.to_numpy(a), gpu.to_numpy(b), rtol=1e-6, atol=1e-7)

@@ -6,9 +6,14 @@ from the same state, places each sample's loss and hit at the offset in the
 epoch's metrics, and advances the state (offset += B, counter += the step's
 draws): so one recording of it serves every full batch of an epoch. After one
 eager warm-up step, the backend captures it (``capture``: a CUDA graph on CuPy,
-the recorded calls on NumPy); an epoch whose arrays or random key differ
-captures again. The host keeps its own counters in step by arithmetic, so the
-tail batch, run eagerly through the layers, draws where it would have.
+the recorded calls on NumPy); an epoch whose arrays differ captures again, and
+so does a step whose host values baked into the capture (``StepPlan.baked``:
+the random key, learning rate, momentum, dropout p, the optimizer's state
+arrays) changed since, so a replay always equals the planned step. The host
+keeps its own counters in step by arithmetic, so the tail batch, run eagerly
+through the layers, draws where it would have; when something else drew from
+the backend between two steps (another model's), the state's counter is set
+to the backend's again (one small copy, only then).
 """
 from __future__ import annotations
 
@@ -64,6 +69,8 @@ class StepGraph:
         self.state = xp.zeros(2, np.uint64)
         self.delta = xp.asarray(np.array([batch, plan.counters], np.uint64))
         self.warm, self.replay, self.bound = False, None, ()
+        self.baked: tuple[tuple, list[Array]] = ((), [])  # plan.baked() at the capture
+        self.counter = 0  # the backend's next counter, as this graph's state holds it
         self.path = "planned"  # until a capture succeeds
 
     def start_epoch(self, x: Array, y: Array, order: Array | None,
@@ -73,11 +80,12 @@ class StepGraph:
         next counter (one small copy to the device)."""
         b = self.backend
         order = b.xp.arange(len(x), dtype=np.int64) if order is None else order
-        bound = (x, y, order, metrics.losses, metrics.hits, b.key)
-        if len(bound) != len(self.bound) or any(a is not c for a, c in zip(bound, self.bound)):
-            self.replay = None  # the captured step holds the old arrays and key
+        bound = (x, y, order, metrics.losses, metrics.hits)
+        if not _identical(bound, self.bound):
+            self.replay = None  # the captured step holds the old arrays
         self.bound = bound
         self.state[...] = b.xp.asarray(np.array([0, b.drawn], np.uint64))
+        self.counter = b.drawn
 
     def rows(self, rows: slice) -> tuple[Array, Array]:
         """The inputs and targets at positions ``rows`` of the epoch's order."""
@@ -87,20 +95,28 @@ class StepGraph:
 
     def step(self) -> None:
         """The next full batch: eagerly the first time, then captured once per
-        epoch and replayed."""
+        epoch (and again when a baked value changed) and replayed."""
+        b = self.backend
+        if b.drawn != self.counter:  # drawn from elsewhere since: start at the backend's
+            self.state[1:] = b.xp.asarray(np.array([b.drawn], np.uint64))
+        baked = self.plan.baked()
+        if self.replay is not None and not (baked[0] == self.baked[0]
+                                            and _identical(baked[1], self.baked[1])):
+            self.replay = None
         if self.replay is not None:
             self.replay()
         elif self.warm:
-            self.replay, self.path = capture(self.backend, self.record)
+            self.baked = baked
+            self.replay, self.path = capture(b, self.record)
         else:
             self.record()
             self.warm = True
-        self.backend.take_counters(self.plan.counters)
+        self.counter = b.take_counters(self.plan.counters) + self.plan.counters
 
     def record(self) -> None:
         """The step's backend operations, every per-step value read from the state."""
         b, state = self.backend, self.state
-        x, y, order, losses, hits, _ = self.bound
+        x, y, order, losses, hits = self.bound
         b.gather_rows(x, order, state, self.x)
         b.gather_rows(y, order, state, self.y)
         self.plan.run(self.x, self.y, self.losses, self.hits, state=state)
@@ -119,6 +135,11 @@ def capture(backend: Backend, record: Replay) -> tuple[Replay, str]:
             continue
     record()
     return record, "planned"
+
+
+def _identical(first: tuple | list, second: tuple | list) -> bool:
+    """Whether two sequences hold the same objects, one by one."""
+    return len(first) == len(second) and all(a is b for a, b in zip(first, second))
 
 
 def step_graph(plan: StepPlan) -> StepGraph:

@@ -46,6 +46,16 @@ class StepPlan:
         self.skips = [sum(sizes[:i]) for i in range(len(stages))]
         self.graph: StepGraph | None = None  # made by graph.step_graph on first use
 
+    def baked(self) -> tuple[tuple, list[Array]]:
+        """What a captured step takes from the host as the capture finds it:
+        (the backend's random key, the learning rate, the momentum (None for
+        plain descent) and each stage's dropout (p, scale), compared by value;
+        the optimizer's state arrays, compared by identity)."""
+        optimizer = self.optimizer
+        values = (self.backend.key, optimizer.lr, getattr(optimizer, "mo", None),
+                  *(stage.dropout_args for stage in self.stages))
+        return values, optimizer.state()
+
     def run(self, x: Array, targets: Array, losses: Array, hits: Array,
             state: Array | None = None,
             reduce: Callable[[Layer], None] | None = None) -> None:
