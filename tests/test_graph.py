@@ -339,3 +339,26 @@ def test_cuda_replay_honours_what_changed_between_steps(gpu, change, models):
     planned = interleaved(gpu, "off", change, models)
     for a, b in zip(replayed, planned, strict=True):
         np.testing.assert_allclose(gpu.to_numpy(a), gpu.to_numpy(b), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("auto_on_cupy", [False, True])
+def test_graph_auto_on_cupy_follows_auto_on_cupy(numpy_backend, auto_on_cupy):
+    """--graph auto on a backend named cupy (the NumPy one renamed, a stand-in)
+    replays as a graph exactly when AUTO_ON_CUPY says so, with the planned
+    step's numbers either way; on numpy it never does."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(graphs, "AUTO_ON_CUPY", auto_on_cupy)
+        assert not graphs.uses_graph("auto", numpy_backend)
+        patch.setattr(numpy_backend, "name", "cupy")
+        assert graphs.uses_graph("auto", numpy_backend) == auto_on_cupy
+        auto, paths = train(numpy_backend, "deep", 16, "auto", epochs=2)
+    planned, _ = train(numpy_backend, "deep", 16, "off", epochs=2)
+    assert paths == ["graph (stand-in)" if auto_on_cupy else "planned"] * 2
+    for a, b in zip(auto, planned, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.gpu
+def test_graph_auto_on_a_gpu_takes_the_path_auto_on_cupy_names(gpu):
+    _, paths = train(gpu, "deep", 16, "auto", epochs=1)
+    assert paths[0].startswith("graph (") == graphs.AUTO_ON_CUPY, paths

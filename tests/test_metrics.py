@@ -75,3 +75,12 @@ def test_steps_and_their_metrics_never_wait_for_the_device():
     assert not stream.done, f"the steps waited for the device (they took {queued_in:.3f} s)"
     mean_loss, _ = metrics.read(len(x))
     assert np.isfinite(mean_loss)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_an_infinite_loss_is_reported_as_a_nan_is(numpy_backend, bad):
+    """Infinite, not NaN, is non-finite too: NonFiniteLoss naming its step."""
+    metrics = EpochMetrics(numpy_backend, 50, 8, epoch=2)
+    metrics.losses[33] = bad
+    with pytest.raises(NonFiniteLoss, match="epoch 2 at step 5"):
+        metrics.read(50)

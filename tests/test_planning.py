@@ -44,6 +44,9 @@ def train(backend, name, batch_size, *, planned, optimizer=None, dtype=None, epo
             for _ in training.steps(model, gpunet.SoftmaxCrossEntropy(), optimizer, x, y,
                                     batch_size, shuffle=True, metrics=metrics):
                 pass
+            # the path taken: a planned run that planned nothing would prove nothing
+            assert metrics.step_path == ("planned" if planned and batch_size <= len(x)
+                                         else "eager")
             records += [backend.to_numpy(metrics.losses), backend.to_numpy(metrics.hits)]
     return [backend.to_numpy(p) for p in model.params()] + records
 
@@ -232,3 +235,45 @@ def test_a_plan_does_not_keep_its_model_alive(numpy_backend):
     del model
     gc.collect()
     assert gone() is None
+
+
+def test_the_plan_cache_key_holds_the_loss_scale(numpy_backend):
+    """A rank's 8 rows of a 16-row batch take the mean over 16: that plan is not
+    the one for a one-process batch of 8, whose mean is over 8."""
+    model = model_of("deep", numpy_backend)
+    loss, optimizer = gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.1)
+    share = planning.plan_step(model, loss, optimizer, numpy_backend, 8, whole=16)
+    alone = planning.plan_step(model, loss, optimizer, numpy_backend, 8)
+    assert (share.scale, alone.scale) == (1 / 16, 1 / 8) and alone is not share
+    assert planning.plan_step(model, loss, optimizer, numpy_backend, 8, whole=16) is not alone
+
+
+class ThirdOfThree(gpunet.distributed.Communicator):
+    """Rank 0 of 3, alone in this process: each collective leaves its input as
+    it is, which the planned and the eager step both see the same."""
+    rank, size = 0, 3
+
+
+def test_a_tail_share_of_a_planned_shares_size_runs_eagerly(numpy_backend):
+    """63 samples on 3 ranks at batch 4: rank 0 takes 1 row of each full batch
+    (planned, the mean over 4) and 1 row of the tail of 3 (eager, the mean
+    over 3): the same numbers as every step eager, bit for bit."""
+    x, labels = mnist_like(63)
+    y = gpunet.one_hot_encode(labels, backend=numpy_backend)
+    results, paths = [], []
+    for planned in (True, False):
+        model, optimizer = model_of("deep", numpy_backend), gpunet.Momentum(0.1, 0.9)
+        gpunet.set_train(model, True)
+        gpunet.seeding.start_epoch(1)
+        metrics = EpochMetrics(numpy_backend, 63, 4, 1, comm=ThirdOfThree())
+        with pytest.MonkeyPatch.context() as patch:
+            if not planned:
+                patch.setattr(training, "plan_step", lambda *args: None)
+            for _ in training.steps(model, gpunet.SoftmaxCrossEntropy(), optimizer, x, y, 4,
+                                    metrics=metrics, comm=ThirdOfThree()):
+                pass
+        results.append([p.copy() for p in model.params()] + [metrics.losses])
+        paths.append(metrics.step_path)
+    assert paths == ["planned", "eager"]
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
