@@ -29,7 +29,8 @@ from ..threads import chosen_threads
 from .data import DEFAULT_DATASET, check_fits, load_data
 from .options import (UsageError, checked_number, count, data_options, distinct_files,
                       open_backend, os_error, writable_path)
-from .status import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_NON_FINITE
+from .signals import ending
+from .status import EXIT_ERROR, EXIT_NON_FINITE
 
 DEFAULTS = {"dataset": DEFAULT_DATASET, "model": "deep", "epochs": 5, "batch_size": 128,
             "seed": 0, "optimizer": "momentum"}
@@ -134,10 +135,10 @@ def run_train(args: argparse.Namespace) -> int:
     except (NonFiniteLoss, KeyboardInterrupt, OSError) as exc:  # OSError: a failed write
         kept = f"the last good checkpoint is {args.save}" if args.save and args.save.exists() \
             else "no checkpoint was written"
-        problem = os_error(exc) if isinstance(exc, OSError) else str(exc) or "interrupted"
-        return report(f"{problem}; {kept}",
-                      EXIT_NON_FINITE if isinstance(exc, NonFiniteLoss) else
-                      EXIT_ERROR if isinstance(exc, OSError) else EXIT_INTERRUPTED)
+        problem, status = (ending(exc) if isinstance(exc, KeyboardInterrupt) else
+                           (os_error(exc), EXIT_ERROR) if isinstance(exc, OSError) else
+                           (str(exc), EXIT_NON_FINITE))
+        return report(f"{problem}; {kept}", status)
     _, accuracy = evaluate(model, loss, data.test_x, data.test_y, comm=comm)
     print(f"test accuracy: {accuracy:.4f}")
     if args.metrics and comm.rank == 0:
