@@ -17,7 +17,7 @@ import numpy as np
 import tqdm
 
 from . import seeding
-from .backend import Array
+from .backend import Array, backend_of
 from .distributed.comm import Communicator
 from .distributed.shares import check_shares, share
 from .layers import Layer, set_train
@@ -25,7 +25,7 @@ from .losses import Loss
 from .metrics import EpochMetrics
 from .optimizers import Optimizer
 from .planning.graph import check_mode
-from .training import check_count, correct, model_backend, steps
+from .training import check_count, check_data, correct, model_backend, steps
 
 
 @dataclass
@@ -46,10 +46,9 @@ def evaluate(model: Layer, loss: Loss, inputs: Any, targets: Any,
     batches; with ``comm`` of several ranks each evaluates its share of the rows
     and the sums are added up (a collective)."""
     batch_size = check_count("batch_size", batch_size, 1)
+    x, y = check_data(model, inputs, targets)
     set_train(model, False)
     comm = Communicator() if comm is None else comm
-    backend = model_backend(model, inputs)
-    x, y = backend.asarray(inputs), backend.asarray(targets)
     mine = share(slice(0, len(x)), comm.rank, comm.size)
     total_loss, total_correct = 0, 0
     for start in range(mine.start, mine.stop, batch_size):
@@ -58,7 +57,7 @@ def evaluate(model: Layer, loss: Loss, inputs: Any, targets: Any,
         total_loss = total_loss + loss.sample_losses_and_gradient(predicted, y[rows])[0].sum()
         total_correct = total_correct + correct(predicted, y[rows])
     sums = comm.sum(np.array([float(total_loss), float(total_correct)]))
-    return float(sums[0]) / max(len(x), 1), float(sums[1]) / max(len(x), 1)
+    return float(sums[0]) / len(x), float(sums[1]) / len(x)
 
 
 def fit(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any, *,
@@ -68,9 +67,11 @@ def fit(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: An
         graph: str = "auto", comm: Communicator | None = None) -> list[EpochStats]:
     """Train epochs ``first_epoch + 1 .. epochs``; after each, evaluate on
     ``test`` (inputs, targets) if given and call ``on_epoch_end``. Returns the
-    history. ``graph`` ("on", "off", "auto") says whether planned steps replay
-    as a graph (``training.steps``). Raises NonFiniteLoss naming the epoch and
-    step where the loss stopped being finite. Dropout is left switched off at the end.
+    history. The data are checked first (``training.check_data``, ``test`` too,
+    and ``check_finite``: ValueError naming the argument). ``graph`` ("on",
+    "off", "auto") says whether planned steps replay as a graph
+    (``training.steps``). Raises NonFiniteLoss naming the epoch and step where
+    the loss stopped being finite. Dropout is left switched off at the end.
 
     With ``comm`` (``gpunet.distributed``) of several ranks, every rank calls
     ``fit`` with the same arguments and data: rank 0's parameters and optimizer
@@ -83,6 +84,15 @@ def fit(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: An
     batch_size = check_count("batch_size", batch_size, 1)
     first_epoch = check_count("first_epoch", first_epoch, 0)
     check_mode(graph)
+    inputs, targets = check_data(model, inputs, targets)
+    check_finite(inputs, "inputs")
+    check_finite(targets, "targets")
+    if test is not None:
+        pair = isinstance(test, (tuple, list))
+        if not pair or len(test) != 2:
+            raise ValueError(f"test must be an (inputs, targets) pair, got a "
+                             f"{type(test).__name__}{f' of {len(test)}' if pair else ''}")
+        test = check_data(model, *test, what="test ")
     comm = Communicator() if comm is None else comm
     if comm.size > 1:
         check_shares(len(inputs), batch_size, comm.size)
@@ -102,6 +112,17 @@ def fit(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: An
             on_epoch_end(stats)
     set_train(model, False)
     return history
+
+
+def check_finite(data: Array, name: str) -> None:
+    """ValueError naming the first row of ``data`` (on its device) holding a NaN
+    or an infinity: training on it would give a non-finite loss whatever the
+    learning rate. One pass over the data and one read-back."""
+    xp = backend_of(data).xp
+    bad = ~xp.isfinite(data).all(axis=1)
+    if bool(bad.any()):
+        raise ValueError(f"{name} hold a non-finite value (NaN or infinity) in row "
+                         f"{int(xp.argmax(bad))}: training on it gives a non-finite loss")
 
 
 def _parameters(model: Layer) -> list[Array]:

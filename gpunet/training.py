@@ -44,21 +44,26 @@ def steps(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: 
     share of every batch, its dropout draws those of its rows in the whole
     batch's, and the gradients (of the loss's mean over the whole batch) are
     summed across the ranks before the update; the metrics get this rank's rows.
+    The arguments are checked at the call (``check_data``, ValueError).
     """
     batch_size = check_count("batch_size", batch_size, 1)
     check_mode(graph)
     comm = Communicator() if comm is None else comm
-    backend = model_backend(model, inputs)
-    x, y = backend.asarray(inputs), backend.asarray(targets)
-    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
-        raise ValueError(f"training needs inputs (N, D) and targets (N, K) with the same N, "
-                         f"got shapes {x.shape} and {y.shape}")
-    shared = comm.size > 1
-    if shared:
+    x, y = check_data(model, inputs, targets)
+    if comm.size > 1:
         check_shares(len(x), batch_size, comm.size)
         if graph == "on":
             raise ValueError(f"graph replay runs one process, not {comm.size} ranks: "
                              "use graph 'auto' or 'off'")
+    return _steps(model, loss, optimizer, x, y, batch_size, shuffle, metrics, graph, comm)
+
+
+def _steps(model: Layer, loss: Loss, optimizer: Optimizer, x: Array, y: Array,
+           batch_size: int, shuffle: bool, metrics: EpochMetrics | None, graph: str,
+           comm: Communicator) -> Iterator[Step]:
+    """``steps`` once its arguments are checked."""
+    backend = model_backend(model, x)
+    shared = comm.size > 1
     rows_here = _rows(share(slice(0, batch_size), comm.rank, comm.size))
     plan = (plan_step(model, loss, optimizer, backend, rows_here, batch_size)
             if len(x) >= batch_size else None)
@@ -112,9 +117,9 @@ def train_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, tar
     per-sample losses (the notebook's ``epoch_loss``, summed in float64) as a
     0-d array left on the device."""
     batch_size = check_count("batch_size", batch_size, 1)
-    backend = model_backend(model, inputs)
-    metrics = EpochMetrics(backend, len(inputs), batch_size)
-    for _ in steps(model, loss, optimizer, inputs, targets, batch_size, shuffle=shuffle,
+    x, y = check_data(model, inputs, targets)
+    metrics = EpochMetrics(model_backend(model, x), len(x), batch_size)
+    for _ in steps(model, loss, optimizer, x, y, batch_size, shuffle=shuffle,
                    metrics=metrics, graph=graph):
         pass
     return metrics.losses.sum()
@@ -122,8 +127,37 @@ def train_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, tar
 
 def accuracy(model: Layer, inputs: Any, targets: Any) -> float:
     """The fraction of rows whose largest output is at the target's largest entry."""
-    predicted = model.forward(inputs)
-    return float(correct(predicted, backend_of(predicted).asarray(targets))) / len(targets)
+    x, y = check_data(model, inputs, targets)
+    return float(correct(model.forward(x), y)) / len(y)
+
+
+def check_data(model: Layer, inputs: Any, targets: Any, what: str = "") -> tuple[Array, Array]:
+    """``inputs`` and ``targets`` as arrays on ``model``'s backend; ValueError,
+    one line naming the argument (``what`` before it, e.g. "test "), unless they
+    are (N, D) and (N, K) with N >= 1, D the model's input width and K its output
+    width (``Layer.widths``, where the model knows them)."""
+    backend = model_backend(model, inputs)
+    width_in, width_out = model.widths()
+    arrays = []
+    for name, data, width, role in ((f"{what}inputs", inputs, width_in, "takes"),
+                                    (f"{what}targets", targets, width_out, "gives")):
+        try:
+            array = backend.asarray(data)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be an array of numbers: {exc}") from None
+        if array.ndim != 2 or len(array) == 0:
+            raise ValueError(f"{name} must be a 2-D array with at least one row (N, columns), "
+                             f"got shape {array.shape}")
+        if width is not None and array.shape[1] != width:
+            columns = array.shape[1]
+            raise ValueError(f"{name} have {columns} column{'s' if columns != 1 else ''}, but "
+                             f"the model {role} {width} a row")
+        arrays.append(array)
+    x, y = arrays
+    if len(x) != len(y):
+        raise ValueError(f"{what}inputs and {what}targets must have the same number of rows, "
+                         f"got {len(x)} and {len(y)}")
+    return x, y
 
 
 def model_backend(model: Layer, data: Any) -> Backend:

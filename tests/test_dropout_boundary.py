@@ -11,7 +11,7 @@ from conftest import host
 
 
 def draws_and_p(backend):
-    """The first 64 draws of key 5, and p equal to one of them (neither the smallest nor the largest)."""
+    """The first 64 draws of key 5, and p equal to one of them (not the smallest nor largest)."""
     backend.restart(5)
     u = host(backend, backend.uniform((2, 32), np.float32))
     p = float(np.sort(u.ravel())[20])

@@ -148,7 +148,7 @@ def test_progress_bar_shows_running_loss_and_accuracy(numpy_backend, capsys):
 
 def test_non_finite_loss_names_epoch_and_step(backend):
     model, x, y = problem(backend)
-    x[37] = np.nan  # rows 30..39 are step 4 at batch size 10, in order
+    y[37] = 3e38  # finite, but its loss overflows: rows 30..39 are step 4 at batch size 10
     with pytest.raises(NonFiniteLoss, match="epoch 1 at step 4") as caught:
         fit(model, gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.1, 0.9), x, y, epochs=2,
             batch_size=10, shuffle=False, progress=False)

@@ -1,4 +1,6 @@
 """Layer behaviour: ranks, dtypes, in-place parameters, dropout modes, initialisation, errors."""
+import re
+
 import numpy as np
 import pytest
 
@@ -263,8 +265,9 @@ def test_bad_dtype_and_dropout_probability():
     for dtype in ["int32", "float16"]:
         with pytest.raises(ValueError, match=f"must be float32 or float64, got {dtype}"):
             gpunet.Linear(2, 2, dtype=dtype)
-    for p in [-0.1, 1.0, 2]:
-        with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
+    for p in [-0.1, 1.0, 2, "0.1", None, True, float("nan")]:
+        with pytest.raises(ValueError, match=r"^Dropout probability p must be a number in "
+                                             rf"\[0, 1\), got {re.escape(repr(p))}$"):
             gpunet.Dropout(p)
 
 

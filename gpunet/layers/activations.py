@@ -11,6 +11,7 @@ class Activation(Layer):
     """y = f(x) elementwise by the backend's ``function``; dx = f'(x) dy from y."""
 
     function: str  # the backend operation; its gradient is ``function + '_grad'``
+    keeps_width = True
 
     def __init__(self) -> None:
         self.output: Array | None = None

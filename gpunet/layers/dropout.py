@@ -1,6 +1,7 @@
 """Dropout: zero each input with probability p while training."""
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from ..backend import Array, backend_of
@@ -17,9 +18,11 @@ class Dropout(Layer):
     Both have the same expectation; they differ only in where the scale sits.
     """
 
+    keeps_width = True
+
     def __init__(self, p: float, inverted: bool = False) -> None:
-        if not 0 <= p < 1:
-            raise ValueError(f"Dropout probability p must be in [0, 1), got {p!r}")
+        if not is_probability(p):
+            raise ValueError(f"Dropout probability p must be a number in [0, 1), got {p!r}")
         self.p = float(p)
         self.inverted = inverted
         self.train = True
@@ -50,3 +53,8 @@ class Dropout(Layer):
         gy = backend_of(mask).asarray(gradient, mask.dtype)
         check_same_shape(gy, mask, self)
         return gy * mask
+
+
+def is_probability(value: Any) -> bool:
+    """Whether ``value`` is a real number (not a bool, not a string) in [0, 1)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value < 1

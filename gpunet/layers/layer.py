@@ -15,6 +15,9 @@ class Layer:
     dL/d(param) for each array of ``params()`` in ``grads()``, in the same order.
     """
 
+    # Whether the output always has the input's width (elementwise layers).
+    keeps_width: bool = False
+
     def forward(self, input: Any) -> Array:
         raise NotImplementedError
 
@@ -26,6 +29,10 @@ class Layer:
         a layer may skip computing the input gradient (a network's first Linear
         layer then saves its largest matrix product)."""
         self.backward(gradient)
+
+    def widths(self) -> tuple[int | None, int | None]:
+        """(input width, output width) of the rows it maps; None where unknown."""
+        return None, None
 
     def params(self) -> Sequence[Array]:
         """The trainable arrays, updated in place by optimizers."""

@@ -70,6 +70,9 @@ class Linear(Layer):
         gy2.sum(axis=0, out=self.b_grad)
         return gy
 
+    def widths(self) -> tuple[int, int]:
+        return self.input_dim, self.output_dim
+
     def adopt(self, params: Sequence[Array], grads: Sequence[Array]) -> None:
         self.w, self.b = params
         self.w_grad, self.b_grad = grads

@@ -22,6 +22,7 @@ class Sequential(Layer):
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential: item {i} is {type(layer).__name__}, not a Layer")
+        _check_each_once(self.layers)
         self._flat = pack(self.layers)
         self._packed_ids = self._array_ids()
 
@@ -44,6 +45,17 @@ class Sequential(Layer):
         for layer in reversed(self.layers[1:]):
             gradient = layer.backward(gradient)
         self.layers[0].backward_to_params(gradient)
+
+    @property
+    def keeps_width(self) -> bool:  # type: ignore[override]
+        return all(layer.keeps_width for layer in self.layers)
+
+    def widths(self) -> tuple[int | None, int | None]:
+        """The first width-changing layer's input width and the last one's output width."""
+        changing = [layer for layer in self.layers if not layer.keeps_width]
+        if not changing:
+            return None, None
+        return changing[0].widths()[0], changing[-1].widths()[1]
 
     def params(self) -> Sequence[Array]:
         return [param for layer in self.layers for param in layer.params()]
@@ -74,3 +86,23 @@ class Sequential(Layer):
 
     def _array_ids(self) -> list[int]:
         return list(map(id, self.params() + self.grads()))
+
+
+def _check_each_once(layers: Sequence[Layer]) -> None:
+    """ValueError naming the layer when one object appears twice among ``layers``
+    and the Sequentials within them: it keeps one forward pass (its input, mask
+    or output) and one gradient, so the second use would overwrite what the first's
+    backward needs and train with a wrong gradient."""
+    seen: dict[int, str] = {}
+
+    def visit(layer: Layer, where: str) -> None:
+        if id(layer) in seen:
+            raise ValueError(f"Sequential: {where} is {layer!r} again, the same object as "
+                             f"{seen[id(layer)]}; a layer used twice trains with a wrong "
+                             "gradient: make a new layer for each place")
+        seen[id(layer)] = where
+        for i, child in enumerate(getattr(layer, "layers", ())):
+            visit(child, f"{where}.layers[{i}]")
+
+    for i, layer in enumerate(layers):
+        visit(layer, f"layers[{i}]")

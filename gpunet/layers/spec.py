@@ -14,7 +14,7 @@ from typing import Any, Callable
 from ..backend import Backend
 from ..init import INITS
 from .activations import Relu, Sigmoid, Tanh
-from .dropout import Dropout
+from .dropout import Dropout, is_probability
 from .layer import Layer
 from .linear import Linear
 from .sequential import Sequential
@@ -86,10 +86,6 @@ def _is_dimension(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
-def _is_probability(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value < 1
-
-
 # Each layer type's keys besides "layer", and what each key's value must be.
 KEYS = {"Sequential": {"layers"}, "Linear": {"input_dim", "output_dim", "init"},
         "Dropout": {"p", "inverted"}, **{name: set() for name in ACTIVATIONS}}
@@ -98,7 +94,7 @@ VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "input_dim": (_is_dimension, "a positive integer"),
     "output_dim": (_is_dimension, "a positive integer"),
     "init": (lambda init: isinstance(init, str) and init in INITS, f"one of {', '.join(INITS)}"),
-    "p": (_is_probability, "a number in [0, 1)"),
+    "p": (is_probability, "a number in [0, 1)"),
     "inverted": (lambda inverted: isinstance(inverted, bool), "true or false"),
 }
 
