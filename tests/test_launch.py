@@ -102,8 +102,11 @@ class FakeWorld:
 
 @pytest.fixture
 def as_rank(monkeypatch):
-    """Make this process rank R of N for launch; sleeps and fd 2's redirection recorded."""
+    """Make this process rank R of N for launch, once the ranks have agreed on the run;
+    sleeps and fd 2's redirection recorded."""
     monkeypatch.setattr(launch, "_world", None)
+    monkeypatch.setattr(launch, "_agreed", True)
+    monkeypatch.setattr(launch, "_together", False)
     events = []
     monkeypatch.setattr(launch.time, "sleep", lambda s: events.append(("sleep", s)))
     monkeypatch.setattr(launch, "_silence_standard_error", lambda: events.append("silenced"))
@@ -218,3 +221,90 @@ def test_outside_a_launch_join_is_the_single_process(monkeypatch, as_rank):
     monkeypatch.setattr(launch, "launched_size", lambda: None)
     world = launch.join(None)
     assert (world.rank, world.size) == (0, 1) and not launch.several()
+
+
+# -- before the ranks agree on the run: every failure and setting goes through agree ----
+
+class GatheringWorld(FakeWorld):
+    """A rank whose allgather returns the other ranks' outcomes as given (this rank's
+    own in its place), recording what it sent."""
+
+    def __init__(self, rank, others):
+        super().__init__(rank, len(others) + 1)
+        self.others, self.sent = others, []
+
+    def gather(self, value):
+        self.sent.append(value)
+        return [*self.others[:self.rank], value, *self.others[self.rank:]]
+
+
+@pytest.fixture
+def before_agreeing(monkeypatch, as_rank):
+    """Rank R of a launch whose ranks have not agreed yet; standard error captured."""
+    monkeypatch.setattr(launch, "_agreed", False)
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "__stderr__", stderr)
+
+    def make(rank, *others):
+        world = GatheringWorld(rank, list(others))
+        monkeypatch.setattr(launch, "_world", world)
+        return world, stderr
+    return make
+
+
+SETTINGS = {"--epochs": 1, "--model": "deep"}
+
+
+def test_ranks_that_agree_go_on_and_the_last_agreement_ends_the_gathering(before_agreeing):
+    world, stderr = before_agreeing(0, ("settings", SETTINGS))
+    launch.agree(SETTINGS)
+    assert not launch._agreed
+    launch.agree(SETTINGS, final=True)
+    assert launch._agreed and len(world.sent) == 2 and stderr.getvalue() == ""
+    launch.agree(SETTINGS)  # nothing gathered once agreed
+    assert len(world.sent) == 2
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_setting_that_differs_stops_every_rank_rank_0_saying_it(before_agreeing, rank):
+    theirs = {"--epochs": 2, "--model": "deep"}
+    world, stderr = before_agreeing(rank, ("settings", SETTINGS if rank else theirs))
+    with pytest.raises(launch.RanksStopped) as stopped:
+        launch.agree(SETTINGS if rank == 0 else theirs)
+    assert stopped.value.status == 2 and launch._together
+    assert stderr.getvalue() == ("" if rank else
+                                 "gpunet: error: the ranks were started differently: rank 1 of "
+                                 "2 has --epochs 2 where rank 0 has 1; start every rank with the "
+                                 "same options and data\n")
+    assert launch.finish(2) == 2 and world.aborted == [2]  # no grace: it was said
+
+
+def test_a_rank_that_failed_is_named_by_rank_0_and_ends_every_rank(before_agreeing):
+    world, stderr = before_agreeing(0, ("failed", "bad option", 2), ("settings", SETTINGS))
+    with pytest.raises(launch.RanksStopped) as stopped:
+        launch.agree(SETTINGS)
+    assert stopped.value.status == 2
+    assert stderr.getvalue() == "rank 1 of 3: gpunet: error: bad option\n"
+
+
+def test_a_failure_every_rank_meets_is_said_once_without_a_rank(before_agreeing):
+    world, stderr = before_agreeing(0, ("failed", "bad option", 2))
+    assert launch.report("bad option", 2) == 2
+    assert world.sent == [("failed", "bad option", 2)]
+    assert stderr.getvalue() == "gpunet: error: bad option\n"
+
+
+def test_a_rank_that_fails_says_it_through_rank_0(before_agreeing):
+    world, stderr = before_agreeing(1, ("settings", SETTINGS), ("failed", "other", 1))
+    assert launch.report("bad option", 2) == 2  # the first failing rank's status
+    assert stderr.getvalue() == ""  # rank 0 says: rank 1's and rank 2's lines
+
+
+def test_a_rank_that_fails_before_it_joined_joins_to_say_so(launched, monkeypatch):
+    """An argparse error on one rank: it joins the launch, so the others end too."""
+    from gpunet.distributed import comm
+    monkeypatch.setattr(launch, "_agreed", False)
+    world = GatheringWorld(1, [("settings", SETTINGS)])
+    monkeypatch.setattr(comm, "MPICommunicator", lambda: world)
+    assert launch.report("bad option", 2) == 2
+    assert launch._world is world and world.sent == [("failed", "bad option", 2)]

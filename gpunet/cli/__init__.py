@@ -21,6 +21,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = run(argv)
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP
             status = launch.report(*ending(exc))
+        except launch.RanksStopped as stopped:  # another rank failed, or settings differ: said
+            status = stopped.status
         except BaseException:
             if not launch.several():
                 raise

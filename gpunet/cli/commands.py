@@ -5,7 +5,7 @@ import argparse
 import difflib
 import sys
 import warnings
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NoReturn, Sequence
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from .. import __version__
 from ..backend import BackendUnavailable, UnknownBackend
 from ..checkpoint import CheckpointError
 from ..data import DatasetError
-from ..distributed.launch import LaunchError, report
+from ..distributed.launch import LaunchError, launched_size, report
 from ..metrics import NonFiniteLoss
 from ..plots import MissingDependency
 from . import bench, evaluate, experiments, info, show, train
@@ -43,6 +43,13 @@ class Parser(argparse.ArgumentParser):
             self.error(f"unrecognized arguments: {' '.join(extras)}"
                        + (f" (did you mean {' or '.join(meant)}?)" if meant else ""))
         return namespace, extras
+
+    def error(self, message: str) -> NoReturn:
+        """argparse's error (the usage, the message, exit 2); on a rank of several,
+        a UsageError instead, said once for all ranks (``launch.report``)."""
+        if launched_size() is not None:
+            raise UsageError(f"{message} ({self.prog} -h lists the options)")
+        super().error(message)
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         """argparse's check of a choice, with the nearest one suggested (and not
@@ -88,9 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse the command line ``argv``, run its command; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # for a command that relaunches itself
     try:
+        args = build_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # for a command that relaunches
         # A diverging run says so itself (NonFiniteLoss): no numerical warnings on the way,
         # neither NumPy's floating-point ones nor those raised with warnings.warn.
         with np.errstate(all="ignore"), warnings.catch_warnings():

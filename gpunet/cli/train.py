@@ -16,7 +16,7 @@ from ..data.preprocess import Prepared, prepare
 from ..data.sources import SOURCES, SPLITS
 from ..distributed.comm import Communicator
 from ..distributed.device import select_device
-from ..distributed.launch import MPI_EXTRA, join, launch, launched_size, report
+from ..distributed.launch import MPI_EXTRA, agree, join, launch, launched_size, report
 from ..distributed.shares import check_shares
 from ..fitting import EpochStats, evaluate, fit
 from ..metrics import NonFiniteLoss
@@ -96,7 +96,7 @@ def run_train(args: argparse.Namespace) -> int:
     if resumed and trains and not args.save:
         print(f"gpunet: warning: --resume without --save: the epochs trained now will not be "
               f"saved (add --save {args.resume} to keep them)", file=sys.stderr)
-    data = _data(config, args, backend, comm)
+    data = _data(config, args, backend, comm, _settings(config, args, backend, done))
     config["mean_pixel"] = data.mean_pixel
     if resumed is None:
         seeding.seed(config["seed"])
@@ -184,25 +184,39 @@ def _optimizer(config: dict[str, Any]) -> Optimizer:
     return Momentum(config["learning_rate"], config["momentum"])
 
 
+def _settings(config: dict[str, Any], args: argparse.Namespace, backend: Backend,
+              done: int) -> dict[str, Any]:
+    """What every rank must run with, each named as the user gives it."""
+    settings = {OPTIONS.get(key, "--" + key.replace("_", "-")): value
+                for key, value in config.items()}
+    return {**settings, "--backend": backend.name, "--graph": args.graph,
+            "the --resume checkpoint's epoch": done}
+
+
 def _data(config: dict[str, Any], args: argparse.Namespace, backend: Backend,
-          comm: Communicator) -> Prepared:
+          comm: Communicator, settings: dict[str, Any]) -> Prepared:
     """The prepared dataset; with several ranks, rank 0 reads (or downloads) it
-    first and the others after, and each rank needs a share of the data and of
+    first and the others after, the ranks agree on ``settings`` and then on
+    the data (``launch.agree``), and each rank needs a share of the data and of
     every batch."""
     def load() -> Any:
         return load_data(config["dataset"], SPLITS, data_dir=args.data_dir, offline=args.offline,
                          progress=not args.quiet, rerun="train")
 
     raw = load() if comm.rank == 0 else None
-    comm.bcast(None)  # the others wait for rank 0's files (if it fails, it ends them all)
+    agree(settings)  # the others wait for rank 0's files (if a rank failed, all end)
     raw = load() if raw is None else raw
     train, test = config.get("train_subset"), config.get("test_subset")
-    data = prepare(raw.train_images[:train], raw.train_labels[:train],
-                   raw.test_images[:test], raw.test_labels[:test], backend)
+    parts = {"the training images": raw.train_images[:train],
+             "the training labels": raw.train_labels[:train],
+             "the test images": raw.test_images[:test], "the test labels": raw.test_labels[:test]}
+    data = prepare(*parts.values(), backend)
     try:
         check_shares(len(data.train_x), config["batch_size"], comm.size)
     except ValueError as exc:
         raise UsageError(f"--nproc {comm.size}: {exc}") from None
+    agree({f"{name} of shape": "x".join(map(str, array.shape)) for name, array in parts.items()},
+          final=True)  # the files' bytes are the published ones: checked as they load
     return data
 
 

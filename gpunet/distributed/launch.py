@@ -6,8 +6,13 @@ wheel puts it beside the Python), so one failing rank aborts all. A process
 that a launcher started (``mpiexec -n N gpunet train``, ``srun``) joins it:
 the launcher's rank variables say how many ranks it started, and MPI's world
 must have as many (an mpiexec of another MPI starts N runs of one rank each).
-On a rank of several, a failure ends every rank (``finish``) and only rank 0
-prints, but for errors a single rank may meet, which it prints with its rank.
+Until the ranks have agreed on the run (``agree``), each collective of theirs is
+an allgather of every rank's settings or failure: a rank that fails before it,
+even before it joined (a bad option on one rank only), joins to say so (``report``),
+so that every rank ends together, the reason said once by rank 0, and settings
+that differ between ranks are named. After it, a failure ends every rank
+(``finish``) and only rank 0 prints, but for errors a single rank may meet, which
+it prints with its rank.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, NoReturn, Sequence
 
 if TYPE_CHECKING:
     from .comm import Communicator, MPICommunicator
@@ -28,15 +33,27 @@ SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
 # Exit statuses every rank meets together (usage, non-finite loss, Ctrl-C, which mpiexec
 # forwards to every rank): said once, by rank 0.
 SHARED_STATUSES = (2, 3, 130)
+SETTINGS_DIFFER = 2  # ranks started with different settings: a usage error (cli/status.py)
 GRACE_S = 3.0  # how long another rank waits, before aborting, for rank 0 to say why
 FORWARD_S = 0.5  # how long a failing rank waits, after saying why, for mpiexec to pass it on
 MPI_EXTRA = "pip install 'gpunet[mpi]'"
 
 _world: MPICommunicator | None = None  # set by join() on a rank of several
+_agreed = False  # the ranks agreed on the run (agree(final=True)): failures are said as below
+_together = False  # the ranks ended together at an agreement, rank 0 having said why
 
 
 class LaunchError(RuntimeError):
     """Ranks that cannot be started or joined as asked."""
+
+
+class RanksStopped(Exception):
+    """At an agreement, a rank had failed or the ranks' settings differ: rank 0
+    has said why, and every rank ends with ``status``."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 def launched_size(environ: Mapping[str, str] = os.environ) -> tuple[str, int] | None:
@@ -118,16 +135,91 @@ def join(nproc: int | None) -> Communicator:
     return comm
 
 
+def agree(settings: Mapping[str, Any], *, final: bool = False) -> None:
+    """On a rank of several, a collective: every rank's ``settings`` (a name, as
+    the user would give it, for each value that must be the same on every rank)
+    or the failure it ``report``s; RanksStopped on every rank, rank 0 having said
+    why in one line, if a rank failed or a value differs from rank 0's. After the
+    ``final`` agreement, failures are said and end the ranks as ``report`` and
+    ``finish`` say. Nothing for a single process."""
+    global _agreed
+    if _world is not None and not _agreed:
+        _settle(_world.gather(("settings", dict(settings))))
+        _agreed = final
+
+
+def _settle(outcomes: list[tuple[Any, ...]]) -> None:
+    """RanksStopped, rank 0 having said why, unless every rank of ``outcomes``
+    (("settings", dict) or ("failed", problem, status), in rank order) has
+    rank 0's settings."""
+    global _together
+    size = len(outcomes)
+    failed = [(rank, outcome[1:]) for rank, outcome in enumerate(outcomes)
+              if outcome[0] == "failed"]
+    if failed:
+        lines = []
+        for problem, status in dict.fromkeys(failure for _, failure in failed):
+            ranks = [rank for rank, failure in failed if failure == (problem, status)]
+            lines.append(f"{_ranks(ranks, size)}gpunet: error: {problem}")
+        status = failed[0][1][1]
+    else:
+        ours = outcomes[0][1]
+        differ = [(rank, [key for key in {**ours, **theirs} if ours.get(key) != theirs.get(key)])
+                  for rank, (_, theirs) in enumerate(outcomes)]
+        differ = [(rank, keys) for rank, keys in differ if keys]
+        if not differ:
+            return
+        rank, keys = differ[0]
+        theirs = outcomes[rank][1]
+        lines = [f"gpunet: error: the ranks were started differently: rank {rank} of {size} has "
+                 + ", ".join(f"{key} {theirs.get(key, '(none)')} where rank 0 has "
+                             f"{ours.get(key, '(none)')}" for key in keys)
+                 + "; start every rank with the same options and data"]
+        status = SETTINGS_DIFFER
+    if _world is not None and _world.rank == 0:
+        print("\n".join(lines), file=sys.__stderr__, flush=True)
+    _together = True
+    raise RanksStopped(status)
+
+
+def _ranks(ranks: list[int], size: int) -> str:
+    """How a line names the ranks that met its failure: not at all for every rank."""
+    if len(ranks) == size:
+        return ""
+    return f"rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))} of {size}: "
+
+
 def report(problem: object, status: int) -> int:
-    """Say ``gpunet: error: problem`` on standard error; on a rank of several,
-    rank 0 says it, and another rank only where the failure may be its own,
-    naming itself. Returns ``status``."""
+    """Say ``gpunet: error: problem`` on standard error; on a rank of several
+    that have not agreed on the run yet, through the agreement (``agree``), the
+    rank joining the launch first if it had not; after it, rank 0 says it, and
+    another rank only where the failure may be its own, naming itself. Returns
+    ``status``."""
+    if not _agreed and _joined_to_report():
+        try:
+            _settle(_world.gather(("failed", str(problem), status)))
+        except RanksStopped as stopped:
+            return stopped.status
     if _world is None:
         print(f"gpunet: error: {problem}", file=sys.stderr)
     elif _world.rank == 0 or status not in SHARED_STATUSES:
         prefix = f"rank {_world.rank} of {_world.size}: " if _world.rank else ""
         print(f"{prefix}gpunet: error: {problem}", file=sys.__stderr__, flush=True)
     return status
+
+
+def _joined_to_report() -> bool:
+    """Whether this process is a rank of several, joining the launch now if a
+    launcher started it and it failed before it joined."""
+    global _world
+    if _world is None and launched_size() is not None:
+        from .comm import MPICommunicator
+        try:
+            comm = MPICommunicator()
+        except ImportError:
+            return False
+        _world = comm if comm.size > 1 else None
+    return _world is not None
 
 
 def several() -> bool:
@@ -145,11 +237,12 @@ def crashed() -> int:
 
 
 def finish(status: int) -> int:
-    """``status``, or, on a rank of several that failed, the end of every rank
-    with it (MPI_Abort), after a grace for rank 0 to say why."""
+    """``status``, or, on a rank of several that failed after the ranks agreed,
+    the end of every rank with it (MPI_Abort), after a grace for rank 0 to say
+    why (none where the ranks ended together at an agreement: it is said)."""
     if _world is None or status == 0:
         return status
-    if _world.rank > 0 and status in SHARED_STATUSES:
+    if _world.rank > 0 and status in SHARED_STATUSES and not _together:
         time.sleep(GRACE_S)
     sys.__stdout__.flush()
     sys.__stderr__.flush()
