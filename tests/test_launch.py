@@ -107,6 +107,7 @@ def as_rank(monkeypatch):
     monkeypatch.setattr(launch, "_world", None)
     monkeypatch.setattr(launch, "_agreed", True)
     monkeypatch.setattr(launch, "_together", False)
+    monkeypatch.setattr(launch, "_unsaid", None)
     events = []
     monkeypatch.setattr(launch.time, "sleep", lambda s: events.append(("sleep", s)))
     monkeypatch.setattr(launch, "_silence_standard_error", lambda: events.append("silenced"))
@@ -131,6 +132,24 @@ def test_a_failing_rank_ends_every_rank_with_its_status(as_rank, rank, status, w
                       ("sleep", launch.FORWARD_S), "silenced"]
 
 
+@pytest.mark.parametrize("status", [130, 143, 129, 3])
+def test_a_shared_failure_rank_0_did_not_meet_is_said_by_the_rank_after_the_grace(
+        as_rank, monkeypatch, status):
+    """SIGINT to rank 1 alone: rank 0 does not end the ranks, so rank 1 says it."""
+    world, events = as_rank(1)
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "__stderr__", stderr)
+    monkeypatch.setattr(launch, "_silence_standard_error",
+                        lambda: events.append(("silenced after", stderr.getvalue())))
+    launch.report("interrupted", status)
+    assert stderr.getvalue() == ""
+    launch.finish(status)
+    said = "rank 1 of 2: gpunet: error: interrupted\n"
+    assert events == [("sleep", launch.GRACE_S), ("sleep", launch.FORWARD_S),
+                      ("silenced after", said)]
+    assert world.aborted == [status] and stderr.getvalue() == said
+
+
 def test_a_rank_that_succeeded_aborts_nothing(as_rank):
     world, events = as_rank(1)
     assert launch.finish(0) == 0 and world.aborted == [] and events == []
@@ -139,7 +158,8 @@ def test_a_rank_that_succeeded_aborts_nothing(as_rank):
 
 @pytest.mark.parametrize("rank, status, said", [
     (0, 2, "gpunet: error: bad\n"), (0, 1, "gpunet: error: bad\n"),
-    (1, 1, "rank 1 of 2: gpunet: error: bad\n"), (1, 2, ""), (1, 3, ""), (1, 130, "")])
+    (1, 1, "rank 1 of 2: gpunet: error: bad\n"), (1, 2, ""), (1, 3, ""), (1, 130, ""),
+    (1, 143, ""), (1, 129, "")])
 def test_each_failure_is_said_once(as_rank, monkeypatch, rank, status, said):
     as_rank(rank)
     stderr = io.StringIO()

@@ -2,6 +2,8 @@
 checkpoint, the status 128 + the signal's number, and no temporary left behind."""
 from __future__ import annotations
 
+import importlib.util
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +13,7 @@ import pytest
 
 import gpunet
 from gpunet.cli.signals import Stopped, ending, stopping
+from gpunet.distributed.launch import mpiexec_path
 from test_cli_errors import COMMAND, SMALL
 
 
@@ -71,3 +74,55 @@ def test_stopping_raises_stopped_inside_and_puts_the_handlers_back():
     assert ending(stopped.value) == ("hung up (SIGHUP)", 129)
     assert ending(KeyboardInterrupt()) == ("interrupted", 130)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+# -- a signal to one rank of several, or to the launcher ------------------------------
+
+def rank_pids(launcher: int) -> dict[int, int]:
+    """{rank: pid} of the ranks under the process ``launcher`` (mpiexec), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    ranks, todo = {}, list(children.get(launcher, []))
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        rank = [item[len(b"PMI_RANK="):] for item in environ if item.startswith(b"PMI_RANK=")]
+        if rank and b"gpunet" in open(f"/proc/{pid}/cmdline", "rb").read():
+            ranks[int(rank[0])] = pid
+    return ranks
+
+
+@pytest.mark.parametrize("whom, signum, said, status", [
+    (1, signal.SIGINT, "rank 1 of 2: gpunet: error: interrupted", 130),
+    (1, signal.SIGTERM, "rank 1 of 2: gpunet: error: terminated (SIGTERM)", 143),
+    ("mpiexec", signal.SIGTERM, "gpunet: error: terminated (SIGTERM)", 143),
+    ("mpiexec", signal.SIGINT, "gpunet: error: interrupted", 130),
+])
+def test_a_signal_to_one_rank_or_to_mpiexec_is_one_line(fashion_dir, tmp_path, whom, signum,
+                                                        said, status):
+    """SIGINT to rank 1 alone is said by rank 1 once rank 0 has not ended the run (the
+    grace); the signal mpiexec forwards to every rank is said once, by rank 0."""
+    if mpiexec_path() is None or importlib.util.find_spec("mpi4py") is None:
+        pytest.skip("needs mpi4py and mpiexec: pip install 'gpunet[mpi]'")
+    ckpt = tmp_path / "run.ckpt"
+    with subprocess.Popen([mpiexec_path(), "-n", "2", *COMMAND, "train", *SMALL,
+                           "--epochs", "1000", "--threads", "1", "--save", str(ckpt)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          stdin=subprocess.DEVNULL) as process:
+        for line in process.stdout:
+            if line.startswith("epoch 2:"):
+                break
+        os.kill(process.pid if whom == "mpiexec" else rank_pids(process.pid)[whom], signum)
+        out, err = process.communicate(timeout=60)
+    assert (process.returncode, err) == (
+        status, f"{said}; the last good checkpoint is {ckpt}\n")

@@ -11,8 +11,9 @@ an allgather of every rank's settings or failure: a rank that fails before it,
 even before it joined (a bad option on one rank only), joins to say so (``report``),
 so that every rank ends together, the reason said once by rank 0, and settings
 that differ between ranks are named. After it, a failure ends every rank
-(``finish``) and only rank 0 prints, but for errors a single rank may meet, which
-it prints with its rank.
+(``finish``): rank 0 says it; another rank says its own, naming itself, at once
+where only it can meet it, else once rank 0 has not ended the ranks within a
+grace (a signal to that rank alone).
 """
 from __future__ import annotations
 
@@ -30,9 +31,10 @@ if TYPE_CHECKING:
 # Set, with the launch's number of ranks, in each process a launcher starts:
 # MPICH's Hydra (and Intel MPI), Open MPI, and Slurm's srun.
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
-# Exit statuses every rank meets together (usage, non-finite loss, Ctrl-C, which mpiexec
-# forwards to every rank): said once, by rank 0.
-SHARED_STATUSES = (2, 3, 130)
+# Exit statuses every rank may meet together (usage, non-finite loss, and the signals
+# that mpiexec forwards to every rank: SIGHUP, SIGINT, SIGTERM): said once, by rank 0,
+# or, where rank 0 has not ended the ranks within GRACE_S, by the rank itself.
+SHARED_STATUSES = (2, 3, 129, 130, 143)
 SETTINGS_DIFFER = 2  # ranks started with different settings: a usage error (cli/status.py)
 GRACE_S = 3.0  # how long another rank waits, before aborting, for rank 0 to say why
 FORWARD_S = 0.5  # how long a failing rank waits, after saying why, for mpiexec to pass it on
@@ -41,6 +43,7 @@ MPI_EXTRA = "pip install 'gpunet[mpi]'"
 _world: MPICommunicator | None = None  # set by join() on a rank of several
 _agreed = False  # the ranks agreed on the run (agree(final=True)): failures are said as below
 _together = False  # the ranks ended together at an agreement, rank 0 having said why
+_unsaid: str | None = None  # another rank's line for a shared status, said if rank 0 does not
 
 
 class LaunchError(RuntimeError):
@@ -200,12 +203,23 @@ def report(problem: object, status: int) -> int:
             _settle(_world.gather(("failed", str(problem), status)))
         except RanksStopped as stopped:
             return stopped.status
+    global _unsaid
     if _world is None:
         print(f"gpunet: error: {problem}", file=sys.stderr)
-    elif _world.rank == 0 or status not in SHARED_STATUSES:
-        prefix = f"rank {_world.rank} of {_world.size}: " if _world.rank else ""
-        print(f"{prefix}gpunet: error: {problem}", file=sys.__stderr__, flush=True)
+    elif _world.rank == 0:
+        print(f"gpunet: error: {problem}", file=sys.__stderr__, flush=True)
+    else:
+        _unsaid = f"rank {_world.rank} of {_world.size}: gpunet: error: {problem}"
+        if status not in SHARED_STATUSES:
+            _say_unsaid()
     return status
+
+
+def _say_unsaid() -> None:
+    global _unsaid
+    if _unsaid is not None:
+        print(_unsaid, file=sys.__stderr__, flush=True)
+        _unsaid = None
 
 
 def _joined_to_report() -> bool:
@@ -238,12 +252,16 @@ def crashed() -> int:
 
 def finish(status: int) -> int:
     """``status``, or, on a rank of several that failed after the ranks agreed,
-    the end of every rank with it (MPI_Abort), after a grace for rank 0 to say
-    why (none where the ranks ended together at an agreement: it is said)."""
+    the end of every rank with it (MPI_Abort). Another rank than 0 whose failure
+    rank 0 may have met too (a shared status) gives rank 0 a grace to say it and
+    end them all; still running after it (its failure was its own, e.g. a signal
+    to it alone), it says its own line ("report") and ends them. (No grace where
+    the ranks ended together at an agreement: it is said.)"""
     if _world is None or status == 0:
         return status
     if _world.rank > 0 and status in SHARED_STATUSES and not _together:
         time.sleep(GRACE_S)
+        _say_unsaid()
     sys.__stdout__.flush()
     sys.__stderr__.flush()
     time.sleep(FORWARD_S)  # an abort can end the job before mpiexec has read the reason
