@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .atomic import replacing, writable
+from .files import Unreadable, open_regular, shown
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -27,14 +28,19 @@ if TYPE_CHECKING:
 PICTURE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".svg": "svg", ".pdf": "pdf"}
 
 
+MAX_METRICS = 64 * 2 ** 20  # bytes read at most: gpunet train writes a few hundred per epoch
+
+
 class MissingDependency(RuntimeError):
     """matplotlib, needed to draw pictures, cannot be imported."""
 
 
 def picture_format(path: str | os.PathLike) -> str:
-    """The format of the picture file ``path``, from its suffix; ValueError naming the
+    """The format of the picture file ``path``, from its suffix (what its name ends
+    in from its last dot: a file named ``.png`` is a PNG); ValueError naming the
     suffixes known (PICTURE_FORMATS) for any other."""
-    suffix = Path(path).suffix.lower()
+    name = Path(path).name
+    suffix = name[name.rfind("."):].lower() if "." in name else ""  # ".png" alone too
     if suffix not in PICTURE_FORMATS:
         raise ValueError(f"cannot write a picture to {os.fspath(path)!r}: the name must end in "
                          f"{', '.join(PICTURE_FORMATS)}")
@@ -96,12 +102,20 @@ def save_training_curves(metrics: Mapping, path: str | os.PathLike) -> Path:
 
 def load_metrics(path: str | os.PathLike) -> dict:
     """Read a training metrics JSON file, checking it has a usable history;
-    ValueError in one line, naming the file, if it cannot."""
+    ValueError in one line, naming the file, if it cannot: one that is not a
+    regular file (a FIFO, /dev/zero) or has more than MAX_METRICS bytes is not read."""
     try:
-        metrics = json.loads(Path(path).read_text(encoding="utf-8"))
+        with open_regular(path, "metrics file") as file:
+            data = file.read(MAX_METRICS + 1)
+        if len(data) > MAX_METRICS:
+            raise ValueError(f"more than {MAX_METRICS:,} bytes, the most a metrics file "
+                             "is read with")
+        metrics = json.loads(data.decode("utf-8"))
         _history(metrics)
+    except Unreadable as err:
+        raise ValueError(f"cannot read metrics file {err}") from None
     except OSError as err:
-        raise ValueError(f"cannot read metrics file {os.fspath(path)}: "
+        raise ValueError(f"cannot read metrics file {shown(path)}: "
                          f"{err.strerror or err}") from None
     except UnicodeDecodeError as err:
         problem = f"not JSON (byte {err.object[err.start]:#04x} at offset {err.start} is not UTF-8)"
@@ -113,7 +127,7 @@ def load_metrics(path: str | os.PathLike) -> dict:
         problem = str(err)
     else:
         return metrics
-    raise ValueError(f"{os.fspath(path)} is not a metrics file: {problem}")
+    raise ValueError(f"{shown(path)} is not a metrics file: {problem}")
 
 
 def _history(metrics: Any) -> list[Mapping]:

@@ -67,6 +67,16 @@ def momentum(learning_rate, rate):
                                           "got False"),
     ("history", '{"epoch": 1}', "history must be a JSON list of objects, got {'epoch': 1}"),
     ("history", "[1, 2]", "history must be a JSON list of objects, got [1, 2]"),
+    ("history", '[[{"epoch": 1}]]', "history must be a JSON list of objects, "
+                                    "got [[{'epoch': 1}]]"),
+    ("history", '[{"epoch": 1}, []]', "history must be a JSON list of objects, "
+                                      "got [{'epoch': 1}, []]"),
+    ("optimizer", '{"type": "Momentum", "learning_rate": 0.1, "momentum": 0.9, "nesterov": true}',
+     "optimizer: a Momentum has the keys ['learning_rate', 'momentum', 'type'], "
+     "got ['learning_rate', 'momentum', 'nesterov', 'type']"),
+    ("optimizer", '{"type": "GradientDescent", "learning_rate": 0.1, "momentum": 0.9}',
+     "optimizer: a GradientDescent has the keys ['learning_rate', 'type'], "
+     "got ['learning_rate', 'momentum', 'type']"),
     ("epoch", "-1", "epoch must be a non-negative integer, got '-1'"),
     ("epoch", "1.5", "epoch must be a non-negative integer, got '1.5'"),
     ("epoch", "", "epoch must be a non-negative integer, got ''"),
@@ -84,6 +94,9 @@ def test_a_bad_field_is_refused_naming_it(numpy_backend, path, field, value, mes
     ({"train_subset": "100"}, "config.train_subset must be null or an integer of at least 1, "
                               "got '100'"),
     ({"test_subset": 0}, "config.test_subset must be null or an integer of at least 1, got 0"),
+    ({"train_subset": 0}, "config.train_subset must be null or an integer of at least 1, got 0"),
+    ({"train_subset": -5}, "config.train_subset must be null or an integer of at least 1, "
+                           "got -5"),
     ({"model": "resnet"}, "config.model must be one of logistic, deep, wide, got 'resnet'"),
     ({"model": ["deep"]}, "config.model must be one of logistic, deep, wide, got ['deep']"),
     ({"batch_size": -3}, "config.batch_size must be an integer of at least 1, got -3"),

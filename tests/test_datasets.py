@@ -604,3 +604,12 @@ def test_an_oversized_file_is_refused_before_it_is_all_read(fake, tmp_path):
         load_raw("mnist", directory, download=False)
     assert str(info.value) == (f"{path}: too large: more than {limit} bytes as stored, "
                                "compressed or not, the most 60000 MNIST images take")
+
+
+def test_a_data_file_that_is_a_symlink_loop_is_named_not_skipped(tmp_path, fashion_dir):
+    (tmp_path / "t10k-images-idx3-ubyte.gz").symlink_to(fashion_dir / "t10k-images-idx3-ubyte.gz")
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").symlink_to("t10k-labels-idx1-ubyte.gz")
+    with pytest.raises(DatasetError) as error:
+        load_raw("fashion-mnist", tmp_path, splits=("test",), download=False, progress=False)
+    assert str(error.value) == (f"{tmp_path / 't10k-labels-idx1-ubyte.gz'}: cannot read it "
+                                "(a symlink loop)")

@@ -263,3 +263,34 @@ def test_a_log_loss_axis_reads_as_plain_numbers_where_they_are_short(drawn, tmp_
     assert [label.get_text() for label in ax.get_yticklabels()
             if low <= label.get_position()[1] <= high] == labels
     assert not any(label.get_text() for label in ax.get_yticklabels(minor=True))
+
+
+def test_a_picture_named_only_by_its_suffix_is_that_format(matplotlib, tmp_path):
+    path = save_training_curves(metrics(), tmp_path / ".png")
+    assert path.read_bytes().startswith(PNG_SIGNATURE)
+    assert plots.picture_format("x/.PDF") == "pdf"
+    with pytest.raises(ValueError, match="the name must end in"):
+        plots.picture_format("png")
+
+
+@pytest.mark.parametrize("special, problem", [
+    ("fifo", "a FIFO, not a regular file"),
+    ("/dev/zero", "a character device, not a regular file"),
+    ("loop", "cannot read it \\(a symlink loop\\)")])
+def test_a_metrics_file_that_is_not_a_regular_file_is_never_read(tmp_path, special, problem):
+    import os
+    os.mkfifo(tmp_path / "fifo")  # reading it would wait for a writer forever
+    (tmp_path / "loop").symlink_to("loop")
+    path = special if special.startswith("/") else tmp_path / special
+    with pytest.raises(ValueError, match=f"^cannot read metrics file {path}: {problem}$"):
+        load_metrics(path)
+
+
+def test_a_metrics_file_is_read_up_to_a_limit(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(metrics()))
+    monkeypatch.setattr(plots, "MAX_METRICS", path.stat().st_size)
+    assert load_metrics(path) == metrics()
+    monkeypatch.setattr(plots, "MAX_METRICS", path.stat().st_size - 1)
+    with pytest.raises(ValueError, match=f"^{path} is not a metrics file: more than "):
+        load_metrics(path)

@@ -2,10 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 from pathlib import Path
 
+from ..atomic import writable
+from ..files import reason, shown
 from ..threads import AUTO, chosen_threads
 from .options import THREADS_HELP, UsageError, count, positive_float, threads_option
+
+MAX_OP_SIZE = 10 ** 9   # elements per operation: 4 GB a float32 operand, 10x the default's most
+MAX_SAMPLES = 10 ** 6   # in a batch or a timed epoch: 3 GB of MNIST-sized float32 images
 
 
 def add_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -19,14 +26,16 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
     cmd.add_argument("--models", nargs="+", choices=MODELS, default=None,
                      help="models whose training step and epoch are timed (default: "
                           f"{' '.join(defaults.models)}; --quick: {' '.join(quick.models)})")
-    cmd.add_argument("--batch-sizes", nargs="+", type=count(1), default=None, metavar="N",
-                     help=f"batch sizes to train at (default: {_listed(defaults.batch_sizes)}; "
+    cmd.add_argument("--batch-sizes", nargs="+", type=count(1, MAX_SAMPLES), default=None, metavar="N",
+                     help=f"batch sizes to train at, at most {_power(MAX_SAMPLES)} "
+                          f"(default: {_listed(defaults.batch_sizes)}; "
                           f"--quick: {_listed(quick.batch_sizes)})")
     cmd.add_argument("--ops", nargs="+", choices=OPS, default=None, metavar="OP",
                      help="backend operations to time against the array expressions they "
                           f"replace: {', '.join(OPS)} (default: all)")
-    cmd.add_argument("--op-sizes", nargs="+", type=count(1), default=None, metavar="N",
-                     help="elements per operation (default: 1e3 .. 1e8; --quick: 1e3 1e5)")
+    cmd.add_argument("--op-sizes", nargs="+", type=count(1, MAX_OP_SIZE), default=None, metavar="N",
+                     help=f"elements per operation, at most {_power(MAX_OP_SIZE)} (default: 1e3 .. 1e8; "
+                          "--quick: 1e3 1e5)")
     cmd.add_argument("--peers", nargs="*", choices=PEERS, default=None,
                      help="peers to compare with, where installed (default: all; none: --peers)")
     cmd.add_argument("--repeats", type=count(1), default=None, metavar="N",
@@ -37,8 +46,9 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
                      help="seconds of readings per measurement, after its warm-up; once they "
                           "are spent, no reading starts past the third "
                           f"(default: {defaults.budget_s}; --quick: {quick.budget_s})")
-    cmd.add_argument("--epoch-samples", type=count(1), default=None, metavar="N",
-                     help=f"samples in a timed epoch (default: {defaults.epoch_samples}; "
+    cmd.add_argument("--epoch-samples", type=count(1, MAX_SAMPLES), default=None, metavar="N",
+                     help=f"samples in a timed epoch, at most {_power(MAX_SAMPLES)} "
+                          f"(default: {defaults.epoch_samples}; "
                           f"--quick: {quick.epoch_samples})")
     cmd.add_argument("--nproc", type=count(2), default=None, metavar="N",
                      help="also time an epoch of the deep model (NumPy, batch 128) in one process "
@@ -74,20 +84,46 @@ def run_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"--nproc {config.nproc}: at most {most} ranks, as each takes a share "
                          f"of every batch of {BATCH_SIZE} and of the {config.epoch_samples:,} "
                          "samples of an epoch (--epoch-samples)")
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out {args.out} exists and is not a folder")
-    for name in FILES:
-        if (args.out / name).is_dir():
-            raise UsageError(f"--out {args.out}: {args.out / name} is a folder, "
-                             "where the results would go")
+    _check_out(args.out, FILES)
     print(f"threads: {chosen_threads(args.threads)}")
-    measured = run(config)
+    try:
+        measured = run(config)
+    except MemoryError:
+        raise UsageError("out of memory: the sizes asked for (--op-sizes, --batch-sizes, "
+                         "--epoch-samples) do not fit on this machine") from None
     if not measured["results"]:
         raise UsageError(f"nothing measured ({'; '.join(measured['skipped'])}), "
                          f"so nothing written to {args.out}")
     for path in write_outputs(measured, args.out):
         print(f"wrote {path}")
     return 0
+
+
+def _check_out(out: Path, names: tuple[str, ...]) -> None:
+    """UsageError unless ``out`` is a folder, or nothing yet, where each of ``names``
+    can be written (``atomic.writable``)."""
+    try:
+        mode = os.stat(out).st_mode
+    except FileNotFoundError:
+        return  # created with the results
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--out {shown(out)}: {reason(exc) if isinstance(exc, OSError) else exc}"
+                         ) from None
+    if not stat.S_ISDIR(mode):
+        raise UsageError(f"--out {shown(out)} exists and is not a folder")
+    for name in names:
+        if (out / name).is_dir():
+            raise UsageError(f"--out {shown(out)}: {shown(out / name)} is a folder, "
+                             "where the results would go")
+        try:
+            writable(out / name)
+        except ValueError as exc:
+            raise UsageError(f"--out {shown(out)}: {exc}") from None
+
+
+def _power(value: int) -> str:
+    """A power of ten as 1e<exponent>, as the help writes sizes."""
+    return f"1e{len(str(value)) - 1}"
 
 
 def _listed(values: list[int]) -> str:

@@ -8,6 +8,7 @@ from ..backend import Array
 from ..checkpoint import CheckpointError, widths
 from ..data import DatasetError, RawDataset, find_dataset, load_raw
 from ..data.sources import SOURCES, Split
+from ..files import shown
 from ..layers import Layer
 
 DEFAULT_DATASET = "mnist"
@@ -27,7 +28,7 @@ def load_data(dataset: str, splits: tuple[Split, ...], *, data_dir: Path | None,
             raise
         given = f" --data-dir {shlex.quote(str(data_dir))}" if data_dir else ""
         raise DatasetError(f"{exc}; or run `gpunet {rerun} --dataset {other}{given}`") from None
-    print(f"data: {raw.directory}")
+    print(f"data: {shown(raw.directory)}")
     return raw
 
 

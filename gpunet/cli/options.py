@@ -3,16 +3,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Callable
 
 from ..atomic import writable
-from ..files import file_type
-from ..data.sources import FILE_NAMES, SOURCES, stored_names
+from ..data.datasets import data_folders
+from ..data.sources import FILE_NAMES, stored_names
+from ..files import escaped, file_type, reason, shown
 from ..backend import BACKEND_NAMES, Backend, explain_auto, get_backend
 from ..threads import AUTO, Threads
 
 
+MAX_DIGITS = 4300  # of a whole number read from an option: as many as Python's int() reads
 THREADS_HELP = ("BLAS and OpenMP threads of this process, or auto (default): the cores other "
                 "processes leave free, looked at again after each epoch (a rank of several: "
                 "its machine's cores // its ranks there)")
@@ -22,17 +26,35 @@ class UsageError(ValueError):
     """Options that cannot go together, found after parsing; exits 2 like argparse's errors."""
 
 
-def count(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer of at least ``minimum``."""
+def count(minimum: int, most: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``minimum`` (and at most ``most``), written
+    as digits or as a whole number in any notation Python reads (1e3, 1_000, 1000.0)."""
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        value = whole_number(text)
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"must be at most {most:,}, got {text}")
         return value
     return parse
+
+
+def whole_number(text: str) -> int:
+    """``text`` read as an integer, if it is a whole number in any notation Python reads
+    (``1e3`` too, exactly: Decimal, not float); ArgumentTypeError if not."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = Decimal(text)
+        whole = number.is_finite() and number.adjusted() < MAX_DIGITS and \
+            number == number.to_integral_value()
+    except (InvalidOperation, ValueError):
+        whole = False
+    if not whole:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    return int(number)
 
 
 def threads_option(text: str) -> int | str:
@@ -66,17 +88,22 @@ def positive_float(text: str) -> float:
 
 
 def existing_dir(text: str) -> Path:
-    path = Path(text)
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"directory {text!r} does not exist")
-    if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is {file_type(path.stat().st_mode)}, "
-                                         "not a directory")
-    return path
+    """An argparse type: a directory that exists."""
+    try:
+        mode = os.stat(text).st_mode
+    except FileNotFoundError:
+        raise argparse.ArgumentTypeError(f"directory {text!r} does not exist") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        problem = reason(exc) if isinstance(exc, OSError) else str(exc)
+        raise argparse.ArgumentTypeError(f"directory {text!r}: {problem}") from None
+    if not stat.S_ISDIR(mode):
+        raise argparse.ArgumentTypeError(f"{text!r} is {file_type(mode)}, not a directory")
+    return Path(text)
 
 
 def writable_path(text: str) -> Path:
-    """An argparse type: a file path whose folder exists."""
+    """An argparse type: a path ``atomic.writable`` accepts (a file that can be replaced,
+    or created, in a writable folder that exists)."""
     try:
         return writable(text)
     except ValueError as exc:
@@ -107,27 +134,44 @@ def data_options() -> argparse.ArgumentParser:
 
 
 def distinct_files(named: list[tuple[str, Path | None]], data_dir: Path | None = None) -> None:
-    """UsageError when two of the files ``named`` ((option, path) pairs; None
-    for options not given), or one of them and a dataset file in ``data_dir``,
-    are one file: writing one would destroy the other."""
-    if data_dir is not None:  # a dataset's files are read from data_dir or data_dir/<dataset>
-        named = named + [("a dataset file in --data-dir", folder / name)
-                         for folder in (data_dir, *(data_dir / dataset for dataset in SOURCES))
-                         for gz in FILE_NAMES.values() for name in stored_names(gz)]
-    seen: dict[Path, str] = {}
+    """UsageError when two of the files ``named`` ((option, path) pairs; None for
+    options not given), or one of them and a file of a dataset in a folder it may be
+    read from (``data_folders``: ``data_dir``, else $GPUNET_DATA, else the download
+    cache and the system's copies), are one file: writing one would destroy the other."""
+    given = "--data-dir" if data_dir is not None else None
+    named = named + [(f"a dataset file in {given or shown(folder)}", folder / name)
+                     for folder in data_folders(data_dir)
+                     for gz in FILE_NAMES.values() for name in stored_names(gz)]
+    seen: dict[object, str] = {}
     for option, path in named:
         if path is None:
             continue
-        other = seen.setdefault(path.resolve(), option)
+        other = seen.setdefault(_identity(path), option)
         if other != option:
-            raise UsageError(f"{other} and {option} are the same file, {path}: "
+            raise UsageError(f"{other} and {option} are the same file, {shown(path)}: "
                              "one would overwrite the other")
 
 
+def same_file(first: Path, second: Path) -> bool:
+    """Whether two paths name one file (through symlinks and hard links; a symlink loop
+    is no error, only itself)."""
+    return _identity(first) == _identity(second)
+
+
+def _identity(path: Path) -> object:
+    """What tells ``path``'s file from others: its device and inode if it exists,
+    else its absolute path with symlinks followed as far as they go."""
+    try:
+        status = os.stat(path)
+    except (OSError, ValueError):
+        return os.path.realpath(path)
+    return status.st_dev, status.st_ino
+
+
 def os_error(exc: OSError) -> str:
-    """An OSError in one line: the path and the system's reason."""
-    path = f"{os.fsdecode(exc.filename)}: " if exc.filename is not None else ""
-    return f"{path}{exc.strerror or exc}"
+    """An OSError in one line: the path (its control characters escaped) and the reason."""
+    path = f"{shown(exc.filename)}: " if exc.filename is not None else ""
+    return f"{path}{escaped(exc.strerror or str(exc))}"
 
 
 def open_backend(asked: str | None, threads: Threads) -> Backend:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..data.sources import SOURCES
+from ..files import shown
 from ..plots import (PICTURE_FORMATS, load_metrics, picture_format, save_image_grid,
                      save_training_curves)
 from .data import DEFAULT_DATASET, load_data
@@ -50,5 +51,5 @@ def run_show(args: argparse.Namespace) -> int:
                         progress=True, rerun=f"show --out {shlex.quote(str(args.out))}")
         save_image_grid(raw.train_images, raw.train_labels, args.out,
                         class_names=SOURCES[args.dataset].class_names)
-    print(f"wrote {args.out}")
+    print(f"wrote {shown(args.out)}")
     return 0

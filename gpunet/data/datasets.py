@@ -15,7 +15,7 @@ from ..files import file_type
 from .download import CHUNK_BYTES, download_file
 from .errors import DatasetError
 from .idx import MAX_EXAMPLES, Kind, open_data, open_idx, read_idx, size_limit
-from .sources import SPLITS, DataFile, Source, Split, get_source
+from .sources import SOURCES, SPLITS, DataFile, Source, Split, get_source
 
 ENV_VAR = "GPUNET_DATA"
 
@@ -82,6 +82,17 @@ def search_dirs(name: str, data_dir: str | os.PathLike | None = None) -> list[Pa
     return [cache_dir(source.name), *source.system_dirs]
 
 
+def data_folders(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Every folder that a known dataset may be read from or downloaded into, given
+    ``data_dir`` (search_dirs of each); none where ``data_dir`` or $GPUNET_DATA is
+    no directory, as nothing is read then."""
+    folders: dict[Path, None] = {}
+    for name in SOURCES:
+        with suppress(DatasetError):
+            folders.update(dict.fromkeys(search_dirs(name, data_dir)))
+    return list(folders)
+
+
 def cache_dir(name: str) -> Path:
     """The per-user cache of ``name``: $XDG_CACHE_HOME (default ~/.cache)/gpunet/<name>."""
     root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -109,7 +120,7 @@ def _present(directory: Path, file: DataFile) -> Path | None:
     whatever has that name, so that a directory or FIFO in its place is refused, not
     skipped."""
     for path in (directory / name for name in file.names):
-        if path.exists():
+        if os.path.lexists(path):  # a symlink loop too, for open_regular to refuse
             return path
     return None
 
