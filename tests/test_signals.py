@@ -79,7 +79,8 @@ def test_stopping_raises_stopped_inside_and_puts_the_handlers_back():
 # -- a signal to one rank of several, or to the launcher ------------------------------
 
 def rank_pids(launcher: int) -> dict[int, int]:
-    """{rank: pid} of the ranks under the process ``launcher`` (mpiexec), from /proc."""
+    """{rank: pid} of the ranks under the process ``launcher`` (mpiexec or gpunet
+    train --nproc), from /proc."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -102,27 +103,39 @@ def rank_pids(launcher: int) -> dict[int, int]:
     return ranks
 
 
-@pytest.mark.parametrize("whom, signum, said, status", [
-    (1, signal.SIGINT, "rank 1 of 2: gpunet: error: interrupted", 130),
-    (1, signal.SIGTERM, "rank 1 of 2: gpunet: error: terminated (SIGTERM)", 143),
-    ("mpiexec", signal.SIGTERM, "gpunet: error: terminated (SIGTERM)", 143),
-    ("mpiexec", signal.SIGINT, "gpunet: error: interrupted", 130),
+@pytest.mark.parametrize("start, whom, signum, said, status", [
+    ("mpiexec", 1, signal.SIGINT, "rank 1 of 2: gpunet: error: interrupted", 130),
+    ("mpiexec", 1, signal.SIGTERM, "rank 1 of 2: gpunet: error: terminated (SIGTERM)", 143),
+    ("mpiexec", "launcher", signal.SIGTERM, "gpunet: error: terminated (SIGTERM)", 143),
+    ("mpiexec", "launcher", signal.SIGINT, "gpunet: error: interrupted", 130),
+    ("--nproc", 1, signal.SIGKILL, "gpunet: error: rank 1 of 2 ended without saying why "
+     "(mpiexec's exit status 9, as for SIGKILL), and mpiexec ended the others", 9),
+    ("--nproc", 0, signal.SIGKILL, "gpunet: error: rank 0 of 2 ended without saying why "
+     "(mpiexec's exit status 9, as for SIGKILL), and mpiexec ended the others", 9),
+    ("--nproc", 1, signal.SIGINT, "rank 1 of 2: gpunet: error: interrupted", 130),
+    ("--nproc", "launcher", signal.SIGTERM, "gpunet: error: terminated (SIGTERM)", 143),
+    ("--nproc", "launcher", signal.SIGINT, "gpunet: error: interrupted", 130),
+    ("--nproc", "launcher", signal.SIGHUP, "gpunet: error: terminated (SIGTERM)", 143),
 ])
-def test_a_signal_to_one_rank_or_to_mpiexec_is_one_line(fashion_dir, tmp_path, whom, signum,
-                                                        said, status):
-    """SIGINT to rank 1 alone is said by rank 1 once rank 0 has not ended the run (the
-    grace); the signal mpiexec forwards to every rank is said once, by rank 0."""
+def test_a_signal_to_one_rank_or_to_the_launcher_is_one_line(fashion_dir, tmp_path, start, whom,
+                                                             signum, said, status):
+    """A signal to rank 1 alone is said by rank 1 once rank 0 has not ended the run (the
+    grace); one to the launcher (mpiexec, or gpunet train --nproc, which passes it on to
+    mpiexec, SIGHUP as SIGTERM) reaches every rank and is said once; a rank killed
+    without a word is named by the --nproc launcher."""
     if mpiexec_path() is None or importlib.util.find_spec("mpi4py") is None:
         pytest.skip("needs mpi4py and mpiexec: pip install 'gpunet[mpi]'")
     ckpt = tmp_path / "run.ckpt"
-    with subprocess.Popen([mpiexec_path(), "-n", "2", *COMMAND, "train", *SMALL,
-                           "--epochs", "1000", "--threads", "1", "--save", str(ckpt)],
+    command = [*COMMAND, "train", "--nproc", "2"] if start == "--nproc" else \
+        [mpiexec_path(), "-n", "2", *COMMAND, "train"]
+    with subprocess.Popen([*command, *SMALL, "--epochs", "1000", "--threads", "1",
+                           "--save", str(ckpt)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           stdin=subprocess.DEVNULL) as process:
         for line in process.stdout:
             if line.startswith("epoch 2:"):
                 break
-        os.kill(process.pid if whom == "mpiexec" else rank_pids(process.pid)[whom], signum)
+        os.kill(process.pid if whom == "launcher" else rank_pids(process.pid)[whom], signum)
         out, err = process.communicate(timeout=60)
     assert (process.returncode, err) == (
         status, f"{said}; the last good checkpoint is {ckpt}\n")

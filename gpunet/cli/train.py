@@ -81,7 +81,7 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
 def run_train(args: argparse.Namespace) -> int:
     _check_paths(args)
     if args.nproc is not None and args.nproc > 1 and launched_size() is None:
-        launch(args.nproc, args.argv)
+        return launch(args.nproc, args.argv, lambda: _kept(args.save))
     comm = join(args.nproc)
     if comm.size > 1 and args.graph == "on":
         raise UsageError(f"--graph on replays one process's step; with {comm.size} ranks use "
@@ -96,7 +96,8 @@ def run_train(args: argparse.Namespace) -> int:
     if resumed and trains and not args.save:
         print(f"gpunet: warning: --resume without --save: the epochs trained now will not be "
               f"saved (add --save {args.resume} to keep them)", file=sys.stderr)
-    data = _data(config, args, backend, comm, _settings(config, args, backend, done))
+    agree(_settings(config, args, backend, done))  # ranks started differently end here
+    data = _data(config, args, backend, comm)
     config["mean_pixel"] = data.mean_pixel
     if resumed is None:
         seeding.seed(config["seed"])
@@ -133,17 +134,21 @@ def run_train(args: argparse.Namespace) -> int:
             batch_size=config["batch_size"], first_epoch=done, test=(data.test_x, data.test_y),
             progress=not args.quiet, on_epoch_end=end_of_epoch, graph=args.graph, comm=comm)
     except (NonFiniteLoss, KeyboardInterrupt, OSError) as exc:  # OSError: a failed write
-        kept = f"the last good checkpoint is {args.save}" if args.save and args.save.exists() \
-            else "no checkpoint was written"
         problem, status = (ending(exc) if isinstance(exc, KeyboardInterrupt) else
                            (os_error(exc), EXIT_ERROR) if isinstance(exc, OSError) else
                            (str(exc), EXIT_NON_FINITE))
-        return report(f"{problem}; {kept}", status)
+        return report(f"{problem}; {_kept(args.save)}", status)
     _, accuracy = evaluate(model, loss, data.test_x, data.test_y, comm=comm)
     print(f"test accuracy: {accuracy:.4f}")
     if args.metrics and comm.rank == 0:
         _write_metrics(args.metrics, config, history, accuracy)
     return 0
+
+
+def _kept(save: Path | None) -> str:
+    """What a run that failed leaves: its last good checkpoint, or none."""
+    return f"the last good checkpoint is {save}" if save and save.exists() else \
+        "no checkpoint was written"
 
 
 def _config(args: argparse.Namespace, resumed: Checkpoint | None) -> dict[str, Any]:
@@ -194,17 +199,16 @@ def _settings(config: dict[str, Any], args: argparse.Namespace, backend: Backend
 
 
 def _data(config: dict[str, Any], args: argparse.Namespace, backend: Backend,
-          comm: Communicator, settings: dict[str, Any]) -> Prepared:
+          comm: Communicator) -> Prepared:
     """The prepared dataset; with several ranks, rank 0 reads (or downloads) it
-    first and the others after, the ranks agree on ``settings`` and then on
-    the data (``launch.agree``), and each rank needs a share of the data and of
-    every batch."""
+    first and the others after, then they agree on its shapes (``launch.agree``),
+    and each rank needs a share of the data and of every batch."""
     def load() -> Any:
         return load_data(config["dataset"], SPLITS, data_dir=args.data_dir, offline=args.offline,
                          progress=not args.quiet, rerun="train")
 
     raw = load() if comm.rank == 0 else None
-    agree(settings)  # the others wait for rank 0's files (if a rank failed, all end)
+    agree({})  # the others wait for rank 0's files (if a rank failed, all end)
     raw = load() if raw is None else raw
     train, test = config.get("train_subset"), config.get("test_subset")
     parts = {"the training images": raw.train_images[:train],

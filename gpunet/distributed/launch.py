@@ -1,8 +1,9 @@
 """Starting and joining runs of several ranks of the ``gpunet`` command.
 
-``gpunet train --nproc N`` re-executes itself as ``mpiexec -n N python -m
-mpi4py -m gpunet train ...`` with the environment's mpiexec (the ``mpich``
-wheel puts it beside the Python), so one failing rank aborts all. A process
+``gpunet train --nproc N`` runs ``mpiexec -n N python -m mpi4py -m gpunet
+train ...`` with the environment's mpiexec (the ``mpich`` wheel puts it beside
+the Python), so one failing rank aborts all, and stays their launcher: it passes
+signals on and says why the run ended where no rank could (``launch``). A process
 that a launcher started (``mpiexec -n N gpunet train``, ``srun``) joins it:
 the launcher's rank variables say how many ranks it started, and MPI's world
 must have as many (an mpiexec of another MPI starts N runs of one rank each).
@@ -18,12 +19,17 @@ grace (a signal to that rank alone).
 from __future__ import annotations
 
 import os
+import selectors
 import shutil
+import signal
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 if TYPE_CHECKING:
     from .comm import Communicator, MPICommunicator
@@ -36,6 +42,11 @@ SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
 # or, where rank 0 has not ended the ranks within GRACE_S, by the rank itself.
 SHARED_STATUSES = (2, 3, 129, 130, 143)
 SETTINGS_DIFFER = 2  # ranks started with different settings: a usage error (cli/status.py)
+RANKS_VARIABLE = "GPUNET_RANKS"  # set by launch: the folder where each rank writes its pid
+SIGNAL_NUMBERS = {int(number) for number in signal.Signals}
+FORWARDED = {signal.SIGHUP: signal.SIGTERM}  # what launch sends mpiexec for what it got
+FORWARDED_MARK = "signalled"  # in the ranks' folder once launch has passed a signal on
+SIGNAL_STATUSES = (129, 130, 143)
 GRACE_S = 3.0  # how long another rank waits, before aborting, for rank 0 to say why
 FORWARD_S = 0.5  # how long a failing rank waits, after saying why, for mpiexec to pass it on
 MPI_EXTRA = "pip install 'gpunet[mpi]'"
@@ -59,6 +70,21 @@ class RanksStopped(Exception):
         self.status = status
 
 
+@contextmanager
+def python_signal_handlers() -> Iterator[None]:
+    """Python's handlers of SIGHUP, SIGINT and SIGTERM as they were before the block:
+    loading MPICH's library replaces SIGHUP's (seen with 5.0), so that it would no
+    longer end a command as Ctrl-C does (``cli.signals``)."""
+    kept = {signum: signal.getsignal(signum)
+            for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in kept.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
 def launched_size(environ: Mapping[str, str] = os.environ) -> tuple[str, int] | None:
     """(variable, ranks) when a launcher started this process as one of several ranks."""
     for name in SIZE_VARIABLES:
@@ -74,12 +100,18 @@ def mpiexec_path() -> str | None:
     return str(beside) if beside.is_file() else shutil.which("mpiexec")
 
 
-def launch(nproc: int, argv: Sequence[str]) -> NoReturn:
-    """Replace this process by ``nproc`` ranks of ``gpunet argv`` on this machine."""
+def launch(nproc: int, argv: Sequence[str], kept: Callable[[], str]) -> int:
+    """Run ``nproc`` ranks of ``gpunet argv`` on this machine under mpiexec, this
+    process staying their launcher; returns the exit status (128 + N for signal N).
+    A signal to this process (Ctrl-C, SIGTERM; SIGHUP, which mpiexec ignores, as
+    SIGTERM) goes to mpiexec, which forwards it to every rank. Where the run fails without a rank saying why (a
+    rank killed by SIGKILL, which takes the others with it), this process says so,
+    naming the rank that ended first and ``kept()`` (the last good checkpoint)."""
     try:
         import mpi4py
         mpi4py.rc.initialize = False  # load the MPI library, start nothing
-        from mpi4py import MPI  # noqa: F401
+        with python_signal_handlers():
+            from mpi4py import MPI  # noqa: F401
     except ImportError as exc:
         raise LaunchError(f"--nproc {nproc} needs mpi4py and an MPI library ({exc}): "
                           f"{MPI_EXTRA}") from None
@@ -88,8 +120,87 @@ def launch(nproc: int, argv: Sequence[str]) -> NoReturn:
         raise LaunchError(f"--nproc {nproc} needs mpiexec, found neither beside "
                           f"{sys.executable} nor on PATH: {MPI_EXTRA} (the mpich wheel brings it)")
     sys.stdout.flush()
-    os.execv(mpiexec, [mpiexec, "-n", str(nproc), sys.executable, "-m", "mpi4py", "-m",
-                       "gpunet", *argv])
+    with tempfile.TemporaryDirectory(prefix="gpunet-ranks-") as folder:
+        command = [mpiexec, "-n", str(nproc), sys.executable, "-m", "mpi4py", "-m", "gpunet",
+                   *argv]
+        # A session of its own: a terminal's Ctrl-C reaches mpiexec once, from here.
+        process = subprocess.Popen(command, stderr=subprocess.PIPE, start_new_session=True,
+                                   env={**os.environ, RANKS_VARIABLE: folder})
+        watch = _Watch(process, Path(folder), nproc)
+        while process.returncode is None:
+            try:
+                watch.run()
+            except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP (cli.signals)
+                signum = getattr(exc, "signum", signal.SIGINT)
+                (Path(folder) / FORWARDED_MARK).touch()  # to every rank: not yours alone
+                process.send_signal(FORWARDED.get(signum, signum))
+    status = process.returncode if process.returncode >= 0 else 128 - process.returncode
+    if status != 0 and not watch.said:
+        first = f"rank {watch.ended[0]} of {nproc}" if watch.ended else "a rank"
+        how = f", as for {signal.Signals(status).name}" if status in SIGNAL_NUMBERS else ""
+        print(f"gpunet: error: {first} ended without saying why (mpiexec's exit status "
+              f"{status}{how}), and mpiexec ended the others; {kept()}", file=sys.stderr,
+              flush=True)
+    return status
+
+
+class _Watch:
+    """What ``launch`` sees of its ranks: mpiexec's standard error, passed on as
+    it comes, and whether a gpunet error line was in it (``said``); the ranks, by
+    the process id each writes into ``folder`` as it joins, in the order they end
+    (``ended``, through pidfds, where Linux has them)."""
+
+    MARK = b"gpunet: error:"
+
+    def __init__(self, process: subprocess.Popen, folder: Path, nproc: int) -> None:
+        self.process, self.folder, self.nproc = process, folder, nproc
+        self.said, self.tail = False, b""
+        self.ended: list[int] = []
+        self.watched: set[int] = set()
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(process.stderr, selectors.EVENT_READ, None)
+
+    def run(self) -> None:
+        """Until mpiexec has ended and its standard error is closed."""
+        while not self.process.stderr.closed or self.process.poll() is None:
+            self._watch_new_ranks()
+            for key, _ in self.selector.select(timeout=0.1):
+                if key.data is None:
+                    self._pass_on()
+                else:
+                    self.ended.append(key.data)
+                    self.selector.unregister(key.fileobj)
+                    os.close(key.fileobj)
+        for key in list(self.selector.get_map().values()):
+            os.close(key.fileobj)
+        self.selector.close()
+
+    def _pass_on(self) -> None:
+        stream = self.process.stderr
+        data = os.read(stream.fileno(), 65536)
+        if not data:
+            self.selector.unregister(stream)
+            stream.close()
+            return
+        os.write(2, data)
+        self.said = self.said or self.MARK in self.tail + data
+        self.tail = data[-len(self.MARK):]
+
+    def _watch_new_ranks(self) -> None:
+        if len(self.watched) == self.nproc or not hasattr(os, "pidfd_open"):
+            return
+        for entry in self.folder.iterdir():
+            if not entry.name.isdigit():
+                continue
+            pid = entry.read_text().strip()
+            if int(entry.name) in self.watched or not pid:
+                continue
+            self.watched.add(int(entry.name))
+            try:
+                self.selector.register(os.pidfd_open(int(pid)), selectors.EVENT_READ,
+                                       int(entry.name))
+            except ProcessLookupError:
+                self.ended.append(int(entry.name))
 
 
 def explain_ranks() -> str:
@@ -121,7 +232,8 @@ def join(nproc: int | None) -> Communicator:
         return Communicator()
     variable, size = launched
     try:
-        comm = MPICommunicator()
+        with python_signal_handlers():
+            comm = MPICommunicator()
     except ImportError as exc:
         raise LaunchError(f"started as one of {size} ranks ({variable}={size}), but mpi4py "
                           f"cannot load an MPI library ({exc}): {MPI_EXTRA}") from None
@@ -131,6 +243,9 @@ def join(nproc: int | None) -> Communicator:
                           f"({mpi_library()}); use {mpiexec_path() or 'its mpiexec'} or "
                           f"gpunet train --nproc {size}")
     _world = comm
+    if os.environ.get(RANKS_VARIABLE):  # for launch, which watches for ranks that end unsaid
+        with suppress(OSError):
+            (Path(os.environ[RANKS_VARIABLE]) / str(comm.rank)).write_text(str(os.getpid()))
     if nproc is not None and nproc != size:
         raise LaunchError(f"--nproc {nproc}, but the launch started {size} ranks")
     if comm.rank > 0:
@@ -209,10 +324,17 @@ def report(problem: object, status: int) -> int:
     elif _world.rank == 0:
         print(f"gpunet: error: {problem}", file=sys.__stderr__, flush=True)
     else:
-        _unsaid = f"rank {_world.rank} of {_world.size}: gpunet: error: {problem}"
+        ours = status not in SIGNAL_STATUSES or not _launch_signalled()
+        _unsaid = f"{f'rank {_world.rank} of {_world.size}: ' if ours else ''}gpunet: error: {problem}"
         if status not in SHARED_STATUSES:
             _say_unsaid()
     return status
+
+
+def _launch_signalled() -> bool:
+    """Whether ``launch`` passed a signal on to every rank (its mark in the ranks' folder)."""
+    folder = os.environ.get(RANKS_VARIABLE)
+    return bool(folder) and (Path(folder) / FORWARDED_MARK).exists()
 
 
 def _say_unsaid() -> None:
@@ -229,7 +351,8 @@ def _joined_to_report() -> bool:
     if _world is None and launched_size() is not None:
         from .comm import MPICommunicator
         try:
-            comm = MPICommunicator()
+            with python_signal_handlers():
+                comm = MPICommunicator()
         except ImportError:
             return False
         _world = comm if comm.size > 1 else None
