@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -139,3 +140,30 @@ def test_a_signal_to_one_rank_or_to_the_launcher_is_one_line(fashion_dir, tmp_pa
         out, err = process.communicate(timeout=60)
     assert (process.returncode, err) == (
         status, f"{said}; the last good checkpoint is {ckpt}\n")
+
+
+def test_killing_the_nproc_launcher_ends_its_ranks(fashion_dir, tmp_path):
+    """SIGKILL to gpunet train --nproc: its mpiexec, in a session of its own, still ends
+    with it and ends the ranks, instead of their training on with nobody to stop them."""
+    if mpiexec_path() is None or importlib.util.find_spec("mpi4py") is None:
+        pytest.skip("needs mpi4py and mpiexec: pip install 'gpunet[mpi]'")
+    with subprocess.Popen([*COMMAND, "train", "--nproc", "2", *SMALL, "--epochs", "1000",
+                           "--threads", "1"], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True,
+                          stdin=subprocess.DEVNULL) as process:
+        for line in process.stdout:
+            if line.startswith("epoch 1:"):
+                break
+        ranks = rank_pids(process.pid)
+        assert len(ranks) == 2
+        process.kill()
+        process.wait(timeout=60)
+    for pid in ranks.values():  # each ends within the test's time: pidfds say when
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue  # ended already
+        try:
+            assert select.select([pidfd], [], [], 30)[0], f"rank pid {pid} still runs"
+        finally:
+            os.close(pidfd)

@@ -104,9 +104,10 @@ def launch(nproc: int, argv: Sequence[str], kept: Callable[[], str]) -> int:
     """Run ``nproc`` ranks of ``gpunet argv`` on this machine under mpiexec, this
     process staying their launcher; returns the exit status (128 + N for signal N).
     A signal to this process (Ctrl-C, SIGTERM; SIGHUP, which mpiexec ignores, as
-    SIGTERM) goes to mpiexec, which forwards it to every rank. Where the run fails without a rank saying why (a
-    rank killed by SIGKILL, which takes the others with it), this process says so,
-    naming the rank that ended first and ``kept()`` (the last good checkpoint)."""
+    SIGTERM) goes to mpiexec, which forwards it to every rank. Where the run fails
+    without a rank saying why (a rank killed by SIGKILL, which takes the others
+    with it), this process says so, naming the rank that ended first and ``kept()``
+    (the last good checkpoint)."""
     try:
         import mpi4py
         mpi4py.rc.initialize = False  # load the MPI library, start nothing
