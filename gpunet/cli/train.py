@@ -28,7 +28,7 @@ from ..planning.graph import MODES
 from ..threads import chosen_threads
 from .data import DEFAULT_DATASET, check_fits, load_data
 from .options import (UsageError, checked_number, count, data_options, distinct_files,
-                      open_backend, os_error, writable_path)
+                      open_backend, os_error, same_file, writable_path)
 from .signals import ending
 from .status import EXIT_ERROR, EXIT_NON_FINITE
 
@@ -177,7 +177,7 @@ def _check_paths(args: argparse.Namespace) -> None:
     """UsageError if one file is named twice, except --resume and --save naming
     one: the usual way to go on with a run, saving as it goes."""
     resume = args.resume
-    if resume and args.save and resume.resolve() == args.save.resolve():
+    if resume and args.save and same_file(resume, args.save):
         resume = None
     distinct_files([("--save", args.save), ("--resume", resume), ("--metrics", args.metrics)],
                    args.data_dir)

@@ -31,6 +31,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
+from ..files import escaped
+
 if TYPE_CHECKING:
     from .comm import Communicator, MPICommunicator
 
@@ -314,9 +316,10 @@ def report(problem: object, status: int) -> int:
     rank joining the launch first if it had not; after it, rank 0 says it, and
     another rank only where the failure may be its own, naming itself. Returns
     ``status``."""
+    problem = escaped(str(problem))  # one line, whatever a path in it holds
     if not _agreed and _joined_to_report():
         try:
-            _settle(_world.gather(("failed", str(problem), status)))
+            _settle(_world.gather(("failed", problem, status)))
         except RanksStopped as stopped:
             return stopped.status
     global _unsaid
