@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 import sys
 import warnings
 from typing import Any, Iterable, NoReturn, Sequence
@@ -24,10 +25,18 @@ from .status import EXIT_ERROR, EXIT_NON_FINITE, EXIT_USAGE
 DESCRIPTION = "gpunet: the notebook's experiments, MNIST training and evaluation, pictures, benchmarks."
 
 
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|nan)$", re.I)
+
+
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser (and, through ``add_subparsers``, each subcommand's) that
     refuses unknown options itself, so the error shows its own usage, and
-    suggests the nearest valid option or choice."""
+    suggests the nearest valid option or choice. A negative number in any notation
+    (``-1e-9``) is a value, not an option."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBER
 
     def parse_known_args(self, args: Sequence[str] | None = None,
                          namespace: argparse.Namespace | None = None

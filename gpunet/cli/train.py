@@ -12,6 +12,7 @@ from .. import seeding
 from ..atomic import replacing
 from ..backend import Backend
 from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from ..data.idx import MAX_EXAMPLES
 from ..data.preprocess import Prepared, prepare
 from ..data.sources import SOURCES, SPLITS
 from ..distributed.comm import Communicator
@@ -81,6 +82,8 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
 def run_train(args: argparse.Namespace) -> int:
     _check_paths(args)
     if args.nproc is not None and args.nproc > 1 and launched_size() is None:
+        _check_nproc(args.nproc, args.train_subset or MAX_EXAMPLES,
+                     args.batch_size or DEFAULTS["batch_size"])  # before starting any rank
         return launch(args.nproc, args.argv, lambda: _kept(args.save))
     comm = join(args.nproc)
     if comm.size > 1 and args.graph == "on":
@@ -183,6 +186,14 @@ def _check_paths(args: argparse.Namespace) -> None:
                    args.data_dir)
 
 
+def _check_nproc(ranks: int, samples: int, batch_size: int) -> None:
+    """UsageError unless each of ``ranks`` has rows of the data and of every batch."""
+    try:
+        check_shares(samples, batch_size, ranks)
+    except ValueError as exc:
+        raise UsageError(f"--nproc {ranks}: {exc}") from None
+
+
 def _optimizer(config: dict[str, Any]) -> Optimizer:
     if config["optimizer"] == "sgd":
         return GradientDescent(config["learning_rate"])
@@ -215,10 +226,7 @@ def _data(config: dict[str, Any], args: argparse.Namespace, backend: Backend,
              "the training labels": raw.train_labels[:train],
              "the test images": raw.test_images[:test], "the test labels": raw.test_labels[:test]}
     data = prepare(*parts.values(), backend)
-    try:
-        check_shares(len(data.train_x), config["batch_size"], comm.size)
-    except ValueError as exc:
-        raise UsageError(f"--nproc {comm.size}: {exc}") from None
+    _check_nproc(comm.size, len(data.train_x), config["batch_size"])
     agree({f"{name} of shape": "x".join(map(str, array.shape)) for name, array in parts.items()},
           final=True)  # the files' bytes are the published ones: checked as they load
     return data
