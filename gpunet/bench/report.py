@@ -73,29 +73,36 @@ def _thread_pool(pool: dict[str, Any]) -> str:
 
 def _noise_note(results: list[dict[str, Any]]) -> str:
     """How many measurements are noisy, and what that means; or that none is."""
-    timed = [r for r in results if "noisy" in r]
-    noisy = sum(r["noisy"] for r in timed)
-    rule = (f"readings spread by more than {NOISY_SPREAD:.0%} of their median "
-            f"((max - min) / median)")
-    if not noisy:
-        return f"No measurement is noisy: none of the {len(timed)} has {rule}."
-    return (f"{NOISY_MARK} marks the {noisy} of {len(timed)} measurements whose {rule}: "
-            "something else used the machine while they ran, so their medians may be off; "
-            "rerun them before trusting them.")
+    return _flag_note(results, "noisy", NOISY_MARK,
+                      f"readings spread by more than {NOISY_SPREAD:.0%} of their median "
+                      "((max - min) / median)", "whose {rule}",
+                      "something else used the machine while they ran, so their medians may be "
+                      "off; rerun them before trusting them.",
+                      "No measurement is noisy: none of the {timed} has {rule}.")
 
 
 def _load_note(results: list[dict[str, Any]], cores: int | None) -> str:
     """How many measurements ran under load, and what that means; or that none did."""
-    watched = [r for r in results if "under_load" in r]
-    loaded = sum(r["under_load"] for r in watched)
-    rule = (f"a 1-minute load average above {load_limit(cores or 1):g} before or after it "
-            f"(on {cores or 'unknown'} cores, the benchmark itself counting about 1)")
-    if not loaded:
-        return f"No measurement ran under load: none of the {len(watched)} had {rule}."
-    return (f"{LOAD_MARK} marks the {loaded} of {len(watched)} measurements that ran under load, "
-            f"with {rule}: other processes had the cores, so every reading may be slow alike; "
-            "rerun them on a quieter machine before trusting them. The mark gives the higher "
-            "reading.")
+    return _flag_note(results, "under_load", LOAD_MARK,
+                      f"a 1-minute load average above {load_limit(cores or 1):g} before or "
+                      f"after it (on {cores or 'unknown'} cores, the benchmark itself counting "
+                      "about 1)", "that ran under load, with {rule}",
+                      "other processes had the cores, so every reading may be slow alike; rerun "
+                      "them on a quieter machine before trusting them. The mark gives the higher "
+                      "reading.",
+                      "No measurement ran under load: none of the {timed} had {rule}.")
+
+
+def _flag_note(results: list[dict[str, Any]], key: str, mark: str, rule: str, which: str,
+               meaning: str, none: str) -> str:
+    """The note on the records flagged ``key``: how many of those that have the flag
+    carry ``mark``, by ``rule``, and ``meaning``; ``none`` where none does."""
+    timed = [r for r in results if key in r]
+    flagged = sum(r[key] for r in timed)
+    if not flagged:
+        return none.format(timed=len(timed), rule=rule)
+    return (f"{mark} marks the {flagged} of {len(timed)} measurements "
+            f"{which.format(rule=rule)}: {meaning}")
 
 
 def _training_table(records: list[dict[str, Any]]) -> list[str]:
