@@ -1,4 +1,4 @@
-"""The BLAS and OpenMP threads a command computes with, and the words that say so.
+"""The threads a command computes with, and the words that say so.
 
 A BLAS thread per core is the fastest on an idle machine for the wide model (1.5x
 one thread at batch 128 on 2 cores), but when another process keeps a core busy,
@@ -8,6 +8,11 @@ benchmarks.threads``). So by default (``auto``) a command takes the cores that
 other processes leave free: it looks before it starts, and a training run looks
 again after each epoch. A rank of several takes its machine's cores // the ranks
 there, as a cluster's launcher hands each machine's cores to its ranks.
+
+This module chooses the count; the backend applies it (``Backend.use_threads``). On
+the CPU the count is of threads sharing each product's row blocks, whose numbers do
+not depend on it (``gpunet/backend/host_threads.py``), so following the load never
+changes a result.
 """
 from __future__ import annotations
 
@@ -17,7 +22,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from threadpoolctl import threadpool_info, threadpool_limits
 
 AUTO = "auto"
 BUSY_SHARE = 0.25   # a core other processes keep busy more than this share of the time is taken
@@ -68,7 +72,7 @@ def free_cores(elsewhere: float, cores: int) -> int:
 
 
 class Threads:
-    """A command's threads: ``fixed`` BLAS and OpenMP threads, or (None) as many as
+    """A command's thread count: ``fixed``, or (None) as many as
     the cores other processes leave free, looked at for FIRST_LOOK_S now and again
     at each ``update``. ``read`` (default ``cpu_reading``) and ``pause`` are for tests."""
 
@@ -83,7 +87,6 @@ class Threads:
             pause(FIRST_LOOK_S)
             fixed = self._free()
         self.count: int = fixed
-        threadpool_limits(self.count)
 
     def update(self) -> bool:
         """(auto) Follow the cores left free since the last look; whether the count changed."""
@@ -91,8 +94,6 @@ class Threads:
             return False
         count = self._free()
         changed, self.count = count != self.count, count
-        if changed:
-            threadpool_limits(count)
         return changed
 
     def _free(self) -> int:
@@ -104,7 +105,7 @@ class Threads:
 
     def __str__(self) -> str:
         chosen = f" (auto: {self.count} of {self._cores} cores free)" if self.auto else ""
-        return f"{threads_in_use()}{chosen}"
+        return f"{self.count}{chosen}"
 
 
 def chosen_threads(requested: int | str | None, ranks: Ranks | None = None) -> Threads:
@@ -116,14 +117,3 @@ def chosen_threads(requested: int | str | None, ranks: Ranks | None = None) -> T
         return Threads(max(1, len(os.sched_getaffinity(0)) // ranks.local_size))
     return Threads(None)
 
-
-def threads_in_use() -> str:
-    """The threads each kind of pool really uses, e.g. "BLAS 1 (openblas), OpenMP none"."""
-    pools: dict[str, dict[str, int]] = {"BLAS": {}, "OpenMP": {}}
-    for pool in threadpool_info():
-        kind = "BLAS" if pool["user_api"] == "blas" else "OpenMP"
-        pools[kind][pool["internal_api"]] = pool["num_threads"]
-    return ", ".join(
-        f"{kind} " + (" ".join(f"{n} ({library})" for library, n in sorted(found.items()))
-                      if found else "none")
-        for kind, found in pools.items())

@@ -194,5 +194,4 @@ def test_a_rank_shares_the_cores_it_may_run_on(monkeypatch):
     the machine's 2 ranks (of 4 in all)."""
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(6)))
     monkeypatch.setattr(threads.os, "cpu_count", lambda: 64)
-    monkeypatch.setattr(threads, "threadpool_limits", lambda count: None)
     assert threads.chosen_threads("auto", SimpleNamespace(size=4, local_size=2)).count == 3

@@ -75,12 +75,15 @@ def test_each_rank_gets_its_share_of_the_cores_and_only_rank_0_prints(tmp_path):
         "import os, sys\n"
         "from threadpoolctl import threadpool_info\n"
         "from gpunet.distributed import launch\n"
+        "import gpunet\n"
         "from gpunet.threads import chosen_threads\n"
         "comm = launch.join(2)\n"
-        "chosen_threads('auto', comm)\n"
-        "threads = {pool['num_threads'] for pool in threadpool_info()}\n"
+        "backend = gpunet.get_backend('numpy')\n"
+        "backend.use_threads(chosen_threads('auto', comm).count)\n"
+        "blas = {p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'}\n"
         "cores = len(os.sched_getaffinity(0))\n"
-        "print(comm.rank, comm.size, threads == {max(1, cores // 2)} or threads)\n"
+        "shared = (backend.products.workers, blas) == (max(1, cores // 2), {1})\n"
+        "print(comm.rank, comm.size, shared or (backend.products.workers, blas))\n"
         "print('rank', comm.rank, 'on stderr', file=sys.stderr)\n")
     done = subprocess.run([launch.mpiexec_path(), "-n", "2", sys.executable, "-m", "mpi4py",
                            str(script)], capture_output=True, text=True, timeout=60)

@@ -1,4 +1,4 @@
-"""BLAS and OpenMP threads: by default the cores other processes leave free, looked at
+"""A command's threads: by default the cores other processes leave free, looked at
 before a command starts and after each epoch; --threads N on the commands that
 compute; the run's header line says what is in use."""
 import os
@@ -11,11 +11,13 @@ from types import SimpleNamespace
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
+import gpunet
 from gpunet import threads as threads_module
+from gpunet.backend.host_threads import threads_in_use
 from gpunet.cli import main
 from gpunet.cli.commands import build_parser
 from gpunet.threads import (CpuReading, Threads, busy_elsewhere, chosen_threads, cpu_reading,
-                            free_cores, threads_in_use)
+                            free_cores)
 
 CORES = len(os.sched_getaffinity(0))
 
@@ -60,25 +62,25 @@ def test_auto_looks_before_it_starts_and_follows_the_load_at_each_update():
     seen = readings(0.0, 1.0, 1.0, 0.0)
     threads = Threads(None, read=lambda: next(seen), pause=pauses.append)
     assert pauses == [threads_module.FIRST_LOOK_S]
-    assert threads.auto and threads.count == CORES and blas_threads() == {CORES}
+    assert threads.auto and threads.count == CORES
     if CORES < 2:
         pytest.skip("one core: nothing to follow")
-    assert threads.update() and threads.count == CORES - 1 and blas_threads() == {CORES - 1}
+    assert threads.update() and threads.count == CORES - 1
     assert not threads.update() and threads.count == CORES - 1
-    assert threads.update() and threads.count == CORES and blas_threads() == {CORES}
+    assert threads.update() and threads.count == CORES
     assert str(threads).endswith(f" (auto: {CORES} of {CORES} cores free)")
 
 
 def test_auto_takes_one_thread_where_the_cores_cannot_be_read():
     threads = Threads(None, read=lambda: None, pause=lambda s: None)
-    assert threads.count == 1 and blas_threads() == {1}
+    assert threads.count == 1
     assert not threads.update()
 
 
 def test_a_number_is_kept_whatever_the_load():
     threads = Threads(2, read=lambda: pytest.fail("a fixed count reads nothing"))
-    assert threads.count == 2 and blas_threads() == {2} and not threads.update()
-    assert str(threads) == threads_in_use()
+    assert threads.count == 2 and not threads.update()
+    assert str(threads) == "2"
 
 
 @pytest.mark.parametrize("ranks_here", [1, 2, 64])
@@ -113,8 +115,10 @@ def test_the_cores_another_process_keeps_busy_are_seen():
 def test_the_header_line_names_the_threads_in_use(capsys, argv, threads):
     assert main(["xor", "--backend", "numpy", "--epochs", "1", "--quiet", *argv]) == 0
     header = capsys.readouterr().out.splitlines()[0]
-    assert re.fullmatch(rf"backend: numpy; threads: BLAS {threads} \(\w+\), OpenMP .+", header)
-    assert blas_threads() == {threads}
+    assert re.fullmatch(rf"backend: numpy; threads: {threads}: products in row blocks, "
+                        rf"BLAS 1 \(\w+\), OpenMP .+", header)
+    assert blas_threads() == {1}
+    assert gpunet.get_backend("numpy").products.workers == threads
 
 
 def test_by_default_the_header_line_says_how_many_cores_are_free(capsys, monkeypatch):
@@ -123,8 +127,9 @@ def test_by_default_the_header_line_says_how_many_cores_are_free(capsys, monkeyp
     assert main(["xor", "--backend", "numpy", "--epochs", "1", "--quiet"]) == 0
     header = capsys.readouterr().out.splitlines()[0]
     free = max(1, CORES - 1)
-    assert header.endswith(f"; threads: {threads_in_use()} (auto: {free} of {CORES} cores free)")
-    assert blas_threads() == {free}
+    assert header.endswith(f"; threads: {free} (auto: {free} of {CORES} cores free): "
+                           f"products in row blocks, {threads_in_use()}")
+    assert gpunet.get_backend("numpy").products.workers == free
 
 
 def test_training_looks_at_the_cores_again_after_each_epoch(capsys, monkeypatch, fashion_dir):
@@ -136,11 +141,12 @@ def test_training_looks_at_the_cores_again_after_each_epoch(capsys, monkeypatch,
                  "--train-subset", "256", "--test-subset", "64", "--epochs", "2",
                  "--backend", "numpy", "--quiet"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].endswith(f"(auto: {CORES} of {CORES} cores free)")
+    assert f"(auto: {CORES} of {CORES} cores free): products in row blocks" in lines[0]
     changed = [i for i, line in enumerate(lines) if line.startswith("threads: ")]
     assert len(changed) == 1 and lines[changed[0] - 1].startswith("epoch 1:")
-    assert lines[changed[0]] == (f"threads: {threads_in_use()} (auto: {CORES - 1} of {CORES} "
-                                 "cores free), as the other processes' use of the cores changed")
+    assert lines[changed[0]] == (f"threads: {CORES - 1} (auto: {CORES - 1} of {CORES} cores "
+                                 f"free): products in row blocks, {threads_in_use()}, as the other "
+                                 "processes' use of the cores changed")
 
 
 @pytest.mark.parametrize("command", [["train"], ["eval", "run.ckpt"], ["bench"],

@@ -19,8 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from threadpoolctl import threadpool_limits
+
 from .. import seeding
 from .fused import FusedOperations
+from .host_threads import threads_in_use
 
 # SplitMix64 (Steele, Lea and Flood, 2014), as kernels.py's dropout also computes it.
 GAMMA, MIX1, MIX2 = map(np.uint64, (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
@@ -48,6 +51,15 @@ class Backend(FusedOperations):
 
     def __repr__(self) -> str:
         return f"<gpunet backend {self.name!r}>"
+
+    # -- the host's threads ------------------------------------------------
+    def use_threads(self, count: int) -> None:
+        """Compute on the host with ``count`` threads: every BLAS and OpenMP pool's."""
+        threadpool_limits(count)
+
+    def threads_in_use(self) -> str:
+        """How the host's threads are used, e.g. "BLAS 2 (openblas), OpenMP none"."""
+        return threads_in_use()
 
     # -- creation and transfer -------------------------------------------
     def asarray(self, x: Any, dtype: Any = None) -> Array:

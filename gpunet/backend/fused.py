@@ -48,6 +48,10 @@ class FusedOperations:
         b = b.T if trans_b else b
         if a.shape[1] == 1:
             return self.xp.multiply(a, b, out=out)
+        return self.matmul(a, b, out)
+
+    def matmul(self, a: Array, b: Array, out: Array | None = None) -> Array:
+        """a b of two matrices, into ``out`` if given: ``gemm``'s product."""
         return self.xp.matmul(a, b, out=out)
 
     def dense_forward(self, z: Array, bias: Array, y: Array, *, activation: str | None = None,

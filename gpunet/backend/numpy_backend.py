@@ -4,12 +4,28 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Array, Backend
+from .host_threads import RowBlockProducts
 
 
 class NumpyBackend(Backend):
     name = "numpy"
     xp = np
     array_type = np.ndarray
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.products = RowBlockProducts()
+
+    def use_threads(self, count: int) -> None:
+        """``count`` threads share each large product's row blocks, each block one
+        BLAS thread's (host_threads.py): the numbers do not depend on ``count``."""
+        self.products.use_threads(count)
+
+    def threads_in_use(self) -> str:
+        return str(self.products)
+
+    def matmul(self, a: Array, b: Array, out: Array | None = None) -> Array:
+        return self.products.matmul(a, b, out)
 
     def sigmoid(self, x: Array, out: Array | None = None) -> Array:
         with np.errstate(over="ignore"):  # e^-x = inf gives the right limit, 0

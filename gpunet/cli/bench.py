@@ -6,8 +6,11 @@ import os
 import stat
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from ..atomic import writable
 from ..files import reason, shown
+from ..backend.host_threads import threads_in_use
 from ..threads import AUTO, chosen_threads
 from .options import THREADS_HELP, UsageError, count, positive_float, threads_option
 
@@ -55,9 +58,9 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
                           "and on N MPI ranks (mpiexec, mpi4py), and the allreduce of the deep "
                           "and wide models' gradients on them (default: not measured)")
     cmd.add_argument("--threads", type=threads_option, default=AUTO, metavar="N|auto",
-                     help="BLAS and OpenMP threads of this process, or auto (default): the "
-                          "cores other processes leave free when it starts; PyTorch's own "
-                          "threads are not limited")
+                     help="BLAS and OpenMP threads of every peer, gpunet's included, or auto "
+                          "(default): the cores other processes leave free when it starts; "
+                          "PyTorch's own threads are not limited")
     cmd.add_argument("--quick", action="store_true",
                      help="a small configuration, about a minute on a CPU; "
                           "the options above override its settings")
@@ -85,7 +88,9 @@ def run_bench(args: argparse.Namespace) -> int:
                          f"of every batch of {BATCH_SIZE} and of the {config.epoch_samples:,} "
                          "samples of an epoch (--epoch-samples)")
     _check_out(args.out, FILES)
-    print(f"threads: {chosen_threads(args.threads)}")
+    threads = chosen_threads(args.threads)
+    threadpool_limits(threads.count)  # every peer's BLAS alike (gpunet's row blocks in turn)
+    print(f"threads: {threads}: {threads_in_use()}")
     try:
         measured = run(config)
     except MemoryError:

@@ -17,9 +17,9 @@ from ..threads import AUTO, Threads
 
 
 MAX_DIGITS = 4300  # of a whole number read from an option: as many as Python's int() reads
-THREADS_HELP = ("BLAS and OpenMP threads of this process, or auto (default): the cores other "
+THREADS_HELP = ("threads this process computes with, or auto (default): the cores other "
                 "processes leave free, looked at again after each epoch (a rank of several: "
-                "its machine's cores // its ranks there)")
+                "its machine's cores // its ranks there); the numbers do not depend on it")
 
 
 class UsageError(ValueError):
@@ -178,6 +178,7 @@ def open_backend(asked: str | None, threads: Threads) -> Backend:
     """The backend asked for, announced in one line with auto's reason and the
     ``threads`` the command computes with."""
     backend = get_backend(asked)
+    backend.use_threads(threads.count)
     reason = f" ({explain_auto()})" if asked in (None, "auto") else ""
-    print(f"backend: {backend.name}{reason}; threads: {threads}")
+    print(f"backend: {backend.name}{reason}; threads: {threads}: {backend.threads_in_use()}")
     return backend

@@ -125,7 +125,9 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"epoch {stats.epoch}: loss {stats.loss:.4f}, accuracy {stats.accuracy:.4f}, "
               f"test accuracy {stats.test_accuracy:.4f}, {stats.samples_per_second:,.0f} samples/s")
         if threads.update():
-            print(f"threads: {threads}, as the other processes' use of the cores changed")
+            backend.use_threads(threads.count)
+            print(f"threads: {threads}: {backend.threads_in_use()}, as the other processes' "
+                  "use of the cores changed")
         if args.save and comm.rank == 0:
             save_checkpoint(args.save, model, optimizer, epoch=stats.epoch, seed=config["seed"],
                             config=config, history=history)
