@@ -55,3 +55,19 @@ def test_a_missing_data_dir_on_rank_0_ends_every_rank(fashion_dir, tmp_path):
 def test_a_bad_option_on_every_rank_is_said_once(fashion_dir):
     line = one_line(mpiexec("-n", "2", *COMMAND, "train", *SMALL, "--bogus", timeout=60), 2)
     assert line == "gpunet: error: unrecognized arguments: --bogus (gpunet train -h lists the options)"
+
+
+def test_a_rank_that_cannot_load_mpi_ends_every_rank(fashion_dir, tmp_path):
+    """mpi4py missing on one host: that rank never reaches MPI_Init, where the other
+    waited for ever; it asks mpiexec to end the job (PMI's abort) after its line."""
+    fake = tmp_path / "no-mpi" / "mpi4py"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('libmpi.so.12: cannot open shared "
+                                      "object file')\n")
+    done = mpiexec("-n", "1", *COMMAND, "train", *SMALL, ":",
+                   "-n", "1", "-env", "PYTHONPATH", str(fake.parent), *COMMAND, "train", *SMALL,
+                   timeout=60)
+    line = one_line(done, 2)
+    assert line == ("rank 1 of 2: gpunet: error: started as one of 2 ranks (PMI_SIZE=2), but "
+                    "mpi4py cannot load an MPI library (libmpi.so.12: cannot open shared object "
+                    "file): pip install 'gpunet[mpi]'")

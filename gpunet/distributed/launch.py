@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from ..files import escaped
+from .pmi import abort_launch
 
 if TYPE_CHECKING:
     from .comm import Communicator, MPICommunicator
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 # Set, with the launch's number of ranks, in each process a launcher starts:
 # MPICH's Hydra (and Intel MPI), Open MPI, and Slurm's srun.
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
+RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID")
 # Exit statuses every rank may meet together (usage, non-finite loss, and the signals
 # that mpiexec forwards to every rank: SIGHUP, SIGINT, SIGTERM): said once, by rank 0,
 # or, where rank 0 has not ended the ranks within GRACE_S, by the rank itself.
@@ -324,7 +326,7 @@ def report(problem: object, status: int) -> int:
             return stopped.status
     global _unsaid
     if _world is None:
-        print(f"gpunet: error: {problem}", file=sys.stderr)
+        print(f"{_unjoined_rank()}gpunet: error: {problem}", file=sys.stderr)
     elif _world.rank == 0:
         print(f"gpunet: error: {problem}", file=sys.__stderr__, flush=True)
     else:
@@ -333,6 +335,14 @@ def report(problem: object, status: int) -> int:
         if status not in SHARED_STATUSES:
             _say_unsaid()
     return status
+
+
+def _unjoined_rank() -> str:
+    """"rank R of N: " for a process a launcher started as one of several that could
+    not join it (the launcher's rank variable), else ""."""
+    launched = launched_size()
+    rank = next((os.environ[name] for name in RANK_VARIABLES if name in os.environ), None)
+    return f"rank {rank} of {launched[1]}: " if launched and rank else ""
 
 
 def _launch_signalled() -> bool:
@@ -383,8 +393,15 @@ def finish(status: int) -> int:
     rank 0 may have met too (a shared status) gives rank 0 a grace to say it and
     end them all; still running after it (its failure was its own, e.g. a signal
     to it alone), it says its own line ("report") and ends them. (No grace where
-    the ranks ended together at an agreement: it is said.)"""
-    if _world is None or status == 0:
+    the ranks ended together at an agreement: it is said.) A rank that could not
+    join asks the launcher to end the others (``pmi.abort_launch``)."""
+    if status == 0:
+        return status
+    if _world is None:
+        if launched_size() is not None:  # a rank that could not join: the others wait in MPI_Init
+            sys.__stderr__.flush()
+            time.sleep(FORWARD_S)  # as below: the launcher reads the reason before it ends us
+            abort_launch(status)
         return status
     if _world.rank > 0 and status in SHARED_STATUSES and not _together:
         time.sleep(GRACE_S)
