@@ -13,7 +13,6 @@ _EXPORTS = {
     "backend": ("Backend", "BackendUnavailable", "backend_of", "explain_auto", "get_backend"),
     "checkpoint": ("Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint"),
     "data": ("load_mnist",),
-    "fitting": ("EpochStats", "evaluate", "fit"),
     "functional": ("argmax", "binary_encode", "fizz_buzz_encode", "log_softmax", "one_hot_encode",
                    "softmax"),
     "init": ("random_tensor",),
@@ -21,9 +20,8 @@ _EXPORTS = {
                "build", "describe", "set_train"),
     "models": ("mnist_model",),
     "losses": ("SSE", "Loss", "SoftmaxCrossEntropy"),
-    "metrics": ("NonFiniteLoss",),
     "optimizers": ("GradientDescent", "Momentum", "Optimizer"),
     "seeding": ("seed",),
-    "training": ("accuracy", "train_epoch"),
+    "train": ("EpochStats", "NonFiniteLoss", "accuracy", "evaluate", "fit", "train_epoch"),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -47,11 +47,12 @@ class Loss:
                 else total), gradient
 
     def sample_losses_and_gradient(self, predicted: Any, actual: Any,
-                                   batch_rows: int | None = None) -> tuple[Array, Array]:
-        """The loss of each sample (shape (N,), or () for one sample) and the
-        gradient of the reduced loss, in one pass; the reduction is over
-        ``batch_rows`` samples when these N rows are a share of such a batch
-        (data-parallel training), else over the N."""
+                                   scale: float | None = None) -> tuple[Array, Array]:
+        """The loss of each sample (shape (N,), or () for one sample) and, in the
+        same pass, the gradient of their sum times ``scale``: by default the
+        reduced loss's (``batch_scale(N)``: 1/N for the mean of a batch, 1 for
+        one sample). Data-parallel training gives a rank's share of a batch of
+        B rows the whole batch's ``batch_scale(B)``."""
         backend = backend_of(predicted)
         p = backend.asarray(predicted)
         a = backend.asarray(actual, p.dtype)
@@ -61,8 +62,8 @@ class Loss:
         if p.ndim not in (1, 2):
             raise ValueError(f"{type(self).__name__}: expected one sample (D,) or a batch "
                              f"(N, D), got shape {p.shape}")
-        rows = p.shape[0] if batch_rows is None else batch_rows
-        scale = self.batch_scale(rows) if p.ndim == 2 else 1.0
+        if scale is None:
+            scale = self.batch_scale(p.shape[0]) if p.ndim == 2 else 1.0
         return self._sample_losses_and_gradient(backend, p, a, scale)
 
     def batch_scale(self, rows: int) -> float:

@@ -1,5 +1,5 @@
 """The Python API's edges: each bad argument is one ValueError line at the call,
-naming it, from one check (``training.check_data``) that fit, evaluate,
+naming it, from one check (``train.check_data``) that fit, evaluate,
 train_epoch, steps and accuracy share; never NumPy's message, a silent
 broadcast, a 0.0 or a ZeroDivisionError."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import gpunet
-from gpunet import training
+from gpunet import train
 
 LOSS = gpunet.SoftmaxCrossEntropy()
 
@@ -27,7 +27,7 @@ CALLS = {
                                       batch_size=4, progress=False),
     "evaluate": lambda m, x, y: gpunet.evaluate(m, LOSS, x, y),
     "train_epoch": lambda m, x, y: gpunet.train_epoch(m, LOSS, gpunet.Momentum(0.1), x, y, 4),
-    "steps": lambda m, x, y: training.steps(m, LOSS, gpunet.Momentum(0.1), x, y, 4),  # not run
+    "steps": lambda m, x, y: train.steps(m, LOSS, gpunet.Momentum(0.1), x, y, 4),  # not run
     "accuracy": lambda m, x, y: gpunet.accuracy(m, x, y),
 }
 
@@ -128,7 +128,7 @@ def test_non_finite_data_is_named_not_blamed_on_the_learning_rate(where, name, b
         gpunet.fit(model, LOSS, gpunet.Momentum(0.1), x, y, epochs=1, progress=False)
     assert str(info.value) == (f"{name} hold a non-finite value (NaN or infinity) in row 7: "
                                "training on it gives a non-finite loss")
-    assert not isinstance(info.value, gpunet.metrics.NonFiniteLoss)
+    assert not isinstance(info.value, gpunet.NonFiniteLoss)
 
 
 def test_one_layer_used_twice_is_refused_naming_it():

@@ -7,7 +7,7 @@ import pytest
 
 import gpunet
 from gpunet.experiments import run_fizzbuzz, run_xor
-from gpunet.training import check_count, steps
+from gpunet.train import check_count, steps
 from test_load_mnist import fake_dir  # noqa: F401 (a fixture)
 
 

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 import gpunet
+from gpunet.backend.draw_window import DrawWindow
 from gpunet.distributed import Communicator, RanksDiverged, check_shares, share, world
-from gpunet.training import steps
+from gpunet.train import steps
 from parallel_fit import (RUNNER, assert_same_run, launch, mpi_missing, one_process,
                           train_on_ranks)
 
@@ -218,18 +219,17 @@ def test_world_is_the_single_process_without_mpi4py(monkeypatch):
 
 # -- a share of a batch draws its rows of the whole batch's draw ----------------
 @pytest.mark.parametrize("rows, size", [(7, 3), (2, 3), (16, 2)])
-def test_a_share_draws_its_rows_of_the_whole_batchs_draw(numpy_backend, monkeypatch, rows, size):
+def test_a_share_draws_its_rows_of_the_whole_batchs_draw(numpy_backend, rows, size):
     shape = (rows, 5)
     numpy_backend.restart(99)
     whole, after = numpy_backend.uniform(shape, "float64"), numpy_backend.uniform((3,), "float64")
     for rank in range(size):
         mine = share(slice(0, rows), rank, size)
         numpy_backend.restart(99)
-        monkeypatch.setattr(numpy_backend, "shared_rows", (rows, mine.start))
-        part = numpy_backend.uniform((mine.stop - mine.start, 5), "float64")
+        part = numpy_backend.uniform((mine.stop - mine.start, 5), "float64",
+                                     window=DrawWindow(rows, mine.start))
         np.testing.assert_array_equal(part, whole[mine])
         assert numpy_backend.drawn == rows * 5  # the whole batch's counters
-        monkeypatch.setattr(numpy_backend, "shared_rows", None)
         np.testing.assert_array_equal(numpy_backend.uniform((3,), "float64"), after)
 
 
@@ -242,7 +242,7 @@ def test_the_loss_of_a_share_is_scaled_by_the_whole_batch(loss):
     actual = np.eye(4)[rng.integers(0, 4, 7)]
     losses, gradient = loss.sample_losses_and_gradient(predicted, actual)
     part_losses, part_gradient = loss.sample_losses_and_gradient(predicted[2:5], actual[2:5],
-                                                                 batch_rows=7)
+                                                                 loss.batch_scale(7))
     np.testing.assert_array_equal(part_losses, losses[2:5])
     np.testing.assert_array_equal(part_gradient, gradient[2:5])
     alone = loss.sample_losses_and_gradient(predicted[2:5], actual[2:5])[1]

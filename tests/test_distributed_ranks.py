@@ -14,10 +14,11 @@ import pytest
 
 import gpunet
 from gpunet import threads
-from gpunet.distributed import Communicator, RanksDiverged
+from gpunet.backend.draw_window import DrawWindow
+from gpunet.distributed import Communicator, RanksDiverged, share
 from gpunet.distributed.comm import MPICommunicator
-from gpunet.metrics import EpochMetrics, NonFiniteLoss
-from gpunet.training import steps
+from gpunet.layers.sequential import forward_share
+from gpunet.train import EpochMetrics, NonFiniteLoss, steps
 from parallel_fit import launch, mpi_missing
 
 needs_mpi = pytest.mark.skipif(mpi_missing() is not None,
@@ -51,7 +52,7 @@ import sys
 import numpy as np
 import gpunet
 from gpunet.distributed import world
-from gpunet.metrics import NonFiniteLoss
+from gpunet.train import NonFiniteLoss
 comm = world()
 rng = np.random.default_rng(0)
 x = rng.standard_normal((71, 12))
@@ -155,11 +156,21 @@ def test_the_optimizer_state_is_in_the_divergence_check():
 
 
 # -- the shared draws and a step's rows -----------------------------------------------
-def test_a_shared_epoch_switches_the_shared_draws_off(numpy_backend):
-    model, loss, optimizer, x, y = problem(15)  # a tail batch of 3
-    gpunet.fit(model, loss, optimizer, x, y, epochs=1, batch_size=4, progress=False,
-               comm=TwoRanks())
-    assert numpy_backend.shared_rows is None
+def test_a_share_s_dropout_masks_are_its_rows_of_the_whole_batch_s(numpy_backend):
+    """The draw window is an argument of the forward pass, passed down to each
+    Dropout (also in a nested Sequential); the draws after it are the stream's own."""
+    x = np.ones((7, 5), np.float32)
+    dropout = gpunet.Dropout(0.5)
+    model = gpunet.Sequential([gpunet.Tanh(), gpunet.Sequential([dropout])])
+    numpy_backend.restart(5)
+    model.forward(x)
+    whole, after = dropout.mask.copy(), numpy_backend.uniform((3,), "float32")
+    for rank in range(3):
+        mine = share(slice(0, 7), rank, 3)
+        numpy_backend.restart(5)
+        forward_share(model, x[mine], DrawWindow(7, mine.start))
+        np.testing.assert_array_equal(dropout.mask, whole[mine])
+        np.testing.assert_array_equal(numpy_backend.uniform((3,), "float32"), after)
 
 
 def test_a_step_s_losses_are_this_rank_s_rows():

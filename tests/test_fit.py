@@ -4,8 +4,7 @@ import pytest
 
 import gpunet
 from gpunet.checkpoint import load_checkpoint, save_checkpoint
-from gpunet.fitting import evaluate, fit
-from gpunet.metrics import NonFiniteLoss
+from gpunet.train import NonFiniteLoss, evaluate, fit
 from conftest import host
 from random_reference import Recorder, device_key, permutation, uniform
 

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 import gpunet
-from gpunet import training
 from gpunet.backend.fused import GraphCaptureError
 from gpunet.bench.trainers import mnist_like
-from gpunet.metrics import EpochMetrics
+from gpunet.train import EpochMetrics
 from gpunet.planning import graph as graphs
 from test_cli_errors import gpunet_cli
 from test_planning import model_of
@@ -33,7 +32,7 @@ def train(backend, name, batch_size, graph, *, epochs=3, samples=70, model=None)
     for epoch in range(1, epochs + 1):
         gpunet.seeding.start_epoch(epoch)
         metrics = EpochMetrics(backend, len(x), batch_size, epoch)
-        for _ in training.steps(model, gpunet.SoftmaxCrossEntropy(), optimizer, x, y, batch_size,
+        for _ in gpunet.train.steps(model, gpunet.SoftmaxCrossEntropy(), optimizer, x, y, batch_size,
                                 shuffle=True, metrics=metrics, graph=graph):
             pass
         records += [metrics.losses.copy(), metrics.hits.copy()]
@@ -77,7 +76,7 @@ def test_the_state_advances_by_a_batch_and_its_draws_each_step(numpy_backend):
     plan = gpunet.planning.step._PLANS[model]
     assert plan.counters == 16 * 30 + 16 * 10  # the deep model's two dropout stages
     assert plan.skips == [0, 16 * 30, 16 * 40]
-    (offset, counter), epoch_start = plan.graph.state, start[-1]
+    (offset, counter), epoch_start = graphs.step_graph(plan).state, start[-1]
     assert epoch_start[0] == 0 and epoch_start[1] == 70  # after the shuffle's 70 draws
     assert (offset, counter) == (4 * 16, 70 + 4 * plan.counters)
     assert numpy_backend.drawn == counter + 6 * 40  # and the eager tail of 6 rows
@@ -93,7 +92,8 @@ def test_a_new_batch_size_plans_and_captures_again(numpy_backend):
         replanned = gpunet.planning.step._PLANS[model]
         assert replanned is not plan and replanned.batch == 10
         if graph == "on":
-            assert replanned.graph is not plan.graph and replanned.graph.x.shape[0] == 10
+            replayed = graphs.step_graph(replanned)
+            assert replayed.plan is replanned and replayed.x.shape[0] == 10
             assert paths == ["graph (stand-in)"] * 2
         results[graph] = first + second
     for a, b in zip(results["on"], results["off"], strict=True):
@@ -270,7 +270,7 @@ def interleaved(backend, graph, change, models=1, epochs=2):
             gpunet.set_train(model, True)
             metrics = EpochMetrics(backend, len(x), 8, epoch)
             results.append(metrics.losses)
-            epochs_steps.append(training.steps(model, gpunet.SoftmaxCrossEntropy(), optimizer,
+            epochs_steps.append(gpunet.train.steps(model, gpunet.SoftmaxCrossEntropy(), optimizer,
                                                x, y, 8, shuffle=True, metrics=metrics,
                                                graph=graph))
         for step in range(len(x) // 8 + 1):

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 import gpunet
-from gpunet.metrics import EpochMetrics, NonFiniteLoss
-from gpunet.training import steps
+from gpunet.train import EpochMetrics, NonFiniteLoss, steps
 from gpunet.bench.trainers import mnist_like
 
 

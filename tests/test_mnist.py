@@ -1,7 +1,7 @@
 """The deep model on real MNIST digits: 8,000 test digits to train, the other 2,000 to test."""
 import gpunet
 from gpunet.data.preprocess import prepare
-from gpunet.fitting import fit
+from gpunet.train import fit
 from gpunet.models import mnist_model
 
 

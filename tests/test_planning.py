@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 import gpunet
-from gpunet import planning, training
+from gpunet import planning
+from gpunet.train import step as train_step
 from gpunet.bench.trainers import mnist_like
-from gpunet.metrics import EpochMetrics
+from gpunet.train import EpochMetrics
 
 
 def model_of(name, backend, dtype=None):
@@ -37,11 +38,11 @@ def train(backend, name, batch_size, *, planned, optimizer=None, dtype=None, epo
     records = []
     with pytest.MonkeyPatch.context() as patch:
         if not planned:
-            patch.setattr(training, "plan_step", lambda *args: None)
+            patch.setattr(train_step, "plan_step", lambda *args: None)
         for epoch in (1, 2)[:epochs]:
             gpunet.seeding.start_epoch(epoch)
             metrics = EpochMetrics(backend, len(x), batch_size, epoch)
-            for _ in training.steps(model, gpunet.SoftmaxCrossEntropy(), optimizer, x, y,
+            for _ in gpunet.train.steps(model, gpunet.SoftmaxCrossEntropy(), optimizer, x, y,
                                     batch_size, shuffle=True, metrics=metrics):
                 pass
             # the path taken: a planned run that planned nothing would prove nothing
@@ -141,13 +142,13 @@ def test_a_planned_step_allocates_no_activation_sized_array(numpy_backend):
     activation = 1024 * 30 * 4
     assert peak_bytes(step) < activation
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(training, "plan_step", lambda *args: None)
+        patch.setattr(train_step, "plan_step", lambda *args: None)
         model = model_of("deep", numpy_backend)
         x, labels = mnist_like(1024)
         y = gpunet.one_hot_encode(labels, backend=numpy_backend)
 
         def eager():
-            for _ in training.steps(model, gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.1), x,
+            for _ in gpunet.train.steps(model, gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.1), x,
                                     y, 1024):
                 pass
 
@@ -268,8 +269,8 @@ def test_a_tail_share_of_a_planned_shares_size_runs_eagerly(numpy_backend):
         metrics = EpochMetrics(numpy_backend, 63, 4, 1, comm=ThirdOfThree())
         with pytest.MonkeyPatch.context() as patch:
             if not planned:
-                patch.setattr(training, "plan_step", lambda *args: None)
-            for _ in training.steps(model, gpunet.SoftmaxCrossEntropy(), optimizer, x, y, 4,
+                patch.setattr(train_step, "plan_step", lambda *args: None)
+            for _ in gpunet.train.steps(model, gpunet.SoftmaxCrossEntropy(), optimizer, x, y, 4,
                                     metrics=metrics, comm=ThirdOfThree()):
                 pass
         results.append([p.copy() for p in model.params()] + [metrics.losses])

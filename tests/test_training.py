@@ -4,7 +4,7 @@ import pytest
 
 import gpunet
 from conftest import host
-from gpunet.training import steps
+from gpunet.train import steps
 from random_reference import Recorder, device_key, permutation
 
 

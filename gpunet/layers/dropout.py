@@ -5,6 +5,7 @@ import numbers
 from typing import Any
 
 from ..backend import Array, backend_of
+from ..backend.draw_window import DrawWindow
 from .layer import Layer, check_same_shape
 
 
@@ -36,11 +37,14 @@ class Dropout(Layer):
         """What a kept input is multiplied by while training."""
         return 1 / (1 - self.p) if self.inverted else 1
 
-    def forward(self, input: Any) -> Array:
+    def forward(self, input: Any, window: DrawWindow | None = None) -> Array:
+        """While training, the mask of x takes the backend's next x.size uniform
+        draws (``Backend.dropout``), or, with ``window`` (these rows are a rank's
+        share of a batch), these rows' part of the whole batch's draw."""
         backend = backend_of(input)
         x = backend.asarray(input)
         if self.train:
-            output, self.mask = backend.dropout(x, self.p, self.training_scale)
+            output, self.mask = backend.dropout(x, self.p, self.training_scale, window)
             return output
         self.mask = None
         return x if self.inverted else x * (1 - self.p)

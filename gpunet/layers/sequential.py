@@ -4,6 +4,8 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 from ..backend import Array
+from ..backend.draw_window import DrawWindow
+from .dropout import Dropout
 from .layer import Layer
 from .packing import pack
 
@@ -29,9 +31,10 @@ class Sequential(Layer):
     def __repr__(self) -> str:
         return "Sequential([" + ", ".join(map(repr, self.layers)) + "])"
 
-    def forward(self, input: Any) -> Array:
+    def forward(self, input: Any, window: DrawWindow | None = None) -> Array:
+        """Each layer's forward in turn; ``window`` as ``forward_share`` takes it."""
         for layer in self.layers:
-            input = layer.forward(input)
+            input = forward_share(layer, input, window)
         return input
 
     def backward(self, gradient: Any) -> Array:
@@ -86,6 +89,15 @@ class Sequential(Layer):
 
     def _array_ids(self) -> list[int]:
         return list(map(id, self.params() + self.grads()))
+
+
+def forward_share(layer: Layer, input: Any, window: DrawWindow | None) -> Array:
+    """``layer.forward(input)``; with ``window`` (the rows are a rank's share of a
+    batch), a Dropout's draws, here or within Sequentials, are its rows of the
+    whole batch's draw (``Dropout.forward``)."""
+    if window is None or not isinstance(layer, (Dropout, Sequential)):
+        return layer.forward(input)
+    return layer.forward(input, window)
 
 
 def _check_each_once(layers: Sequence[Layer]) -> None:

@@ -17,13 +17,14 @@ to the backend's again (one small copy, only then).
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
 
 from ..backend import Array, Backend
 from ..backend.fused import GraphCaptureError, Replay
-from ..metrics import EpochMetrics
+from ..layers import Layer
 from .step import StepPlan
 
 MODES = ("on", "off", "auto")
@@ -73,14 +74,15 @@ class StepGraph:
         self.counter = 0  # the backend's next counter, as this graph's state holds it
         self.path = "planned"  # until a capture succeeds
 
-    def start_epoch(self, x: Array, y: Array, order: Array | None,
-                    metrics: EpochMetrics) -> None:
-        """Bind the epoch's data ``x``, ``y`` (in the plan's dtype), its order (None:
-        as they are) and metrics, and set the state to row 0 and the backend's
-        next counter (one small copy to the device)."""
+    def start_epoch(self, x: Array, y: Array, order: Array | None, losses: Array,
+                    hits: Array) -> None:
+        """Bind the epoch's data ``x``, ``y`` (in the plan's dtype), its order
+        (None: as they are) and the arrays of its samples' ``losses`` and
+        ``hits``, and set the state to row 0 and the backend's next counter
+        (one small copy to the device)."""
         b = self.backend
         order = b.xp.arange(len(x), dtype=np.int64) if order is None else order
-        bound = (x, y, order, metrics.losses, metrics.hits)
+        bound = (x, y, order, losses, hits)
         if not _identical(bound, self.bound):
             self.replay = None  # the captured step holds the old arrays
         self.bound = bound
@@ -143,7 +145,13 @@ def _identical(first: tuple | list, second: tuple | list) -> bool:
 
 
 def step_graph(plan: StepPlan) -> StepGraph:
-    """``plan``'s StepGraph, made on first use and kept with it."""
-    if plan.graph is None:
-        plan.graph = StepGraph(plan)
-    return plan.graph
+    """``plan``'s StepGraph, made on first use and kept with the plan's model
+    (which the plan and graph hold only weakly) while its plan stays the same."""
+    model = plan.model()
+    graph = _GRAPHS.get(model)
+    if graph is None or graph.plan is not plan:
+        graph = _GRAPHS[model] = StepGraph(plan)
+    return graph
+
+
+_GRAPHS: weakref.WeakKeyDictionary[Layer, StepGraph] = weakref.WeakKeyDictionary()

@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from ..backend import Array, Backend
+from ..backend.draw_window import DrawWindow
 from ..layers import Layer
 from ..losses import Loss, SoftmaxCrossEntropy
 from ..optimizers import GradientDescent, Momentum, Optimizer
 from .stages import DenseStage, dense_stages
-
-if TYPE_CHECKING:
-    from .graph import StepGraph
 
 OPTIMIZERS = (GradientDescent, Momentum)
 
@@ -44,7 +42,6 @@ class StepPlan:
         sizes = [batch * s.linear.output_dim if s.dropout else 0 for s in stages]
         self.counters = sum(sizes)
         self.skips = [sum(sizes[:i]) for i in range(len(stages))]
-        self.graph: StepGraph | None = None  # made by graph.step_graph on first use
 
     def baked(self) -> tuple[tuple, list[Array]]:
         """What a captured step takes from the host as the capture finds it:
@@ -58,19 +55,21 @@ class StepPlan:
 
     def run(self, x: Array, targets: Array, losses: Array, hits: Array,
             state: Array | None = None,
-            reduce: Callable[[Layer], None] | None = None) -> None:
+            reduce: Callable[[Layer], None] | None = None,
+            window: DrawWindow | None = None) -> None:
         """Train on the batch ``x``, ``targets`` (``batch`` rows, in the plan's
         dtype); each sample's loss goes into ``losses`` and its hit into ``hits``.
         With a graph step's ``state`` the dropout counters are read from it
         (``dense_forward``), and the backend's are left alone. ``reduce(model)``,
-        if given, runs between the gradients and the update (data-parallel
-        training: ``Communicator.allreduce_gradients``)."""
+        if given, runs between the gradients and the update, and ``window`` says
+        which rows of the whole batch's dropout draws these are (data-parallel
+        training: ``Communicator.allreduce_gradients``, ``Dropout.forward``)."""
         b, stages, outputs = self.backend, self.stages, self.outputs
         inputs = [x, *outputs[:-1]]
         for stage, z, h, mask, skip in zip(stages[:-1], outputs, inputs, self.masks, self.skips):
             b.gemm(h, stage.linear.w, out=z, trans_b=True)
             b.dense_forward(z, stage.linear.b, z, activation=stage.activation,
-                            dropout=stage.dropout_args, mask=mask,
+                            dropout=stage.dropout_args, mask=mask, window=window,
                             state=None if state is None or not stage.dropout else (state, skip))
         last = stages[-1].linear
         b.gemm(inputs[-1], last.w, out=outputs[-1], trans_b=True)
