@@ -11,14 +11,27 @@ synchronises, copies to the host, reduces with MPI and copies back.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..backend import Array, Backend
 
-if TYPE_CHECKING:
-    from .comm import MPICommunicator
+
+class HostRanks(Protocol):
+    """What the device collectives take from the communicator (``MPICommunicator``):
+    its ranks, and its collectives on host arrays and Python objects."""
+    rank: int
+    size: int
+    local_size: int
+
+    def allreduce(self, array: np.ndarray) -> None: ...
+
+    def broadcast(self, array: np.ndarray, root: int = 0) -> None: ...
+
+    def gather(self, value: Any) -> list[Any]: ...
+
+    def bcast(self, value: Any, root: int = 0) -> Any: ...
 
 
 class DeviceCollectives(Protocol):
@@ -34,7 +47,7 @@ class HostStaged:
 
     path = "host-staged MPI"
 
-    def __init__(self, comm: MPICommunicator, backend: Backend) -> None:
+    def __init__(self, comm: HostRanks, backend: Backend) -> None:
         self.comm, self.backend = comm, backend
 
     def allreduce(self, array: Array) -> None:
@@ -56,7 +69,7 @@ class Nccl:
 
     path = "NCCL"
 
-    def __init__(self, comm: MPICommunicator, nccl: Any, cupy: Any) -> None:
+    def __init__(self, comm: HostRanks, nccl: Any, cupy: Any) -> None:
         self.nccl, self.cupy = nccl, cupy
         unique_id = comm.bcast(nccl.get_unique_id() if comm.rank == 0 else None)
         self.communicator = nccl.NcclCommunicator(comm.size, unique_id, comm.rank)
@@ -93,7 +106,7 @@ def nccl_module() -> tuple[Any, Any] | str:
     return nccl, cupy
 
 
-def device_collectives(comm: MPICommunicator, backend: Backend,
+def device_collectives(comm: HostRanks, backend: Backend,
                        use_nccl: bool) -> DeviceCollectives:
     """NCCL where every rank can use it (the choice is agreed among the ranks,
     and each rank of a machine needs a GPU of its own), else HostStaged."""
