@@ -9,7 +9,7 @@ from ..functional import binary_encode, fizz_buzz_encode
 from ..layers import Layer, Linear, Sequential, Sigmoid, Tanh
 from ..losses import SSE, SoftmaxCrossEntropy
 from ..optimizers import Momentum
-from ..training import accuracy
+from ..train.metrics import accuracy
 from .loop import train_epochs
 
 NUM_HIDDEN = 25

@@ -1,4 +1,6 @@
-"""The epoch loop the experiments share: train, then show progress once per epoch."""
+"""The epoch loop the experiments share: ``train_epoch`` for each numbered
+epoch (so its random draws follow ``gpunet.train.epoch``'s rule, as ``fit``'s
+do), then progress shown once per epoch."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -8,7 +10,8 @@ import tqdm
 from ..layers import Layer
 from ..losses import Loss
 from ..optimizers import Optimizer
-from ..training import check_count, train_epoch
+from ..train.checks import check_count
+from ..train.epoch import train_epoch
 
 
 def train_epochs(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any, *,
@@ -20,9 +23,10 @@ def train_epochs(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, ta
     batch_size = check_count("batch_size", batch_size, 1)
     losses: list[float] = []
     scores: list[float] = []
-    with tqdm.trange(epochs, disable=not progress) as bar:
-        for _ in bar:
-            losses.append(float(train_epoch(model, loss, optimizer, inputs, targets, batch_size)))
+    with tqdm.trange(1, epochs + 1, disable=not progress) as bar:
+        for epoch in bar:
+            losses.append(float(train_epoch(model, loss, optimizer, inputs, targets, batch_size,
+                                            epoch=epoch)))
             text = f"{label} loss: {losses[-1]:.3f}"
             if score is not None:
                 scores.append(score())
