@@ -28,7 +28,7 @@ WAYS = ("plain", "planned", "eager")
 def train(way: str, steps: int, batch_size: int) -> None:
     """One warm-up step, then an epoch of ``steps`` steps, the ``way`` asked for."""
     import gpunet
-    from gpunet import training
+    from gpunet.train import step as train_step
 
     from . import plain_numpy
     from .bench_core import data
@@ -43,7 +43,7 @@ def train(way: str, steps: int, batch_size: int) -> None:
             plain_numpy.epoch(params, updates, inputs, targets, batch_size, rng)
         return
     if way == "eager":
-        training.plan_step = lambda *args: None
+        train_step.plan_step = lambda *args: None
     backend = gpunet.get_backend("numpy")
     gpunet.seed(0)
     model = gpunet.mnist_model("deep", backend=backend)
