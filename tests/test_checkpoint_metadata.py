@@ -11,6 +11,7 @@ import safetensors.numpy
 import gpunet
 from gpunet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, widths
 from gpunet.layers import Linear, Sequential, Tanh
+from gpunet.layers.spec import KEYS
 from gpunet.models import mnist_model
 from test_checkpoint import rewrite_metadata, save
 
@@ -90,34 +91,12 @@ def test_a_bad_field_is_refused_naming_it(numpy_backend, path, field, value, mes
     refused(path, numpy_backend, message)
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"train_subset": "100"}, "config.train_subset must be null or an integer of at least 1, "
-                              "got '100'"),
-    ({"test_subset": 0}, "config.test_subset must be null or an integer of at least 1, got 0"),
-    ({"train_subset": 0}, "config.train_subset must be null or an integer of at least 1, got 0"),
-    ({"train_subset": -5}, "config.train_subset must be null or an integer of at least 1, "
-                           "got -5"),
-    ({"model": "resnet"}, "config.model must be one of logistic, deep, wide, got 'resnet'"),
-    ({"model": ["deep"]}, "config.model must be one of logistic, deep, wide, got ['deep']"),
-    ({"batch_size": -3}, "config.batch_size must be an integer of at least 1, got -3"),
-    ({"batch_size": "32"}, "config.batch_size must be an integer of at least 1, got '32'"),
-    ({"batch_size": True}, "config.batch_size must be an integer of at least 1, got True"),
-    ({"epochs": 2.0}, "config.epochs must be an integer of at least 0, got 2.0"),
-    ({"seed": -1}, "config.seed must be an integer of at least 0, got -1"),
-    ({"dataset": 7}, "config.dataset must be a dataset name, got 7"),
-    ({"optimizer": "adam"}, "config.optimizer must be momentum or sgd, got 'adam'"),
-    ({"learning_rate": float("nan")}, "config.learning_rate must be a number in [0, inf), got nan"),
-    ({"momentum": 1}, "config.momentum must be a number in [0, 1), got 1"),
-    ({"mean_pixel": -0.5}, "config.mean_pixel must be a number in [0, 255], got -0.5"),
-    ({"mean_pixel": 255.01}, "config.mean_pixel must be a number in [0, 255], got 255.01"),
-    ({"mean_pixel": float("nan")}, "config.mean_pixel must be a number in [0, 255], got nan"),
-    ({"mean_pixel": float("inf")}, "config.mean_pixel must be a number in [0, 255], got inf"),
-    ({"mean_pixel": "72.9"}, "config.mean_pixel must be a number in [0, 255], got '72.9'"),
-    ({"mean_pixel": True}, "config.mean_pixel must be a number in [0, 255], got True"),
-])
-def test_a_bad_setting_is_refused_naming_it(numpy_backend, path, config, message):
+def test_the_config_is_the_callers_any_json_object(numpy_backend, path):
+    """The checkpoint does not know gpunet train's settings (``test_cli_run_settings``
+    checks them): a config that the command would refuse loads from Python."""
+    config = {"model": "resnet", "train_subset": 0, "mean_pixel": -1, "dataset": 7}
     rewrite_metadata(path, config=json.dumps(config))
-    refused(path, numpy_backend, message)
+    assert load_checkpoint(path, numpy_backend).config == config
 
 
 def test_a_missing_field_is_named(numpy_backend, path):
@@ -159,7 +138,7 @@ def linear(input_dim=784, output_dim=30, init="xavier", **extra):
      "layers[0].inverted must be true or false, got 'yes'"),
     ({"layer": "Tanh", "alpha": 1}, "layers[0]: a Tanh description has the keys [], got ['alpha']"),
     ({"layer": "os.system"}, "layers[0]: a layer description must be a dict whose 'layer' is one "
-     "of Sequential, Linear, Dropout, Sigmoid, Tanh, Relu, got {'layer': 'os.system'}"),
+     f"of {', '.join(KEYS)}, got {{'layer': 'os.system'}}"),
     ({"layer": "Sequential", "layers": {"0": linear()}},
      "layers[0].layers must be a list, got {'0': {'init': 'xavier', 'input_dim': 784, "
      "'layer': 'Linear', 'output_dim': 30}}"),
@@ -224,12 +203,6 @@ def test_parameters_that_are_not_float32_or_float64_are_refused(numpy_backend, p
         load_checkpoint(path, numpy_backend)
 
 
-@pytest.mark.parametrize("mean", [0, 255, 72.94035223214286])
-def test_a_mean_pixel_in_range_is_kept(numpy_backend, path, mean):
-    rewrite_metadata(path, config=json.dumps({"mean_pixel": mean}))
-    assert load_checkpoint(path, numpy_backend).config == {"mean_pixel": mean}
-
-
 def test_the_settings_gpunet_train_writes_and_others_round_trip(numpy_backend, tmp_path):
     config = {**CLI_CONFIG, "note": ["anything", {"else": None}]}
     save_checkpoint(tmp_path / "a.ckpt", Sequential([Linear(784, 10, backend=numpy_backend)]),
@@ -241,8 +214,6 @@ def test_the_settings_gpunet_train_writes_and_others_round_trip(numpy_backend, t
 @pytest.mark.parametrize("change, message", [
     ({"epoch": -1}, "epoch must be a non-negative integer, got '-1'"),
     ({"seed": -2}, "seed must be a non-negative integer, got '-2'"),
-    ({"config": {"model": "resnet"}}, "config.model must be one of logistic, deep, wide, "
-                                      "got 'resnet'"),
     ({"history": [1]}, "history must be a JSON list of objects, got [1]"),
 ])
 def test_metadata_a_load_would_refuse_is_never_saved(numpy_backend, tmp_path, change, message):

@@ -3,13 +3,13 @@
 The file holds only arrays and a JSON header (never pickle), so loading one
 runs no code: the architecture is data that ``layers.build`` turns into known
 layer types, once the metadata are checked (``metadata.py``) and the arrays
-found to fit (``model.py``). Saving goes through ``atomic.replacing``, so an
-interrupted save leaves the previous checkpoint whole.
+found to fit (``model.py``). The config is the caller's JSON object, checked
+by its reader (``check_config``). Saving goes through ``atomic.replacing``, so
+an interrupted save leaves the previous checkpoint whole.
 """
 from __future__ import annotations
 
 import json
-import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +20,15 @@ import safetensors.numpy
 
 from ..atomic import replacing
 from ..backend import Backend, backend_of, get_backend
-from ..data.sources import get_source
 from ..layers import Layer, describe
 from ..optimizers import GradientDescent, Momentum, Optimizer
 from .container import FORMAT, CheckpointError, metadata_of, numbered, read_file, tensors
-from .metadata import fields
+from .metadata import RATES, Rule, check_config, fields
 from .model import model_from, momentum_state, widths
+from .trained_on import MEAN_PIXEL, recorded
 
-__all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint", "widths"]
+__all__ = ["Checkpoint", "CheckpointError", "MEAN_PIXEL", "RATES", "Rule", "check_config",
+           "load_checkpoint", "save_checkpoint", "widths"]
 
 
 @dataclass
@@ -48,17 +49,12 @@ def save_checkpoint(path: str | os.PathLike, model: Layer, optimizer: Optimizer,
     """Write the checkpoint atomically to ``path`` and return it; CheckpointError,
     writing nothing, for metadata that ``load_checkpoint`` would refuse.
 
-    ``dataset`` (a name ``load_mnist`` knows) and ``mean_pixel`` (its result's
-    ``.mean_pixel``) go into ``config``, where ``gpunet eval`` finds the test set
-    and centres it as in training; ValueError if ``config`` says otherwise."""
+    ``config`` is any JSON object, the caller's; ``dataset`` (a name ``load_mnist``
+    knows) and ``mean_pixel`` (its result's ``.mean_pixel``) are recorded in it, so
+    that the model can be tested on the data it was trained on, centred as in
+    training; ValueError if ``config`` says otherwise."""
     from .. import __version__
-    config = dict(config or {})
-    if dataset is not None:
-        get_source(dataset)  # DatasetError naming the known datasets
-        _record(config, "dataset", dataset)
-    if mean_pixel is not None:
-        is_number = isinstance(mean_pixel, numbers.Real) and not isinstance(mean_pixel, bool)
-        _record(config, "mean_pixel", float(mean_pixel) if is_number else mean_pixel)
+    config = recorded(config or {}, dataset, mean_pixel, path)
     params = model.params()
     backend_arrays = {f"param.{i}": p for i, p in enumerate(params)}
     if isinstance(optimizer, Momentum):
@@ -90,13 +86,6 @@ def load_checkpoint(path: str | os.PathLike, backend: str | Backend | None = Non
                                            backend, path)
     return Checkpoint(model, optimizer, checked["epoch"], checked["seed"], checked["config"],
                       checked["history"], checked["gpunet_version"])
-
-
-def _record(config: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``config[key]``; ValueError if it holds another value already."""
-    if config.get(key, value) != value:
-        raise ValueError(f"{key} {value!r} contradicts the config's {config[key]!r}")
-    config[key] = value
 
 
 def _host(array: Any) -> np.ndarray:

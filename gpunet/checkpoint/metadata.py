@@ -2,7 +2,9 @@
 
 Everything is checked before anything is built: an edited or hostile file gets
 a CheckpointError naming the field, never an exception from deep inside (a
-RecursionError, a 7 TiB allocation).
+RecursionError, a 7 TiB allocation). The config is its writer's JSON object:
+the format checks only that it is one, and ``check_config`` checks its keys
+against the rules of whoever reads them.
 """
 from __future__ import annotations
 
@@ -12,16 +14,13 @@ import reprlib
 from typing import Any, Callable
 
 from ..layers.spec import parameter_shapes
-from ..models import PRESETS
 from ..optimizers import GradientDescent, Momentum, Optimizer, valid_learning_rate, valid_momentum
 from .container import CheckpointError
 
 MAX_DIGITS = 4300  # of the epoch and the seed: as many as Python's int() reads
 
 
-def _count(minimum: int) -> Callable[[Any], bool]:
-    """A test of a value: is it a JSON integer of at least ``minimum``?"""
-    return lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+Rule = tuple[Callable[[Any], bool], str]  # a test of a JSON value, and what it must be
 
 
 def _rate(check: Callable[[float], float]) -> Callable[[Any], bool]:
@@ -38,28 +37,9 @@ def _rate(check: Callable[[float], float]) -> Callable[[Any], bool]:
     return valid
 
 
-def _pixel(value: Any) -> bool:
-    """A test of a value: is it a JSON number in [0, 255], a pixel's range?"""
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value <= 255
-
-
-# The settings ``gpunet train`` keeps in a checkpoint's config (and the optimizer's
-# rates), and what each must be.
-CONFIG: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "dataset": (lambda value: isinstance(value, str), "a dataset name"),
-    "model": (lambda value: value in PRESETS, f"one of {', '.join(PRESETS)}"),
-    "epochs": (_count(0), "an integer of at least 0"),
-    "batch_size": (_count(1), "an integer of at least 1"),
-    "seed": (_count(0), "an integer of at least 0"),
-    "optimizer": (lambda value: value in ("momentum", "sgd"), "momentum or sgd"),
-    "train_subset": (lambda value: value is None or _count(1)(value),
-                     "null or an integer of at least 1"),
-    "test_subset": (lambda value: value is None or _count(1)(value),
-                    "null or an integer of at least 1"),
-    "learning_rate": (_rate(valid_learning_rate), "a number in [0, inf)"),
-    "momentum": (_rate(valid_momentum), "a number in [0, 1)"),
-    "mean_pixel": (_pixel, "a number in [0, 255]"),
-}
+# The rates of a saved optimizer, and what each must be.
+RATES: dict[str, Rule] = {"learning_rate": (_rate(valid_learning_rate), "a number in [0, inf)"),
+                          "momentum": (_rate(valid_momentum), "a number in [0, 1)")}
 
 
 OPTIMIZER_KEYS = {"Momentum": {"type", "learning_rate", "momentum"},
@@ -119,13 +99,21 @@ def _checked(value: Any, name: str, valid: Callable[[Any], bool], expected: str)
 
 
 def _config(text: str, name: str) -> dict[str, Any]:
-    """The settings of the run; those ``gpunet train`` reads must be valid, others pass."""
+    """The caller's settings: any JSON object (``check_config`` checks its keys)."""
     config = _json(text, name)
     _checked(config, name, lambda value: isinstance(value, dict), "a JSON object")
-    for key, (valid, expected) in CONFIG.items():
-        if key in config:
-            _checked(config[key], f"{name}.{key}", valid, expected)
     return config
+
+
+def check_config(config: dict[str, Any], rules: dict[str, Rule], path: Any) -> None:
+    """CheckpointError naming the first key of ``config`` that breaks its rule in
+    ``rules``, a caller's: the keys of a config are its writer's, not the format's."""
+    for key, rule in rules.items():
+        if key in config:
+            try:
+                _checked(config[key], f"config.{key}", *rule)
+            except ValueError as exc:
+                raise invalid(path, str(exc)) from None
 
 
 def _history(text: str, name: str) -> list[dict[str, Any]]:
@@ -145,7 +133,7 @@ def _optimizer(text: str, name: str) -> Optimizer:
         raise ValueError(f"{name}: a {kind} has the keys {sorted(OPTIMIZER_KEYS[kind])}, "
                          f"got {reprlib.repr(sorted(spec))}")
     for key in sorted(spec.keys() - {"type"}):
-        _checked(spec[key], f"{name}.{key}", *CONFIG[key])
+        _checked(spec[key], f"{name}.{key}", *RATES[key])
     if kind == "Momentum":
         return Momentum(spec["learning_rate"], spec["momentum"])
     return GradientDescent(spec["learning_rate"])

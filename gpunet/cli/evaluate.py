@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..backend import Array, Backend
-from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from ..checkpoint import Checkpoint, CheckpointError
 from ..data.preprocess import mean_pixel, model_ready
 from ..data.sources import SOURCES
 from ..fitting import evaluate
@@ -14,6 +14,7 @@ from ..losses import SoftmaxCrossEntropy
 from ..threads import chosen_threads
 from .data import check_fits, load_data
 from .options import count, data_options, open_backend
+from .run_settings import load_run
 
 
 def add_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -30,7 +31,7 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
 
 def run_eval(args: argparse.Namespace) -> int:
     backend = open_backend(args.backend, chosen_threads(args.threads))
-    checkpoint = load_checkpoint(args.checkpoint, backend)
+    checkpoint = load_run(args.checkpoint, backend)
     dataset = eval_dataset(args.checkpoint, checkpoint.config.get("dataset"), args.dataset)
     inputs, targets = test_set(checkpoint, dataset, args, backend)
     check_fits(checkpoint.model, inputs, targets, args.checkpoint, dataset)

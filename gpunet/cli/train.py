@@ -11,7 +11,7 @@ from typing import Any
 from .. import seeding
 from ..atomic import replacing
 from ..backend import Backend
-from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from ..checkpoint import Checkpoint, CheckpointError, save_checkpoint
 from ..data.idx import MAX_EXAMPLES
 from ..data.preprocess import Prepared, prepare
 from ..data.sources import SOURCES, SPLITS
@@ -30,6 +30,7 @@ from ..threads import chosen_threads
 from .data import DEFAULT_DATASET, check_fits, load_data
 from .options import (UsageError, checked_number, count, data_options, distinct_files,
                       open_backend, os_error, same_file, writable_path)
+from .run_settings import OPTIMIZERS, load_run
 from .signals import ending
 from .status import EXIT_ERROR, EXIT_NON_FINITE
 
@@ -57,7 +58,7 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
                           "else logistic 0.1, deep 0.5, wide 0.1)")
     cmd.add_argument("--momentum", type=checked_number(valid_momentum), default=None,
                      help="momentum in [0, 1) (default 0.99 at batch size 1, else 0.9)")
-    cmd.add_argument("--optimizer", choices=["momentum", "sgd"], default=None,
+    cmd.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
                      help="momentum (default, the notebook's) or sgd")
     cmd.add_argument("--seed", type=count(0), default=None, help="random seed (default 0)")
     cmd.add_argument("--train-subset", type=count(1), default=None, metavar="N",
@@ -92,7 +93,7 @@ def run_train(args: argparse.Namespace) -> int:
     threads = chosen_threads(args.threads, comm)
     backend = open_backend(args.backend, threads)
     select_device(backend, comm.local_rank)
-    resumed = load_checkpoint(args.resume, backend) if args.resume else None
+    resumed = load_run(args.resume, backend) if args.resume else None
     config = _config(args, resumed)
     done = resumed.epoch if resumed else 0
     trains = done < config["epochs"]
