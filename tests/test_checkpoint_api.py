@@ -2,6 +2,9 @@
 the dataset and mean pixel recorded."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -84,3 +87,11 @@ def test_a_bad_dataset_or_mean_pixel_is_refused_and_nothing_written(saved, tmp_p
     assert str(info.value).endswith(message)
     assert not (tmp_path / "b.ckpt").exists()
 
+
+
+def test_the_checkpoint_imports_no_command_and_no_model_preset():
+    """gpunet.checkpoint knows arrays and metadata: gpunet train's settings are the CLI's."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, gpunet.checkpoint; print(*sorted(sys.modules))"],
+        capture_output=True, text=True, check=True).stdout.split()
+    assert [name for name in loaded if name.startswith(("gpunet.cli", "gpunet.models"))] == []
