@@ -9,11 +9,10 @@ from .. import seeding
 from ..backend import Backend
 from ..functional import one_hot_encode
 from ..losses import SoftmaxCrossEntropy
-from ..models import mnist_model
+from ..models import PRESETS as MODELS, mnist_model
 from ..optimizers import Momentum
 from ..training import steps
 
-MODELS = ("logistic", "deep", "wide")
 LEARNING_RATE, MOMENTUM = 0.01, 0.99
 
 
