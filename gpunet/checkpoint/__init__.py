@@ -23,12 +23,12 @@ from ..backend import Backend, backend_of, get_backend
 from ..layers import Layer, describe
 from ..optimizers import GradientDescent, Momentum, Optimizer
 from .container import FORMAT, CheckpointError, metadata_of, numbered, read_file, tensors
-from .metadata import RATES, Rule, check_config, fields
+from .metadata import OPTIMIZER_RATES, Rule, check_config, fields
 from .model import model_from, momentum_state, widths
 from .trained_on import MEAN_PIXEL, recorded
 
-__all__ = ["Checkpoint", "CheckpointError", "MEAN_PIXEL", "RATES", "Rule", "check_config",
-           "load_checkpoint", "save_checkpoint", "widths"]
+__all__ = ["Checkpoint", "CheckpointError", "MEAN_PIXEL", "OPTIMIZER_RATES", "Rule",
+           "check_config", "load_checkpoint", "save_checkpoint", "widths"]
 
 
 @dataclass

@@ -38,8 +38,9 @@ def _rate(check: Callable[[float], float]) -> Callable[[Any], bool]:
 
 
 # The rates of a saved optimizer, and what each must be.
-RATES: dict[str, Rule] = {"learning_rate": (_rate(valid_learning_rate), "a number in [0, inf)"),
-                          "momentum": (_rate(valid_momentum), "a number in [0, 1)")}
+OPTIMIZER_RATES: dict[str, Rule] = {
+    "learning_rate": (_rate(valid_learning_rate), "a number in [0, inf)"),
+    "momentum": (_rate(valid_momentum), "a number in [0, 1)")}
 
 
 OPTIMIZER_KEYS = {"Momentum": {"type", "learning_rate", "momentum"},
@@ -133,7 +134,7 @@ def _optimizer(text: str, name: str) -> Optimizer:
         raise ValueError(f"{name}: a {kind} has the keys {sorted(OPTIMIZER_KEYS[kind])}, "
                          f"got {reprlib.repr(sorted(spec))}")
     for key in sorted(spec.keys() - {"type"}):
-        _checked(spec[key], f"{name}.{key}", *RATES[key])
+        _checked(spec[key], f"{name}.{key}", *OPTIMIZER_RATES[key])
     if kind == "Momentum":
         return Momentum(spec["learning_rate"], spec["momentum"])
     return GradientDescent(spec["learning_rate"])

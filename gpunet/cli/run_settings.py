@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..backend import Backend
-from ..checkpoint import MEAN_PIXEL, RATES, Checkpoint, Rule, check_config, load_checkpoint
+from ..checkpoint import (MEAN_PIXEL, OPTIMIZER_RATES, Checkpoint, Rule, check_config,
+                          load_checkpoint)
 from ..models import PRESETS
 
 OPTIMIZERS = ("momentum", "sgd")  # --optimizer's choices
@@ -35,7 +36,7 @@ SETTINGS: dict[str, Rule] = {
     "optimizer": (lambda value: value in OPTIMIZERS, " or ".join(OPTIMIZERS)),
     "train_subset": (_subset, "null or an integer of at least 1"),
     "test_subset": (_subset, "null or an integer of at least 1"),
-    **RATES,
+    **OPTIMIZER_RATES,
     "mean_pixel": MEAN_PIXEL,
 }
 
