@@ -22,8 +22,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .. import seeding
-from .draw_window import DrawWindow
-from .fused import FusedOperations
+from .activations import ActivationCall, ActivationsByName
+from .graph_step import GraphStepOperations
+from .planned_step import PlannedStepOperations
+from .products import MatrixProducts
 from .host_threads import threads_in_use
 
 # SplitMix64 (Steele, Lea and Flood, 2014), as kernels.py's dropout also computes it.
@@ -37,13 +39,16 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 Array = Any  # an array of the backend's module (numpy.ndarray, cupy.ndarray)
 
 
-class Backend(FusedOperations):
-    """Array creation, transfer, randomness and elementwise kernels for one device,
-    and the fused operations of a planned step (``fused.py``)."""
+class Backend(ActivationsByName, MatrixProducts, PlannedStepOperations, GraphStepOperations):
+    """Array creation, transfer, randomness and elementwise kernels for one device;
+    the matrix products (``products.py``), the operations of a planned step
+    (``planned_step.py``) and of a graph step (``graph_step.py``)."""
 
     name: str
     xp: ModuleType
     array_type: type
+    # While a data-parallel step runs: (its batch's rows, this rank's first row), for take_draws.
+    shared_rows: tuple[int, int] | None = None
 
     def __init__(self) -> None:
         seeding.on_seed(self.reseed)
@@ -106,30 +111,31 @@ class Backend(FusedOperations):
         first, self.drawn = self.drawn, self.drawn + n
         return first
 
-    def take_draws(self, shape: tuple[int, ...], window: DrawWindow | None = None) -> int:
+    def take_draws(self, shape: tuple[int, ...]) -> int:
         """The first counter of a draw of ``shape``, element i taking counter
-        first + i: the next prod(shape) counters; or, with ``window`` (these n
-        rows are rows start .. start + n - 1 of a batch of ``window.rows`` shared
-        among ranks), where they lie in the whole batch's draw, whose counters
-        are all reserved: first = next + start * prod(shape[1:])."""
-        if window is None:
-            return self.take_counters(math.prod(shape))
+        first + i: the next prod(shape) counters; or, while ``shared_rows`` =
+        (rows, start) says the draw's n rows are rows start .. start + n - 1 of
+        a batch of ``rows`` shared among ranks, where they lie in the whole
+        batch's draw, whose counters are all reserved."""
+        n = math.prod(shape)
+        if self.shared_rows is None:
+            return self.take_counters(n)
+        rows, start = self.shared_rows
         per_row = math.prod(shape[1:])
-        return self.take_counters(window.rows * per_row) + window.start * per_row
+        return self.take_counters(rows * per_row) + start * per_row
 
     def random_bits(self, n: int) -> Array:
         """The next ``n`` random 64-bit integers (uint64)."""
         return self._bits(self.take_counters(n), n)
 
-    def uniform(self, shape: tuple[int, ...], dtype: Any, out: Array | None = None,
-                window: DrawWindow | None = None) -> Array:
-        """The next uniform draws in [0, 1) (``take_draws``'s, ``window`` as
-        there), as an array of ``shape`` (into ``out`` if given): the top 24 bits
-        of each counter's random bits times 2^-24, so float32 and float64 draws
-        are the same numbers. Small requests are served from a block computed
-        ahead, in buffers kept for it (the values depend only on the counters)."""
+    def uniform(self, shape: tuple[int, ...], dtype: Any, out: Array | None = None) -> Array:
+        """The next uniform draws in [0, 1), as an array of ``shape`` (into ``out``
+        if given): the top 24 bits of each counter's random bits times 2^-24, so
+        float32 and float64 draws are the same numbers. Small requests are served
+        from a block computed ahead, in buffers kept for it (the values depend
+        only on the counters)."""
         n = math.prod(shape)
-        first = self.take_draws(shape, window)
+        first = self.take_draws(shape)
         if n > UNIFORM_BLOCK:
             draws = self._uniform24(first, n)
         else:
@@ -183,39 +189,17 @@ class Backend(FusedOperations):
 
     # -- activations: y = f(x), and dL/dx = f'(x) * gy computed from y ----------
     # Each writes into ``out`` when given, else a new array; an activation's ``out``
-    # may be its input, a gradient's must be neither ``y`` nor ``gy``.
-    def sigmoid(self, x: Array, out: Array | None = None) -> Array:
-        """1 / (1 + e^-x): exact in relative terms for every x; where e^-x
-        overflows to inf the result is the correct limit 0."""
-        y = self.xp.negative(x, out=out)
-        self.xp.exp(y, out=y)
-        y += 1
-        return self.xp.divide(1, y, out=y)
+    # may be its input, a gradient's must be neither ``y`` nor ``gy``. Each is
+    # also a method of its own name (``ActivationsByName``): backend.tanh(x).
+    def activate(self, activation: ActivationCall, x: Array, out: Array | None = None) -> Array:
+        """y = f(x), f the activation ``activation`` calls (activations.py)."""
+        return activation.formulas.forward(self.xp, x, out, *activation.values)
 
-    def sigmoid_grad(self, y: Array, gy: Array, out: Array | None = None) -> Array:
-        """sigma'(x) = y (1 - y)."""
-        gx = self.xp.subtract(1, y, out=self._grad_out(y, gy, out))
-        gx *= gy * y
-        return gx
-
-    def tanh(self, x: Array, out: Array | None = None) -> Array:
-        return self.xp.tanh(x, out=out)
-
-    def tanh_grad(self, y: Array, gy: Array, out: Array | None = None) -> Array:
-        """tanh'(x) = 1 - y^2."""
-        slope = self.xp.multiply(y, y, out=self._grad_out(y, gy, out))
-        self.xp.subtract(1, slope, out=slope)
-        slope *= gy
-        return slope
-
-    def relu(self, x: Array, out: Array | None = None) -> Array:
-        return self.xp.maximum(x, 0, out=out)
-
-    def relu_grad(self, y: Array, gy: Array, out: Array | None = None) -> Array:
-        """relu'(x) = 1 where y > 0, else 0 (the notebook's choice at x = 0)."""
-        gx = self.xp.greater(y, 0, out=self._grad_out(y, gy, out))
-        gx *= gy
-        return gx
+    def activate_grad(self, activation: ActivationCall, y: Array, gy: Array,
+                      out: Array | None = None) -> Array:
+        """dL/dx = f'(x) gy, from f's output ``y`` and its gradient ``gy``."""
+        return activation.formulas.gradient(self.xp, y, gy, self._grad_out(y, gy, out),
+                                            *activation.values)
 
     def _grad_out(self, y: Array, gy: Array, out: Array | None) -> Array:
         """``out``, else a new array for an activation gradient of ``y`` and ``gy``."""
@@ -251,13 +235,11 @@ class Backend(FusedOperations):
         return self.xp.equal(p.argmax(axis=-1), t.argmax(axis=-1), out=out)
 
     # -- dropout ------------------------------------------------------------
-    def dropout(self, x: Array, p: float, scale: float,
-                window: DrawWindow | None = None) -> tuple[Array, Array]:
+    def dropout(self, x: Array, p: float, scale: float) -> tuple[Array, Array]:
         """Keep each element with probability 1 - p: returns ``(x * mask, mask)``,
         with ``mask`` holding ``scale`` where the element's ``uniform`` draw
-        (``window`` as there) u >= p and 0 elsewhere (element i, in C order,
-        takes the i-th draw)."""
-        mask = self.keep_mask(self.uniform(x.shape, x.dtype, window=window), p, scale)
+        u >= p and 0 elsewhere (element i, in C order, takes the i-th draw)."""
+        mask = self.keep_mask(self.uniform(x.shape, x.dtype), p, scale)
         return x * mask, mask
 
     def keep_mask(self, u: Array, p: float, scale: float) -> Array:

@@ -12,9 +12,9 @@ A graph step (``gpunet/planning/graph.py``) is captured as a CUDA graph on a
 stream of its own and launched on the current one. Under capture nothing may
 allocate (the pool's addresses are baked into the graph) and CuPy's cuBLAS
 bindings refuse to run: every one, ``sgemm`` and ``gemmEx`` included, first
-calls ``setStream``, which raises while the stream captures
-(cupy_backends/cuda/libs/cublas.pyx: ``_setStream``, line 666, called by
-``sgemm`` at line 1080; ``setStream``, line 648). So the captured products
+calls ``_setStream``, and ``setStream`` raises while the stream captures
+(cupy_backends/cuda/libs/cublas.pyx: ``setStream``, ``_setStream``,
+``sgemm``). So the captured products
 call libcublas itself (``_Cublas``), its handle's stream and workspace set
 before the capture; where that fails, a small GEMM kernel of ``kernels.py``.
 """
@@ -27,8 +27,9 @@ from collections.abc import Callable
 import cupy
 import numpy as np
 
+from .activations import ActivationCall, activation_call
 from .base import Array, Backend, float_rows, row_length
-from .fused import GraphCaptureError
+from .graph_step import GraphCaptureError
 from .kernels import dense_kernel, elementwise
 
 CUBLAS_WORKSPACE_BYTES = 32 << 20  # NVIDIA's advice for Hopper; ample for earlier GPUs
@@ -54,23 +55,13 @@ class CupyBackend(Backend):
     def use_device(self, index: int) -> None:
         cupy.cuda.Device(index).use()
 
-    def sigmoid(self, x: Array, out: Array | None = None) -> Array:
-        return elementwise("sigmoid")(x, *_given(out))
+    def activate(self, activation: ActivationCall, x: Array, out: Array | None = None) -> Array:
+        return elementwise(activation.name)(x, *activation.values, *_given(out))
 
-    def sigmoid_grad(self, y: Array, gy: Array, out: Array | None = None) -> Array:
-        return elementwise("sigmoid_grad")(*_promoted(y, gy), *_given(out))
-
-    def tanh(self, x: Array, out: Array | None = None) -> Array:
-        return elementwise("tanh")(x, *_given(out))
-
-    def tanh_grad(self, y: Array, gy: Array, out: Array | None = None) -> Array:
-        return elementwise("tanh_grad")(*_promoted(y, gy), *_given(out))
-
-    def relu(self, x: Array, out: Array | None = None) -> Array:
-        return elementwise("relu")(x, *_given(out))
-
-    def relu_grad(self, y: Array, gy: Array, out: Array | None = None) -> Array:
-        return elementwise("relu_grad")(*_promoted(y, gy), *_given(out))
+    def activate_grad(self, activation: ActivationCall, y: Array, gy: Array,
+                      out: Array | None = None) -> Array:
+        return elementwise(f"{activation.name}_grad")(*_promoted(y, gy), *activation.values,
+                                                      *_given(out))
 
     def softmax_cross_entropy(self, z: Array, a: Array, scale: float) -> tuple[Array, Array]:
         k = float_rows("softmax_cross_entropy", z, a)
@@ -102,9 +93,9 @@ class CupyBackend(Backend):
         (grad,) = _cast(param.dtype, grad)
         elementwise("momentum_update")(grad, lr, momentum, 1 - momentum, param, velocity)
 
-    # -- the fused operations of a planned step (fused.py): one kernel each; gemm
-    # is fused.py's own, one cuBLAS call (cupy.matmul takes its transposed views
-    # and ``out`` as they are, without copies), but under a capture.
+    # -- the operations of a planned step (planned_step.py): one kernel each; gemm
+    # is products.py's own, one cuBLAS call (cupy.matmul takes its transposed
+    # views and ``out`` as they are, without copies), but under a capture.
     def gemm(self, a: Array, b: Array, out: Array | None = None, *, trans_a: bool = False,
              trans_b: bool = False) -> Array:
         if self.captured_gemm is None:
@@ -116,30 +107,35 @@ class CupyBackend(Backend):
             elementwise("gemm")(a, b, a.shape[1], b.shape[1], out)
         return out
 
-    def dense_forward(self, z: Array, bias: Array, y: Array, *, activation: str | None = None,
+    def dense_forward(self, z: Array, bias: Array, y: Array, *,
+                      activation: str | ActivationCall | None = None,
                       dropout: tuple[float, float] | None = None,
                       mask: Array | None = None,
                       state: tuple[Array, int] | None = None) -> Array:
         z, bias = _cast(y.dtype, z, bias)
+        call = activation and activation_call(activation)
         from_state = dropout is not None and state is not None
-        kernel = elementwise(dense_kernel("forward", activation, dropout is not None, from_state))
+        kernel = elementwise(dense_kernel("forward", call and call.name, dropout is not None,
+                                          from_state))
         draws = ()
         if dropout is not None:  # the first counter: the state's (and a skip), or the next
             first = (state[0], np.uint64(state[1])) if from_state else (
                 np.uint64(self.take_draws(z.shape)),)
             draws = (np.uint64(self.key), *first, *dropout)
-        kernel(z, bias, *draws, y, *_given(mask))
+        kernel(z, bias, *draws, *(call.values if call else ()), y, *_given(mask))
         return y
 
     def dense_backward(self, y: Array | None, gy: Array, dz: Array | None, db: Array, *,
-                       activation: str | None = None, mask: Array | None = None) -> Array:
+                       activation: str | ActivationCall | None = None,
+                       mask: Array | None = None) -> Array:
         shape = gy.shape[:1] + db.shape  # (N, k): the rows of gy, a column of db each
         y = y if activation else None  # read only for an activation's gradient
         dz = dz if activation or mask is not None else None  # else it would be gy itself
         _require_shapes("dense_backward", shape, gy=gy, y=y, mask=mask, dz=dz)
         inputs = _cast(db.dtype, *(x for x in (y, gy, mask) if x is not None))
-        kernel = elementwise(dense_kernel("backward", activation, mask is not None))
-        kernel(*inputs, *shape, *_given(dz), db)
+        call = activation and activation_call(activation)
+        kernel = elementwise(dense_kernel("backward", call and call.name, mask is not None))
+        kernel(*inputs, *shape, *(call.values if call else ()), *_given(dz), db)
         return gy if dz is None else dz
 
     def dense_softmax_cross_entropy(self, z: Array, bias: Array, a: Array, scale: float,
@@ -152,8 +148,7 @@ class CupyBackend(Backend):
         bias, a = _cast(z.dtype, bias, a)
         elementwise(operation)(z, bias, a, k, scale, losses, hits, gradient)
 
-
-    # -- a graph step (fused.py): the same operations, one kernel each -----------
+    # -- a graph step (graph_step.py): the same operations, one kernel each ------
     def gather_rows(self, source: Array, order: Array, state: Array, out: Array) -> Array:
         return elementwise("gather_rows")(source, order, state, source.shape[1], out)
 
@@ -163,8 +158,8 @@ class CupyBackend(Backend):
 
     def capture(self, record: Callable[[], None], gemm: str) -> Callable[[], None]:
         """``record()`` captured as a CUDA graph on a non-blocking stream (CuPy
-        refuses the legacy default stream: cupy/cuda/stream.pyx, begin_capture,
-        line 394), its products through ``gemm``, then launched once; returns
+        refuses the legacy default stream: cupy/cuda/stream.pyx, ``begin_capture``),
+        its products through ``gemm``, then launched once; returns
         what launches it again, on the current stream, so it stays in order
         with the eager work there. GraphCaptureError, nothing launched, where
         the capture fails."""

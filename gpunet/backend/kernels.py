@@ -4,8 +4,9 @@
 CUDA operation text verbatim, so the sources can be checked without a device
 (tests/test_nvrtc.py compiles each with NVRTC); ``elementwise(name)`` builds
 the CuPy kernel object, once. The activations and the dense-stage kernels of a
-planned step are generated from one table of formulas (``ACTIVATIONS``), one
-kernel per activation and dropout or not (``dense_kernel`` names them).
+planned step are generated from the table of activations (``ACTIVATIONS`` of
+activations.py), one kernel per activation and dropout or not
+(``dense_kernel`` names them); an activation's parameters are ``T`` scalars.
 
 Every kernel is generic over its type placeholders ``T`` (and ``U``), float32
 or float64: constants are written ``T(1)`` and scalars arrive as ``T``
@@ -28,6 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .activations import ACTIVATIONS
+from .graph_step import COUNTER, OFFSET
+from .splitmix import GAMMA, MIX1, MIX2
+
 if TYPE_CHECKING:
     import cupy
 
@@ -42,38 +47,38 @@ class KernelSpec:
     operation: str
 
 
-# Each activation: a statement setting y from its input x, and the gradient gx
-# at x as an expression of the output y and its gradient gy.
-ACTIVATIONS = {
-    # 1 / (1 + e^-x) from e = e^-|x| <= 1, so nothing overflows for any x:
-    # x >= 0 gives 1 / (1 + e), x < 0 gives e / (1 + e); a NaN stays NaN.
-    "sigmoid": ("const T e = exp(-fabs(x)); y = (x >= T(0) ? T(1) : e) / (T(1) + e)",
-                "gy * y * (T(1) - y)"),
-    "tanh": ("y = tanh(x)", "gy * (T(1) - y * y)"),
-    # max(x, 0) that keeps a NaN, as NumPy's maximum does; the gradient gy * [y > 0]
-    # as NumPy computes it: a NaN or infinite gy still gives NaN where y <= 0.
-    "relu": ("y = x < T(0) ? T(0) : x", "gy * T(y > T(0))"),
-}
-IDENTITY = ("y = x", "gy")
+IDENTITY = ("y = x", "gy")  # a dense stage without an activation
 # The dense-stage kernels of a planned step: one per (activation or None, dropout or not).
 DENSE_VARIANTS = [(activation, dropout) for activation in (None, *ACTIVATIONS)
                   for dropout in (False, True)]
 
+
+def _activation_params(activation: str | None) -> str:
+    """The kernel parameters of ``activation``'s scalars: ", T alpha", ... (or "")."""
+    return "".join(f", T {name}" for name in ACTIVATIONS[activation].params) if activation else ""
+
+
+def _formulas(activation: str | None) -> tuple[str, str]:
+    """(statement setting y from x, expression of the gradient) of ``activation``."""
+    if activation is None:
+        return IDENTITY
+    return ACTIVATIONS[activation].kernel_forward, ACTIVATIONS[activation].kernel_gradient
+
+
 # Dropout that draws its own mask: element i takes counter first + i of the
-# backend's SplitMix64 stream (base.py's random_bits), its top 24 bits as
-# u in [0, 1), and is kept where u >= p; no draws are stored or read.
+# backend's SplitMix64 stream (splitmix.py; base.py's random_bits), its top 24
+# bits as u in [0, 1), and is kept where u >= p; no draws are stored or read.
 DRAW_PARAMS = "uint64 key, uint64 first, T p, T scale"
 DRAW_MASK = (
-    "unsigned long long bits = key + (first + (unsigned long long)i) * 0x9E3779B97F4A7C15ull;"
-    " bits = (bits ^ (bits >> 30)) * 0xBF58476D1CE4E5B9ull;"
-    " bits = (bits ^ (bits >> 27)) * 0x94D049BB133111EBull; bits ^= bits >> 31;"
+    f"unsigned long long bits = key + (first + (unsigned long long)i) * {GAMMA:#x}ull;"
+    f" bits = (bits ^ (bits >> 30)) * {MIX1:#x}ull;"
+    f" bits = (bits ^ (bits >> 27)) * {MIX2:#x}ull; bits ^= bits >> 31;"
     " const T u = T(bits >> 40) * (T(1) / T(16777216)); mask = u >= p ? scale : T(0);")
 
-# A graph step's state on the device (uint64): the step's first row in the
-# epoch's order, and its first dropout counter; a dense stage's draws start
-# ``skip`` counters after the step's.
+# A graph step's state on the device (graph_step.py): a dense stage's draws
+# start ``skip`` counters after the step's first, state[COUNTER].
 STATE_DRAW_PARAMS = "uint64 key, raw uint64 state, uint64 skip, T p, T scale"
-STATE_FIRST = "const unsigned long long first = state[1] + skip;"
+STATE_FIRST = f"const unsigned long long first = state[{COUNTER}] + skip;"
 
 Entry = Callable[[str], str]  # a row's entry at an index, as C: e.g. "p[row + {}]".format
 
@@ -122,12 +127,13 @@ def _dense_forward(activation: str | None, dropout: bool,
                    from_state: bool = False) -> tuple[str, str, str, str]:
     """y = activation((z + bias) * mask), the mask drawn as ``dropout`` draws it
     (its first counter read from ``state`` with ``from_state``); each element's
-    z is read before its y is written, so y may be z."""
-    forward, _ = ACTIVATIONS[activation] if activation else IDENTITY
+    z is read before its y is written, so y may be z. The activation's
+    parameters come last among the inputs."""
+    forward, _ = _formulas(activation)
     draw = f"{STATE_FIRST} {DRAW_MASK}" if from_state else DRAW_MASK
     return (dense_kernel("forward", activation, dropout, from_state),
             "T z, T bias" + (f", {STATE_DRAW_PARAMS if from_state else DRAW_PARAMS}"
-                             if dropout else ""),
+                             if dropout else "") + _activation_params(activation),
             "T y" + (", T mask" if dropout else ""),
             "T x = z + bias;" + (f" {draw} x *= mask;" if dropout else "") + f" {forward}")
 
@@ -136,12 +142,14 @@ def _dense_backward(activation: str | None, dropout: bool) -> tuple[str, str, st
     """Column i of the (rows, k) gradients: dz = the activation's gradient at
     (y, gy) of the stage's ``outputs`` and their gradients ``grads``, times
     ``mask``, and its sum over the rows, in row order (deterministic, no
-    atomics), into db; with neither activation nor mask, db alone."""
-    _, gradient = ACTIVATIONS[activation] if activation else IDENTITY
+    atomics), into db; with neither activation nor mask, db alone. The
+    activation's parameters come last among the inputs."""
+    _, gradient = _formulas(activation)
     writes = activation is not None or dropout
     return (dense_kernel("backward", activation, dropout),
             ", ".join([*(["raw T outputs"] if activation else []), "raw T grads",
-                       *(["raw T mask"] if dropout else []), "int64 rows, int64 k"]),
+                       *(["raw T mask"] if dropout else []), "int64 rows, int64 k"])
+            + _activation_params(activation),
             "raw T dz, T db" if writes else "T db",
             " ".join(["T sum = T(0); for (ptrdiff_t r = 0; r < rows; ++r) {",
                       "const ptrdiff_t at = r * k + i; const T gy = grads[at];",
@@ -156,9 +164,11 @@ def _specs(*rows: tuple[str, str, str, str]) -> dict[str, KernelSpec]:
 
 
 KERNELS: dict[str, KernelSpec] = _specs(
-    *((name, "T x", "T y", forward) for name, (forward, _) in ACTIVATIONS.items()),
-    *((f"{name}_grad", "T y, T gy", "T gx", f"gx = {gradient}")
-      for name, (_, gradient) in ACTIVATIONS.items()),
+    # Each activation (activations.py), its parameters after its inputs.
+    *((name, "T x" + _activation_params(name), "T y", _formulas(name)[0])
+      for name in ACTIVATIONS),
+    *((f"{name}_grad", "T y, T gy" + _activation_params(name), "T gx",
+       f"gx = {_formulas(name)[1]}") for name in ACTIVATIONS),
     # Row kernels: each thread i takes row i of k entries of its raw (N, k) arrays.
     ("softmax_cross_entropy", "raw T z, raw T a, int64 k, T scale", "T loss, raw T g",
      _softmax_cross_entropy("z[row + {}]".format, hit=False)),
@@ -174,7 +184,7 @@ KERNELS: dict[str, KernelSpec] = _specs(
     # The notebook's momentum; damping = 1 - momentum, rounded once on the host as NumPy does.
     ("momentum_update", "T g, T lr, T momentum, T damping", "T param, T velocity",
      "velocity = momentum * velocity + damping * g; param -= lr * velocity"),
-    # A planned step's dense stages (gpunet/backend/fused.py): forward, elementwise
+    # A planned step's dense stages (planned_step.py): forward, elementwise
     # over (N, k) with bias (k,) broadcast; backward, one thread per column.
     *(_dense_forward(activation, dropout) for activation, dropout in DENSE_VARIANTS),
     *(_dense_backward(activation, dropout) for activation, dropout in DENSE_VARIANTS),
@@ -183,17 +193,17 @@ KERNELS: dict[str, KernelSpec] = _specs(
     ("dense_softmax_cross_entropy", "raw T z, raw T bias, raw T a, int64 k, T scale",
      "float64 loss, bool hit, raw T g",
      _softmax_cross_entropy("(z[row + {0}] + bias[{0}])".format, hit=True)),
-    # A graph step (gpunet/planning/graph.py): its dropout stages drawing from the
+    # A graph step (graph_step.py): its dropout stages drawing from the
     # counter in its state; the batch gathered from rows order[offset:offset + B]
     # of the (N, width) data; each sample's loss and hit placed at the offset in
     # the epoch's metrics; the fallback product c = a b of C-order (rows, depth)
     # and (depth, columns) views where cuBLAS cannot be captured, a thread per entry.
     *(_dense_forward(activation, True, from_state=True) for activation in (None, *ACTIVATIONS)),
     ("gather_rows", "raw T source, raw int64 order, raw uint64 state, int64 width", "T batch",
-     "const ptrdiff_t row = (ptrdiff_t)order[(ptrdiff_t)state[0] + i / width];"
+     f"const ptrdiff_t row = (ptrdiff_t)order[(ptrdiff_t)state[{OFFSET}] + i / width];"
      " batch = source[row * width + i % width]"),
     ("place_step", "float64 loss, bool hit, raw uint64 state", "raw float64 losses, raw bool hits",
-     "const ptrdiff_t at = (ptrdiff_t)state[0] + i; losses[at] = loss; hits[at] = hit"),
+     f"const ptrdiff_t at = (ptrdiff_t)state[{OFFSET}] + i; losses[at] = loss; hits[at] = hit"),
     ("gemm", "raw T a, raw T b, int64 depth, int64 columns", "T c",
      "const ptrdiff_t row = i / columns, column = i % columns; T sum = T(0);"
      " for (ptrdiff_t j = 0; j < depth; ++j) sum += a[row * depth + j] * b[j * columns + column];"

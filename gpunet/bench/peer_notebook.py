@@ -3,7 +3,8 @@
 The notebook's algorithm, written as plainly as the notebook writes it: each
 Linear keeps w[o][i] and b[o] as lists, its backward forms the full gradient
 of w and the gradient of its input (the first layer's too, as the notebook's
-Sequential does), activations and dropout go element by element through
+Sequential does), activations (their scalar formulas in
+``gpunet/backend/activations.py``) and dropout go element by element through
 ``math`` and ``random``, and the momentum step walks every parameter:
 u <- mo u + (1 - mo) g, p <- p - lr u. It is far too slow to run an epoch,
 so ``notebook_samples_per_second`` runs it for a time budget and extrapolates.
@@ -13,10 +14,11 @@ from __future__ import annotations
 import math
 import random
 import time
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
+from ..backend.activations import ACTIVATIONS, by_layer
 from ..models import NOTEBOOK_RATES
 
 from .peer_model import check_data, gpunet_model
@@ -51,23 +53,20 @@ class Linear:
 
 
 class Activation:
-    """y = f(x) elementwise; dx = f'(x) dy, with f' written in terms of y."""
+    """y = f(x) elementwise; dx = f'(x) dy, with f' written in terms of y: the
+    scalar formulas of gpunet's table of activations, with the layer's scalars."""
 
-    def __init__(self, f: Callable[[float], float], slope: Callable[[float], float]) -> None:
-        self.f, self.slope = f, slope
+    def __init__(self, spec: dict[str, Any]) -> None:
+        formulas = ACTIVATIONS[by_layer(spec["layer"])]
+        self.f, self.slope = formulas.scalar, formulas.scalar_slope
+        self.scalars = [spec[key] for key in formulas.params]
 
     def forward(self, x: list[float]) -> list[float]:
-        self.y = [self.f(v) for v in x]
+        self.y = [self.f(v, *self.scalars) for v in x]
         return self.y
 
     def backward(self, g: list[float]) -> list[float]:
-        return [gi * self.slope(yi) for gi, yi in zip(g, self.y)]
-
-
-ACTIVATIONS = {
-    "Tanh": lambda: Activation(math.tanh, lambda y: 1 - y * y),
-    "Relu": lambda: Activation(lambda v: max(v, 0.0), lambda y: 1.0 if y > 0 else 0.0),
-}
+        return [gi * self.slope(yi, *self.scalars) for gi, yi in zip(g, self.y)]
 
 
 class Dropout:
@@ -100,7 +99,7 @@ class NotebookNet:
             elif kind == "Dropout":
                 self.layers.append(Dropout(spec["p"], rng))
             else:
-                self.layers.append(ACTIVATIONS[kind]())
+                self.layers.append(Activation(spec))
 
     def forward(self, x: list[float]) -> list[float]:
         for layer in self.layers:

@@ -1,27 +1,41 @@
-"""Elementwise activations; each saves its output, from which its gradient follows."""
+"""Elementwise activations; each saves its output, from which its gradient follows.
+
+Each class names its formulas in the backend's table of activations
+(``gpunet/backend/activations.py``); ``ACTIVATION_LAYERS`` lists them all,
+and the layer spec and the planning stages take them from there.
+"""
 from __future__ import annotations
 
 from typing import Any
 
 from ..backend import Array, backend_of
+from ..backend.activations import ActivationCall, activation_call
 from .layer import Layer, check_same_shape
 
 
 class Activation(Layer):
-    """y = f(x) elementwise by the backend's ``function``; dx = f'(x) dy from y."""
+    """y = f(x) elementwise by the backend's ``activate``; dx = f'(x) dy from y.
+    ``scalars`` are its parameters (ValueError for a value it refuses)."""
 
-    function: str  # the backend operation; its gradient is ``function + '_grad'``
+    function: str  # the activation's name in the backend's ACTIVATIONS, e.g. "tanh"
     keeps_width = True
 
-    def __init__(self) -> None:
+    def __init__(self, **scalars: float) -> None:
+        self.call: ActivationCall = activation_call(self.function, **scalars)
         self.output: Array | None = None
 
+    @property
+    def scalars(self) -> dict[str, float]:
+        """The activation's parameters by name, e.g. {"alpha": 0.01}."""
+        return dict(zip(self.call.formulas.params, self.call.values))
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        values = ", ".join(f"{key}={value!r}" for key, value in self.scalars.items())
+        return f"{type(self).__name__}({values})"
 
     def forward(self, input: Any) -> Array:
         backend = backend_of(input)
-        self.output = getattr(backend, self.function)(backend.asarray(input))
+        self.output = backend.activate(self.call, backend.asarray(input))
         return self.output
 
     def backward(self, gradient: Any) -> Array:
@@ -29,7 +43,7 @@ class Activation(Layer):
         backend = backend_of(y)
         gy = backend.asarray(gradient, y.dtype)
         check_same_shape(gy, y, self)
-        return getattr(backend, self.function + "_grad")(y, gy)
+        return backend.activate_grad(self.call, y, gy)
 
 
 class Sigmoid(Activation):
@@ -45,3 +59,9 @@ class Tanh(Activation):
 class Relu(Activation):
     """y = max(x, 0);  dx = dy where y > 0, else 0."""
     function = "relu"
+
+
+# Every activation layer by class name: exactly these classes (a subclass may compute otherwise).
+ACTIVATION_LAYERS: dict[str, type[Activation]] = {
+    cls.__name__: cls for cls in (Sigmoid, Tanh, Relu)}
+__all__ = ["Activation", *ACTIVATION_LAYERS]

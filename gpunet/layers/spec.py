@@ -1,7 +1,8 @@
 """Architectures as plain data: describe a network as JSON-able dicts, and build it back.
 
 A layer is ``{"layer": "Linear", "input_dim": 784, "output_dim": 30, "init": "xavier"}``,
-``{"layer": "Dropout", "p": 0.1, "inverted": false}``, ``{"layer": "Tanh"}``, ...;
+``{"layer": "Dropout", "p": 0.1, "inverted": false}``, ``{"layer": "Tanh"}`` (an
+activation with scalar parameters has a key for each), ...;
 a Sequential is ``{"layer": "Sequential", "layers": [...]}``. Only these known
 layer types are built, so a description never runs code.
 """
@@ -12,14 +13,14 @@ import reprlib
 from typing import Any, Callable
 
 from ..backend import Backend
+from ..backend.activations import ACTIVATIONS as FORMULAS
 from ..init import INITS
-from .activations import Relu, Sigmoid, Tanh
+from .activations import ACTIVATION_LAYERS as ACTIVATIONS
 from .dropout import Dropout, is_probability
 from .layer import Layer
 from .linear import Linear
 from .sequential import Sequential
 
-ACTIVATIONS = {cls.__name__: cls for cls in (Sigmoid, Tanh, Relu)}
 MAX_DEPTH = 32  # Sequentials within Sequentials: deeper descriptions are refused
 
 
@@ -32,8 +33,8 @@ def describe(layer: Layer) -> dict[str, Any]:
                 "init": layer.init}
     if isinstance(layer, Dropout):
         return {"layer": "Dropout", "p": layer.p, "inverted": layer.inverted}
-    if type(layer).__name__ in ACTIVATIONS:
-        return {"layer": type(layer).__name__}
+    if ACTIVATIONS.get(type(layer).__name__) is type(layer):
+        return {"layer": type(layer).__name__, **layer.scalars}
     raise ValueError(f"cannot describe a {type(layer).__name__}: known layers are "
                      f"Sequential, Linear, Dropout, {', '.join(ACTIVATIONS)}")
 
@@ -86,9 +87,11 @@ def _is_dimension(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
-# Each layer type's keys besides "layer", and what each key's value must be.
+# Each layer type's keys besides "layer", and what each key's value must be;
+# an activation's, its scalars (gpunet/backend/activations.py).
 KEYS = {"Sequential": {"layers"}, "Linear": {"input_dim", "output_dim", "init"},
-        "Dropout": {"p", "inverted"}, **{name: set() for name in ACTIVATIONS}}
+        "Dropout": {"p", "inverted"},
+        **{name: set(FORMULAS[cls.function].params) for name, cls in ACTIVATIONS.items()}}
 VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "layers": (lambda layers: isinstance(layers, list), "a list"),
     "input_dim": (_is_dimension, "a positive integer"),
@@ -96,6 +99,8 @@ VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "init": (lambda init: isinstance(init, str) and init in INITS, f"one of {', '.join(INITS)}"),
     "p": (is_probability, "a number in [0, 1)"),
     "inverted": (lambda inverted: isinstance(inverted, bool), "true or false"),
+    **{key: (param.valid, param.expected) for formulas in FORMULAS.values()
+       for key, param in formulas.params.items()},
 }
 
 
@@ -109,7 +114,7 @@ def _build(spec: dict[str, Any], backend: Backend, dtype: Any) -> Layer:
                       backend=backend)
     if kind == "Dropout":
         return Dropout(spec["p"], spec["inverted"])
-    return ACTIVATIONS[kind]()
+    return ACTIVATIONS[kind](**{key: spec[key] for key in KEYS[kind]})
 
 
 def set_train(layer: Layer, train: bool) -> None:

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..layers import Dropout, Layer, Linear, Relu, Sequential, Sigmoid, Tanh
+from ..backend.activations import ActivationCall
+from ..layers import Dropout, Layer, Linear, Sequential
+from ..layers.activations import ACTIVATION_LAYERS
 
-ACTIVATIONS = (Sigmoid, Tanh, Relu)  # exactly these classes: a subclass may compute otherwise
+# exactly these classes: a subclass may compute otherwise
+ACTIVATIONS = tuple(ACTIVATION_LAYERS.values())
 
 
 @dataclass(frozen=True)
@@ -13,7 +16,7 @@ class DenseStage:
     """y = activation(dropout(x W^T + b)), each part optional but the product."""
     linear: Linear
     dropout: Dropout | None
-    activation: str | None  # the backend operation, e.g. "tanh"
+    activation: ActivationCall | None  # the activation and its scalars, e.g. ("tanh", ())
 
     @property
     def dropout_args(self) -> tuple[float, float] | None:
@@ -35,7 +38,7 @@ def dense_stages(model: Layer) -> list[DenseStage] | None:
         dropout = layers.pop(0) if layers and type(layers[0]) is Dropout else None
         if dropout is not None and not dropout.train:
             return None
-        activation = layers.pop(0).function if layers and type(layers[0]) in ACTIVATIONS else None
+        activation = layers.pop(0).call if layers and type(layers[0]) in ACTIVATIONS else None
         stages.append(DenseStage(linear, dropout, activation))
     if not stages or stages[-1].dropout or stages[-1].activation:
         return None
