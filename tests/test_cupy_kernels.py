@@ -213,7 +213,7 @@ def test_activation_into_out_matches_numpy(gpu, cpu, op, dtype):
     check(gpu, gy, gxh)
 
 
-# A planned step's fused operations (gpunet/backend/fused.py): gemm, and each
+# A planned step's operations (products.py and planned_step.py): gemm, and each
 # dense-stage kernel in every variant, against the NumPy backend.
 ACTIVATIONS = [None, "sigmoid", "tanh", "relu"]
 DENSE_SHAPES = [(0, 30), (1, 1), (128, 30), (1000, 256)]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import gpunet
-from gpunet.backend.fused import GraphCaptureError
+from gpunet.backend.graph_step import GraphCaptureError
 from gpunet.bench.trainers import mnist_like
 from gpunet.train import EpochMetrics
 from gpunet.planning import graph as graphs

@@ -11,7 +11,7 @@ the inputs of mixed dtypes the NumPy backend takes.
 
 This proves the formulas: the arithmetic, the handling of inf and NaN, the row
 and column loops and their indexing, the order of the arguments, the dropout
-masks bit for bit. ``gemm`` is not run here: CupyBackend's is fused.py's own,
+masks bit for bit. ``gemm`` is not run here: CupyBackend's is products.py's,
 ``cupy.matmul`` (cuBLAS), so with NumPy in CuPy's place it would only be the
 NumPy backend's again. It does not run CUDA:
 not NVRTC's code (tests/test_nvrtc.py compiles that), nor CUDA's libm, its
@@ -348,7 +348,7 @@ def test_update(kernels, cpu, op, n, dtype):
         check(got, expected)
 
 
-# A planned step's fused operations (gpunet/backend/fused.py), every variant,
+# A planned step's operations (gpunet/backend/planned_step.py), every variant,
 # against the NumPy backend's, which are the eager layers' own calls.
 ACTIVATIONS = [None, "sigmoid", "tanh", "relu"]
 DENSE_SHAPES = [(0, 3), (1, 1), (7, 3), (100, 30)]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import Array, Backend
-from ..backend.fused import GraphCaptureError, Replay
+from ..backend.graph_step import COUNTER, STATE_SIZE, GraphCaptureError, Replay, graph_state
 from ..layers import Layer
 from .step import StepPlan
 
@@ -67,8 +67,8 @@ class StepGraph:
         self.x = xp.empty((batch, plan.stages[0].linear.input_dim), plan.dtype)
         self.y = xp.empty((batch, plan.stages[-1].linear.output_dim), plan.dtype)
         self.losses, self.hits = xp.empty(batch, "float64"), xp.empty(batch, bool)
-        self.state = xp.zeros(2, np.uint64)
-        self.delta = xp.asarray(np.array([batch, plan.counters], np.uint64))
+        self.state = xp.zeros(STATE_SIZE, np.uint64)
+        self.delta = xp.asarray(graph_state(offset=batch, counter=plan.counters))
         self.warm, self.replay, self.bound = False, None, ()
         self.baked: tuple[tuple, list[Array]] = ((), [])  # plan.baked() at the capture
         self.counter = 0  # the backend's next counter, as this graph's state holds it
@@ -86,7 +86,7 @@ class StepGraph:
         if not _identical(bound, self.bound):
             self.replay = None  # the captured step holds the old arrays
         self.bound = bound
-        self.state[...] = b.xp.asarray(np.array([0, b.drawn], np.uint64))
+        self.state[...] = b.xp.asarray(graph_state(offset=0, counter=b.drawn))
         self.counter = b.drawn
 
     def rows(self, rows: slice) -> tuple[Array, Array]:
@@ -100,7 +100,7 @@ class StepGraph:
         epoch (and again when a baked value changed) and replayed."""
         b = self.backend
         if b.drawn != self.counter:  # drawn from elsewhere since: start at the backend's
-            self.state[1:] = b.xp.asarray(np.array([b.drawn], np.uint64))
+            self.state[COUNTER:COUNTER + 1] = b.xp.asarray(np.array([b.drawn], np.uint64))
         baked = self.plan.baked()
         if self.replay is not None and not (baked[0] == self.baked[0]
                                             and _identical(baked[1], self.baked[1])):
