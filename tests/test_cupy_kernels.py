@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import gpunet
+from gpunet.backend.activations import ACTIVATIONS as FORMULAS
 from gpunet.losses import SoftmaxCrossEntropy
 
 pytestmark = pytest.mark.gpu
@@ -74,7 +75,7 @@ def check(gpu: gpunet.Backend, result: Any, expected: np.ndarray, size: float = 
 
 
 @grid
-@pytest.mark.parametrize("op", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("op", list(FORMULAS))
 def test_activation_matches_numpy(gpu, cpu, op, n, dtype, layout):
     xh = draw(n, dtype, layout)
     x = on_device(gpu, xh, layout)
@@ -83,7 +84,7 @@ def test_activation_matches_numpy(gpu, cpu, op, n, dtype, layout):
 
 
 @grid
-@pytest.mark.parametrize("op", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("op", list(FORMULAS))
 def test_activation_gradient_matches_numpy(gpu, cpu, op, n, dtype, layout):
     yh = getattr(cpu, op)(draw(n, dtype, layout))
     gyh = draw(n, dtype, layout, seed=1)
@@ -200,7 +201,7 @@ def test_updates_in_place_match_numpy(gpu, cpu, n, dtype, layout, optimizer):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("op", list(FORMULAS))
 def test_activation_into_out_matches_numpy(gpu, cpu, op, dtype):
     """``out=`` takes the result, also when it is the input (in place)."""
     xh = draw(1000, dtype, "contiguous")
@@ -215,7 +216,7 @@ def test_activation_into_out_matches_numpy(gpu, cpu, op, dtype):
 
 # A planned step's operations (products.py and planned_step.py): gemm, and each
 # dense-stage kernel in every variant, against the NumPy backend.
-ACTIVATIONS = [None, "sigmoid", "tanh", "relu"]
+ACTIVATIONS = [None, *FORMULAS]
 DENSE_SHAPES = [(0, 30), (1, 1), (128, 30), (1000, 256)]
 # (n, k, m) of op(a) op(b): the deep model's products, one row, and k = 1 (an outer product).
 GEMM_SHAPES = [(128, 784, 30), (30, 128, 784), (1, 30, 10), (30, 1, 784), (0, 5, 3)]

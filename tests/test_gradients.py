@@ -10,7 +10,7 @@ F64 = np.float64
 
 def inputs(backend, shape, seed=0, away_from_zero=False):
     x = np.random.default_rng(seed).standard_normal(shape)
-    if away_from_zero:  # keep relu's kink out of reach of the finite difference
+    if away_from_zero:  # keep the relus' kink out of reach of the finite difference
         x = np.where(np.abs(x) < 0.1, 0.5, x)
     return backend.asarray(x, F64)
 
@@ -21,7 +21,8 @@ def test_linear(backend, shape, init):
     check_layer(gpunet.Linear(3, 4, init, dtype=F64, backend=backend), inputs(backend, shape), backend)
 
 
-@pytest.mark.parametrize("activation", [gpunet.Sigmoid, gpunet.Tanh, gpunet.Relu])
+@pytest.mark.parametrize("activation", [gpunet.Sigmoid, gpunet.Tanh, gpunet.Relu, gpunet.LeakyRelu,
+                                        lambda: gpunet.LeakyRelu(0.3)])
 @pytest.mark.parametrize("shape", [(4, 6), (6,)])
 def test_activations(backend, activation, shape):
     check_layer(activation(), inputs(backend, shape, away_from_zero=True), backend)

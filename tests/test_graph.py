@@ -17,7 +17,7 @@ from gpunet.planning import graph as graphs
 from test_cli_errors import gpunet_cli
 from test_planning import model_of
 
-MODELS = ["logistic", "deep", "wide", "sigmoid-inverted", "relu-dropout"]
+MODELS = ["logistic", "deep", "wide", "sigmoid-inverted", "relu-dropout", "leaky-relu-dropout"]
 
 
 def train(backend, name, batch_size, graph, *, epochs=3, samples=70, model=None):

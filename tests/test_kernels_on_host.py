@@ -31,6 +31,7 @@ import numpy as np
 import pytest
 
 import gpunet
+from gpunet.backend.activations import ACTIVATIONS as FORMULAS, ActivationCall
 from gpunet.backend.kernels import DENSE_VARIANTS, KERNELS, KernelSpec, dense_kernel
 from kernel_source import C_TYPES, PLACEHOLDERS, Param, params, render
 
@@ -54,6 +55,9 @@ GRAD_EXTREMES = ((0.0, np.inf), (-1.0, np.nan), (2.0, np.inf), (np.nan, 1.0),
                  (-0.0, -np.inf), (1.0, np.nan), (0.5, 1e4), (-2.0, -np.inf))
 
 Run = Callable[..., Any]
+# Every activation of the table (gpunet/backend/activations.py), at its scalars' defaults.
+NAMES = list(FORMULAS)
+GRADIENTS = [f"{name}_grad" for name in NAMES]
 
 
 @pytest.fixture(scope="module")
@@ -191,10 +195,10 @@ def covers(*names: str) -> Callable[[Any], Any]:
     return lambda test: test
 
 
-@covers("sigmoid", "tanh", "relu")
+@covers(*NAMES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", SIZES)
-@pytest.mark.parametrize("op", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("op", NAMES)
 def test_activation(kernels, cpu, op, n, dtype):
     x = draw(n, dtype, extremes=EXTREMES)
     x_before = x.copy()
@@ -206,7 +210,7 @@ def test_activation(kernels, cpu, op, n, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("op", NAMES)
 def test_activation_into_out(kernels, cpu, op, dtype):
     """``out=`` takes the result, also when it is the input (in place)."""
     x = draw(100, dtype, extremes=EXTREMES)
@@ -219,7 +223,7 @@ def test_activation_into_out(kernels, cpu, op, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op", ["sigmoid_grad", "tanh_grad", "relu_grad"])
+@pytest.mark.parametrize("op", GRADIENTS)
 def test_activation_grad_into_out(kernels, cpu, op, dtype):
     """``out=`` takes the result, also when it is the gradient gy (in place)."""
     y_extremes, gy_extremes = zip(*GRAD_EXTREMES)
@@ -233,10 +237,10 @@ def test_activation_grad_into_out(kernels, cpu, op, dtype):
     check(gy, expected)
 
 
-@covers("sigmoid_grad", "tanh_grad", "relu_grad")
+@covers(*GRADIENTS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", SIZES)
-@pytest.mark.parametrize("op", ["sigmoid_grad", "tanh_grad", "relu_grad"])
+@pytest.mark.parametrize("op", GRADIENTS)
 def test_activation_grad(kernels, cpu, op, n, dtype):
     y_extremes, gy_extremes = zip(*GRAD_EXTREMES)
     y = draw(n, dtype, -1.5, 1.5, seed=1, extremes=y_extremes)
@@ -350,7 +354,7 @@ def test_update(kernels, cpu, op, n, dtype):
 
 # A planned step's operations (gpunet/backend/planned_step.py), every variant,
 # against the NumPy backend's, which are the eager layers' own calls.
-ACTIVATIONS = [None, "sigmoid", "tanh", "relu"]
+ACTIVATIONS = [None, *NAMES]
 DENSE_SHAPES = [(0, 3), (1, 1), (7, 3), (100, 30)]
 DROPOUTS = [None, (0.3, 1 / 0.7), (0.1, 1.0)]  # (p, scale): inverted, and the notebook's
 
@@ -495,7 +499,7 @@ TARGET_DTYPES = [np.int64, np.int32, np.bool_, np.float32, np.float64]
 
 
 @pytest.mark.parametrize("first, second", MIXED_FLOATS)
-@pytest.mark.parametrize("op", ["sigmoid_grad", "tanh_grad", "relu_grad"])
+@pytest.mark.parametrize("op", GRADIENTS)
 def test_activation_grad_of_mixed_dtypes(kernels, cpu, op, first, second):
     """y and gy of two dtypes give NumPy's promotion of them (float64), as
     precise as float32 (NumPy rounds 1 - y to float32 where the kernel does not)."""
@@ -667,3 +671,35 @@ def test_arrays_already_in_the_kernels_dtype_are_not_copied(kernels):
     x, y = np.ones(3, np.float32), np.ones(3, np.float64)
     same, converted = _cast(np.dtype(np.float32), x, y)
     assert same is x and converted.dtype == np.float32
+
+
+# An activation's scalars, away from their defaults: each kernel takes them as T parameters.
+SCALARS = [0.0, 0.3, 2.5]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("alpha", SCALARS)
+def test_leaky_relu_with_its_alpha(kernels, cpu, alpha, dtype):
+    """LeakyRelu's alpha reaches its kernels, alone and in the dense stages."""
+    call = ActivationCall("leaky_relu", (alpha,))
+    x = draw(1000, dtype, extremes=EXTREMES)
+    y_extremes, gy_extremes = zip(*GRAD_EXTREMES)
+    y = draw(1000, dtype, -1.5, 1.5, seed=1, extremes=y_extremes)
+    gy = draw(1000, dtype, -3.0, 3.0, seed=2, extremes=gy_extremes)
+    with np.errstate(all="ignore"):
+        expected = [cpu.leaky_relu(x, alpha=alpha), cpu.leaky_relu_grad(y, gy, alpha=alpha)]
+    check(kernels.leaky_relu(x, alpha=alpha), expected[0])
+    check(kernels.leaky_relu_grad(y, gy, alpha=alpha), expected[1])
+    z, bias = draw((7, 3), dtype, seed=8, extremes=EXTREMES), draw(3, dtype, seed=9)
+
+    def stage(backend: Any) -> list[np.ndarray]:
+        backend.restart(12345, 0)
+        out_y, mask, dz = (np.empty_like(z) for _ in range(3))
+        db = np.empty(3, dtype)
+        backend.dense_forward(z.copy(), bias, out_y, activation=call, dropout=(0.3, 2.0),
+                              mask=mask)
+        backend.dense_backward(out_y, z, dz, db, activation=call, mask=mask)
+        return [out_y, mask, dz, db]
+
+    for got, expected in zip(*both(kernels, cpu, stage)):
+        check(got, expected)

@@ -83,7 +83,7 @@ def test_a_linear_layer_of_one_unit_is_built(numpy_backend):
 def test_what_is_not_a_layer_description_is_named():
     with pytest.raises(ValueError, match=r"^a layer description must be a dict whose 'layer' is "
                                          r"one of Sequential, Linear, Dropout, Sigmoid, Tanh, "
-                                         r"Relu, got \[1, 2\]$"):
+                                         r"Relu, LeakyRelu, got \[1, 2\]$"):
         gpunet.build([1, 2], backend="numpy")
 
 
@@ -91,5 +91,6 @@ def test_describe_names_a_layer_it_does_not_know():
     class Custom(gpunet.Layer):
         pass
     with pytest.raises(ValueError, match=r"^cannot describe a Custom: known layers are "
-                                         r"Sequential, Linear, Dropout, Sigmoid, Tanh, Relu$"):
+                                         r"Sequential, Linear, Dropout, Sigmoid, Tanh, Relu, "
+                                         r"LeakyRelu$"):
         gpunet.describe(Custom())

@@ -25,6 +25,8 @@ def model_of(name, backend, dtype=None):
                              linear(16, 10)],
         "relu-dropout": [linear(784, 12), gpunet.Dropout(0.5), gpunet.Relu(), linear(12, 8),
                          gpunet.Tanh(), linear(8, 10)],
+        "leaky-relu-dropout": [linear(784, 12), gpunet.Dropout(0.2), gpunet.LeakyRelu(0.1),
+                               linear(12, 10)],
     }[name])
 
 
@@ -52,7 +54,8 @@ def train(backend, name, batch_size, *, planned, optimizer=None, dtype=None, epo
     return [backend.to_numpy(p) for p in model.params()] + records
 
 
-@pytest.mark.parametrize("name", ["logistic", "deep", "wide", "sigmoid-inverted", "relu-dropout"])
+@pytest.mark.parametrize("name", ["logistic", "deep", "wide", "sigmoid-inverted", "relu-dropout",
+                                  "leaky-relu-dropout"])
 @pytest.mark.parametrize("batch_size", [1, 16, 70, 128])
 def test_a_planned_step_gives_the_eager_steps_numbers_bit_for_bit(numpy_backend, name,
                                                                   batch_size):

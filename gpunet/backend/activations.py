@@ -14,6 +14,7 @@ a formula's y -> f'(x) must be well defined: f monotonic, its sign kept.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -80,7 +81,8 @@ def activation_call(name: str | ActivationCall, **params: Any) -> ActivationCall
         raise ValueError(f"{name} has no parameter {', '.join(sorted(unknown))}")
     for key, value in params.items():
         if not declared[key].valid(value):
-            raise ValueError(f"{name}'s {key} must be {declared[key].expected}, got {value!r}")
+            raise ValueError(f"{ACTIVATIONS[name].layer}'s {key} must be {declared[key].expected}, "
+                             f"got {value!r}")
     return ActivationCall(name, tuple(float(params.get(key, param.default))
                                       for key, param in declared.items()))
 
@@ -88,6 +90,12 @@ def activation_call(name: str | ActivationCall, **params: Any) -> ActivationCall
 def by_layer(layer: str) -> str:
     """The name in ACTIVATIONS of the activation whose layer class is ``layer``."""
     return next(name for name, formulas in ACTIVATIONS.items() if formulas.layer == layer)
+
+
+def _is_nonnegative(value: Any) -> bool:
+    """A finite real number >= 0 (not a bool)."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= 0)
 
 
 def _into(out: Array | None, y: Array) -> Array:
@@ -130,6 +138,18 @@ def _relu_grad(xp: Any, y: Array, gy: Array, out: Array) -> Array:
     return gx
 
 
+def _leaky_relu(xp: Any, x: Array, out: Array | None, alpha: float) -> Array:
+    """x where x >= 0 (and where x is NaN), alpha x below."""
+    return _into(out, xp.where(x < 0, xp.multiply(x, alpha, dtype=x.dtype), x))
+
+
+def _leaky_relu_grad(xp: Any, y: Array, gy: Array, out: Array, alpha: float) -> Array:
+    """gy where y > 0, alpha gy elsewhere (x > 0 exactly where y > 0, as alpha >= 0)."""
+    xp.multiply(gy, alpha, out=out, dtype=out.dtype)
+    xp.copyto(out, gy, where=y > 0)
+    return out
+
+
 def _scalar_sigmoid(x: float) -> float:
     e = math.exp(-abs(x))
     return (1.0 if x >= 0 else e) / (1.0 + e)
@@ -151,6 +171,12 @@ ACTIVATIONS: dict[str, Formulas] = {
         "Relu", "y = x < T(0) ? T(0) : x", "gy * T(y > T(0))",
         lambda xp, x, out: xp.maximum(x, 0, out=out), _relu_grad,
         lambda x: max(x, 0.0), lambda y: 1.0 if y > 0 else 0.0),
+    "leaky_relu": Formulas(
+        "LeakyRelu", "y = x < T(0) ? alpha * x : x", "gy * (y > T(0) ? T(1) : alpha)",
+        _leaky_relu, _leaky_relu_grad,
+        lambda x, alpha: x if x >= 0 else alpha * x,
+        lambda y, alpha: 1.0 if y > 0 else alpha,
+        {"alpha": Param(0.01, _is_nonnegative, "a finite number >= 0")}),
 }
 
 

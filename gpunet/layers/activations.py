@@ -61,7 +61,15 @@ class Relu(Activation):
     function = "relu"
 
 
+class LeakyRelu(Activation):
+    """y = x where x >= 0, alpha x below (alpha >= 0);  dx = dy where y > 0, else alpha dy."""
+    function = "leaky_relu"
+
+    def __init__(self, alpha: float = 0.01) -> None:
+        super().__init__(alpha=alpha)
+
+
 # Every activation layer by class name: exactly these classes (a subclass may compute otherwise).
 ACTIVATION_LAYERS: dict[str, type[Activation]] = {
-    cls.__name__: cls for cls in (Sigmoid, Tanh, Relu)}
+    cls.__name__: cls for cls in (Sigmoid, Tanh, Relu, LeakyRelu)}
 __all__ = ["Activation", *ACTIVATION_LAYERS]
