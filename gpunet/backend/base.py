@@ -22,14 +22,15 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .. import seeding
+from . import splitmix
 from .activations import ActivationCall, ActivationsByName
 from .graph_step import GraphStepOperations
 from .planned_step import PlannedStepOperations
 from .products import MatrixProducts
 from .host_threads import threads_in_use
 
-# SplitMix64 (Steele, Lea and Flood, 2014), as kernels.py's dropout also computes it.
-GAMMA, MIX1, MIX2 = map(np.uint64, (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+# SplitMix64's constants (splitmix.py, as kernels.py's dropout also takes them), as uint64.
+GAMMA, MIX1, MIX2 = map(np.uint64, (splitmix.GAMMA, splitmix.MIX1, splitmix.MIX2))
 U64 = {shift: np.uint64(shift) for shift in (27, 30, 31, 40)}  # typed, so no array promotes
 UNIFORM_BLOCK = 1 << 16  # uniform draws computed at once for small requests
 
