@@ -4,23 +4,19 @@ Each device operation is one fused kernel from ``kernels.py`` (strides and
 broadcasting handled by CuPy, empty arrays launch nothing), writing into the
 arrays given where the operation takes them, with the contracts of ``Backend``,
 its dtypes included: inputs of mixed dtypes are cast first, as ``Backend``
-documents (to the dtype of the arrays written, for the fused operations of a
-planned step), since one kernel type takes them. Scalars travel as kernel arguments, so no operation waits for the
-device. Import this module only after ``probe_cuda()`` said a device is usable.
+documents (to the dtype of the arrays written, for the operations of a
+planned step), since one kernel type takes them. Scalars travel as kernel
+arguments, so no operation waits for the device. Import this module only after ``probe_cuda()`` said a device is usable.
 
 A graph step (``gpunet/planning/graph.py``) is captured as a CUDA graph on a
 stream of its own and launched on the current one. Under capture nothing may
 allocate (the pool's addresses are baked into the graph) and CuPy's cuBLAS
-bindings refuse to run: every one, ``sgemm`` and ``gemmEx`` included, first
-calls ``_setStream``, and ``setStream`` raises while the stream captures
-(cupy_backends/cuda/libs/cublas.pyx: ``setStream``, ``_setStream``,
-``sgemm``). So the captured products
-call libcublas itself (``_Cublas``), its handle's stream and workspace set
-before the capture; where that fails, a small GEMM kernel of ``kernels.py``.
+bindings refuse to run, so the captured products call libcublas itself
+(``cublas_capture.py``); where that fails, a small GEMM kernel of
+``kernels.py``.
 """
 from __future__ import annotations
 
-import ctypes
 import functools
 from collections.abc import Callable
 
@@ -29,11 +25,9 @@ import numpy as np
 
 from .activations import ActivationCall, activation_call
 from .base import Array, Backend, float_rows, row_length
+from .cublas_capture import captured_cublas
 from .graph_step import GraphCaptureError
 from .kernels import dense_kernel, elementwise
-
-CUBLAS_WORKSPACE_BYTES = 32 << 20  # NVIDIA's advice for Hopper; ample for earlier GPUs
-OP_N, OP_T = 0, 1  # cublasOperation_t (cublas_api.h): as the memory lies, transposed
 
 
 class CupyBackend(Backend):
@@ -102,7 +96,7 @@ class CupyBackend(Backend):
             return super().gemm(a, b, out, trans_a=trans_a, trans_b=trans_b)
         a, b = (a.T if trans_a else a), (b.T if trans_b else b)
         if self.captured_gemm == "cuBLAS":
-            _cublas().gemm(a, b, out)
+            captured_cublas().gemm(a, b, out)
         else:
             elementwise("gemm")(a, b, a.shape[1], b.shape[1], out)
         return out
@@ -166,7 +160,7 @@ class CupyBackend(Backend):
         stream = _capture_stream()
         if gemm == "cuBLAS":
             try:  # outside the capture: loads libcublas, allocates, sets the stream
-                _cublas().prepare(stream)
+                captured_cublas().prepare(stream)
             except Exception as exc:  # e.g. a libcublas ctypes cannot open: fall back
                 raise GraphCaptureError(f"{gemm}: {type(exc).__name__}: {exc}") from exc
         self.captured_gemm, error = gemm, None
@@ -193,72 +187,6 @@ class CupyBackend(Backend):
 @functools.cache
 def _capture_stream() -> cupy.cuda.Stream:
     return cupy.cuda.Stream(non_blocking=True)
-
-
-class _Cublas:
-    """libcublas's own GEMM, bypassing CuPy's binding (which calls setStream,
-    refused under capture). Importing CuPy's cublas module loads the library
-    (found as CuPy finds it), so ctypes then opens that same one by name."""
-
-    def __init__(self) -> None:
-        from cupy.cuda import cublas
-
-        self.set_stream = cublas.setStream
-        library = ctypes.CDLL(f"libcublas.so.{cupy.cuda.runtime.runtimeGetVersion() // 1000}")
-        self.functions = {np.dtype(np.float32): library.cublasSgemm_v2,
-                          np.dtype(np.float64): library.cublasDgemm_v2}
-        self.set_workspace = library.cublasSetWorkspace_v2
-        self.scalars = {dtype: (np.ones(1, dtype), np.zeros(1, dtype))  # alpha, beta on the host
-                        for dtype in self.functions}
-        self.workspace: Array | None = None
-
-    def prepare(self, stream: cupy.cuda.Stream) -> None:
-        """Point the device's cuBLAS handle at ``stream`` and a workspace of
-        its own, so no product allocates while capturing."""
-        handle = cupy.cuda.device.get_cublas_handle()
-        self.set_stream(handle, stream.ptr)
-        if self.workspace is None:
-            self.workspace = cupy.empty(CUBLAS_WORKSPACE_BYTES, np.uint8)
-        _check(self.set_workspace(ctypes.c_void_p(handle),
-                                  ctypes.c_void_p(self.workspace.data.ptr),
-                                  ctypes.c_size_t(CUBLAS_WORKSPACE_BYTES)), "SetWorkspace")
-
-    def gemm(self, a: Array, b: Array, out: Array) -> None:
-        """out = a b of C-contiguous matrices or transposes of them: in cuBLAS's
-        column-major terms out^T = b^T a^T, each operand's memory read as it
-        lies (op N) or transposed (op T)."""
-        (m, k), n = a.shape, b.shape[1]
-        ops = [_operand(x) for x in (b, a)]
-        if not out.flags.c_contiguous or None in ops or not a.dtype == b.dtype == out.dtype:
-            raise ValueError("a captured product needs C-contiguous matrices or their "
-                             "transposes, of one dtype")
-        (op_b, ld_b), (op_a, ld_a) = ops
-        one, zero = self.scalars[out.dtype]
-        pointer = ctypes.c_void_p
-        _check(self.functions[out.dtype](
-            pointer(cupy.cuda.device.get_cublas_handle()), op_b, op_a, n, m, k,
-            pointer(one.ctypes.data), pointer(b.data.ptr), ld_b, pointer(a.data.ptr), ld_a,
-            pointer(zero.ctypes.data), pointer(out.data.ptr), n), "gemm")
-
-
-def _operand(x: Array) -> tuple[int, int] | None:
-    """(cuBLAS op, leading dimension) reading matrix ``x`` in place: op N for a
-    C-contiguous ``x``, op T for the transpose of one; None for other strides."""
-    if x.flags.c_contiguous:
-        return OP_N, x.shape[1]
-    if x.T.flags.c_contiguous:
-        return OP_T, x.shape[0]
-    return None
-
-
-def _check(status: int, call: str) -> None:
-    if status != 0:
-        raise RuntimeError(f"cublas{call} failed with status {status}")
-
-
-@functools.cache
-def _cublas() -> _Cublas:
-    return _Cublas()
 
 
 def _given(out: Array | None) -> tuple[Array, ...]:
