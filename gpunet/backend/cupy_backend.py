@@ -6,7 +6,8 @@ arrays given where the operation takes them, with the contracts of ``Backend``,
 its dtypes included: inputs of mixed dtypes are cast first, as ``Backend``
 documents (to the dtype of the arrays written, for the operations of a
 planned step), since one kernel type takes them. Scalars travel as kernel
-arguments, so no operation waits for the device. Import this module only after ``probe_cuda()`` said a device is usable.
+arguments, so no operation waits for the device. Import this module only
+after ``probe_cuda()`` said a device is usable.
 
 A graph step (``gpunet/planning/graph.py``) is captured as a CUDA graph on a
 stream of its own and launched on the current one. Under capture nothing may
