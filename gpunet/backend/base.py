@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from .. import seeding
 from . import splitmix
 from .activations import ActivationCall, ActivationsByName
+from .draw_window import DrawWindow
 from .graph_step import GraphStepOperations
 from .planned_step import PlannedStepOperations
 from .products import MatrixProducts
@@ -48,8 +49,6 @@ class Backend(ActivationsByName, MatrixProducts, PlannedStepOperations, GraphSte
     name: str
     xp: ModuleType
     array_type: type
-    # While a data-parallel step runs: (its batch's rows, this rank's first row), for take_draws.
-    shared_rows: tuple[int, int] | None = None
 
     def __init__(self) -> None:
         seeding.on_seed(self.reseed)
@@ -112,31 +111,30 @@ class Backend(ActivationsByName, MatrixProducts, PlannedStepOperations, GraphSte
         first, self.drawn = self.drawn, self.drawn + n
         return first
 
-    def take_draws(self, shape: tuple[int, ...]) -> int:
+    def take_draws(self, shape: tuple[int, ...], window: DrawWindow | None = None) -> int:
         """The first counter of a draw of ``shape``, element i taking counter
-        first + i: the next prod(shape) counters; or, while ``shared_rows`` =
-        (rows, start) says the draw's n rows are rows start .. start + n - 1 of
-        a batch of ``rows`` shared among ranks, where they lie in the whole
-        batch's draw, whose counters are all reserved."""
-        n = math.prod(shape)
-        if self.shared_rows is None:
-            return self.take_counters(n)
-        rows, start = self.shared_rows
+        first + i: the next prod(shape) counters; or, with ``window`` (these n
+        rows are rows start .. start + n - 1 of a batch of ``window.rows`` shared
+        among ranks), where they lie in the whole batch's draw, whose counters
+        are all reserved: first = next + start * prod(shape[1:])."""
+        if window is None:
+            return self.take_counters(math.prod(shape))
         per_row = math.prod(shape[1:])
-        return self.take_counters(rows * per_row) + start * per_row
+        return self.take_counters(window.rows * per_row) + window.start * per_row
 
     def random_bits(self, n: int) -> Array:
         """The next ``n`` random 64-bit integers (uint64)."""
         return self._bits(self.take_counters(n), n)
 
-    def uniform(self, shape: tuple[int, ...], dtype: Any, out: Array | None = None) -> Array:
-        """The next uniform draws in [0, 1), as an array of ``shape`` (into ``out``
-        if given): the top 24 bits of each counter's random bits times 2^-24, so
-        float32 and float64 draws are the same numbers. Small requests are served
-        from a block computed ahead, in buffers kept for it (the values depend
-        only on the counters)."""
+    def uniform(self, shape: tuple[int, ...], dtype: Any, out: Array | None = None,
+                window: DrawWindow | None = None) -> Array:
+        """The next uniform draws in [0, 1) (``take_draws``'s, ``window`` as
+        there), as an array of ``shape`` (into ``out`` if given): the top 24 bits
+        of each counter's random bits times 2^-24, so float32 and float64 draws
+        are the same numbers. Small requests are served from a block computed
+        ahead, in buffers kept for it (the values depend only on the counters)."""
         n = math.prod(shape)
-        first = self.take_draws(shape)
+        first = self.take_draws(shape, window)
         if n > UNIFORM_BLOCK:
             draws = self._uniform24(first, n)
         else:
@@ -236,11 +234,13 @@ class Backend(ActivationsByName, MatrixProducts, PlannedStepOperations, GraphSte
         return self.xp.equal(p.argmax(axis=-1), t.argmax(axis=-1), out=out)
 
     # -- dropout ------------------------------------------------------------
-    def dropout(self, x: Array, p: float, scale: float) -> tuple[Array, Array]:
+    def dropout(self, x: Array, p: float, scale: float,
+                window: DrawWindow | None = None) -> tuple[Array, Array]:
         """Keep each element with probability 1 - p: returns ``(x * mask, mask)``,
         with ``mask`` holding ``scale`` where the element's ``uniform`` draw
-        u >= p and 0 elsewhere (element i, in C order, takes the i-th draw)."""
-        mask = self.keep_mask(self.uniform(x.shape, x.dtype), p, scale)
+        (``window`` as there) u >= p and 0 elsewhere (element i, in C order,
+        takes the i-th draw)."""
+        mask = self.keep_mask(self.uniform(x.shape, x.dtype, window=window), p, scale)
         return x * mask, mask
 
     def keep_mask(self, u: Array, p: float, scale: float) -> Array:

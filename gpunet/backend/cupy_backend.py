@@ -27,6 +27,7 @@ import numpy as np
 from .activations import ActivationCall, activation_call
 from .base import Array, Backend, float_rows, row_length
 from .cublas_capture import captured_cublas
+from .draw_window import DrawWindow
 from .graph_step import GraphCaptureError
 from .kernels import dense_kernel, elementwise
 
@@ -70,8 +71,9 @@ class CupyBackend(Backend):
         out = cupy.empty(p.shape[:-1], bool) if out is None else out
         return elementwise("matches")(p, t, k, out)
 
-    def dropout(self, x: Array, p: float, scale: float) -> tuple[Array, Array]:
-        first = np.uint64(self.take_draws(x.shape))
+    def dropout(self, x: Array, p: float, scale: float,
+                window: DrawWindow | None = None) -> tuple[Array, Array]:
+        first = np.uint64(self.take_draws(x.shape, window))
         return elementwise("dropout")(x, np.uint64(self.key), first, p, scale)
 
     def update_scratch(self, param: Array) -> None:
@@ -106,7 +108,8 @@ class CupyBackend(Backend):
                       activation: str | ActivationCall | None = None,
                       dropout: tuple[float, float] | None = None,
                       mask: Array | None = None,
-                      state: tuple[Array, int] | None = None) -> Array:
+                      state: tuple[Array, int] | None = None,
+                      window: DrawWindow | None = None) -> Array:
         z, bias = _cast(y.dtype, z, bias)
         call = activation and activation_call(activation)
         from_state = dropout is not None and state is not None
@@ -115,7 +118,7 @@ class CupyBackend(Backend):
         draws = ()
         if dropout is not None:  # the first counter: the state's (and a skip), or the next
             first = (state[0], np.uint64(state[1])) if from_state else (
-                np.uint64(self.take_draws(z.shape)),)
+                np.uint64(self.take_draws(z.shape, window)),)
             draws = (np.uint64(self.key), *first, *dropout)
         kernel(z, bias, *draws, *(call.values if call else ()), y, *_given(mask))
         return y

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .activations import ActivationCall, activation_call
+from .draw_window import DrawWindow
 from .graph_step import COUNTER
 
 Array = Any
@@ -32,10 +33,11 @@ class PlannedStepOperations:
                       activation: str | ActivationCall | None = None,
                       dropout: tuple[float, float] | None = None,
                       mask: Array | None = None,
-                      state: tuple[Array, int] | None = None) -> Array:
+                      state: tuple[Array, int] | None = None,
+                      window: DrawWindow | None = None) -> Array:
         """A dense stage after its product z = x W^T: y = activation((z + bias)
         times, with ``dropout`` = (p, scale), a mask drawn into ``mask`` as
-        ``dropout`` draws it). ``activation`` is a name in ACTIVATIONS (its
+        ``dropout`` draws it, ``window`` too). ``activation`` is a name in ACTIVATIONS (its
         parameters their defaults) or an ActivationCall. ``y`` may be ``z``; if
         not, z is left unspecified. With ``state`` = (a graph step's state,
         skip) the draws start at counter state[COUNTER] + skip, read when the
@@ -45,7 +47,7 @@ class PlannedStepOperations:
         if dropout is not None:
             p, scale = dropout
             if state is None:
-                draws = self.uniform(z.shape, z.dtype, out=mask)
+                draws = self.uniform(z.shape, z.dtype, out=mask, window=window)
             else:
                 mask.reshape(-1)[...] = self._uniform24(int(state[0][COUNTER]) + state[1], z.size)
                 draws = mask
