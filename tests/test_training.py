@@ -4,7 +4,8 @@ import pytest
 
 import gpunet
 from conftest import host
-from gpunet.train import steps
+from gpunet.distributed import Communicator
+from gpunet.train import EagerStep, EpochMetrics, GraphStep, PlannedStep, choose_steps, steps
 from random_reference import Recorder, device_key, permutation
 
 
@@ -105,3 +106,39 @@ def test_data_shapes_are_checked(numpy_backend):
         gpunet.train_epoch(model, gpunet.SSE(), gpunet.GradientDescent(), x, y[:9])
     with pytest.raises(ValueError, match=r"^inputs must be a 2-D array .*, got shape \(5,\)$"):
         gpunet.train_epoch(model, gpunet.SSE(), gpunet.GradientDescent(), x[0], y[0])
+
+
+# -- one step interface, chosen once per epoch; one random-stream rule ------------
+def dropout_problem(backend):
+    gpunet.seed(1)  # the first Linear is made before small_problem seeds
+    return small_problem(backend, gpunet.Linear(5, 5, backend=backend), gpunet.Dropout(0.5))
+
+
+@pytest.mark.parametrize("loss, graph, full_kind", [
+    (gpunet.SoftmaxCrossEntropy(), "off", PlannedStep),
+    (gpunet.SoftmaxCrossEntropy(), "on", GraphStep),
+    (gpunet.SSE(), "on", EagerStep)])  # SSE does not plan: every batch eager
+def test_the_steps_are_chosen_once_per_epoch(numpy_backend, loss, graph, full_kind):
+    model, x, y = dropout_problem(numpy_backend)
+    metrics = EpochMetrics(numpy_backend, len(x), 4)
+    full, tail = choose_steps(model, loss, gpunet.Momentum(0.1), numpy_backend, x, y, 4, None,
+                              graph, Communicator(), metrics)
+    assert type(full) is full_kind and type(tail) is EagerStep
+    assert (full is tail) == (full_kind is EagerStep)
+
+
+def test_a_numbered_epoch_draws_from_its_own_stream(numpy_backend):
+    """train_epoch(epoch=k) is fit's epoch k, whatever was drawn before it."""
+    trained = []
+    for numbered in (True, False):
+        model, x, y = dropout_problem(numpy_backend)
+        loss, optimizer = gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.1, 0.9)
+        if numbered:
+            numpy_backend.random_bits(7)  # draws the epoch's restart leaves behind
+            gpunet.train_epoch(model, loss, optimizer, x, y, 4, shuffle=True, epoch=2)
+        else:
+            gpunet.fit(model, loss, optimizer, x, y, epochs=2, first_epoch=1, batch_size=4,
+                       progress=False)
+        trained.append([p.copy() for p in model.params()])
+    for a, b in zip(*trained, strict=True):
+        np.testing.assert_array_equal(a, b)
