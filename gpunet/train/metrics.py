@@ -55,16 +55,14 @@ class EpochMetrics:
         rank calls it, and all raise together."""
         xp = self.backend.xp
         sums = xp.stack([self.losses[:done].sum(), self.hits[:done].sum(dtype="float64")])
-        loss_sum, hit_sum = self._sum(self.backend.to_numpy(sums)).tolist()  # the one transfer
+        sums = self.backend.to_numpy(sums)  # the one transfer
+        loss_sum, hit_sum = (sums if self.comm is None else self.comm.sum(sums)).tolist()
         if not math.isfinite(loss_sum):
             bad = ~xp.isfinite(self.losses[:done])
             first = int(xp.argmax(bad)) if bool(bad.any()) else done
             first = first if self.comm is None else self.comm.minimum(first)
             raise NonFiniteLoss(self.epoch, first // self.batch_size + 1)
         return loss_sum / max(done, 1), hit_sum / max(done, 1)
-
-    def _sum(self, values: np.ndarray) -> np.ndarray:
-        return values if self.comm is None else self.comm.sum(values)
 
 
 def accuracy(model: Layer, inputs: Any, targets: Any) -> float:
