@@ -32,6 +32,7 @@ import pytest
 
 import gpunet
 from gpunet.backend.activations import ACTIVATIONS as FORMULAS, ActivationCall
+from gpunet.backend.draw_window import DrawWindow
 from gpunet.backend.kernels import DENSE_VARIANTS, KERNELS, KernelSpec, dense_kernel
 from kernel_source import C_TYPES, PLACEHOLDERS, Param, params, render
 
@@ -703,3 +704,25 @@ def test_leaky_relu_with_its_alpha(kernels, cpu, alpha, dtype):
 
     for got, expected in zip(*both(kernels, cpu, stage)):
         check(got, expected)
+
+
+@pytest.mark.parametrize("rows, start, n", [(7, 2, 3), (16, 8, 8)])
+def test_a_share_draws_its_window_of_the_whole_batchs_draw(kernels, cpu, rows, start, n):
+    """Data-parallel training: a rank's n rows, rows start.. of a batch of ``rows``,
+    take their part of the whole batch's draw (DrawWindow) in the kernels as on the CPU."""
+    x, bias = draw((n, 5), np.float32), draw(5, np.float32, seed=1)
+    window = DrawWindow(rows, start)
+
+    def calls(backend: Any) -> list[np.ndarray]:
+        backend.restart(12345, 678)
+        y, mask = backend.dropout(x, 0.3, 2.0, window)
+        out_y, out_mask = np.empty_like(x), np.empty_like(x)
+        backend.dense_forward(x.copy(), bias, out_y, activation="tanh", dropout=(0.3, 2.0),
+                              mask=out_mask, window=window)
+        assert backend.drawn == 678 + 2 * rows * 5
+        return [y, mask, out_y, out_mask]
+
+    for got, expected in zip(*both(kernels, cpu, calls)):
+        check(got, expected, precision=np.float32)
+    cpu.restart(12345, 678 + start * 5)
+    np.testing.assert_array_equal(calls(kernels)[1], cpu.dropout(x, 0.3, 2.0)[1])
