@@ -9,7 +9,7 @@ the planning stages and the backends' methods (``tanh``, ``tanh_grad``, ...)
 follow. docs/extending.md tells how to add one.
 
 Every gradient is computed from the saved *output* y and its gradient gy, so
-a formula's y -> f'(x) must be well defined: f monotonic, its sign kept.
+y must determine f'(x): LeakyRelu's alpha >= 0 keeps y > 0 exactly where x > 0.
 """
 from __future__ import annotations
 
