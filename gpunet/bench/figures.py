@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..atomic import writable
+from ..models import PRESETS
 from ..plots import new_figure, write_png
 from .flags import NOISY_SPREAD
 
-MODELS = ("logistic", "deep", "wide")
 NOISY_LABEL = f"noisy: spread > {NOISY_SPREAD:.0%} of median"
 COLUMNS = 3
 LINE = {"marker": "o", "markersize": 4}
@@ -56,7 +56,7 @@ def throughput_figure(results: Sequence[Mapping], path: str | os.PathLike, *,
         panels = _panels(_matching(results, case="train", what=timed), "model",
                          ("peer", "backend"), "batch_size", "samples_per_s")
         if panels:
-            return _draw(panels, path, first=MODELS,
+            return _draw(panels, path, first=PRESETS,
                          title=f"Training throughput, timed per {timed} (median; whiskers: min to max)",
                          xlabel="batch size", ylabel="samples/s")
     return None

@@ -28,16 +28,16 @@ from .. import seeding
 from ..backend import get_backend
 from ..distributed import Communicator, MPICommunicator, world
 from ..distributed.launch import mpiexec_path
-from ..fitting import fit
 from ..functional import one_hot_encode
 from ..losses import SoftmaxCrossEntropy
-from ..models import mnist_model
+from ..models import default_rates, mnist_model
 from ..optimizers import Momentum
+from ..train.fit import fit
 from .flags import LoadWatch, marks
 from .timing import MIN_REPEATS, HostClock, Timing, measure
 from .trainers import mnist_like
 
-MODEL, BATCH_SIZE, LEARNING_RATE, MOMENTUM = "deep", 128, 0.5, 0.9
+MODEL, BATCH_SIZE = "deep", 128
 GRADIENT_MODELS = ("deep", "wide")
 ALLREDUCE_REPEATS, ALLREDUCE_WARMUP = 200, 20
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -175,7 +175,7 @@ def time_epochs(comm: Communicator, samples: int, epochs: int) -> Timing:
     x, labels = mnist_like(samples)
     y = one_hot_encode(labels, backend=backend)
     model = mnist_model(MODEL, backend=backend)
-    loss, optimizer = SoftmaxCrossEntropy(), Momentum(LEARNING_RATE, MOMENTUM)
+    loss, optimizer = SoftmaxCrossEntropy(), Momentum(*default_rates(MODEL, BATCH_SIZE))
 
     def epoch() -> None:
         fit(model, loss, optimizer, x, y, epochs=1, batch_size=BATCH_SIZE, progress=False,

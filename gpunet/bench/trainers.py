@@ -9,11 +9,10 @@ from .. import seeding
 from ..backend import Backend
 from ..functional import one_hot_encode
 from ..losses import SoftmaxCrossEntropy
-from ..models import PRESETS as MODELS, mnist_model
+from ..models import NOTEBOOK_RATES, PRESETS as MODELS, mnist_model
 from ..optimizers import Momentum
-from ..training import steps
+from ..train.epoch import steps
 
-LEARNING_RATE, MOMENTUM = 0.01, 0.99
 
 
 def mnist_like(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -38,7 +37,7 @@ class GpunetTrainer:
         self.device, self.backend, self.graph = backend.name, backend, graph
         self.model = mnist_model(model, backend=backend)
         self.loss = SoftmaxCrossEntropy()
-        self.optimizer = Momentum(LEARNING_RATE, MOMENTUM)
+        self.optimizer = Momentum(*NOTEBOOK_RATES)
         self.x = backend.asarray(x)
         self.y = one_hot_encode(labels, backend=backend)
         self.batch_size = batch_size

@@ -15,7 +15,7 @@ from ..backend import BackendUnavailable, UnknownBackend
 from ..checkpoint import CheckpointError
 from ..data import DatasetError
 from ..distributed.launch import LaunchError, launched_size, report
-from ..metrics import NonFiniteLoss
+from ..train.metrics import NonFiniteLoss
 from ..plots import MissingDependency
 from . import bench, evaluate, experiments, info, show, train
 from .options import UsageError, common_options, os_error

@@ -9,7 +9,7 @@ from ..backend import Array, Backend
 from ..checkpoint import Checkpoint, CheckpointError
 from ..data.preprocess import mean_pixel, model_ready
 from ..data.sources import SOURCES
-from ..fitting import evaluate
+from ..train.fit import evaluate
 from ..losses import SoftmaxCrossEntropy
 from ..threads import chosen_threads
 from .data import check_fits, load_data

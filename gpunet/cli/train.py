@@ -19,8 +19,8 @@ from ..distributed.comm import Communicator
 from ..distributed.device import select_device
 from ..distributed.launch import MPI_EXTRA, agree, join, launch, launched_size, report
 from ..distributed.shares import check_shares
-from ..fitting import EpochStats, evaluate, fit
-from ..metrics import NonFiniteLoss
+from ..train.fit import EpochStats, evaluate, fit
+from ..train.metrics import NonFiniteLoss
 from ..losses import SoftmaxCrossEntropy
 from ..models import PRESETS, default_rates, mnist_model
 from ..optimizers import (GradientDescent, Momentum, Optimizer, valid_learning_rate,

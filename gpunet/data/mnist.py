@@ -5,7 +5,7 @@ import dataclasses
 import os
 
 from ..backend import Backend, get_backend
-from ..training import check_count
+from ..train.checks import check_count
 from .datasets import load_raw
 from .preprocess import Prepared, prepare
 from .sources import get_source

@@ -1,6 +1,6 @@
 """A planned training step: the same maths as the eager layers, with every
 buffer allocated once and each dense stage's work fused into a few backend
-operations (``gpunet/backend/fused.py``), optionally replayed as a graph."""
+operations (``gpunet/backend/planned_step.py``), optionally replayed as a graph."""
 from .graph import StepGraph, step_graph, uses_graph
 from .stages import DenseStage, dense_stages
 from .step import StepPlan, plan_step
