@@ -2,8 +2,8 @@
 
 ``PRESET_MODELS`` is the one table of them: each preset's layers (as
 ``gpunet.layers.describe`` writes them) and the rates that train it at
-mini-batch sizes; the command line, the checkpoint's metadata and the
-benchmarks take the names, ``PRESETS``, from here.
+mini-batch sizes; the command line (its run settings, ``cli/run_settings.py``)
+and the benchmarks take the names, ``PRESETS``, from here.
 """
 from __future__ import annotations
 
