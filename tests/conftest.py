@@ -4,12 +4,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
 import gpunet
 from gpunet.backend import cuda_status
+from helpers.datasets import make_fake, put
+from helpers.paths import DEBIAN_FASHION, SHARED_MNIST
 
 
 def pytest_collection_modifyitems(config, items):
@@ -60,14 +61,6 @@ def _seeded():
     gpunet.seed(1234)
 
 
-def host(backend: gpunet.Backend, x) -> np.ndarray:
-    return backend.to_numpy(x)
-
-
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
-
-
 @pytest.fixture
 def mnist_test_digits():
     """The real MNIST test digits from ../shared/data/mnist: (images, labels)."""
@@ -107,3 +100,13 @@ def fashion_checkpoint(_fashion_one_epoch, tmp_path) -> Path:
     ckpt = tmp_path / "a.ckpt"
     shutil.copyfile(_fashion_one_epoch, ckpt)
     return ckpt
+
+
+@pytest.fixture
+def fake_dir(monkeypatch, tmp_path):
+    """A fake 'mnist' (6 training and 4 test images) in its own folder; an empty cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("GPUNET_DATA", raising=False)
+    fake = make_fake(monkeypatch)
+    return fake, put(tmp_path / "data", fake.gz)
+

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import gpunet
-from conftest import host
+from helpers.arrays import host
 
 
 def test_one_hot_encode(backend):

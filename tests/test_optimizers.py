@@ -4,7 +4,7 @@ import pytest
 
 import gpunet
 from gpunet.optimizers import valid_learning_rate, valid_momentum
-from conftest import host
+from helpers.arrays import host
 
 
 class Params(gpunet.Layer):

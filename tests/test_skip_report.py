@@ -17,7 +17,7 @@ def test_gpu_skips_are_reported_once():
     if status.usable:
         pytest.skip("a CUDA device is usable here: no GPU test skips")
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-ra", "-p", "no:cacheprovider",
-                           "tests/test_functional.py", "tests/test_layers.py"],
+                           "tests/test_functional.py", "tests/layers/test_layers.py"],
                           capture_output=True, text=True, timeout=300,
                           cwd=Path(__file__).resolve().parents[1])
     lines = [line for line in done.stdout.splitlines() if status.reason in line]
@@ -30,7 +30,7 @@ def test_without_the_kernels_extra_the_kernel_checks_name_it(tmp_path):
     (tmp_path / "cupy.py").write_text(  # what an absent package raises
         "raise ModuleNotFoundError(\"No module named 'cupy'\", name='cupy')\n")
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-ra", "-p", "no:cacheprovider",
-                           "tests/test_nvrtc.py", "tests/test_kernels_on_host.py"],
+                           "tests/backend/test_nvrtc.py", "tests/backend/test_kernels_on_host.py"],
                           capture_output=True, text=True, timeout=300,
                           cwd=Path(__file__).resolve().parents[1],
                           env={**os.environ, "PYTHONPATH": str(tmp_path)})

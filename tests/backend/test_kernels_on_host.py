@@ -1,0 +1,766 @@
+"""The CUDA kernels' operations, run on the host against the NumPy backend.
+
+Each kernel's operation text, verbatim, is compiled with g++ as a plain C++
+function (``kernel_source.render(..., "host")``), loaded with ctypes and run on
+NumPy arrays the way CuPy would pass them, its type placeholders bound to the
+arrays' dtypes by CuPy's rules, mismatches refused (``run``). Every operation of
+gpunet's CupyBackend, its kernels run that way and its arrays NumPy's
+(``kernels``), then matches the NumPy backend's operation in float32 and
+float64, over sizes 0 to 1000 and the extremes the docstrings promise, and on
+the inputs of mixed dtypes the NumPy backend takes.
+
+This proves the formulas: the arithmetic, the handling of inf and NaN, the row
+and column loops and their indexing, the order of the arguments, the dropout
+masks bit for bit. ``gemm`` is not run here: CupyBackend's is products.py's,
+``cupy.matmul`` (cuBLAS), so with NumPy in CuPy's place it would only be the
+NumPy backend's again. It does not run CUDA:
+not NVRTC's code (tests/backend/test_nvrtc.py compiles that), nor CUDA's libm, its
+flushed float32 denormals or fused multiply-adds, nor CuPy's binding of strided
+and broadcast arrays; tests/backend/test_cupy_kernels.py checks all that on a GPU.
+"""
+from __future__ import annotations
+
+import ctypes
+import re
+import shutil
+import subprocess
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+import gpunet
+from gpunet.backend.activations import ACTIVATIONS as FORMULAS, ActivationCall
+from gpunet.backend.draw_window import DrawWindow
+from gpunet.backend.kernels import DENSE_VARIANTS, KERNELS, KernelSpec, dense_kernel
+from helpers.kernel_source import C_TYPES, PLACEHOLDERS, Param, params, render
+
+if shutil.which("g++") is None:
+    pytest.skip("g++ is not on PATH, so the kernels cannot be compiled for the host "
+                "(apt-get install g++)", allow_module_level=True)
+
+DTYPES = (np.float32, np.float64)
+SIZES = (0, 1, 7, 1000)
+# glibc's libm and CUDA's differ by ulps (and both from NumPy's own loops), so
+# these tolerances check the formulas, not CUDA's rounding. atol only matters
+# near zero: large values (losses up to 2e3, gradients up to 1e4) are within
+# rtol, as no formula here cancels, so atol needs no scaling by magnitude.
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+ATOL = {np.float32: 2e-6, np.float64: 1e-14}
+# Placed first in the drawn values, as many as fit: every activation meets
+# them at n = 1000.
+EXTREMES = (1e4, -1e4, np.inf, -np.inf, np.nan, 0.0, -0.0, 88.0, -88.0, 800.0, -800.0)
+# (y, gy) pairs for the gradients: a NaN or infinite gy where y <= 0 and y > 0, a NaN y.
+GRAD_EXTREMES = ((0.0, np.inf), (-1.0, np.nan), (2.0, np.inf), (np.nan, 1.0),
+                 (-0.0, -np.inf), (1.0, np.nan), (0.5, 1e4), (-2.0, -np.inf))
+
+Run = Callable[..., Any]
+# Every activation of the table (gpunet/backend/activations.py), at its scalars' defaults.
+NAMES = list(FORMULAS)
+GRADIENTS = [f"{name}_grad" for name in NAMES]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Run:
+    """``run(name, *args)``: kernel ``name`` called as CuPy calls it: inputs then
+    outputs, positional; outputs left off are allocated; returns the outputs
+    (one, or a tuple). Its types are bound as CuPy binds them (``bind``)."""
+    folder = tmp_path_factory.mktemp("kernels")
+
+    def compile_(specs: list[KernelSpec], types: dict[str, str], stem: str) -> Any:
+        source = folder / f"{stem}.cpp"
+        source.write_text("\n".join(render(spec, types, "host") for spec in specs))
+        command = ["g++", "-O1", "-shared", "-fPIC", "-std=c++17", str(source),
+                   "-o", str(source.with_suffix(".so"))]
+        return source.with_suffix(".so"), subprocess.Popen(command, stderr=subprocess.PIPE,
+                                                          text=True)
+
+    def load(library: Any, build: Any) -> ctypes.CDLL:
+        _, errors = build.communicate()
+        assert build.returncode == 0, f"g++ fails for {library.name}:\n{errors}"
+        return ctypes.CDLL(str(library))
+
+    # Every kernel, every placeholder one float type: both builds run at once.
+    builds = {c: compile_(list(KERNELS.values()), dict.fromkeys(PLACEHOLDERS, c), f"kernels_{c}")
+              for c in (C_TYPES[np.dtype(d).name] for d in DTYPES)}
+    prebuilt = {c: load(*build) for c, build in builds.items()}
+    alone: dict[tuple, ctypes.CDLL] = {}
+
+    def function(name: str, types: dict[str, str]) -> Any:
+        """Kernel ``name`` with placeholder C ``types``: from a prebuilt library
+        when they are one float type, else built alone (once)."""
+        c_types = set(types.values())
+        if len(c_types) == 1 and c_types <= prebuilt.keys():
+            return getattr(prebuilt[c_types.pop()], KERNELS[name].name)
+        key = (name, *sorted(types.items()))
+        if key not in alone:
+            alone[key] = load(*compile_([KERNELS[name]], types, f"{name}_{len(alone)}"))
+        return getattr(alone[key], KERNELS[name].name)
+
+    def run(name: str, *args: Any) -> Any:
+        ps = params(KERNELS[name])
+        n_in = sum(not p.output for p in ps)
+        if len(args) not in (n_in, len(ps)):
+            raise TypeError(f"{name} takes {n_in} or {len(ps)} arguments, got {len(args)}")
+        bound = bind(ps, args)
+        types = [bound[p.type] if p.type in PLACEHOLDERS else np.dtype(p.type) for p in ps]
+        shape = np.broadcast_shapes(*(np.shape(a) for p, a in zip(ps, args) if not p.raw))
+        given = list(args) + [np.empty(shape, t) for t in types[len(args):]]
+        buffers = []
+        for p, t, arg in zip(ps, types, given):
+            value = np.asarray(arg, t)  # a Python scalar becomes the declared type
+            buffers.append(np.array(value if p.raw else np.broadcast_to(value, shape), order="C"))
+        fn = function(name, {t: C_TYPES[d.name] for t, d in bound.items()})
+        fn.argtypes = [ctypes.c_void_p] * len(ps) + [ctypes.c_ssize_t]
+        fn(*(b.ctypes.data for b in buffers), int(np.prod(shape)))
+        if np.prod(shape) > 0:  # the kernel ran over elements: each recording notes it
+            for ran in RECORDING:
+                ran.add(name)
+        outputs = []
+        for p, arg, buffer in zip(ps, given, buffers):
+            if p.output:
+                arg[...] = buffer  # read-modify-write outputs come back to the caller's array
+                outputs.append(arg)
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    return run
+
+
+def bind(ps: list[Param], args: tuple) -> dict[str, np.dtype]:
+    """Each placeholder's dtype, as CuPy decides it (``_decide_params_type_core``
+    in cupy/_core/_kernel.pyx): outputs first, then inputs, each array binds its
+    placeholder to its dtype, and an array whose dtype differs from its
+    placeholder's binding or its declared type is refused; scalars bind nothing."""
+    bound: dict[str, np.dtype] = {}
+    for p, arg in sorted(zip(ps, args), key=lambda pair: not pair[0].output):
+        if isinstance(arg, np.ndarray):
+            want = bound.setdefault(p.type, arg.dtype) if p.type in PLACEHOLDERS else np.dtype(p.type)
+            if arg.dtype != want:
+                raise TypeError(f"Type is mismatched. {p.name} {arg.dtype} {want}")
+    return bound
+
+
+@pytest.fixture(scope="module")
+def kernels(run) -> Any:
+    """gpunet's own CupyBackend, with CuPy swapped out of its module for the
+    host: NumPy allocates its arrays and ``run`` runs its kernels, so every
+    operation's glue (allocations, argument order, scalars) is cupy_backend.py's."""
+    pytest.importorskip("cupy", reason="CuPy is not installed (pip install -e '.[kernels]')")
+    from gpunet.backend import cupy_backend
+
+    def elementwise(name: str) -> Run:
+        return lambda *args: run(name, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cupy_backend, "cupy", SimpleNamespace(empty=np.empty))
+        patch.setattr(cupy_backend, "elementwise", elementwise)
+        # Not constructed: a constructed backend would reseed from real CuPy on gpunet.seed.
+        yield object.__new__(cupy_backend.CupyBackend)
+
+
+@pytest.fixture
+def cpu() -> gpunet.Backend:
+    return gpunet.get_backend("numpy")
+
+
+def draw(shape: Any, dtype: Any, low: float = -6.0, high: float = 6.0, seed: int = 0,
+         extremes: tuple[float, ...] = ()) -> np.ndarray:
+    """Uniform values of ``shape``, the first of them (flat) replaced by ``extremes``."""
+    x = np.random.default_rng(seed).uniform(low, high, shape)
+    count = min(x.size, len(extremes))
+    x.flat[:count] = extremes[:count]
+    return x.astype(dtype)
+
+
+def check(got: Any, expected: Any, precision: Any = None) -> None:
+    """``got`` has the dtype and shape of ``expected`` and its values, NaN for
+    NaN, within the tolerance of ``precision`` (default: that dtype)."""
+    expected = np.asarray(expected)
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    dtype = precision or expected.dtype.type
+    if dtype in RTOL:
+        np.testing.assert_allclose(got, expected, rtol=RTOL[dtype], atol=ATOL[dtype])
+    else:
+        np.testing.assert_array_equal(got, expected)
+
+
+def expect(cpu: gpunet.Backend, op: str, *args: Any) -> Any:
+    """The NumPy backend's ``op``, quiet about the overflows and NaNs it is given."""
+    with np.errstate(all="ignore"):
+        return getattr(cpu, op)(*args)
+
+
+# Each test checking kernels, with the kernels it says it checks; the sets of kernel
+# names ``run`` adds to while a recording is made (test_every_kernel_is_checked).
+COVERS: dict[Callable[..., Any], set[str]] = {}
+RECORDING: list[set[str]] = []
+
+
+def covers(*names: str) -> Callable[[Any], Any]:
+    """Declare that the test runs kernels ``names`` (over at least one element);
+    test_every_kernel_is_checked runs it to see that it does."""
+    def declare(test: Callable[..., Any]) -> Callable[..., Any]:
+        COVERS.setdefault(test, set()).update(names)
+        return test
+    return declare
+
+
+def parametrizations(test: Callable[..., Any]) -> list[dict[str, Any]]:
+    """Every combination of ``test``'s parametrize marks' values, as pytest makes them."""
+    grid: list[dict[str, Any]] = [{}]
+    for mark in getattr(test, "pytestmark", []):
+        if mark.name != "parametrize":
+            continue
+        names, values = mark.args[:2]
+        names = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+        rows = [tuple(v.values) if hasattr(v, "values") and hasattr(v, "marks")
+                else (v,) if len(names) == 1 else tuple(v) for v in values]
+        grid = [{**point, **dict(zip(names, row))} for row in rows for point in grid]
+    return grid
+
+
+@covers(*NAMES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("op", NAMES)
+def test_activation(kernels, cpu, op, n, dtype):
+    x = draw(n, dtype, extremes=EXTREMES)
+    x_before = x.copy()
+    check(getattr(kernels, op)(x), expect(cpu, op, x))
+    np.testing.assert_array_equal(x, x_before)
+    if op == "sigmoid":  # the exact limits, and NaN stays NaN
+        limits = kernels.sigmoid(np.array([1e4, -1e4, np.inf, -np.inf, np.nan], dtype))
+        np.testing.assert_array_equal(limits, [1, 0, 1, 0, np.nan])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", NAMES)
+def test_activation_into_out(kernels, cpu, op, dtype):
+    """``out=`` takes the result, also when it is the input (in place)."""
+    x = draw(100, dtype, extremes=EXTREMES)
+    expected = expect(cpu, op, x)
+    out = np.empty_like(x)
+    assert getattr(kernels, op)(x, out=out) is out
+    check(out, expected)
+    assert getattr(kernels, op)(x, out=x) is x
+    check(x, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", GRADIENTS)
+def test_activation_grad_into_out(kernels, cpu, op, dtype):
+    """``out=`` takes the result, also when it is the gradient gy (in place)."""
+    y_extremes, gy_extremes = zip(*GRAD_EXTREMES)
+    y = draw(100, dtype, -1.5, 1.5, seed=1, extremes=y_extremes)
+    gy = draw(100, dtype, -3.0, 3.0, seed=2, extremes=gy_extremes)
+    expected = expect(cpu, op, y, gy)
+    out = np.empty_like(y)
+    assert getattr(kernels, op)(y, gy, out=out) is out
+    check(out, expected)
+    assert getattr(kernels, op)(y, gy, out=gy) is gy
+    check(gy, expected)
+
+
+@covers(*GRADIENTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("op", GRADIENTS)
+def test_activation_grad(kernels, cpu, op, n, dtype):
+    y_extremes, gy_extremes = zip(*GRAD_EXTREMES)
+    y = draw(n, dtype, -1.5, 1.5, seed=1, extremes=y_extremes)
+    gy = draw(n, dtype, -3.0, 3.0, seed=2, extremes=gy_extremes)
+    check(getattr(kernels, op)(y, gy), expect(cpu, op, y, gy))
+
+
+def loss_cases(test: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``test`` over the loss grid: rows (None: one (k,) row), k classes,
+    one-hot or probability targets, each float dtype."""
+    for name, values in [("rows", [*SIZES, None]), ("k", [1, 3, 10]),
+                         ("target", ["one-hot", "probabilities"]), ("dtype", DTYPES)]:
+        test = pytest.mark.parametrize(name, values)(test)
+    return test
+
+
+def row_shape(rows: int | None, k: int) -> tuple[int, ...]:
+    """(rows, k), or one (k,) row for ``rows=None``."""
+    return (k,) if rows is None else (rows, k)
+
+
+@covers("softmax_cross_entropy")
+@loss_cases
+def test_softmax_cross_entropy(kernels, cpu, rows, k, target, dtype):
+    z, a = logits_and_targets(rows, k, target, dtype)
+    scale = 1 / rows if rows else 1.0  # a mean over the rows
+    losses, gradient = kernels.softmax_cross_entropy(z, a, scale)
+    expected_losses, expected_gradient = expect(cpu, "softmax_cross_entropy", z, a, scale)
+    assert np.isfinite(losses).all() and np.isfinite(gradient).all()
+    check(losses, expected_losses)
+    check(gradient, expected_gradient)
+
+
+def logits_and_targets(rows: int | None, k: int, target: str,
+                       dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of logits of every size from 1 to 1e3, where a naive softmax
+    overflows, and one-hot or probability targets."""
+    rng = np.random.default_rng(3)
+    shape = row_shape(rows, k)
+    z = rng.uniform(-1, 1, shape) * 10.0 ** rng.uniform(0, 3, shape[:-1] + (1,))
+    z.flat[:2] = (1e3, -1e3)[:z.size]
+    if target == "one-hot":
+        a = np.eye(k)[rng.integers(0, k, shape[:-1])]
+    else:
+        a = rng.uniform(0, 1, shape)
+        a /= a.sum(axis=-1, keepdims=True)
+    return z.astype(dtype), a.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_cross_entropy_skips_terms_of_weight_zero(kernels, cpu, dtype):
+    big = 0.9 * np.finfo(dtype).max
+    z = np.array([[big, -big, 0.0], [big, -big, 0.0]], dtype)
+    a = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype)
+    losses, gradient = kernels.softmax_cross_entropy(z, a, 1.0)
+    np.testing.assert_array_equal(losses, [0.0, np.inf])
+    np.testing.assert_array_equal(gradient, [[0, 0, 0], [1, -1, 0]])
+    check(losses, expect(cpu, "softmax_cross_entropy", z, a, 1.0)[0])
+
+
+@covers("matches")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [1, 3, 10])
+@pytest.mark.parametrize("rows", [*SIZES, None])
+def test_matches(kernels, cpu, rows, k, dtype):
+    rng = np.random.default_rng(4)
+    shape = row_shape(rows, k)
+    # Few distinct values, so rows tie often (the first largest wins), and NaNs (largest).
+    choices = [0.0, -0.0, 1.0, 2.0, np.inf, -np.inf, np.nan]
+    p, t = (rng.choice(choices, shape).astype(dtype) for _ in range(2))
+    check(kernels.matches(p, t), expect(cpu, "matches", p, t))
+    out = np.zeros(shape[:-1], bool)
+    assert kernels.matches(p, t, out) is out
+    check(out, expect(cpu, "matches", p, t))
+
+
+@covers("dropout")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.5])
+@pytest.mark.parametrize("n", SIZES)
+def test_dropout(kernels, cpu, n, p, dtype):
+    """The kernel draws its own mask: the same one the NumPy backend draws from
+    the same key and counter, so CPU and GPU runs drop the same units."""
+    x = draw(n, dtype, extremes=(np.inf, np.nan, -1e4))
+    scale = 1 / (1 - p)
+    for backend in (kernels, cpu):
+        backend.restart(12345, 678)
+    y, mask = kernels.dropout(x, p, scale)
+    expected_y, expected_mask = expect(cpu, "dropout", x, p, scale)
+    assert kernels.drawn == cpu.drawn == 678 + n
+    np.testing.assert_array_equal(mask, expected_mask)
+    np.testing.assert_array_equal(y, expected_y)
+    assert mask.dtype == y.dtype == dtype
+
+
+@covers("sgd_update", "momentum_update")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("op", ["sgd_update", "momentum_update"])
+def test_update(kernels, cpu, op, n, dtype):
+    # param (and velocity), updated in place, then the gradient and hyperparameters
+    n_state, hyper = (1, (0.1,)) if op == "sgd_update" else (2, (0.1, 0.9))
+    state = [draw(n, dtype, seed=seed) for seed in (5, 6)][:n_state]
+    grad = draw(n, dtype, seed=7)
+    on_host, on_cpu = [x.copy() for x in state], [x.copy() for x in state]
+    getattr(kernels, op)(*on_host, grad, *hyper)  # in place, as on the device
+    getattr(cpu, op)(*on_cpu, grad, *hyper)
+    for got, expected in zip(on_host, on_cpu):
+        check(got, expected)
+
+
+# A planned step's operations (gpunet/backend/planned_step.py), every variant,
+# against the NumPy backend's, which are the eager layers' own calls.
+ACTIVATIONS = [None, *NAMES]
+DENSE_SHAPES = [(0, 3), (1, 1), (7, 3), (100, 30)]
+DROPOUTS = [None, (0.3, 1 / 0.7), (0.1, 1.0)]  # (p, scale): inverted, and the notebook's
+
+
+def both(kernels: Any, cpu: gpunet.Backend, call: Callable[[Any], Any]) -> list[Any]:
+    """``call(backend)`` on the host kernels and on the NumPy backend, quietly."""
+    with np.errstate(all="ignore"):
+        return [call(backend) for backend in (kernels, cpu)]
+
+
+@covers(*(dense_kernel("forward", *variant) for variant in DENSE_VARIANTS))
+@pytest.mark.parametrize("in_place", [False, True], ids=["into_y", "z_is_y"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", DENSE_SHAPES)
+@pytest.mark.parametrize("dropout", DROPOUTS)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_dense_forward(kernels, cpu, activation, dropout, shape, dtype, in_place):
+    """y = activation((z + bias) * mask), the mask exactly the one the NumPy
+    backend draws from the same key and counters."""
+    z = draw(shape, dtype, seed=8, extremes=EXTREMES)
+    bias = draw(shape[-1:], dtype, -1.0, 1.0, seed=9)
+
+    def forward(backend: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+        backend.restart(12345, 678)
+        given = z.copy()
+        y = given if in_place else np.full(shape, np.nan, dtype)
+        mask = None if dropout is None else np.full(shape, np.nan, dtype)
+        result = backend.dense_forward(given, bias, y, activation=activation, dropout=dropout,
+                                       mask=mask)
+        return result, y, mask, backend.drawn
+
+    (result, y, mask, drawn), (expected_y, _, expected_mask, expected_drawn) = both(
+        kernels, cpu, forward)
+    assert result is y
+    check(y, expected_y)
+    assert drawn == expected_drawn == 678 + (0 if dropout is None else z.size)
+    if dropout is not None:
+        np.testing.assert_array_equal(mask, expected_mask)
+
+
+@covers(*(dense_kernel("backward", *variant) for variant in DENSE_VARIANTS))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", DENSE_SHAPES)
+@pytest.mark.parametrize("dropout", [False, True])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_dense_backward(kernels, cpu, activation, dropout, shape, dtype):
+    """dz = f'(y) gy (times the mask) and db, its sums over the rows; with
+    neither, gy itself and its sums."""
+    y_extremes, gy_extremes = zip(*GRAD_EXTREMES)
+    y = draw(shape, dtype, -1.5, 1.5, seed=1, extremes=y_extremes) if activation else None
+    gy = draw(shape, dtype, -3.0, 3.0, seed=2, extremes=gy_extremes)
+    mask = (draw(shape, dtype, 0.0, 1.0, seed=11) >= 0.3) * dtype(1 / 0.7) if dropout else None
+
+    def backward(backend: Any) -> tuple[np.ndarray, np.ndarray]:
+        dz, db = np.full(shape, np.nan, dtype), np.full(shape[-1:], np.nan, dtype)
+        result = backend.dense_backward(y, gy, dz, db, activation=activation, mask=mask)
+        assert result is (dz if activation or dropout else gy)
+        return result, db
+
+    (result, db), (expected, expected_db) = both(kernels, cpu, backward)
+    check(result, expected)
+    check(db, expected_db)
+
+
+@covers("dense_softmax_cross_entropy")
+@loss_cases
+def test_dense_softmax_cross_entropy(kernels, cpu, rows, k, target, dtype):
+    """The loss (into float64), the hit and the gradient of logits z + bias."""
+    z, a = logits_and_targets(rows, k, target, dtype)
+    bias = draw(k, dtype, -5.0, 5.0, seed=12)
+    scale = 1 / rows if rows else 1.0
+    (gradient, losses, hits), expected = both(kernels, cpu, dense_loss(z, bias, a, scale))
+    assert np.isfinite(losses).all() and np.isfinite(gradient).all()
+    check(gradient, expected[0])
+    check(losses, expected[1], precision=dtype)
+    np.testing.assert_array_equal(hits, expected[2])
+
+
+def dense_loss(z: np.ndarray, bias: np.ndarray, a: np.ndarray,
+               scale: float) -> Callable[[Any], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A backend's dense_softmax_cross_entropy on a copy of ``z``: (gradient, losses, hits)."""
+    def call(backend: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        gradient = np.full(z.shape, np.nan, z.dtype)
+        losses, hits = np.full(z.shape[:-1], np.nan), np.zeros(z.shape[:-1], bool)
+        backend.dense_softmax_cross_entropy(z.copy(), bias, a, scale, gradient, losses, hits)
+        return gradient, losses, hits
+    return call
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_softmax_cross_entropy_hits_as_matches(kernels, cpu, dtype):
+    """A hit is ``matches`` of z + bias: the first largest, NaN counting as largest."""
+    rng = np.random.default_rng(13)
+    choices = [0.0, -0.0, 1.0, 2.0, np.inf, -np.inf, np.nan]
+    z, a = (rng.choice(choices, (200, 4)).astype(dtype) for _ in range(2))
+    bias = np.array([0.0, 1.0, -1.0, 0.0], dtype)
+    (_, _, hits), (_, _, expected) = both(kernels, cpu, dense_loss(z, bias, a, 1.0))
+    np.testing.assert_array_equal(hits, expected)
+    np.testing.assert_array_equal(hits, cpu.matches(z + bias, a))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_softmax_cross_entropy_skips_terms_of_weight_zero(kernels, cpu, dtype):
+    big = 0.9 * np.finfo(dtype).max
+    z = np.array([[big, -big, 0.0], [big, -big, 0.0]], dtype)
+    a = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype)
+    zero_bias = np.zeros(3, dtype)
+    (gradient, losses, hits), expected = both(kernels, cpu, dense_loss(z, zero_bias, a, 1.0))
+    np.testing.assert_array_equal(losses, [0.0, np.inf])
+    np.testing.assert_array_equal(gradient, [[0, 0, 0], [1, -1, 0]])
+    np.testing.assert_array_equal(hits, [True, False])
+    check(losses, expected[1])
+
+
+@pytest.mark.parametrize("operation, name, shape", [
+    ("dense_backward", "gy", (4, 2)), ("dense_backward", "y", (4, 2)),
+    ("dense_backward", "mask", (5, 3)), ("dense_backward", "dz", (3,)),
+    ("dense_softmax_cross_entropy", "gradient", (4, 2)),
+    ("dense_softmax_cross_entropy", "bias", (2,)),
+    ("dense_softmax_cross_entropy", "losses", (3,)),
+    ("dense_softmax_cross_entropy", "hits", (4, 1))])
+def test_dense_operations_refuse_arrays_their_kernels_would_overrun(kernels, operation, name,
+                                                                     shape):
+    """The column and row kernels index whole arrays by the others' shapes: an
+    array of another shape is refused, by name, before any kernel runs."""
+    x, row = np.zeros((4, 3), np.float32), np.zeros(3, np.float32)
+    args = {
+        "dense_backward": dict(y=x, gy=x, dz=x.copy(), db=row, activation="tanh", mask=x),
+        "dense_softmax_cross_entropy": dict(z=x, bias=row, a=x, scale=1.0, gradient=x.copy(),
+                                            losses=np.zeros(4), hits=np.zeros(4, bool)),
+    }[operation]
+    expected = re.escape(str(args[name].shape))
+    args[name] = np.zeros(shape, args[name].dtype)
+    with pytest.raises(ValueError, match=rf"^{operation} needs {name} of shape {expected}, "
+                                         rf"got {re.escape(str(shape))}$"):
+        getattr(kernels, operation)(**args)
+
+
+# Inputs of two dtypes, as the NumPy backend takes them: each pair (first, second).
+MIXED_FLOATS = [(np.float32, np.float64), (np.float64, np.float32)]
+TARGET_DTYPES = [np.int64, np.int32, np.bool_, np.float32, np.float64]
+
+
+@pytest.mark.parametrize("first, second", MIXED_FLOATS)
+@pytest.mark.parametrize("op", GRADIENTS)
+def test_activation_grad_of_mixed_dtypes(kernels, cpu, op, first, second):
+    """y and gy of two dtypes give NumPy's promotion of them (float64), as
+    precise as float32 (NumPy rounds 1 - y to float32 where the kernel does not)."""
+    y, gy = draw(100, first, -1.5, 1.5, seed=1), draw(100, second, seed=2)
+    result = getattr(kernels, op)(y, gy)
+    assert result.dtype == np.float64
+    check(result, expect(cpu, op, y, gy), precision=np.float32)
+
+
+@pytest.mark.parametrize("first, second", MIXED_FLOATS)
+def test_dense_operations_take_inputs_in_the_dtype_they_write(kernels, cpu, first, second):
+    """Inputs of another float dtype are taken in that of the arrays written
+    (the logits' for the loss), as precise as float32 (where NumPy rounds once
+    more or less)."""
+    z, bias = draw((20, 5), first, seed=8), draw(5, second, seed=9)
+    y, gy, mask = (draw((20, 5), second, 0.0, 1.0, seed=seed) for seed in (10, 11, 12))
+    a = np.eye(5, dtype=second)[np.arange(20) % 5]
+
+    def calls(backend: Any) -> list[np.ndarray]:
+        backend.restart(12345, 0)
+        outputs = [np.empty_like(z) for _ in range(4)]
+        out_y, out_mask, dz, gradient = outputs
+        backend.dense_forward(z.copy(), bias, out_y, activation="tanh", dropout=(0.3, 2.0),
+                              mask=out_mask)
+        db = np.empty(5, first)
+        backend.dense_backward(y, gy, dz, db, activation="sigmoid", mask=mask)
+        losses, hits = np.empty(20), np.empty(20, bool)
+        backend.dense_softmax_cross_entropy(z.copy(), bias, a, 0.5, gradient, losses, hits)
+        return [*outputs, db, losses, hits]
+
+    for got, expected in zip(*both(kernels, cpu, calls)):
+        check(got, expected, precision=np.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("target", TARGET_DTYPES)
+def test_softmax_cross_entropy_of_any_target_dtype(kernels, cpu, target, dtype):
+    """Targets of any real or bool dtype, taken in the logits' dtype."""
+    rng = np.random.default_rng(5)
+    z = rng.uniform(-20, 20, (50, 10)).astype(dtype)
+    a = np.eye(10)[rng.integers(0, 10, 50)].astype(target)
+    losses, gradient = kernels.softmax_cross_entropy(z, a, 0.5)
+    check(losses, expect(cpu, "softmax_cross_entropy", z, a, 0.5)[0])
+    check(gradient, expect(cpu, "softmax_cross_entropy", z, a, 0.5)[1])
+    assert losses.dtype == gradient.dtype == dtype
+
+
+@pytest.mark.parametrize("logits", [np.int64, np.bool_])
+def test_softmax_cross_entropy_refuses_integer_logits(kernels, cpu, logits):
+    z = np.zeros((2, 3), logits)
+    for backend in (kernels, cpu):
+        with pytest.raises(TypeError, match=f"float32 or float64 logits, got {np.dtype(logits)}"):
+            backend.softmax_cross_entropy(z, np.zeros((2, 3)), 1.0)
+
+
+@pytest.mark.parametrize("predicted", [np.float32, np.int64, np.bool_])
+@pytest.mark.parametrize("target", TARGET_DTYPES)
+def test_matches_of_any_dtypes(kernels, cpu, predicted, target):
+    rng = np.random.default_rng(6)
+    p, t = rng.integers(0, 3, (200, 4)).astype(predicted), rng.integers(0, 3, (200, 4)).astype(target)
+    check(kernels.matches(p, t), expect(cpu, "matches", p, t))
+
+
+@pytest.mark.parametrize("param_dtype, grad_dtype", MIXED_FLOATS)
+@pytest.mark.parametrize("op", ["sgd_update", "momentum_update"])
+def test_update_with_a_gradient_of_another_dtype(kernels, cpu, op, param_dtype, grad_dtype):
+    """The parameter keeps its dtype, the gradient taken in it (float32 precision:
+    NumPy rounds lr * g to float32 where the kernel does not)."""
+    n_state, hyper = (1, (0.1,)) if op == "sgd_update" else (2, (0.1, 0.9))
+    state = [draw(100, param_dtype, seed=seed) for seed in (5, 6)][:n_state]
+    grad = draw(100, grad_dtype, seed=7)
+    on_host, on_cpu = [x.copy() for x in state], [x.copy() for x in state]
+    getattr(kernels, op)(*on_host, grad, *hyper)
+    getattr(cpu, op)(*on_cpu, grad, *hyper)
+    for got, expected in zip(on_host, on_cpu):
+        check(got, expected, precision=np.float32)
+
+
+# A graph step (gpunet/planning/graph.py): its per-step values read from the state.
+@covers(*(dense_kernel("forward", activation, True, from_state=True)
+          for activation in ACTIVATIONS))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_dense_forward_from_state(kernels, cpu, activation, dtype):
+    """The draws start at counter state[1] + skip, the mask bit for bit the one
+    drawn eagerly from there, and the backend's own counters stay as they were."""
+    z = draw((7, 3), dtype, seed=8, extremes=EXTREMES)
+    bias = draw(3, dtype, -1.0, 1.0, seed=9)
+    state = np.array([5, 678], np.uint64)
+
+    def forward(backend: Any, from_state: bool) -> tuple[np.ndarray, np.ndarray, int]:
+        backend.restart(12345, 0 if from_state else 678 + 40)
+        y, mask = np.empty_like(z), np.empty_like(z)
+        backend.dense_forward(z.copy(), bias, y, activation=activation, dropout=(0.3, 2.0),
+                              mask=mask, state=(state, 40) if from_state else None)
+        return y, mask, backend.drawn
+
+    with np.errstate(all="ignore"):
+        (y, mask, drawn), (cpu_y, cpu_mask, cpu_drawn) = (forward(b, True) for b in (kernels, cpu))
+        _, eager_mask, _ = forward(cpu, False)
+    assert drawn == cpu_drawn == 0
+    np.testing.assert_array_equal(mask, cpu_mask)
+    np.testing.assert_array_equal(mask, eager_mask)
+    check(y, cpu_y)
+
+
+@covers("gather_rows")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("offset", [0, 3, 6])
+def test_gather_rows(kernels, cpu, offset, dtype):
+    """Rows order[offset:offset + B] of the data: the epoch's shuffled copy's rows."""
+    source = draw((10, 4), dtype, seed=14)
+    order = np.random.default_rng(15).permutation(10)
+    state = np.array([offset, 99], np.uint64)
+    got, expected = (b.gather_rows(source, order, state, np.empty((4, 4), dtype))
+                     for b in (kernels, cpu))
+    np.testing.assert_array_equal(got, source[order][offset:offset + 4])
+    np.testing.assert_array_equal(expected, got)
+
+
+@covers("place_step")
+def test_place_step(kernels, cpu):
+    """A step's losses and hits land at the offset in the epoch's, the rest untouched."""
+    losses, hits = np.array([1.5, 2.5, 3.5]), np.array([True, False, True])
+    state = np.array([4, 99], np.uint64)
+    for backend in (kernels, cpu):
+        all_losses, all_hits = np.zeros(9), np.zeros(9, bool)
+        backend.place_step(losses, hits, state, all_losses, all_hits)
+        np.testing.assert_array_equal(all_losses, [0, 0, 0, 0, 1.5, 2.5, 3.5, 0, 0])
+        np.testing.assert_array_equal(all_hits, [0, 0, 0, 0, 1, 0, 1, 0, 0])
+
+
+@covers("gemm")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (False, True), (True, False)])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (7, 5, 3), (16, 30, 10)])
+def test_fallback_gemm(kernels, cpu, shape, trans_a, trans_b, dtype):
+    """The GEMM kernel a capture falls back on, on the transposed views a planned
+    step passes: within the rounding a sum of k products may have."""
+    m, k, n = shape
+    a = draw((k, m) if trans_a else (m, k), dtype, seed=16)
+    b = draw((n, k) if trans_b else (k, n), dtype, seed=17)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels, "captured_gemm", "fallback GEMM", raising=False)
+        out = np.full((m, n), np.nan, dtype)
+        assert kernels.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b) is out
+    a, b = (a.T if trans_a else a).astype(np.float64), (b.T if trans_b else b).astype(np.float64)
+    bound = k * np.finfo(dtype).eps * (np.abs(a) @ np.abs(b))
+    assert (np.abs(out - a @ b) <= bound).all()
+
+
+def test_every_kernel_is_checked(kernels, cpu):
+    """Every kernel is declared by a test, and each test's declared kernels really
+    run in it: each test is run here, over its parameters until they all have."""
+    assert set().union(*COVERS.values()) == set(KERNELS)
+    for test, declared in COVERS.items():
+        ran: set[str] = set()
+        RECORDING.append(ran)
+        try:
+            for point in parametrizations(test):
+                test(kernels, cpu, **point)
+                if declared <= ran:
+                    break
+        finally:
+            RECORDING.remove(ran)
+        assert declared <= ran, (f"{test.__name__} never runs {sorted(declared - ran)} "
+                                 f"(it ran {sorted(ran)})")
+
+
+@pytest.mark.parametrize("op", ["softmax_cross_entropy", "matches"])
+def test_row_operations_name_themselves_in_shape_errors(kernels, cpu, op):
+    z = np.zeros((2, 3), np.float32)
+    args = (z, np.zeros((2, 4), np.float32), *((1.0,) if op == "softmax_cross_entropy" else ()))
+    for backend in (kernels, cpu):
+        with pytest.raises(ValueError, match=rf"^{op} needs two arrays of one shape \(N, k\) or "
+                                             rf"\(k,\) with k >= 1, got shapes \(2, 3\) and "
+                                             rf"\(2, 4\)$"):
+            getattr(backend, op)(*args)
+
+
+def test_arrays_already_in_the_kernels_dtype_are_not_copied(kernels):
+    from gpunet.backend.cupy_backend import _cast
+    x, y = np.ones(3, np.float32), np.ones(3, np.float64)
+    same, converted = _cast(np.dtype(np.float32), x, y)
+    assert same is x and converted.dtype == np.float32
+
+
+# An activation's scalars, away from their defaults: each kernel takes them as T parameters.
+SCALARS = [0.0, 0.3, 2.5]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("alpha", SCALARS)
+def test_leaky_relu_with_its_alpha(kernels, cpu, alpha, dtype):
+    """LeakyRelu's alpha reaches its kernels, alone and in the dense stages."""
+    call = ActivationCall("leaky_relu", (alpha,))
+    x = draw(1000, dtype, extremes=EXTREMES)
+    y_extremes, gy_extremes = zip(*GRAD_EXTREMES)
+    y = draw(1000, dtype, -1.5, 1.5, seed=1, extremes=y_extremes)
+    gy = draw(1000, dtype, -3.0, 3.0, seed=2, extremes=gy_extremes)
+    with np.errstate(all="ignore"):
+        expected = [cpu.leaky_relu(x, alpha=alpha), cpu.leaky_relu_grad(y, gy, alpha=alpha)]
+    check(kernels.leaky_relu(x, alpha=alpha), expected[0])
+    check(kernels.leaky_relu_grad(y, gy, alpha=alpha), expected[1])
+    z, bias = draw((7, 3), dtype, seed=8, extremes=EXTREMES), draw(3, dtype, seed=9)
+
+    def stage(backend: Any) -> list[np.ndarray]:
+        backend.restart(12345, 0)
+        out_y, mask, dz = (np.empty_like(z) for _ in range(3))
+        db = np.empty(3, dtype)
+        backend.dense_forward(z.copy(), bias, out_y, activation=call, dropout=(0.3, 2.0),
+                              mask=mask)
+        backend.dense_backward(out_y, z, dz, db, activation=call, mask=mask)
+        return [out_y, mask, dz, db]
+
+    for got, expected in zip(*both(kernels, cpu, stage)):
+        check(got, expected)
+
+
+@pytest.mark.parametrize("rows, start, n", [(7, 2, 3), (16, 8, 8)])
+def test_a_share_draws_its_window_of_the_whole_batchs_draw(kernels, cpu, rows, start, n):
+    """Data-parallel training: a rank's n rows, rows start.. of a batch of ``rows``,
+    take their part of the whole batch's draw (DrawWindow) in the kernels as on the CPU."""
+    x, bias = draw((n, 5), np.float32), draw(5, np.float32, seed=1)
+    window = DrawWindow(rows, start)
+
+    def calls(backend: Any) -> list[np.ndarray]:
+        backend.restart(12345, 678)
+        y, mask = backend.dropout(x, 0.3, 2.0, window)
+        out_y, out_mask = np.empty_like(x), np.empty_like(x)
+        backend.dense_forward(x.copy(), bias, out_y, activation="tanh", dropout=(0.3, 2.0),
+                              mask=out_mask, window=window)
+        assert backend.drawn == 678 + 2 * rows * 5
+        return [y, mask, out_y, out_mask]
+
+    for got, expected in zip(*both(kernels, cpu, calls)):
+        check(got, expected, precision=np.float32)
+    cpu.restart(12345, 678 + start * 5)
+    np.testing.assert_array_equal(calls(kernels)[1], cpu.dropout(x, 0.3, 2.0)[1])

@@ -1,0 +1,93 @@
+"""The CUDA kernels, checked without a device: each compiles with NVRTC, cleanly,
+for the A100's and H100's architectures in float32 and float64, and float32
+code never touches double precision but to round a result once to a declared
+float64 output (a loss into the epoch's float64 metrics); each CuPy kernel
+object is built once.
+Each kernel compiles as ``kernel_source.render`` gives it: its operation verbatim,
+in the context CuPy gives it, every placeholder (``T``, ``U``) the one float type,
+and for ``matches``, which takes any dtypes as NumPy's argmax does, integer and
+bool types too.
+
+NVRTC comes from CuPy (``cupy.cuda.nvrtc``) and the ``nvidia-cuda-nvrtc-cu12``
+wheel, both in gpunet's ``kernels`` extra; without them these tests skip and say so.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from gpunet.backend.kernels import KERNELS, elementwise
+from helpers.kernel_source import PLACEHOLDERS, params, render
+
+ARCHS = ("compute_80", "compute_90")
+# Placeholder bindings by name: each float type for every placeholder, and mixed ones.
+FLOATS = {name: dict.fromkeys(PLACEHOLDERS, c) for name, c in (("float32", "float"),
+                                                                ("float64", "double"))}
+MIXED = {"float32-int64": {"T": "float", "U": "long long"},
+         "float64-bool": {"T": "double", "U": "bool"},
+         "int32-int64": {"T": "int", "U": "long long"},
+         "bool-float32": {"T": "bool", "U": "float"}}
+CASES = [(name, types) for name in KERNELS for types in FLOATS] + [
+    ("matches", types) for types in MIXED]
+# As CuPy compiles: C++17, float32 denormals flushed to zero.
+OPTIONS = ("--std=c++17", "-ftz=true")
+# The double-precision PTX a float32 kernel with a float64 output needs: the
+# register, the one rounding of the float32 result to double, the store.
+WIDENING_STORE = re.compile(r"(\.reg \.f64|cvt(\.ftz)?\.f64\.f32|st\.global\.f64)\s")
+
+
+@pytest.fixture(scope="module")
+def cupy() -> Any:
+    try:
+        import cupy
+    except ImportError as exc:
+        pytest.skip(f"CuPy is not installed (pip install -e '.[kernels]'): {exc}")
+    return cupy
+
+
+@pytest.fixture(scope="module")
+def nvrtc(cupy) -> Any:
+    try:
+        from cupy.cuda import nvrtc
+        nvrtc.getVersion()  # loads libnvrtc
+    except Exception as exc:  # a library that is missing or would not load
+        pytest.skip(f"NVRTC is not usable here (pip install -e '.[kernels]'): "
+                    f"{type(exc).__name__}: {exc}")
+    return nvrtc
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("name, types", CASES)
+def test_kernel_compiles_with_nvrtc(nvrtc, name, types, arch):
+    spec = KERNELS[name]
+    binding = {**FLOATS, **MIXED}[types]
+    source = render(spec, binding, "cuda")
+    program = nvrtc.createProgram(source, f"{spec.name}.cu", (), ())
+    try:
+        try:
+            nvrtc.compileProgram(program, OPTIONS + (f"-arch={arch}",))
+        except nvrtc.NVRTCError as exc:
+            pytest.fail(f"{name} ({types}, {arch}) does not compile: {exc}\n"
+                        f"{nvrtc.getProgramLog(program)}\n{source}")
+        log = nvrtc.getProgramLog(program).strip("\x00 \n")
+        ptx = nvrtc.getPTX(program)
+        ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
+    finally:
+        nvrtc.destroyProgram(program)
+    assert not log, f"{name} ({types}, {arch}) compiles with diagnostics:\n{log}\n{source}"
+    assert re.search(rf"\.entry\s+{spec.name}\b", ptx)
+    if "double" not in binding.values() and any(p.type in PLACEHOLDERS for p in params(spec)):
+        doubles = [line.strip() for line in ptx.splitlines() if ".f64" in line]
+        if any(p.type == "float64" for p in params(spec)):
+            doubles = [line for line in doubles if not WIDENING_STORE.match(line)]
+        assert not doubles, f"{name} promotes float32 to double:\n{ptx}"
+
+
+def test_each_kernel_object_is_built_once(cupy):
+    for name, spec in KERNELS.items():
+        kernel = elementwise(name)
+        assert isinstance(kernel, cupy.ElementwiseKernel)
+        assert (kernel.name, kernel.operation) == (spec.name, spec.operation)
+        assert elementwise(name) is kernel

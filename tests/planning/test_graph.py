@@ -1,0 +1,519 @@
+"""Graph replay of the planned step, on the CPU: the NumPy stand-in records the
+step's operations as it runs once and replays them with the same arguments, so
+everything that varies per step must come from the device state, as in a CUDA
+graph. It gives the planned step's numbers bit for bit."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gpunet
+from gpunet.backend.graph_step import GraphCaptureError
+from gpunet.bench.trainers import mnist_like
+from gpunet.train import EpochMetrics
+from gpunet.planning import graph as graphs
+from helpers.cli import gpunet_cli
+from helpers.models import model_of
+
+MODELS = ["logistic", "deep", "wide", "sigmoid-inverted", "relu-dropout", "leaky-relu-dropout"]
+
+
+def train(backend, name, batch_size, graph, *, epochs=3, samples=70, model=None):
+    """Parameters, each epoch's losses and hits, the last step's dropout masks,
+    and each epoch's step_path, after shuffled epochs of ``samples``."""
+    model = model or model_of(name, backend)
+    gpunet.set_train(model, True)
+    optimizer = gpunet.Momentum(0.1, 0.9)
+    x, labels = mnist_like(samples)
+    y = gpunet.one_hot_encode(labels, backend=backend)
+    records, paths = [], []
+    for epoch in range(1, epochs + 1):
+        gpunet.seeding.start_epoch(epoch)
+        metrics = EpochMetrics(backend, len(x), batch_size, epoch)
+        for _ in gpunet.train.steps(model, gpunet.SoftmaxCrossEntropy(), optimizer, x, y, batch_size,
+                                shuffle=True, metrics=metrics, graph=graph):
+            pass
+        records += [metrics.losses.copy(), metrics.hits.copy()]
+        paths.append(metrics.step_path)
+    plan = gpunet.planning.step._PLANS.get(model)
+    masks = [m.copy() for m in plan.masks if m is not None] if plan else []
+    return [p.copy() for p in model.params()] + records + masks, paths
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("batch_size", [1, 16, 35])
+def test_graph_replay_gives_the_planned_steps_numbers_bit_for_bit(numpy_backend, name,
+                                                                    batch_size):
+    """Three shuffled epochs of 70: the tail batch (70 = 4 x 16 + 6) eager, the
+    per-epoch reseed captured again, dropout notebook-style and inverted."""
+    replayed, paths = train(numpy_backend, name, batch_size, "on")
+    planned, planned_paths = train(numpy_backend, name, batch_size, "off")
+    for a, b in zip(replayed, planned, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert paths == ["graph (stand-in)"] * 3 and planned_paths == ["planned"] * 3
+
+
+def test_the_warm_up_step_runs_eagerly(numpy_backend):
+    """One full batch in the first epoch: only the warm-up; captured from the second."""
+    _, paths = train(numpy_backend, "deep", 70, "on")
+    assert paths == ["planned", "graph (stand-in)", "graph (stand-in)"]
+
+
+def test_the_state_advances_by_a_batch_and_its_draws_each_step(numpy_backend):
+    model = model_of("deep", numpy_backend)
+    start = []
+    real = graphs.StepGraph.start_epoch
+
+    def starting(self, *args):
+        real(self, *args)
+        start.append(self.state.copy())
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(graphs.StepGraph, "start_epoch", starting)
+        train(numpy_backend, "deep", 16, "on", epochs=2, model=model)
+    plan = gpunet.planning.step._PLANS[model]
+    assert plan.counters == 16 * 30 + 16 * 10  # the deep model's two dropout stages
+    assert plan.skips == [0, 16 * 30, 16 * 40]
+    (offset, counter), epoch_start = graphs.step_graph(plan).state, start[-1]
+    assert epoch_start[0] == 0 and epoch_start[1] == 70  # after the shuffle's 70 draws
+    assert (offset, counter) == (4 * 16, 70 + 4 * plan.counters)
+    assert numpy_backend.drawn == counter + 6 * 40  # and the eager tail of 6 rows
+
+
+def test_a_new_batch_size_plans_and_captures_again(numpy_backend):
+    results = {}
+    for graph in ("on", "off"):
+        model = model_of("relu-dropout", numpy_backend)
+        first, _ = train(numpy_backend, None, 16, graph, epochs=1, model=model)
+        plan = gpunet.planning.step._PLANS[model]
+        second, paths = train(numpy_backend, None, 10, graph, epochs=2, model=model)
+        replanned = gpunet.planning.step._PLANS[model]
+        assert replanned is not plan and replanned.batch == 10
+        if graph == "on":
+            replayed = graphs.step_graph(replanned)
+            assert replayed.plan is replanned and replayed.x.shape[0] == 10
+            assert paths == ["graph (stand-in)"] * 2
+        results[graph] = first + second
+    for a, b in zip(results["on"], results["off"], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_stand_in_replays_the_recorded_arguments(numpy_backend):
+    """A value the step took from the host is replayed as recorded, as a graph would."""
+    state, delta = np.zeros(2, np.uint64), np.array([3, 5], np.uint64)
+    replay = numpy_backend.capture(lambda: numpy_backend.advance(state, delta), "stand-in")
+    np.testing.assert_array_equal(state, [3, 5])
+    replay()
+    replay()
+    np.testing.assert_array_equal(state, [9, 15])
+    assert "advance" not in vars(numpy_backend)  # the recording is undone
+
+
+class FakeBackend:
+    """Captures fail for the GEMMs named in ``failing``, before running anything."""
+    GRAPH_GEMMS = ("cuBLAS", "fallback GEMM")
+
+    def __init__(self, failing):
+        self.failing, self.tried = failing, []
+
+    def capture(self, record, gemm):
+        self.tried.append(gemm)
+        if gemm in self.failing:
+            raise GraphCaptureError(f"{gemm}: refused")
+        record()
+        return record
+
+
+@pytest.mark.parametrize("failing, tried, path", [
+    ((), ["cuBLAS"], "graph (cuBLAS)"),
+    (("cuBLAS",), ["cuBLAS", "fallback GEMM"], "graph (fallback GEMM)"),
+    (("cuBLAS", "fallback GEMM"), ["cuBLAS", "fallback GEMM"], "planned")])
+def test_a_failed_cublas_capture_falls_back_to_the_gemm_kernel(failing, tried, path):
+    """The step runs once either way; with no capture, eagerly each time."""
+    backend, ran = FakeBackend(failing), []
+    replay, got = graphs.capture(backend, lambda: ran.append(1))
+    assert (got, backend.tried, len(ran)) == (path, tried, 1)
+    replay()
+    assert len(ran) == 2
+
+
+# CupyBackend.capture itself, on any machine: CupyBackend loaded over a stand-in cupy
+# module, its capture stream a stand-in that refuses a capture where a test says.
+class CUDARuntimeError(RuntimeError):
+    """cupy.cuda.runtime.CUDARuntimeError, as the stand-in cupy raises it."""
+
+
+class StandInGraph:
+    def __init__(self, gemm, launched):
+        self.gemm, self.launched = gemm, launched
+
+    def launch(self):
+        self.launched.append(self.gemm)
+
+
+class StandInStream:
+    """cupy.cuda.Stream's capture calls: each capture is logged with the GEMM the
+    backend's products use during it; ``fails`` maps a GEMM to the call
+    ("begin_capture", "end_capture") that raises CUDARuntimeError for it."""
+
+    def __init__(self, backend, fails):
+        self.backend, self.fails = backend, fails
+        self.log, self.launched, self.entered = [], [], 0
+
+    def __enter__(self):
+        self.entered += 1
+        return self
+
+    def __exit__(self, *exc):
+        self.entered -= 1
+        return False
+
+    def _call(self, name):
+        gemm = self.backend.captured_gemm
+        assert self.entered == 1, f"{name} outside `with stream`"
+        self.log.append((name, gemm))
+        if self.fails.get(gemm) == name:
+            raise CUDARuntimeError(f"cudaErrorStreamCaptureInvalidated: {name} ({gemm})")
+
+    def begin_capture(self):
+        self._call("begin_capture")
+
+    def end_capture(self):
+        self._call("end_capture")
+        return StandInGraph(self.backend.captured_gemm, self.launched)
+
+
+@pytest.fixture
+def cupy_capture(monkeypatch):
+    """make(fails, cublas_error=None, refused=()) -> (CupyBackend, its stand-in stream,
+    the streams cuBLAS was prepared on): the real ``CupyBackend.capture``; the record
+    a step raises from under a capture with a GEMM in ``refused``."""
+    import importlib.util
+    import sys
+    import types
+
+    cupy = types.ModuleType("cupy")
+    cupy.ndarray = type("ndarray", (), {})
+    cupy.cuda = types.SimpleNamespace(Stream=StandInStream,
+                                      runtime=types.SimpleNamespace(CUDARuntimeError=CUDARuntimeError))
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    prepared = []
+
+    def make(fails, cublas_error=None):
+        class Cublas:
+            def prepare(self, stream):
+                prepared.append(stream)
+                if cublas_error:
+                    raise cublas_error
+
+        cublas = types.ModuleType("gpunet.backend.cublas_capture")
+        cublas.captured_cublas = Cublas
+        monkeypatch.setitem(sys.modules, "gpunet.backend.cublas_capture", cublas)
+        spec = importlib.util.spec_from_file_location(
+            "gpunet.backend._cupy_backend_over_a_stand_in",
+            Path(gpunet.backend.__file__).with_name("cupy_backend.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        backend = module.CupyBackend()
+        stream = StandInStream(backend, fails)
+        monkeypatch.setattr(module, "_capture_stream", lambda: stream)
+        return backend, stream, prepared
+
+    return make
+
+
+# An error from begin_capture escapes CupyBackend.capture today (it calls begin_capture
+# outside the try that turns errors into GraphCaptureError): reported, not yet fixed.
+BEGIN_CAPTURE_ESCAPES = pytest.mark.xfail(
+    strict=True, raises=CUDARuntimeError,
+    reason="CupyBackend.capture lets an error of stream.begin_capture through "
+           "instead of raising GraphCaptureError (gpunet/backend/cupy_backend.py)")
+
+
+@pytest.mark.parametrize("fails, path", [
+    ({}, "graph (cuBLAS)"),
+    pytest.param({"cuBLAS": "begin_capture"}, "graph (fallback GEMM)",
+                 marks=BEGIN_CAPTURE_ESCAPES),
+    ({"cuBLAS": "end_capture"}, "graph (fallback GEMM)"),
+    pytest.param({"cuBLAS": "begin_capture", "fallback GEMM": "begin_capture"}, "planned",
+                 marks=BEGIN_CAPTURE_ESCAPES),
+    ({"cuBLAS": "end_capture", "fallback GEMM": "end_capture"}, "planned")],
+    ids=["cuBLAS", "begin_capture refused", "end_capture refused",
+         "both refused at begin", "both refused at end"])
+def test_cupy_backend_capture_falls_back_when_the_stream_refuses(cupy_capture, fails, path):
+    """CupyBackend.capture, through graphs.capture: a capture the stream refuses
+    (at begin_capture or end_capture) is a GraphCaptureError, so the next GEMM is
+    tried; the step runs once, under the capture that worked (its products through
+    that GEMM) and launched once, or eagerly when none did; replays launch the graph."""
+    backend, stream, prepared = cupy_capture(fails)
+    ran = []
+    replay, got = graphs.capture(backend, lambda: ran.append(backend.captured_gemm))
+    assert got == path
+    tried = list(backend.GRAPH_GEMMS[:1 + ("cuBLAS" in fails)])
+    assert [gemm for call, gemm in stream.log if call == "begin_capture"] == tried
+    assert prepared == [stream]  # libcublas readied for the stream of the capture
+    assert backend.captured_gemm is None and stream.entered == 0
+    # under a capture the step is recorded (its products through that GEMM), not run
+    begun = [gemm for gemm in tried if fails.get(gemm) != "begin_capture"]
+    assert [gemm for gemm in ran if gemm is not None] == begun
+    if path == "planned":
+        assert ran.count(None) == 1 and stream.launched == []  # run once, eagerly
+        replay()
+        assert ran.count(None) == 2 and stream.launched == []
+    else:
+        gemm = path.removeprefix("graph (").removesuffix(")")
+        assert None not in ran and stream.launched == [gemm]  # run once: the launch
+        replay()
+        assert len(ran) == len(begun) and stream.launched == [gemm, gemm]
+
+
+@pytest.mark.parametrize("where", ["libcublas does not load", "a product refused"])
+def test_cupy_backend_capture_falls_back_when_cublas_fails(cupy_capture, where):
+    """libcublas that cannot be loaded (before any capture), or a cuBLAS call the
+    capture refuses (the capture is ended, not left open): the fallback GEMM kernel."""
+    backend, stream, prepared = cupy_capture(
+        {}, OSError("libcublas.so.12: cannot open") if where == "libcublas does not load" else None)
+    ran = []
+
+    def step():
+        ran.append(backend.captured_gemm)
+        if backend.captured_gemm == "cuBLAS":
+            raise CUDARuntimeError("CUBLAS_STATUS_NOT_SUPPORTED")
+
+    replay, got = graphs.capture(backend, step)
+    assert got == "graph (fallback GEMM)" and stream.launched == ["fallback GEMM"]
+    if where == "libcublas does not load":
+        assert ran == ["fallback GEMM"]
+        assert stream.log == [("begin_capture", "fallback GEMM"), ("end_capture", "fallback GEMM")]
+    else:
+        assert ran == ["cuBLAS", "fallback GEMM"]
+        assert [call for call, _ in stream.log] == ["begin_capture", "end_capture"] * 2
+    assert backend.captured_gemm is None and stream.entered == 0
+
+
+def test_auto_is_the_planned_step_without_a_graph_until_checked_on_a_gpu(numpy_backend):
+    assert not graphs.AUTO_ON_CUPY
+    assert not graphs.uses_graph("auto", numpy_backend)
+    assert graphs.uses_graph("on", numpy_backend) and not graphs.uses_graph("off", numpy_backend)
+    _, paths = train(numpy_backend, "deep", 16, "auto", epochs=1)
+    assert paths == ["planned"]
+
+
+def test_train_epoch_takes_the_graph_mode_with_the_same_numbers(numpy_backend):
+    x, labels = mnist_like(70)
+    y = gpunet.one_hot_encode(labels, backend=numpy_backend)
+    results = []
+    for graph in ("on", "off"):
+        gpunet.seed(3)
+        model = model_of("deep", numpy_backend)
+        optimizer = gpunet.Momentum(0.1, 0.9)
+        losses = [float(gpunet.train_epoch(model, gpunet.SoftmaxCrossEntropy(), optimizer, x,
+                                           y, 16, shuffle=True, graph=graph))
+                  for _ in range(3)]
+        results.append((losses, [p.copy() for p in model.params()]))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="graph must be one of on, off, auto, got 'yes'"):
+        gpunet.train_epoch(model, gpunet.SoftmaxCrossEntropy(), optimizer, x, y, 16, graph="yes")
+
+
+@pytest.mark.parametrize("bad", ["yes", None, True])
+def test_a_bad_graph_mode_is_refused(numpy_backend, bad):
+    x, y = np.zeros((4, 784), np.float32), np.eye(10, dtype=np.float32)[[0, 1, 2, 3]]
+    model = model_of("deep", numpy_backend)
+    with pytest.raises(ValueError, match=f"graph must be one of on, off, auto, got {bad!r}"):
+        gpunet.fit(model, gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.1, 0.9), x, y,
+                   epochs=1, graph=bad, progress=False)
+
+
+def test_train_graph_on_runs_the_stand_in_on_numpy(fashion_dir, tmp_path):
+    metrics = tmp_path / "run.json"
+    done = gpunet_cli("train", "--dataset", "fashion-mnist", "--train-subset", "300",
+                      "--test-subset", "100", "--batch-size", "64", "--epochs", "2",
+                      "--backend", "numpy", "--quiet", "--graph", "on",
+                      "--metrics", str(metrics))
+    assert done.returncode == 0, done.stderr
+    history = json.loads(metrics.read_text())["history"]
+    assert [h["step_path"] for h in history] == ["graph (stand-in)"] * 2
+
+
+def test_train_refuses_a_bad_graph_value():
+    done = gpunet_cli("train", "--graph", "maybe", "--backend", "numpy")
+    assert done.returncode == 2
+    assert "argument --graph: invalid choice: 'maybe'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_info_says_what_graph_auto_does():
+    done = gpunet_cli("info")
+    assert done.returncode == 0
+    assert graphs.explain_auto_graph() in done.stdout.splitlines()
+
+
+# On a GPU (scripts/gpu_check.sh): a CUDA graph, against the planned step run eagerly.
+@pytest.fixture
+def gpu() -> gpunet.Backend:
+    return gpunet.get_backend("cupy")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["deep", "relu-dropout"])
+def test_cuda_graph_replay_equals_the_eager_planned_step(gpu, numpy_backend, name):
+    """Parameters after the epochs within 1e-6 relative, the same dropout masks
+    and shuffles (hits) as the NumPy backend's graph stand-in."""
+    replayed, paths = train(gpu, name, 16, "on")
+    planned, _ = train(gpu, name, 16, "off")
+    on_cpu, _ = train(numpy_backend, name, 16, "on")
+    assert set(paths) <= {"graph (cuBLAS)", "graph (fallback GEMM)"}, paths
+    params = len(model_of(name, numpy_backend).params())
+    for a, b in zip(replayed[:params], planned[:params], strict=True):
+        np.testing.assert_allclose(gpu.to_numpy(a), gpu.to_numpy(b), rtol=1e-6, atol=1e-7)
+    masks = slice(params + 6, None)  # after the parameters and three epochs' losses and hits
+    for a, b in zip(replayed[masks], on_cpu[masks], strict=True):
+        np.testing.assert_array_equal(gpu.to_numpy(a), b)
+
+
+@pytest.mark.gpu
+def test_nothing_allocates_while_capturing(gpu):
+    import cupy
+
+    class Allocations(cupy.cuda.MemoryHook):
+        name = "gpunet-capture-allocations"
+
+        def __init__(self) -> None:
+            self.sizes: list[int] = []
+
+        def malloc_preprocess(self, **kwargs) -> None:
+            self.sizes.append(kwargs["mem_size"])
+
+    hook, real = Allocations(), graphs.StepGraph.record
+
+    def record(self) -> None:
+        if gpu.captured_gemm is None:  # the warm-up: it may allocate
+            return real(self)
+        with hook:
+            real(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(graphs.StepGraph, "record", record)
+        _, paths = train(gpu, "deep", 16, "on", epochs=2)
+    assert paths[-1].startswith("graph"), paths
+    assert hook.sizes == []
+
+
+def test_info_says_what_graph_auto_does_in_plain_words():
+    assert graphs.explain_auto_graph().startswith(
+        "--graph auto (train's default): each step runs without a CUDA graph, on cupy as on numpy")
+
+
+def interleaved(backend, graph, change, models=1, epochs=2):
+    """Each model's parameters and losses after ``epochs`` shuffled epochs of 70
+    at batch 8, the models' steps taken in turn, ``change(step, model, optimizer)``
+    called before every step."""
+    x, labels = mnist_like(70)
+    y = gpunet.one_hot_encode(labels, backend=backend)
+    runs = [(model_of("relu-dropout", backend), gpunet.Momentum(0.1, 0.9)) for _ in range(models)]
+    results = []
+    for epoch in range(1, epochs + 1):
+        gpunet.seeding.start_epoch(epoch)
+        epochs_steps = []
+        for model, optimizer in runs:
+            gpunet.set_train(model, True)
+            metrics = EpochMetrics(backend, len(x), 8, epoch)
+            results.append(metrics.losses)
+            epochs_steps.append(gpunet.train.steps(model, gpunet.SoftmaxCrossEntropy(), optimizer,
+                                               x, y, 8, shuffle=True, metrics=metrics,
+                                               graph=graph))
+        for step in range(len(x) // 8 + 1):
+            for (model, optimizer), taken in zip(runs, epochs_steps):
+                change(step, model, optimizer)
+                next(taken)
+        assert metrics.step_path.startswith("graph (") == (graph == "on"), metrics.step_path
+    return [p.copy() for model, _ in runs for p in model.params()] + results
+
+
+def no_change(step, model, optimizer):
+    pass
+
+
+def new_rates(step, model, optimizer):
+    """Between steps: the learning rate, the momentum, then Dropout.p and its scale."""
+    if step == 3:
+        optimizer.lr = 0.02
+    if step == 5:
+        optimizer.mo = 0.5
+    if step == 6:
+        model.layers[1].p = 0.25
+    if step == 7:
+        model.layers[1].inverted = True
+
+
+def new_state(step, model, optimizer):
+    """The optimizer's state replaced (as loading a checkpoint does)."""
+    if step == 4:
+        optimizer.updates = [u * 0.5 for u in optimizer.updates]
+
+
+@pytest.mark.parametrize("change, models", [(new_rates, 1), (new_state, 1), (no_change, 2)])
+def test_replay_honours_what_changed_between_steps(numpy_backend, change, models):
+    """A learning rate, momentum, dropout p or optimizer state changed between
+    steps, and two models' steps taken in turn on one backend: the graph's
+    numbers are the planned step's, bit for bit."""
+    replayed = interleaved(numpy_backend, "on", change, models)
+    planned = interleaved(numpy_backend, "off", change, models)
+    for a, b in zip(replayed, planned, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_replay_captures_again_only_when_a_baked_value_changes(numpy_backend):
+    captures = []
+    real = graphs.capture
+
+    def counting(backend, record):
+        captures.append(1)
+        return real(backend, record)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(graphs, "capture", counting)
+        interleaved(numpy_backend, "on", no_change, epochs=1)
+        assert len(captures) == 1
+        interleaved(numpy_backend, "on", new_rates, epochs=1)
+    assert len(captures) == 1 + 1 + 4  # the epoch's, then once per change
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("change, models", [(new_rates, 1), (new_state, 1), (no_change, 2)])
+def test_cuda_replay_honours_what_changed_between_steps(gpu, change, models):
+    """As on the CPU: the CUDA graph, which bakes the host's values into its
+    kernels, captures again when one changed, and starts at the backend's counter."""
+    replayed = interleaved(gpu, "on", change, models)
+    planned = interleaved(gpu, "off", change, models)
+    for a, b in zip(replayed, planned, strict=True):
+        np.testing.assert_allclose(gpu.to_numpy(a), gpu.to_numpy(b), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("auto_on_cupy", [False, True])
+def test_graph_auto_on_cupy_follows_auto_on_cupy(numpy_backend, auto_on_cupy):
+    """--graph auto on a backend named cupy (the NumPy one renamed, a stand-in)
+    replays as a graph exactly when AUTO_ON_CUPY says so, with the planned
+    step's numbers either way; on numpy it never does."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(graphs, "AUTO_ON_CUPY", auto_on_cupy)
+        assert not graphs.uses_graph("auto", numpy_backend)
+        patch.setattr(numpy_backend, "name", "cupy")
+        assert graphs.uses_graph("auto", numpy_backend) == auto_on_cupy
+        auto, paths = train(numpy_backend, "deep", 16, "auto", epochs=2)
+    planned, _ = train(numpy_backend, "deep", 16, "off", epochs=2)
+    assert paths == ["graph (stand-in)" if auto_on_cupy else "planned"] * 2
+    for a, b in zip(auto, planned, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.gpu
+def test_graph_auto_on_a_gpu_takes_the_path_auto_on_cupy_names(gpu):
+    _, paths = train(gpu, "deep", 16, "auto", epochs=1)
+    assert paths[0].startswith("graph (") == graphs.AUTO_ON_CUPY, paths
