@@ -363,16 +363,26 @@ def gpu() -> gpunet.Backend:
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", ["deep", "relu-dropout"])
 def test_cuda_graph_replay_equals_the_eager_planned_step(gpu, numpy_backend, name):
-    """Parameters after the epochs within 1e-6 relative, the same dropout masks
-    and shuffles (hits) as the NumPy backend's graph stand-in."""
+    """Against the planned step on the GPU: the parameters after the epochs and
+    each sample's loss in each epoch within 1e-6 relative, the same hits. Against
+    the NumPy backend's graph stand-in: the same dropout masks, and the same hits
+    (the same shuffles)."""
     replayed, paths = train(gpu, name, 16, "on")
     planned, _ = train(gpu, name, 16, "off")
     on_cpu, _ = train(numpy_backend, name, 16, "on")
     assert set(paths) <= {"graph (cuBLAS)", "graph (fallback GEMM)"}, paths
     params = len(model_of(name, numpy_backend).params())
-    for a, b in zip(replayed[:params], planned[:params], strict=True):
+    assert len(replayed) == len(planned) == len(on_cpu) >= params + 6
+    # the parameters, then each of the three epochs' losses and hits, then the masks
+    losses, hits = slice(params, params + 6, 2), slice(params + 1, params + 6, 2)
+    for a, b in zip(replayed[:params] + replayed[losses], planned[:params] + planned[losses],
+                    strict=True):
         np.testing.assert_allclose(gpu.to_numpy(a), gpu.to_numpy(b), rtol=1e-6, atol=1e-7)
-    masks = slice(params + 6, None)  # after the parameters and three epochs' losses and hits
+    for a, b, c in zip(replayed[hits], planned[hits], on_cpu[hits], strict=True):
+        assert gpu.to_numpy(a).dtype == bool and gpu.to_numpy(a).size == 70
+        np.testing.assert_array_equal(gpu.to_numpy(a), gpu.to_numpy(b))
+        np.testing.assert_array_equal(gpu.to_numpy(a), c)
+    masks = slice(params + 6, None)
     for a, b in zip(replayed[masks], on_cpu[masks], strict=True):
         np.testing.assert_array_equal(gpu.to_numpy(a), b)
 
