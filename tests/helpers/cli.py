@@ -12,10 +12,7 @@ import pytest
 
 from gpunet.cli import main
 
-
 COMMAND = [shutil.which("gpunet")] if shutil.which("gpunet") else [sys.executable, "-m", "gpunet"]
-
-
 SMALL = ["--dataset", "fashion-mnist", "--train-subset", "512", "--test-subset", "256",
          "--batch-size", "64", "--backend", "numpy", "--quiet"]
 

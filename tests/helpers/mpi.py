@@ -6,10 +6,7 @@ import subprocess
 
 from gpunet.distributed.launch import mpiexec_path
 
-
 MPIEXEC = mpiexec_path()
-
-
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
 
