@@ -170,7 +170,10 @@ class CupyBackend(Backend):
         self.captured_gemm, error = gemm, None
         try:
             with stream:
-                stream.begin_capture()
+                try:
+                    stream.begin_capture()
+                except Exception as exc:  # nothing begun, so nothing to end
+                    raise GraphCaptureError(f"{gemm}: {type(exc).__name__}: {exc}") from exc
                 try:
                     record()
                 except Exception as exc:  # a refused call: the capture is invalid

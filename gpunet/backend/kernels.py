@@ -2,7 +2,7 @@
 
 ``KERNELS`` maps each backend operation to the arguments of its kernel, the
 CUDA operation text verbatim, so the sources can be checked without a device
-(tests/test_nvrtc.py compiles each with NVRTC); ``elementwise(name)`` builds
+(tests/backend/test_nvrtc.py compiles each with NVRTC); ``elementwise(name)`` builds
 the CuPy kernel object, once. The activations and the dense-stage kernels of a
 planned step are generated from the table of activations (``ACTIVATIONS`` of
 activations.py), one kernel per activation and dropout or not

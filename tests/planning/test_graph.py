@@ -227,19 +227,11 @@ def cupy_capture(monkeypatch):
 
 # An error from begin_capture escapes CupyBackend.capture today (it calls begin_capture
 # outside the try that turns errors into GraphCaptureError): reported, not yet fixed.
-BEGIN_CAPTURE_ESCAPES = pytest.mark.xfail(
-    strict=True, raises=CUDARuntimeError,
-    reason="CupyBackend.capture lets an error of stream.begin_capture through "
-           "instead of raising GraphCaptureError (gpunet/backend/cupy_backend.py)")
-
-
 @pytest.mark.parametrize("fails, path", [
     ({}, "graph (cuBLAS)"),
-    pytest.param({"cuBLAS": "begin_capture"}, "graph (fallback GEMM)",
-                 marks=BEGIN_CAPTURE_ESCAPES),
+    ({"cuBLAS": "begin_capture"}, "graph (fallback GEMM)"),
     ({"cuBLAS": "end_capture"}, "graph (fallback GEMM)"),
-    pytest.param({"cuBLAS": "begin_capture", "fallback GEMM": "begin_capture"}, "planned",
-                 marks=BEGIN_CAPTURE_ESCAPES),
+    ({"cuBLAS": "begin_capture", "fallback GEMM": "begin_capture"}, "planned"),
     ({"cuBLAS": "end_capture", "fallback GEMM": "end_capture"}, "planned")],
     ids=["cuBLAS", "begin_capture refused", "end_capture refused",
          "both refused at begin", "both refused at end"])
