@@ -1,0 +1,161 @@
+"""The host's Python work per planned step, with CuPy's calls made no-ops.
+
+    python -m benchmarks.step_host_work [--repeats 21] [--steps 200]
+
+Loads ``CupyBackend`` over a stand-in ``cupy`` whose arrays are NumPy's and
+whose kernels and products do nothing, builds the deep model's planned step
+(batch 128, softmax cross-entropy, Momentum) on it, and prints the Python
+function calls one ``StepPlan.run`` makes (``sys.setprofile``'s "call" events,
+which issue #23's limit of 60 counts, and its "c_call" events, calls into C)
+and its microseconds: the median, min and max over interleaved repeats of
+``--steps`` steps each.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import importlib.util
+import statistics
+import sys
+import time
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BATCH = 128
+
+
+class NoOpKernel:
+    """A ``cupy.ElementwiseKernel`` that launches nothing, by its name in ``KERNELS``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, *args: Any) -> Any:
+        return args[-1]
+
+
+def stand_in_cupy() -> types.ModuleType:
+    """A ``cupy`` of NumPy's arrays whose products do nothing."""
+    cupy = types.ModuleType("cupy")
+    for name in ("ndarray", "empty", "zeros", "zeros_like", "empty_like", "asarray", "arange",
+                 "full", "ones"):
+        setattr(cupy, name, getattr(np, name))
+    cupy.matmul = lambda a, b, out=None: out
+    cupy.multiply = lambda a, b, out=None: out
+    return cupy
+
+
+def stub_backend() -> Any:
+    """``CupyBackend`` loaded over ``stand_in_cupy()``, its kernels ``NoOpKernel``s."""
+    import gpunet.backend as backends
+
+    saved = sys.modules.get("cupy")
+    sys.modules["cupy"] = stand_in_cupy()
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "gpunet.backend._cupy_backend_over_no_ops",
+            Path(backends.__file__).with_name("cupy_backend.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        if saved is None:
+            del sys.modules["cupy"]
+        else:
+            sys.modules["cupy"] = saved
+    module.elementwise = functools.cache(NoOpKernel)  # not kernels.py's cache of real ones
+    backend = module.CupyBackend()
+    backend.restart(0)
+    return backend
+
+
+@contextlib.contextmanager
+def owning_numpy_arrays(backend: Any) -> Iterator[None]:
+    """``backend_of`` a NumPy array is ``backend`` (the optimizer's update goes to it) inside."""
+    from gpunet.backend import _by_array_type
+
+    saved = _by_array_type.get(np.ndarray)
+    _by_array_type[np.ndarray] = backend
+    try:
+        yield
+    finally:
+        if saved is None:
+            del _by_array_type[np.ndarray]
+        else:
+            _by_array_type[np.ndarray] = saved
+
+
+def planned_step(backend: Any) -> tuple[Any, Any, tuple[Any, ...]]:
+    """(the deep model, its StepPlan on ``backend``, which holds it weakly, and
+    the arguments of the plan's ``run``)."""
+    import gpunet
+    from gpunet.planning import plan_step
+
+    gpunet.seed(0)
+    model = gpunet.mnist_model("deep", backend=backend)
+    gpunet.set_train(model, True)
+    optimizer = gpunet.Momentum(0.01, 0.99)
+    plan = plan_step(model, gpunet.SoftmaxCrossEntropy(), optimizer, backend, BATCH)
+    x = np.zeros((BATCH, 784), np.float32)
+    y = np.zeros((BATCH, 10), np.float32)
+    args = (x, y, np.zeros(BATCH), np.zeros(BATCH, bool))
+    return model, plan, args
+
+
+def count_calls(plan: Any, args: tuple[Any, ...]) -> dict[str, int]:
+    """{"call": Python calls, "c_call": C calls} of one ``plan.run(*args)``."""
+    counts = {"call": 0, "c_call": 0}
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event in counts:
+            counts[event] += 1
+
+    sys.setprofile(profile)
+    try:
+        plan.run(*args)
+    finally:
+        sys.setprofile(None)
+    counts["call"] -= 1  # plan.run itself is the step, not a call it makes
+    counts["c_call"] -= 1  # sys.setprofile(None)
+    return counts
+
+
+def microseconds(plan: Any, args: tuple[Any, ...], steps: int) -> float:
+    """The mean microseconds of one ``plan.run(*args)`` over ``steps`` steps."""
+    run = plan.run
+    start = time.perf_counter()
+    for _ in range(steps):
+        run(*args)
+    return (time.perf_counter() - start) / steps * 1e6
+
+
+def measure(repeats: int, steps: int) -> dict[str, Any]:
+    """Calls per step and µs per step (median, min, max over ``repeats``)."""
+    backend = stub_backend()
+    with owning_numpy_arrays(backend):
+        model, plan, args = planned_step(backend)
+        for _ in range(3):  # warm-up: the optimizer's state, the kernel cache
+            plan.run(*args)
+        times = [microseconds(plan, args, steps) for _ in range(repeats)]
+        calls = count_calls(plan, args)
+    return {**calls, "median_us": statistics.median(times), "min_us": min(times),
+            "max_us": max(times)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--steps", type=int, default=200)
+    args = parser.parse_args()
+    figures = measure(args.repeats, args.steps)
+    print(f"deep model, batch {BATCH}, CuPy stubbed: {figures['call']} Python calls and "
+          f"{figures['c_call']} C calls per step; {figures['median_us']:.1f} µs per step "
+          f"(median of {args.repeats}; min {figures['min_us']:.1f}, max {figures['max_us']:.1f})")
+
+
+if __name__ == "__main__":
+    main()
