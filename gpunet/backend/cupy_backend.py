@@ -147,12 +147,17 @@ class CupyBackend(Backend):
         elementwise(operation)(z, bias, a, k, scale, losses, hits, gradient)
 
     # -- a graph step (graph_step.py): the same operations, one kernel each ------
-    def gather_rows(self, source: Array, order: Array, state: Array, out: Array) -> Array:
-        return elementwise("gather_rows")(source, order, state, source.shape[1], out)
+    def gather_rows(self, inputs: Array, targets: Array, order: Array, state: Array,
+                    batch_inputs: Array, batch_targets: Array) -> None:
+        sizes = (batch_inputs.size, batch_targets.size)
+        elementwise("gather_rows")(inputs, targets, order, state, inputs.shape[1],
+                                   targets.shape[1], *sizes, batch_inputs, batch_targets,
+                                   size=max(sizes))
 
-    def place_step(self, losses: Array, hits: Array, state: Array, all_losses: Array,
-                   all_hits: Array) -> None:
-        elementwise("place_step")(losses, hits, state, all_losses, all_hits)
+    def place_and_advance(self, losses: Array, hits: Array, delta: Array, all_losses: Array,
+                          all_hits: Array, state: Array) -> None:
+        elementwise("place_and_advance")(losses, hits, delta, len(losses), all_losses, all_hits,
+                                         state, size=1)
 
     def capture(self, record: Callable[[], None], gemm: str) -> Callable[[], None]:
         """``record()`` captured as a CUDA graph on a non-blocking stream (CuPy

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .activations import ACTIVATIONS
-from .graph_step import COUNTER, OFFSET
+from .graph_step import COUNTER, OFFSET, STATE_SIZE
 from .splitmix import GAMMA, MIX1, MIX2
 
 if TYPE_CHECKING:
@@ -194,16 +194,28 @@ KERNELS: dict[str, KernelSpec] = _specs(
      "float64 loss, bool hit, raw T g",
      _softmax_cross_entropy("(z[row + {0}] + bias[{0}])".format, hit=True)),
     # A graph step (graph_step.py): its dropout stages drawing from the
-    # counter in its state; the batch gathered from rows order[offset:offset + B]
-    # of the (N, width) data; each sample's loss and hit placed at the offset in
-    # the epoch's metrics; the fallback product c = a b of C-order (rows, depth)
-    # and (depth, columns) views where cuBLAS cannot be captured, a thread per entry.
+    # counter in its state; the batch's inputs and targets gathered together
+    # from rows order[offset:offset + B] of the (N, width) data, thread i
+    # copying entry i of each (size = the larger); each sample's loss and hit
+    # placed at the offset in the epoch's metrics, then the state advanced, by
+    # one thread (size=1), since every placement reads the offset it moves on;
+    # the fallback product c = a b of C-order (rows, depth) and (depth,
+    # columns) views where cuBLAS cannot be captured, a thread per entry.
     *(_dense_forward(activation, True, from_state=True) for activation in (None, *ACTIVATIONS)),
-    ("gather_rows", "raw T source, raw int64 order, raw uint64 state, int64 width", "T batch",
-     f"const ptrdiff_t row = (ptrdiff_t)order[(ptrdiff_t)state[{OFFSET}] + i / width];"
-     " batch = source[row * width + i % width]"),
-    ("place_step", "float64 loss, bool hit, raw uint64 state", "raw float64 losses, raw bool hits",
-     f"const ptrdiff_t at = (ptrdiff_t)state[{OFFSET}] + i; losses[at] = loss; hits[at] = hit"),
+    ("gather_rows", "raw T inputs, raw T targets, raw int64 order, raw uint64 state,"
+     " int64 input_width, int64 target_width, int64 input_size, int64 target_size",
+     "raw T batch_inputs, raw T batch_targets",
+     " ".join([f"const ptrdiff_t offset = (ptrdiff_t)state[{OFFSET}];",
+               "if (i < input_size) batch_inputs[i] = inputs[(ptrdiff_t)order[offset"
+               " + i / input_width] * input_width + i % input_width];",
+               "if (i < target_size) batch_targets[i] = targets[(ptrdiff_t)order[offset"
+               " + i / target_width] * target_width + i % target_width]"])),
+    ("place_and_advance", "raw float64 loss, raw bool hit, raw uint64 delta, int64 batch",
+     "raw float64 losses, raw bool hits, raw uint64 state",
+     " ".join([f"const ptrdiff_t offset = (ptrdiff_t)state[{OFFSET}];",
+               "for (ptrdiff_t j = 0; j < batch; ++j) {",
+               "losses[offset + j] = loss[j]; hits[offset + j] = hit[j]; }",
+               f"for (int s = 0; s < {STATE_SIZE}; ++s) state[s] += delta[s]"])),
     ("gemm", "raw T a, raw T b, int64 depth, int64 columns", "T c",
      "const ptrdiff_t row = i / columns, column = i % columns; T sum = T(0);"
      " for (ptrdiff_t j = 0; j < depth; ++j) sum += a[row * depth + j] * b[j * columns + column];"

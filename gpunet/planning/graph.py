@@ -119,11 +119,9 @@ class StepGraph:
         """The step's backend operations, every per-step value read from the state."""
         b, state = self.backend, self.state
         x, y, order, losses, hits = self.bound
-        b.gather_rows(x, order, state, self.x)
-        b.gather_rows(y, order, state, self.y)
+        b.gather_rows(x, y, order, state, self.x, self.y)
         self.plan.run(self.x, self.y, self.losses, self.hits, state=state)
-        b.place_step(self.losses, self.hits, state, losses, hits)
-        b.advance(state, self.delta)
+        b.place_and_advance(self.losses, self.hits, self.delta, losses, hits, state)
 
 
 def capture(backend: Backend, record: Replay) -> tuple[Replay, str]:

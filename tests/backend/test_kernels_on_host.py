@@ -63,9 +63,10 @@ GRADIENTS = [f"{name}_grad" for name in NAMES]
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Run:
-    """``run(name, *args)``: kernel ``name`` called as CuPy calls it: inputs then
-    outputs, positional; outputs left off are allocated; returns the outputs
-    (one, or a tuple). Its types are bound as CuPy binds them (``bind``)."""
+    """``run(name, *args, size=None)``: kernel ``name`` called as CuPy calls it:
+    inputs then outputs, positional; outputs left off are allocated; ``size``
+    threads where every array is raw; returns the outputs (one, or a tuple).
+    Its types are bound as CuPy binds them (``bind``)."""
     folder = tmp_path_factory.mktemp("kernels")
 
     def compile_(specs: list[KernelSpec], types: dict[str, str], stem: str) -> Any:
@@ -98,14 +99,16 @@ def run(tmp_path_factory) -> Run:
             alone[key] = load(*compile_([KERNELS[name]], types, f"{name}_{len(alone)}"))
         return getattr(alone[key], KERNELS[name].name)
 
-    def run(name: str, *args: Any) -> Any:
+    def run(name: str, *args: Any, size: int | None = None) -> Any:
         ps = params(KERNELS[name])
         n_in = sum(not p.output for p in ps)
         if len(args) not in (n_in, len(ps)):
             raise TypeError(f"{name} takes {n_in} or {len(ps)} arguments, got {len(args)}")
         bound = bind(ps, args)
         types = [bound[p.type] if p.type in PLACEHOLDERS else np.dtype(p.type) for p in ps]
-        shape = np.broadcast_shapes(*(np.shape(a) for p, a in zip(ps, args) if not p.raw))
+        # CuPy's size=, where every array is raw: the scalars' shape, one per thread
+        shape = (size,) if size is not None else np.broadcast_shapes(
+            *(np.shape(a) for p, a in zip(ps, args) if not p.raw))
         given = list(args) + [np.empty(shape, t) for t in types[len(args):]]
         buffers = []
         for p, t, arg in zip(ps, types, given):
@@ -150,7 +153,7 @@ def kernels(run) -> Any:
     from gpunet.backend import cupy_backend
 
     def elementwise(name: str) -> Run:
-        return lambda *args: run(name, *args)
+        return lambda *args, **size: run(name, *args, **size)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cupy_backend, "cupy", SimpleNamespace(empty=np.empty))
@@ -634,27 +637,39 @@ def test_dense_forward_from_state(kernels, cpu, activation, dtype):
 @covers("gather_rows")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("offset", [0, 3, 6])
-def test_gather_rows(kernels, cpu, offset, dtype):
-    """Rows order[offset:offset + B] of the data: the epoch's shuffled copy's rows."""
-    source = draw((10, 4), dtype, seed=14)
+@pytest.mark.parametrize("widths", [(4, 2), (2, 5)])
+def test_gather_rows(kernels, cpu, offset, widths, dtype):
+    """Rows order[offset:offset + B] of the inputs and of the targets, in one
+    kernel whichever is wider: the epoch's shuffled copy's rows."""
+    inputs, targets = draw((10, widths[0]), dtype, seed=14), draw((10, widths[1]), dtype, seed=18)
     order = np.random.default_rng(15).permutation(10)
     state = np.array([offset, 99], np.uint64)
-    got, expected = (b.gather_rows(source, order, state, np.empty((4, 4), dtype))
-                     for b in (kernels, cpu))
-    np.testing.assert_array_equal(got, source[order][offset:offset + 4])
-    np.testing.assert_array_equal(expected, got)
+    gathered = []
+    for backend in (kernels, cpu):
+        batch_inputs, batch_targets = np.empty((4, widths[0]), dtype), np.empty((4, widths[1]), dtype)
+        backend.gather_rows(inputs, targets, order, state, batch_inputs, batch_targets)
+        gathered.append((batch_inputs, batch_targets))
+    (got_inputs, got_targets), expected = gathered
+    np.testing.assert_array_equal(got_inputs, inputs[order][offset:offset + 4])
+    np.testing.assert_array_equal(got_targets, targets[order][offset:offset + 4])
+    for got, want in zip((got_inputs, got_targets), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(state, [offset, 99])
 
 
-@covers("place_step")
-def test_place_step(kernels, cpu):
-    """A step's losses and hits land at the offset in the epoch's, the rest untouched."""
+@covers("place_and_advance")
+def test_place_and_advance(kernels, cpu):
+    """A step's losses and hits land at the offset in the epoch's, the rest
+    untouched, and the state moves on by delta after."""
     losses, hits = np.array([1.5, 2.5, 3.5]), np.array([True, False, True])
-    state = np.array([4, 99], np.uint64)
+    delta = np.array([3, 40], np.uint64)
     for backend in (kernels, cpu):
         all_losses, all_hits = np.zeros(9), np.zeros(9, bool)
-        backend.place_step(losses, hits, state, all_losses, all_hits)
+        state = np.array([4, 99], np.uint64)
+        backend.place_and_advance(losses, hits, delta, all_losses, all_hits, state)
         np.testing.assert_array_equal(all_losses, [0, 0, 0, 0, 1.5, 2.5, 3.5, 0, 0])
         np.testing.assert_array_equal(all_hits, [0, 0, 0, 0, 1, 0, 1, 0, 0])
+        np.testing.assert_array_equal(state, [7, 139])
 
 
 @covers("gemm")

@@ -104,12 +104,17 @@ def test_a_new_batch_size_plans_and_captures_again(numpy_backend):
 def test_the_stand_in_replays_the_recorded_arguments(numpy_backend):
     """A value the step took from the host is replayed as recorded, as a graph would."""
     state, delta = np.zeros(2, np.uint64), np.array([3, 5], np.uint64)
-    replay = numpy_backend.capture(lambda: numpy_backend.advance(state, delta), "stand-in")
+    nothing = np.zeros(0), np.zeros(0, bool)
+
+    def advance() -> None:
+        numpy_backend.place_and_advance(*nothing, delta, *nothing, state)
+
+    replay = numpy_backend.capture(advance, "stand-in")
     np.testing.assert_array_equal(state, [3, 5])
     replay()
     replay()
     np.testing.assert_array_equal(state, [9, 15])
-    assert "advance" not in vars(numpy_backend)  # the recording is undone
+    assert "place_and_advance" not in vars(numpy_backend)  # the recording is undone
 
 
 class FakeBackend:

@@ -1,0 +1,39 @@
+"""The nodes of a graph step, counted with the NumPy stand-in: each backend
+operation the step records is one CUDA graph node on a device (a product
+one cuBLAS call), and a node costs about 1-3 µs on Hopper whatever its work
+(issue #23, item 5)."""
+from __future__ import annotations
+
+import numpy as np
+
+import gpunet
+from gpunet.backend.graph_step import record_calls
+from gpunet.bench.trainers import mnist_like
+from gpunet.planning.graph import StepGraph
+from gpunet.planning.step import plan_step
+from helpers.models import model_of
+
+BATCH = 128
+# The deep model's step (784 -> 30 -> 10 -> 10, dropout and tanh twice): one
+# gather, per stage a product and its fused forward (the loss with the last),
+# per stage its fused backward, the weight gradient's product and but for the
+# first the input gradient's, one update of the flat parameters, and placing
+# the losses fused with advancing the state.
+DEEP_STEP = (["gather_rows"] + ["gemm", "dense_forward"] * 2
+             + ["gemm", "dense_softmax_cross_entropy"]
+             + ["dense_backward", "gemm", "gemm"] * 2 + ["dense_backward", "gemm"]
+             + ["momentum_update", "place_and_advance"])
+
+
+def test_the_deep_models_graph_step_is_these_17_nodes(numpy_backend):
+    model = model_of("deep", numpy_backend)
+    gpunet.set_train(model, True)
+    plan = plan_step(model, gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.5, 0.9),
+                     numpy_backend, BATCH)
+    graph = StepGraph(plan)
+    x, labels = mnist_like(2 * BATCH)
+    y = gpunet.one_hot_encode(labels, backend=numpy_backend).astype(np.float32)
+    graph.start_epoch(x, y, None, np.empty(len(x)), np.empty(len(x), bool))
+    graph.step()  # the eager warm-up makes the optimizer's state, as before a capture
+    nodes = [operation.__name__ for operation, _, _ in record_calls(numpy_backend, graph.record)]
+    assert nodes == DEEP_STEP and len(nodes) == 17
