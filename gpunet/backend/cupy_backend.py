@@ -25,11 +25,17 @@ import cupy
 import numpy as np
 
 from .activations import ActivationCall, activation_call
-from .base import Array, Backend, float_rows, row_length
+from .base import FLOAT_DTYPES, Array, Backend, float_rows, row_length
 from .cublas_capture import captured_cublas
 from .draw_window import DrawWindow
 from .graph_step import GraphCaptureError
-from .kernels import dense_kernel, elementwise
+from .kernels import DENSE_VARIANTS, dense_kernel, elementwise
+
+# dense_kernel's names by its arguments, looked up without a Python call each step
+_DENSE_NAMES = {(direction, activation, dropout, from_state):
+                dense_kernel(direction, activation, dropout, from_state)
+                for direction in ("forward", "backward") for activation, dropout in DENSE_VARIANTS
+                for from_state in (False, True)}
 
 
 class CupyBackend(Backend):
@@ -82,22 +88,27 @@ class CupyBackend(Backend):
 
     def sgd_update(self, param: Array, grad: Array, lr: float,
                    scratch: Array | None = None) -> None:
-        (grad,) = _cast(param.dtype, grad)
+        if grad.dtype != param.dtype:
+            grad = grad.astype(param.dtype)
         elementwise("sgd_update")(grad, lr, param)
 
     def momentum_update(self, param: Array, velocity: Array, grad: Array,
                         lr: float, momentum: float, scratch: Array | None = None) -> None:
-        (grad,) = _cast(param.dtype, grad)
+        if grad.dtype != param.dtype:
+            grad = grad.astype(param.dtype)
         elementwise("momentum_update")(grad, lr, momentum, 1 - momentum, param, velocity)
 
-    # -- the operations of a planned step (planned_step.py): one kernel each; gemm
-    # is products.py's own, one cuBLAS call (cupy.matmul takes its transposed
-    # views and ``out`` as they are, without copies), but under a capture.
+    # -- the operations of a planned step (planned_step.py): one kernel each, with
+    # no Python calls of their own on the usual path (dtypes and shapes as
+    # expected), as a step's host work is these calls. gemm is products.py's,
+    # inline: one cuBLAS call (cupy.matmul takes its transposed views and ``out``
+    # as they are, without copies), or the outer product over one row; but
+    # under a capture.
     def gemm(self, a: Array, b: Array, out: Array | None = None, *, trans_a: bool = False,
              trans_b: bool = False) -> Array:
-        if self.captured_gemm is None:
-            return super().gemm(a, b, out, trans_a=trans_a, trans_b=trans_b)
         a, b = (a.T if trans_a else a), (b.T if trans_b else b)
+        if self.captured_gemm is None:
+            return (cupy.multiply if a.shape[1] == 1 else cupy.matmul)(a, b, out=out)
         if self.captured_gemm == "cuBLAS":
             captured_cublas().gemm(a, b, out)
         else:
@@ -110,17 +121,19 @@ class CupyBackend(Backend):
                       mask: Array | None = None,
                       state: tuple[Array, int] | None = None,
                       window: DrawWindow | None = None) -> Array:
-        z, bias = _cast(y.dtype, z, bias)
-        call = activation and activation_call(activation)
+        if z.dtype != y.dtype or bias.dtype != y.dtype:
+            z, bias = _cast(y.dtype, z, bias)
+        call = activation_call(activation) if type(activation) is str else activation
         from_state = dropout is not None and state is not None
-        kernel = elementwise(dense_kernel("forward", call and call.name, dropout is not None,
-                                          from_state))
+        kernel = elementwise(_DENSE_NAMES["forward", call and call.name, dropout is not None,
+                                          from_state])
         draws = ()
         if dropout is not None:  # the first counter: the state's (and a skip), or the next
             first = (state[0], np.uint64(state[1])) if from_state else (
                 np.uint64(self.take_draws(z.shape, window)),)
             draws = (np.uint64(self.key), *first, *dropout)
-        kernel(z, bias, *draws, *(call.values if call else ()), y, *_given(mask))
+        kernel(z, bias, *draws, *(call.values if call else ()),
+               *((y,) if mask is None else (y, mask)))
         return y
 
     def dense_backward(self, y: Array | None, gy: Array, dz: Array | None, db: Array, *,
@@ -129,21 +142,34 @@ class CupyBackend(Backend):
         shape = gy.shape[:1] + db.shape  # (N, k): the rows of gy, a column of db each
         y = y if activation else None  # read only for an activation's gradient
         dz = dz if activation or mask is not None else None  # else it would be gy itself
-        _require_shapes("dense_backward", shape, gy=gy, y=y, mask=mask, dz=dz)
-        inputs = _cast(db.dtype, *(x for x in (y, gy, mask) if x is not None))
-        call = activation and activation_call(activation)
-        kernel = elementwise(dense_kernel("backward", call and call.name, mask is not None))
-        kernel(*inputs, *shape, *(call.values if call else ()), *_given(dz), db)
+        inputs = (gy,) if y is None else (y, gy)
+        inputs = inputs if mask is None else (*inputs, mask)
+        written = (db,) if dz is None else (dz, db)
+        for array in (*inputs, *written[:-1]):  # loops, not calls: a step's host work
+            if array.shape != shape:
+                _require_shapes("dense_backward", shape, gy=gy, y=y, mask=mask, dz=dz)
+        for array in inputs:
+            if array.dtype != db.dtype:
+                inputs = _cast(db.dtype, *inputs)
+                break
+        call = activation_call(activation) if type(activation) is str else activation
+        kernel = elementwise(_DENSE_NAMES["backward", call and call.name, mask is not None, False])
+        kernel(*inputs, *shape, *(call.values if call else ()), *written)
         return gy if dz is None else dz
 
     def dense_softmax_cross_entropy(self, z: Array, bias: Array, a: Array, scale: float,
                                     gradient: Array, losses: Array, hits: Array) -> None:
         operation = "dense_softmax_cross_entropy"
-        k = float_rows(operation, z, a)
-        _require_shapes(operation, z.shape, gradient=gradient)
-        _require_shapes(operation, (k,), bias=bias)
-        _require_shapes(operation, z.shape[:-1], losses=losses, hits=hits)
-        bias, a = _cast(z.dtype, bias, a)
+        k = z.shape[-1]
+        if (z.dtype not in FLOAT_DTYPES or z.ndim != 2 or k == 0 or a.shape != z.shape
+                or gradient.shape != z.shape or bias.shape != (k,)
+                or losses.shape != z.shape[:-1] or hits.shape != z.shape[:-1]):
+            k = float_rows(operation, z, a)
+            _require_shapes(operation, z.shape, gradient=gradient)
+            _require_shapes(operation, (k,), bias=bias)
+            _require_shapes(operation, z.shape[:-1], losses=losses, hits=hits)
+        if bias.dtype != z.dtype or a.dtype != z.dtype:
+            bias, a = _cast(z.dtype, bias, a)
         elementwise(operation)(z, bias, a, k, scale, losses, hits, gradient)
 
     # -- a graph step (graph_step.py): the same operations, one kernel each ------
