@@ -172,7 +172,9 @@ class CupyBackend(Backend):
             bias, a = _cast(z.dtype, bias, a)
         elementwise(operation)(z, bias, a, k, scale, losses, hits, gradient)
 
-    # -- a graph step (graph_step.py): the same operations, one kernel each ------
+    # -- a graph step (graph_step.py): the same operations, one kernel each; its
+    # kernels' arrays are all raw, so each call says its threads (size=, as
+    # cupy/_core/_kernel.pyx, ElementwiseKernel.__call__, requires then) -------
     def gather_rows(self, inputs: Array, targets: Array, order: Array, state: Array,
                     batch_inputs: Array, batch_targets: Array) -> None:
         sizes = (batch_inputs.size, batch_targets.size)
