@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 from typing import Callable
 
 from ..backend import Array, Backend
@@ -12,6 +13,17 @@ from ..optimizers import GradientDescent, Momentum, Optimizer
 from .stages import DenseStage, dense_stages
 
 OPTIMIZERS = (GradientDescent, Momentum)
+
+
+@dataclass(frozen=True)
+class FlatBuffers:
+    """A model's parameter buffer and gradient buffer, as an optimizer's step
+    takes a layer (``update_pairs`` reads ``flat()``): the plan's update,
+    without walking the model's layers each step."""
+    pair: tuple[Array, Array]
+
+    def flat(self) -> tuple[Array, Array]:
+        return self.pair
 
 
 class StepPlan:
@@ -42,6 +54,21 @@ class StepPlan:
         sizes = [batch * s.linear.output_dim if s.dropout else 0 for s in stages]
         self.counters = sum(sizes)
         self.skips = [sum(sizes[:i]) for i in range(len(stages))]
+        # Each call's arguments, built once, so run() is a loop of direct calls:
+        # per hidden stage forward (stage, w, z, b, activation, mask, skip); per
+        # stage backward, last first, (y or None, gy, dz, db, activation, mask,
+        # dW, input (None: run's x), w, gradient passed down (None: the first)).
+        inputs = [None, *self.outputs[:-1]]
+        below = [None, *self.output_grads[:-1]]
+        self.forwards = [(s, s.linear.w, z, s.linear.b, s.activation, mask, skip)
+                         for s, z, mask, skip in zip(stages[:-1], self.outputs, self.masks,
+                                                     self.skips)]
+        self.backwards = [(z if s.activation else None, gy, dz, s.linear.b_grad, s.activation,
+                           mask, s.linear.w_grad, h, s.linear.w, down)
+                          for s, z, gy, dz, mask, h, down in zip(
+                              stages, self.outputs, self.output_grads, self.fused_grads,
+                              self.masks, inputs, below)][::-1]
+        self.flat = FlatBuffers(model.flat())
 
     def baked(self) -> tuple[tuple, list[Array]]:
         """What a captured step takes from the host as the capture finds it:
@@ -64,29 +91,25 @@ class StepPlan:
         if given, runs between the gradients and the update, and ``window`` says
         which rows of the whole batch's dropout draws these are (data-parallel
         training: ``Communicator.allreduce_gradients``, ``Dropout.forward``)."""
-        b, stages, outputs = self.backend, self.stages, self.outputs
-        inputs = [x, *outputs[:-1]]
-        for stage, z, h, mask, skip in zip(stages[:-1], outputs, inputs, self.masks, self.skips):
-            b.gemm(h, stage.linear.w, out=z, trans_b=True)
-            b.dense_forward(z, stage.linear.b, z, activation=stage.activation,
-                            dropout=stage.dropout_args, mask=mask, window=window,
-                            state=None if state is None or not stage.dropout else (state, skip))
-        last = stages[-1].linear
-        b.gemm(inputs[-1], last.w, out=outputs[-1], trans_b=True)
-        b.dense_softmax_cross_entropy(outputs[-1], last.b, targets, self.scale,
+        b, h = self.backend, x
+        for stage, w, z, bias, activation, mask, skip in self.forwards:
+            b.gemm(h, w, out=z, trans_b=True)
+            b.dense_forward(z, bias, z, activation=activation, dropout=stage.dropout_args,
+                            mask=mask, window=window,
+                            state=None if state is None or mask is None else (state, skip))
+            h = z
+        last = self.stages[-1].linear
+        b.gemm(h, last.w, out=self.outputs[-1], trans_b=True)
+        b.dense_softmax_cross_entropy(self.outputs[-1], last.b, targets, self.scale,
                                       self.output_grads[-1], losses, hits)
-        for i in reversed(range(len(stages))):
-            stage = stages[i]
-            dz = b.dense_backward(outputs[i] if stage.activation else None, self.output_grads[i],
-                                  self.fused_grads[i], stage.linear.b_grad,
-                                  activation=stage.activation, mask=self.masks[i])
-            b.gemm(dz, inputs[i], out=stage.linear.w_grad, trans_a=True)
-            if i:
-                b.gemm(dz, stage.linear.w, out=self.output_grads[i - 1])
-        model = self.model()
+        for y, gy, dz, db, activation, mask, w_grad, h, w, down in self.backwards:
+            dz = b.dense_backward(y, gy, dz, db, activation=activation, mask=mask)
+            b.gemm(dz, x if h is None else h, out=w_grad, trans_a=True)
+            if down is not None:
+                b.gemm(dz, w, out=down)
         if reduce is not None:
-            reduce(model)
-        self.optimizer.step(model)
+            reduce(self.model())
+        self.optimizer.step(self.flat)
 
 
 def plan_step(model: Layer, loss: Loss, optimizer: Optimizer, backend: Backend,
