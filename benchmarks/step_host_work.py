@@ -6,9 +6,10 @@ Loads ``CupyBackend`` over a stand-in ``cupy`` whose arrays are NumPy's and
 whose kernels and products do nothing, builds the deep model's planned step
 (batch 128, softmax cross-entropy, Momentum) on it, and prints the Python
 function calls one ``StepPlan.run`` makes (``sys.setprofile``'s "call" events,
-which issue #23's limit of 60 counts, and its "c_call" events, calls into C)
-and its microseconds: the median, min and max over interleaved repeats of
-``--steps`` steps each.
+which issue #23's limit of 60 counts, and its "c_call" events, calls into C;
+the stand-in's no-ops not counted) and its microseconds: the median, min and
+max over ``--repeats`` repeats of ``--steps`` steps each. The machine's load
+moves the microseconds; to compare two checkouts, run them alternately.
 """
 from __future__ import annotations
 
