@@ -20,7 +20,9 @@ and an output parameter may be read as well as written, which makes the
 updates in place. A ``raw`` parameter is the whole array instead, indexed in
 C order whatever its strides: the row kernels run one thread per row ``i`` of
 ``k`` entries, for the reductions along a row that a loss and a match need,
-and the column kernels one thread per column ``i`` of ``rows`` entries.
+and the column kernels one thread per column ``i`` of ``rows`` entries; a
+kernel whose arrays are all raw (a graph step's) runs the threads its call
+names (``size=``).
 """
 from __future__ import annotations
 
