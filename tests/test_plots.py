@@ -9,8 +9,8 @@ import pytest
 from gpunet import plots
 from gpunet.plots import (MissingDependency, load_metrics, save_image_grid,
                           save_training_curves)
+from helpers.images import PNG_SIGNATURE, assert_png
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SIGNATURES = {".png": PNG_SIGNATURE, ".jpg": b"\xff\xd8\xff", ".jpeg": b"\xff\xd8\xff",
               ".svg": b"<?xml", ".pdf": b"%PDF-"}
 
@@ -29,13 +29,6 @@ def samples(n=100, shape=(28, 28), dtype=np.uint8):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, *shape)).astype(dtype)
     return images, rng.integers(0, 10, n)
-
-
-def assert_png(path, min_bytes=2000):
-    data = path.read_bytes()
-    assert data.startswith(PNG_SIGNATURE)
-    assert len(data) > min_bytes
-    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
 
 
 @pytest.fixture

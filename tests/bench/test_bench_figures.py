@@ -7,8 +7,7 @@ import pytest
 from gpunet.bench import figures
 from gpunet.bench.figures import bandwidth_figure, throughput_figure
 from gpunet.plots import MissingDependency
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from helpers.images import assert_png
 
 
 def train(what="epoch", peer="gpunet", backend="numpy", model="deep", batch_size=128, **fields):
@@ -38,12 +37,6 @@ def op_results():
             for size in (10 ** 3, 10 ** 5, 10 ** 8)]
 
 
-def assert_png(path, min_bytes=10_000):
-    data = path.read_bytes()
-    assert data.startswith(PNG_SIGNATURE)
-    assert len(data) > min_bytes
-    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
-
 
 @pytest.fixture
 def drawn(monkeypatch):
@@ -72,7 +65,7 @@ def legends(figure):
 def test_throughput_figure_is_a_png_with_a_panel_per_model(drawn, tmp_path):
     path = tmp_path / "throughput.png"
     assert throughput_figure(training_results(), path) == path
-    assert_png(path)
+    assert_png(path, min_bytes=10_000)
     [figure] = drawn
     assert [ax.get_title() for ax in figure.axes] == ["logistic", "deep", "wide"]
     assert legends(figure)[1] == ["notebook numpy", "gpunet numpy", "torch cpu", "gpunet cupy"]
@@ -93,14 +86,14 @@ def test_throughput_uses_the_records_timed_as_asked(drawn, tmp_path):
 def test_throughput_falls_back_to_step_records(drawn, tmp_path):
     path = tmp_path / "throughput.png"
     assert throughput_figure(training_results("step"), path, what="epoch") == path
-    assert_png(path)
+    assert_png(path, min_bytes=10_000)
     assert "per step" in suptitle(drawn[0])
 
 
 def test_bandwidth_figure_is_a_png_with_a_panel_per_op(drawn, tmp_path):
     path = tmp_path / "bandwidth.png"
     assert bandwidth_figure(op_results() + training_results(), str(path)) == path
-    assert_png(path)
+    assert_png(path, min_bytes=10_000)
     [figure] = drawn
     panels = [ax for ax in figure.axes if ax.axison]
     assert [ax.get_title() for ax in panels] == ["tanh", "tanh_grad", "softmax", "sgd_update"]
