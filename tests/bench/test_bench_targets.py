@@ -22,13 +22,46 @@ def test_each_target_passes_or_fails_on_its_figure():
                             epoch(900_000, backend="cuda", peer="torch"),
                             *op("sigmoid", 10**6, 1.0, 1.2), *op("dropout", 10**7, 1.0, 0.9),
                             *op("relu", 1000, 2.0, 1.0)]}
-    lines = targets.check(measured)
-    assert [verdict for verdict, _ in lines] == ["pass", "FAIL", "pass", "FAIL", "pass"]
-    assert "1,500,000 samples/s" in lines[0][1] and "in 40 ms (target 60 ms)" in lines[0][1]
-    assert lines[1][1].startswith("gpunet graph, deep model, batch 128, on cupy: 3,000,000")
-    assert "(target 15 ms)" in lines[1][1]
-    assert lines[2][1].endswith(": 3.3x (target 3x)")
-    assert lines[3][1].startswith("dropout at 1e+07 elements: kernel 0.90x")
+    found = targets.check(measured)
+    assert [t.verdict for t in found] == ["pass", "FAIL", "pass", "moonshot", "FAIL", "pass"]
+    assert "1,500,000 samples/s" in found[0].what and "in 40 ms (target 60 ms)" in found[0].what
+    assert found[1].what.startswith("gpunet graph, deep model, batch 128, on cupy: 3,000,000")
+    assert "(target 15 ms)" in found[1].what
+    assert found[2].what.endswith(": 3.3x (target 3x)")
+    assert found[4].what.startswith("dropout at 1e+07 elements: kernel 0.90x")
+
+
+def test_each_target_carries_its_figures():
+    """What the GPU check's JSON records: measured, limit, unit, met, and whether a
+    CuPy run must measure it."""
+    found = targets.check({"results": [epoch(1_500_000), *op("sigmoid", 10**6, 1.0, 1.25)]})
+    assert [t.as_json() for t in found] == [
+        {"verdict": "pass", "what": found[0].what, "measured": 40.0, "limit": 60.0,
+         "unit": "ms an epoch, at most", "met": True, "required": True},
+        {"verdict": "not measured", "what": "gpunet graph, deep model, batch 128, on cupy (no "
+         "such epoch in the run)", "measured": None, "limit": None, "unit": "", "met": None,
+         "required": True},
+        {"verdict": "not measured", "what": "gpunet graph against PyTorch eager, deep model, "
+         "batch 128, on the GPU (both are needed in the run)", "measured": None, "limit": None,
+         "unit": "", "met": None, "required": False},
+        {"verdict": "pass", "what": "sigmoid at 1e+06 elements: kernel 1.25x the expression's "
+         "speed", "measured": 1.25, "limit": 1.0, "unit": "x the expression's speed, at least",
+         "met": True, "required": True}]
+    assert found[0].line == f"        pass  {found[0].what}"
+
+
+def test_the_moonshot_is_shown_not_judged():
+    """10 ms an epoch and 5x PyTorch eager, both in the same run."""
+    def moonshot(graph_rate, torch_rate):
+        found = targets.check({"results": [epoch(graph_rate, peer="gpunet graph"),
+                                           epoch(torch_rate, backend="cuda", peer="torch")]})
+        return next(t for t in found if t.verdict == "moonshot")
+    met = moonshot(7_500_000, 1_000_000)
+    assert (met.measured, met.limit, met.met) == (8.0, 10.0, True)
+    assert met.what == ("gpunet graph: a 8.0 ms epoch and 7.5x PyTorch eager (moonshot 10 ms "
+                        "and 5x): met")
+    assert moonshot(7_500_000, 2_000_000).met is False  # fast, but only 3.8x
+    assert moonshot(5_000_000, 500_000).met is False    # 10x, but 12 ms
 
 
 def test_one_launch_expressions_are_shown_not_judged(tmp_path, capsys):
@@ -62,7 +95,7 @@ def test_pytorch_s_own_graph_is_shown_beside_the_target_not_judged():
     measured = {"results": [epoch(4_000_000, peer="gpunet graph"),
                             epoch(1_000_000, backend="cuda", peer="torch"),
                             epoch(2_500_000, backend="cuda", peer="torch graph")]}
-    lines = targets.check(measured)
+    lines = [(t.verdict, t.what) for t in targets.check(measured)]
     assert ("no target", "gpunet graph against PyTorch's CUDA graph, deep model, batch 128: "
                          "1.6x") in lines
     assert ("pass", "gpunet graph against PyTorch eager, deep model, batch 128, on the GPU: "
