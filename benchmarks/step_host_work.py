@@ -3,13 +3,15 @@
     python -m benchmarks.step_host_work [--repeats 21] [--steps 200]
 
 Loads ``CupyBackend`` over a stand-in ``cupy`` whose arrays are NumPy's and
-whose kernels and products do nothing, builds the deep model's planned step
-(batch 128, softmax cross-entropy, Momentum) on it, and prints the Python
-function calls one ``StepPlan.run`` makes (``sys.setprofile``'s "call" events,
-which issue #23's limit of 60 counts, and its "c_call" events, calls into C;
-the stand-in's no-ops not counted) and its microseconds: the median, min and
-max over ``--repeats`` repeats of ``--steps`` steps each. The machine's load
-moves the microseconds; to compare two checkouts, run them alternately.
+whose kernels, products and cuBLAS calls do nothing, builds the deep model's
+one-process planned step (batch 128, softmax cross-entropy, Momentum: a
+``StepGraph`` run without capture, as ``--graph off`` runs it) on it, and
+prints the Python function calls one step makes (``sys.setprofile``'s "call"
+events, which issue #23's limit of 60 counts, and its "c_call" events, calls
+into C; the stand-in's no-ops not counted) and its microseconds: the median,
+min and max over ``--repeats`` repeats of ``--steps`` steps each. The
+machine's load moves the microseconds; to compare two checkouts, run them
+alternately.
 """
 from __future__ import annotations
 
@@ -44,11 +46,29 @@ def stand_in_cupy() -> types.ModuleType:
     """A ``cupy`` of NumPy's arrays whose products do nothing."""
     cupy = types.ModuleType("cupy")
     for name in ("ndarray", "empty", "zeros", "zeros_like", "empty_like", "asarray", "arange",
-                 "full", "ones"):
+                 "full", "ones", "add", "take"):
         setattr(cupy, name, getattr(np, name))
     cupy.matmul = lambda a, b, out=None: out
     cupy.multiply = lambda a, b, out=None: out
+    cupy.cuda = types.SimpleNamespace(get_current_stream=lambda: None)
     return cupy
+
+
+class NoOpCublas:
+    """``captured_cublas()``'s calls, doing nothing."""
+
+    def prepare(self, stream: Any) -> None:
+        pass
+
+    def gemm(self, *args: Any) -> None:
+        pass
+
+    def gemm_group(self, products: Any) -> bool:
+        return True
+
+
+def no_op(*args: Any, **kwargs: Any) -> None:
+    pass
 
 
 def stub_backend() -> Any:
@@ -69,7 +89,11 @@ def stub_backend() -> Any:
         else:
             sys.modules["cupy"] = saved
     module.elementwise = functools.cache(NoOpKernel)  # not kernels.py's cache of real ones
+    module.block_kernels = types.SimpleNamespace(dense_backward=no_op, gemm=no_op,
+                                                 dense_softmax_cross_entropy=no_op)
+    module.captured_cublas = functools.cache(NoOpCublas)
     backend = module.CupyBackend()
+    backend.address = lambda array: array.ctypes.data  # its arrays are NumPy's
     backend.restart(0)
     return backend
 
@@ -90,25 +114,29 @@ def owning_numpy_arrays(backend: Any) -> Iterator[None]:
             _by_array_type[np.ndarray] = saved
 
 
-def planned_step(backend: Any) -> tuple[Any, Any, tuple[Any, ...]]:
-    """(the deep model, its StepPlan on ``backend``, which holds it weakly, and
-    the arguments of the plan's ``run``)."""
+def planned_step(backend: Any) -> tuple[Any, Any, slice]:
+    """(the deep model, its one-process planned step on ``backend``, which holds
+    it weakly, warmed up, and the rows of the step to time)."""
     import gpunet
     from gpunet.planning import plan_step
+    from gpunet.planning.graph import StepGraph
 
     gpunet.seed(0)
     model = gpunet.mnist_model("deep", backend=backend)
     gpunet.set_train(model, True)
     optimizer = gpunet.Momentum(0.01, 0.99)
     plan = plan_step(model, gpunet.SoftmaxCrossEntropy(), optimizer, backend, BATCH)
-    x = np.zeros((BATCH, 784), np.float32)
-    y = np.zeros((BATCH, 10), np.float32)
-    args = (x, y, np.zeros(BATCH), np.zeros(BATCH, bool))
-    return model, plan, args
+    step = StepGraph(plan, captured=False)
+    step.start_epoch(np.zeros((2 * BATCH, 784), np.float32), np.zeros((2 * BATCH, 10), np.float32),
+                     None)
+    rows = slice(0, BATCH)
+    for _ in range(3):  # the warm-up through the plan (the optimizer's state), the kernel cache
+        step.step(rows)
+    return model, step, rows
 
 
-def count_calls(plan: Any, args: tuple[Any, ...]) -> dict[str, int]:
-    """{"call": Python calls, "c_call": C calls} of one ``plan.run(*args)``; the
+def count_calls(step: Any, rows: slice) -> dict[str, int]:
+    """{"call": Python calls, "c_call": C calls} of one ``step.step(rows)``; the
     stand-in's own no-ops are not counted, as CuPy's compiled kernels and
     products fire no profile events."""
     counts = {"call": 0, "c_call": 0}
@@ -119,19 +147,19 @@ def count_calls(plan: Any, args: tuple[Any, ...]) -> dict[str, int]:
 
     sys.setprofile(profile)
     try:
-        plan.run(*args)
+        step.step(rows)
     finally:
         sys.setprofile(None)
-    counts["call"] -= 1  # plan.run itself is the step, not a call it makes
+    counts["call"] -= 1  # step.step itself is the step, not a call it makes
     return counts
 
 
-def microseconds(plan: Any, args: tuple[Any, ...], steps: int) -> float:
-    """The mean microseconds of one ``plan.run(*args)`` over ``steps`` steps."""
-    run = plan.run
+def microseconds(step: Any, rows: slice, steps: int) -> float:
+    """The mean microseconds of one ``step.step(rows)`` over ``steps`` steps."""
+    run = step.step
     start = time.perf_counter()
     for _ in range(steps):
-        run(*args)
+        run(rows)
     return (time.perf_counter() - start) / steps * 1e6
 
 
@@ -139,11 +167,9 @@ def measure(repeats: int, steps: int) -> dict[str, Any]:
     """Calls per step and µs per step (median, min, max over ``repeats``)."""
     backend = stub_backend()
     with owning_numpy_arrays(backend):
-        model, plan, args = planned_step(backend)
-        for _ in range(3):  # warm-up: the optimizer's state, the kernel cache
-            plan.run(*args)
-        times = [microseconds(plan, args, steps) for _ in range(repeats)]
-        calls = count_calls(plan, args)
+        model, step, rows = planned_step(backend)
+        times = [microseconds(step, rows, steps) for _ in range(repeats)]
+        calls = count_calls(step, rows)
     return {**calls, "median_us": statistics.median(times), "min_us": min(times),
             "max_us": max(times)}
 

@@ -26,9 +26,10 @@ import numpy as np
 
 from .activations import ActivationCall, activation_call
 from .base import FLOAT_DTYPES, Array, Backend, float_rows, row_length
+from . import block_kernels
 from .cublas_capture import captured_cublas
 from .draw_window import DrawWindow
-from .graph_step import GraphCaptureError
+from .graph_step import ROWS, GraphCaptureError, StateRows
 from .kernels import DENSE_VARIANTS, dense_kernel, elementwise
 
 # dense_kernel's names by its arguments, looked up without a Python call each step
@@ -106,14 +107,31 @@ class CupyBackend(Backend):
     # under a capture.
     def gemm(self, a: Array, b: Array, out: Array | None = None, *, trans_a: bool = False,
              trans_b: bool = False) -> Array:
-        a, b = (a.T if trans_a else a), (b.T if trans_b else b)
-        if self.captured_gemm is None:
+        if self.captured_gemm is None:  # eager: no StateRows, which only a recorded step takes
+            a, b = (a.T if trans_a else a), (b.T if trans_b else b)
             return (cupy.multiply if a.shape[1] == 1 else cupy.matmul)(a, b, out=out)
+        # a StateRows is read in place, through the state's pointer to its first row
+        rows, state, steps = [0, 0], None, [0, 0]
+        if type(a) is StateRows:
+            state, steps[0], a = a.state, a.data.shape[1], a.data[:a.batch]
+            rows[0] = self.address(state) + ROWS * state.itemsize
+        if type(b) is StateRows:
+            state, steps[1], b = b.state, b.data.shape[1], b.data[:b.batch]
+            rows[1] = self.address(state) + ROWS * state.itemsize
+        a, b = (a.T if trans_a else a), (b.T if trans_b else b)
         if self.captured_gemm == "cuBLAS":
-            captured_cublas().gemm(a, b, out)
+            captured_cublas().gemm(a, b, out, rows)
         else:
-            elementwise("gemm")(a, b, a.shape[1], b.shape[1], out)
+            _fallback_gemm(a, b, out, state, steps)
         return out
+
+    def gemm_group(self, *products: tuple) -> None:
+        if self.captured_gemm == "cuBLAS" and captured_cublas().gemm_group(
+                [((a.T if trans_a else a), (b.T if trans_b else b), out)
+                 for a, b, out, trans_a, trans_b in products]):
+            return
+        for a, b, out, trans_a, trans_b in products:
+            self.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b)
 
     def dense_forward(self, z: Array, bias: Array, y: Array, *,
                       activation: str | ActivationCall | None = None,
@@ -128,10 +146,9 @@ class CupyBackend(Backend):
         kernel = elementwise(_DENSE_NAMES["forward", call and call.name, dropout is not None,
                                           from_state])
         draws = ()
-        if dropout is not None:  # the first counter: the state's (and a skip), or the next
-            first = (state[0], np.uint64(state[1])) if from_state else (
-                np.uint64(self.take_draws(z.shape, window)),)
-            draws = (np.uint64(self.key), *first, *dropout)
+        if dropout is not None:  # the key and first counter: the state's (and a skip), or the next
+            draws = ((state[0], np.uint64(state[1])) if from_state else (
+                np.uint64(self.key), np.uint64(self.take_draws(z.shape, window)))) + dropout
         kernel(z, bias, *draws, *(call.values if call else ()),
                *((y,) if mask is None else (y, mask)))
         return y
@@ -142,50 +159,63 @@ class CupyBackend(Backend):
         shape = gy.shape[:1] + db.shape  # (N, k): the rows of gy, a column of db each
         y = y if activation else None  # read only for an activation's gradient
         dz = dz if activation or mask is not None else None  # else it would be gy itself
-        inputs = (gy,) if y is None else (y, gy)
-        inputs = inputs if mask is None else (*inputs, mask)
-        written = (db,) if dz is None else (dz, db)
-        for array in (*inputs, *written[:-1]):  # loops, not calls: a step's host work
-            if array.shape != shape:
+        for array in (y, gy, mask, dz):  # loops, not calls: a step's host work
+            if array is not None and (array.shape != shape or not array.flags.c_contiguous):
                 _require_shapes("dense_backward", shape, gy=gy, y=y, mask=mask, dz=dz)
-        for array in inputs:
-            if array.dtype != db.dtype:
-                inputs = _cast(db.dtype, *inputs)
+                y, gy, mask, dz = (None if x is None else cupy.ascontiguousarray(x)
+                                   for x in (y, gy, mask, dz))
                 break
+        if gy.dtype != db.dtype or (y is not None and y.dtype != db.dtype) or (
+                mask is not None and mask.dtype != db.dtype):
+            y, gy, mask = (None if x is None else x.astype(db.dtype) for x in (y, gy, mask))
         call = activation_call(activation) if type(activation) is str else activation
-        kernel = elementwise(_DENSE_NAMES["backward", call and call.name, mask is not None, False])
-        kernel(*inputs, *shape, *(call.values if call else ()), *written)
+        block_kernels.dense_backward(gy, db, y=y, mask=mask, dz=dz,
+                                     activation=call and call.name,
+                                     values=call.values if call else ())
         return gy if dz is None else dz
 
     def dense_softmax_cross_entropy(self, z: Array, bias: Array, a: Array, scale: float,
-                                    gradient: Array, losses: Array, hits: Array) -> None:
+                                    gradient: Array, losses: Array, hits: Array, db: Array,
+                                    state: Array | None = None) -> None:
         operation = "dense_softmax_cross_entropy"
         k = z.shape[-1]
-        if (z.dtype not in FLOAT_DTYPES or z.ndim != 2 or k == 0 or a.shape != z.shape
-                or gradient.shape != z.shape or bias.shape != (k,)
-                or losses.shape != z.shape[:-1] or hits.shape != z.shape[:-1]):
-            k = float_rows(operation, z, a)
+        rows = z.shape[:1] if state is None else a.shape[:1]  # the epoch's, with a state
+        if (z.dtype not in FLOAT_DTYPES or z.ndim != 2 or k == 0 or a.shape != rows + (k,)
+                or gradient.shape != z.shape or bias.shape != (k,) or db.shape != (k,)
+                or losses.shape != rows or hits.shape != rows):
+            if state is None:
+                k = float_rows(operation, z, a)
             _require_shapes(operation, z.shape, gradient=gradient)
-            _require_shapes(operation, (k,), bias=bias)
-            _require_shapes(operation, z.shape[:-1], losses=losses, hits=hits)
+            _require_shapes(operation, rows + (k,), a=a)
+            _require_shapes(operation, (k,), bias=bias, db=db)
+            _require_shapes(operation, rows, losses=losses, hits=hits)
         if bias.dtype != z.dtype or a.dtype != z.dtype:
             bias, a = _cast(z.dtype, bias, a)
-        elementwise(operation)(z, bias, a, k, scale, losses, hits, gradient)
+        block_kernels.dense_softmax_cross_entropy(z, bias, a, scale, gradient, losses, hits, db,
+                                                  state=state)
 
-    # -- a graph step (graph_step.py): the same operations, one kernel each; its
-    # kernels' arrays are all raw, so each call says its threads (size=, as
-    # cupy/_core/_kernel.pyx, ElementwiseKernel.__call__, requires then) -------
-    def gather_rows(self, inputs: Array, targets: Array, order: Array, state: Array,
-                    batch_inputs: Array, batch_targets: Array) -> None:
-        sizes = (batch_inputs.size, batch_targets.size)
-        elementwise("gather_rows")(inputs, targets, order, state, inputs.shape[1],
-                                   targets.shape[1], *sizes, batch_inputs, batch_targets,
-                                   size=max(sizes))
+    # -- a graph step (graph_step.py): the same operations, one kernel each --------
+    def address(self, array: Array) -> int:
+        return array.data.ptr
 
-    def place_and_advance(self, losses: Array, hits: Array, delta: Array, all_losses: Array,
-                          all_hits: Array, state: Array) -> None:
-        elementwise("place_and_advance")(losses, hits, delta, len(losses), all_losses, all_hits,
-                                         state, size=1)
+    def update_and_advance(self, param: Array, grad: Array, velocity: Array | None,
+                           rates: Array, scratch: Array, state: Array, delta: Array) -> None:
+        if velocity is None:
+            elementwise("sgd_update_and_advance")(grad, rates, delta, param, state)
+        else:
+            elementwise("momentum_update_and_advance")(grad, rates, delta, param, velocity,
+                                                       state)
+
+    def run_step(self, record: Callable[[], None]) -> None:
+        """``record()`` run as a capture would run it, its products through
+        libcublas with the handle's stream and workspace set once, so the
+        graph's products and these are the same calls."""
+        captured_cublas().prepare(cupy.cuda.get_current_stream())
+        self.captured_gemm = "cuBLAS"
+        try:
+            record()
+        finally:
+            self.captured_gemm = None
 
     def capture(self, record: Callable[[], None], gemm: str) -> Callable[[], None]:
         """``record()`` captured as a CUDA graph on a non-blocking stream (CuPy
@@ -222,6 +252,20 @@ class CupyBackend(Backend):
             raise GraphCaptureError(f"{gemm}: {type(error).__name__}: {error}") from error
         graph.launch()
         return graph.launch
+
+
+def _fallback_gemm(a: Array, b: Array, out: Array, state: Array | None,
+                   steps: list[int]) -> None:
+    """out = a b by the tiled GEMM kernel, each of ``a`` and ``b`` read as it
+    lies or transposed; an operand with a row length in ``steps`` (a graph
+    step's batch) starts at row state[OFFSET]."""
+    given = []
+    for x in (a, b):
+        transposed = not x.flags.c_contiguous and x.T.flags.c_contiguous
+        given.append((x.T if transposed else cupy.ascontiguousarray(x), transposed))
+    (a, trans_a), (b, trans_b) = given
+    block_kernels.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b, state=state,
+                       a_step=steps[0], b_step=steps[1])
 
 
 @functools.cache

@@ -1,17 +1,22 @@
 """The operations only a graph step calls (``gpunet/planning/graph.py``).
 
 A graph step reads what varies from step to step from a small uint64 state
-array on the device: at OFFSET the step's first row in the epoch's order,
-at COUNTER its first dropout counter. ``gather_rows`` reads the offset, a
-dense stage's dropout the counter (``dense_forward``'s ``state``), and
-``place_and_advance`` the offset before it moves both on. ``capture`` is,
-on a device, a CUDA graph of the step; here its stand-in, the step's
-operations recorded as it runs once and called again, with the same
-arguments, at each replay.
+array on the device: at OFFSET the step's first row in the epoch's order, at
+COUNTER its first dropout counter, at KEY the random key, and at ROWS the
+address of its first input row, through which a device's matrix products read
+the batch in place (``StateRows``). The output stage reads its targets and
+places its losses and hits at OFFSET (``dense_softmax_cross_entropy``'s
+``state``), a dense stage's dropout draws from COUNTER and KEY
+(``dense_forward``'s ``state``), and ``update_and_advance`` updates the
+parameters with rates held on the device, then moves the state on. ``capture``
+is, on a device, a CUDA graph of the step; here its stand-in, the step's
+operations recorded as it runs once and called again, with the same arguments,
+at each replay.
 """
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -19,20 +24,29 @@ import numpy as np
 Array = Any
 Replay = Callable[[], None]
 # A graph state's entries (uint64): the step's first row in the epoch's order,
-# and its first dropout counter.
-OFFSET, COUNTER = range(2)
-STATE_SIZE = 2
+# its first dropout counter, the random key, the address of its first input row.
+OFFSET, COUNTER, KEY, ROWS = range(4)
+STATE_SIZE = 4
 # The backend operations a graph step calls: what the stand-in records.
-STEP_OPERATIONS = ("gather_rows", "gemm", "dense_forward", "dense_softmax_cross_entropy",
-                   "dense_backward", "sgd_update", "momentum_update", "place_and_advance")
+STEP_OPERATIONS = ("gemm", "gemm_group", "dense_forward", "dense_softmax_cross_entropy",
+                   "dense_backward", "update_and_advance")
 Call = tuple[Callable[..., Any], tuple, dict]  # a recorded operation and its arguments
 
 
-def graph_state(offset: int, counter: int) -> np.ndarray:
+def graph_state(offset: int, counter: int, key: int, rows: int) -> np.ndarray:
     """A graph state (or a step's change to one) as a host uint64 array."""
     state = np.zeros(STATE_SIZE, np.uint64)
-    state[OFFSET], state[COUNTER] = offset, counter
+    state[OFFSET], state[COUNTER], state[KEY], state[ROWS] = offset, counter, key, rows
     return state
+
+
+@dataclass(frozen=True)
+class StateRows:
+    """The ``batch`` rows of ``data`` (C-contiguous, one row per sample) from the
+    row whose address is state[ROWS]: a graph step's batch, read in place."""
+    data: Array
+    state: Array
+    batch: int
 
 
 class GraphCaptureError(RuntimeError):
@@ -46,23 +60,36 @@ class GraphStepOperations:
     # The matrix products a capture may use, tried in order; each names its path.
     GRAPH_GEMMS: tuple[str, ...] = ("stand-in",)
 
-    def gather_rows(self, inputs: Array, targets: Array, order: Array, state: Array,
-                    batch_inputs: Array, batch_targets: Array) -> None:
-        """The rows order[offset:offset + B] of ``inputs`` and of ``targets``,
-        offset = state[OFFSET], into ``batch_inputs`` and ``batch_targets`` (B rows each)."""
-        offset = int(state[OFFSET])
-        rows = order[offset:offset + len(batch_inputs)]
-        self.xp.take(inputs, rows, axis=0, out=batch_inputs)
-        self.xp.take(targets, rows, axis=0, out=batch_targets)
+    def address(self, array: Array) -> int:
+        """The address of ``array``'s first element, as a state's ROWS holds it."""
+        return array.ctypes.data
 
-    def place_and_advance(self, losses: Array, hits: Array, delta: Array, all_losses: Array,
-                          all_hits: Array, state: Array) -> None:
-        """A step's ``losses`` and ``hits`` into the epoch's from offset
-        state[OFFSET], then the state of the next step: state += delta (rows,
-        counters per step)."""
-        rows = slice(int(state[OFFSET]), int(state[OFFSET]) + len(losses))
-        all_losses[rows], all_hits[rows] = losses, hits
-        self.xp.add(state, delta, out=state)
+    def state_rows(self, rows: StateRows) -> Array:
+        """The array ``rows`` names, found from the address in its state."""
+        data = rows.data
+        start = (int(rows.state[ROWS]) - self.address(data)) // data.strides[0]
+        return data[start:start + rows.batch]
+
+    def update_and_advance(self, param: Array, grad: Array, velocity: Array | None,
+                           rates: Array, scratch: Array, state: Array, delta: Array) -> None:
+        """One optimizer step with its rates read from ``rates`` on the device:
+        plain descent (``velocity`` None), param -= rates[0] grad; or momentum,
+        velocity = rates[1] velocity + rates[2] grad, param -= rates[0] velocity
+        (rates[2] = 1 - momentum), as ``sgd_update`` and ``momentum_update``
+        compute them. Then the state of the next step: state += delta."""
+        xp = self.xp
+        if velocity is None:
+            param -= xp.multiply(rates[0], grad, out=scratch)
+        else:
+            velocity *= rates[1]
+            velocity += xp.multiply(rates[2], grad, out=scratch)
+            param -= xp.multiply(rates[0], velocity, out=scratch)
+        xp.add(state, delta, out=state)
+
+    def run_step(self, record: Replay) -> None:
+        """Run ``record()``, a step of backend operations, without capturing it,
+        making the calls a capture of it makes."""
+        record()
 
     def capture(self, record: Replay, gemm: str) -> Replay:
         """Run ``record()``, a step of backend operations, once and return what
@@ -89,11 +116,19 @@ def record_calls(backend: GraphStepOperations, record: Replay) -> list[Call]:
 @contextlib.contextmanager
 def _recording(backend: GraphStepOperations, calls: list[Call]) -> Iterator[None]:
     """While open, each of ``backend``'s STEP_OPERATIONS runs and appends
-    (operation, args, kwargs) to ``calls``."""
+    (operation, args, kwargs) to ``calls``, but those another one calls (as
+    ``gemm_group`` calls ``gemm``), which are part of its node."""
+    depth = [0]
+
     def recorded(operation: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
-            calls.append((operation, args, kwargs))
-            return operation(*args, **kwargs)
+            if not depth[0]:
+                calls.append((operation, args, kwargs))
+            depth[0] += 1
+            try:
+                return operation(*args, **kwargs)
+            finally:
+                depth[0] -= 1
         return call
 
     for name in STEP_OPERATIONS:

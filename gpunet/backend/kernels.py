@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .activations import ACTIVATIONS
-from .graph_step import COUNTER, OFFSET, STATE_SIZE
+from .graph_step import COUNTER, KEY, STATE_SIZE
 from .splitmix import GAMMA, MIX1, MIX2
 
 if TYPE_CHECKING:
@@ -78,9 +78,13 @@ DRAW_MASK = (
     " const T u = T(bits >> 40) * (T(1) / T(16777216)); mask = u >= p ? scale : T(0);")
 
 # A graph step's state on the device (graph_step.py): a dense stage's draws
-# start ``skip`` counters after the step's first, state[COUNTER].
-STATE_DRAW_PARAMS = "uint64 key, raw uint64 state, uint64 skip, T p, T scale"
-STATE_FIRST = f"const unsigned long long first = state[{COUNTER}] + skip;"
+# take its key, state[KEY], from ``skip`` counters after the step's first, state[COUNTER].
+STATE_DRAW_PARAMS = "raw uint64 state, uint64 skip, T p, T scale"
+STATE_FIRST = (f"const unsigned long long key = state[{KEY}],"
+               f" first = state[{COUNTER}] + skip;")
+# A graph step's update (graph_step.py, update_and_advance): its rates read
+# from the device, then, by thread 0 alone, the state moved on by ``delta``.
+ADVANCE = f"if (i == 0) for (int s = 0; s < {STATE_SIZE}; ++s) state[s] += delta[s]"
 
 Entry = Callable[[str], str]  # a row's entry at an index, as C: e.g. "p[row + {}]".format
 
@@ -195,29 +199,17 @@ KERNELS: dict[str, KernelSpec] = _specs(
     ("dense_softmax_cross_entropy", "raw T z, raw T bias, raw T a, int64 k, T scale",
      "float64 loss, bool hit, raw T g",
      _softmax_cross_entropy("(z[row + {0}] + bias[{0}])".format, hit=True)),
-    # A graph step (graph_step.py): its dropout stages drawing from the
-    # counter in its state; the batch's inputs and targets gathered together
-    # from rows order[offset:offset + B] of the (N, width) data, thread i
-    # copying entry i of each (size = the larger); each sample's loss and hit
-    # placed at the offset in the epoch's metrics, then the state advanced, by
-    # one thread (size=1), since every placement reads the offset it moves on;
-    # the fallback product c = a b of C-order (rows, depth) and (depth,
-    # columns) views where cuBLAS cannot be captured, a thread per entry.
+    # A graph step (graph_step.py): its dropout stages drawing from the key
+    # and counter in its state; its update with the rates on the device, which
+    # advances the state; the fallback product c = a b of C-order (rows,
+    # depth) and (depth, columns) views where cuBLAS cannot be captured, a
+    # thread per entry.
     *(_dense_forward(activation, True, from_state=True) for activation in (None, *ACTIVATIONS)),
-    ("gather_rows", "raw T inputs, raw T targets, raw int64 order, raw uint64 state,"
-     " int64 input_width, int64 target_width, int64 input_size, int64 target_size",
-     "raw T batch_inputs, raw T batch_targets",
-     " ".join([f"const ptrdiff_t offset = (ptrdiff_t)state[{OFFSET}];",
-               "if (i < input_size) batch_inputs[i] = inputs[(ptrdiff_t)order[offset"
-               " + i / input_width] * input_width + i % input_width];",
-               "if (i < target_size) batch_targets[i] = targets[(ptrdiff_t)order[offset"
-               " + i / target_width] * target_width + i % target_width]"])),
-    ("place_and_advance", "raw float64 loss, raw bool hit, raw uint64 delta, int64 batch",
-     "raw float64 losses, raw bool hits, raw uint64 state",
-     " ".join([f"const ptrdiff_t offset = (ptrdiff_t)state[{OFFSET}];",
-               "for (ptrdiff_t j = 0; j < batch; ++j) {",
-               "losses[offset + j] = loss[j]; hits[offset + j] = hit[j]; }",
-               f"for (int s = 0; s < {STATE_SIZE}; ++s) state[s] += delta[s]"])),
+    ("sgd_update_and_advance", "T g, raw T rates, raw uint64 delta", "T param, raw uint64 state",
+     f"param -= rates[0] * g; {ADVANCE}"),
+    ("momentum_update_and_advance", "T g, raw T rates, raw uint64 delta",
+     "T param, T velocity, raw uint64 state",
+     f"velocity = rates[1] * velocity + rates[2] * g; param -= rates[0] * velocity; {ADVANCE}"),
     ("gemm", "raw T a, raw T b, int64 depth, int64 columns", "T c",
      "const ptrdiff_t row = i / columns, column = i % columns; T sum = T(0);"
      " for (ptrdiff_t j = 0; j < depth; ++j) sum += a[row * depth + j] * b[j * columns + column];"

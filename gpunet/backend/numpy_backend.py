@@ -32,6 +32,8 @@ class NumpyBackend(Backend):
             return super().softmax_cross_entropy(z, a, scale)
 
     def dense_softmax_cross_entropy(self, z: Array, bias: Array, a: Array, scale: float,
-                                    gradient: Array, losses: Array, hits: Array) -> None:
+                                    gradient: Array, losses: Array, hits: Array, db: Array,
+                                    state: Array | None = None) -> None:
         with np.errstate(over="ignore"):  # as softmax_cross_entropy
-            super().dense_softmax_cross_entropy(z, bias, a, scale, gradient, losses, hits)
+            super().dense_softmax_cross_entropy(z, bias, a, scale, gradient, losses, hits, db,
+                                                state)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from .activations import ActivationCall, activation_call
 from .draw_window import DrawWindow
-from .graph_step import COUNTER
+from .graph_step import COUNTER, KEY, OFFSET
 
 Array = Any
 
@@ -40,16 +40,18 @@ class PlannedStepOperations:
         ``dropout`` draws it, ``window`` too). ``activation`` is a name in ACTIVATIONS (its
         parameters their defaults) or an ActivationCall. ``y`` may be ``z``; if
         not, z is left unspecified. With ``state`` = (a graph step's state,
-        skip) the draws start at counter state[COUNTER] + skip, read when the
-        operation runs, and this backend's own counters are left alone (the
-        mask is then required). Returns ``y``."""
+        skip) the draws start at counter state[COUNTER] + skip with key
+        state[KEY], read when the operation runs, and this backend's own
+        counters are left alone (the mask is then required). Returns ``y``."""
         z += bias
         if dropout is not None:
             p, scale = dropout
             if state is None:
                 draws = self.uniform(z.shape, z.dtype, out=mask, window=window)
             else:
-                mask.reshape(-1)[...] = self._uniform24(int(state[0][COUNTER]) + state[1], z.size)
+                values, skip = state
+                mask.reshape(-1)[...] = self._uniform24(int(values[COUNTER]) + skip, z.size,
+                                                        key=int(values[KEY]))
                 draws = mask
             z *= self.keep_mask(draws, p, scale)
         if activation is None:
@@ -72,12 +74,19 @@ class PlannedStepOperations:
         return gy
 
     def dense_softmax_cross_entropy(self, z: Array, bias: Array, a: Array, scale: float,
-                                    gradient: Array, losses: Array, hits: Array) -> None:
+                                    gradient: Array, losses: Array, hits: Array, db: Array,
+                                    state: Array | None = None) -> None:
         """The output stage: logits z + bias (z is left unspecified), each row's
         softmax cross-entropy against ``a`` into ``losses``, whether its largest
-        logit is at the target's into ``hits``, and the gradient into ``gradient``,
-        as ``softmax_cross_entropy`` and ``matches`` compute them."""
+        logit is at the target's into ``hits``, the gradient into ``gradient``,
+        as ``softmax_cross_entropy`` and ``matches`` compute them, and its
+        column sums, the bias gradient, into ``db``. With a graph step's
+        ``state``, ``a``, ``losses`` and ``hits`` are the epoch's, the batch's
+        rows those from state[OFFSET]."""
         xp = self.xp
+        if state is not None:
+            rows = slice(int(state[OFFSET]), int(state[OFFSET]) + len(z))
+            a, losses, hits = a[rows], losses[rows], hits[rows]
         z += bias
         xp.equal(z.argmax(axis=-1), a.argmax(axis=-1), out=hits)
         xp.subtract(z, z.max(axis=-1, keepdims=True), out=z)
@@ -92,3 +101,4 @@ class PlannedStepOperations:
         gradient -= a
         if scale != 1:
             gradient *= scale
+        gradient.sum(axis=0, out=db)

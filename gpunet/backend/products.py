@@ -1,26 +1,40 @@
-"""Matrix products: ``gemm``, which the eager Linear layer and a planned step both call."""
+"""Matrix products: ``gemm``, which the eager Linear layer and a planned step
+both call, and ``gemm_group``, a planned step's two products of one backward stage."""
 from __future__ import annotations
 
 from typing import Any
 
+from .graph_step import StateRows
+
 Array = Any
+Product = tuple  # (a, b, out, trans_a, trans_b): gemm's arguments
 
 
 class MatrixProducts:
     """Mixed into ``Backend``: written once against ``self.xp``."""
 
     xp: Any
+    state_rows: Any  # GraphStepOperations'
 
     def gemm(self, a: Array, b: Array, out: Array | None = None, *, trans_a: bool = False,
              trans_b: bool = False) -> Array:
         """op(a) op(b) of two matrices, into ``out`` if given; op(m) = m^T where
-        its flag is set. A product over one row (a^T b for one-row a and b) is an
-        outer product, 3x faster than a GEMM."""
+        its flag is set; ``a`` or ``b`` may be a graph step's ``StateRows``. A
+        product over one row (a^T b for one-row a and b) is an outer product,
+        3x faster than a GEMM."""
+        a = self.state_rows(a) if type(a) is StateRows else a
+        b = self.state_rows(b) if type(b) is StateRows else b
         a = a.T if trans_a else a
         b = b.T if trans_b else b
         if a.shape[1] == 1:
             return self.xp.multiply(a, b, out=out)
         return self.matmul(a, b, out)
+
+    def gemm_group(self, *products: Product) -> None:
+        """Several products, each ``gemm``'s (a, b, out, trans_a, trans_b), as one
+        operation: one grouped cuBLAS call on a device."""
+        for a, b, out, trans_a, trans_b in products:
+            self.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b)
 
     def matmul(self, a: Array, b: Array, out: Array | None = None) -> Array:
         """a b of two matrices, into ``out`` if given: ``gemm``'s product."""

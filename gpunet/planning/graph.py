@@ -1,19 +1,23 @@
 """A planned step replayed as a graph: what varies per step lives on the device.
 
-The step gathers its batch, rows order[offset:offset + B] of the epoch's data,
-into buffers of its own, runs ``StepPlan.run`` with its dropout counters read
-from the same state, places each sample's loss and hit at the offset in the
-epoch's metrics, and advances the state (offset += B, counter += the step's
-draws): so one recording of it serves every full batch of an epoch. After one
-eager warm-up step, the backend captures it (``capture``: a CUDA graph on CuPy,
-the recorded calls on NumPy); an epoch whose arrays differ captures again, and
-so does a step whose host values baked into the capture (``StepPlan.baked``:
-the random key, learning rate, momentum, dropout p, the optimizer's state
-arrays) changed since, so a replay always equals the planned step. The host
-keeps its own counters in step by arithmetic, so the tail batch, run eagerly
-through the layers, draws where it would have; when something else drew from
-the backend between two steps (another model's), the state's counter is set
-to the backend's again (one small copy, only then).
+At the start of an epoch the step takes the epoch's inputs and targets in its
+order into buffers of its own (one gather an epoch), and has arrays of its own
+for each sample's loss and hit (``GraphStep`` lends them to the epoch's
+metrics). Each step then reads its
+rows, its dropout counter and key from a state on the device, trains
+(``StepPlan.run``), places its losses and hits at its offset, and updates with
+the optimizer's rates, also on the device, advancing the state
+(``update_and_advance``): so one recording serves every full batch of every
+epoch. After a warm-up step through the plan (which makes the optimizer's
+state) and one recorded step run eagerly (which makes what a capture may not:
+compiled kernels, cuBLAS's arrays of pointers), the backend captures it (``capture``: a CUDA graph on CuPy, the
+recorded calls on NumPy), once per run: again only when the epoch's size
+changes or a value baked into the capture does (``StepPlan.baked``: dropout p,
+the optimizer's state arrays). A changed learning rate, momentum, random key or
+counter is written to the device (one small copy, only then). Where the graph
+is not wanted, the same recording runs as the planned step. The host keeps its
+own counters in step by arithmetic, so the tail batch, run eagerly through the
+layers, draws where it would have.
 """
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from ..backend import Array, Backend
-from ..backend.graph_step import COUNTER, STATE_SIZE, GraphCaptureError, Replay, graph_state
+from ..backend.graph_step import (COUNTER, KEY, STATE_SIZE, GraphCaptureError, Replay,
+                                  graph_state)
 from ..layers import Layer
 from .step import StepPlan
 
@@ -57,71 +62,95 @@ def explain_auto_graph() -> str:
 
 
 class StepGraph:
-    """``plan``'s step for graph replay: its batch buffers, the state (uint64:
-    the step's first row in the epoch's order, its first dropout counter), and
-    the captured step while the epoch's arrays stay the same."""
+    """``plan``'s step with its per-step values on the device: the epoch's
+    inputs, targets, losses and hits, the state (uint64: the step's first row in
+    the epoch's order, its first dropout counter, the key, the address of its
+    first input row), the optimizer's rates, and the captured step."""
 
-    def __init__(self, plan: StepPlan) -> None:
-        b, xp, batch = plan.backend, plan.backend.xp, plan.batch
-        self.plan, self.backend = plan, b
-        self.x = xp.empty((batch, plan.stages[0].linear.input_dim), plan.dtype)
-        self.y = xp.empty((batch, plan.stages[-1].linear.output_dim), plan.dtype)
-        self.losses, self.hits = xp.empty(batch, "float64"), xp.empty(batch, bool)
-        self.state = xp.zeros(STATE_SIZE, np.uint64)
-        self.delta = xp.asarray(graph_state(offset=batch, counter=plan.counters))
-        self.warm, self.replay, self.bound = False, None, ()
+    def __init__(self, plan: StepPlan, captured: bool) -> None:
+        b, batch = plan.backend, plan.batch
+        self.plan, self.backend, self.captured = plan, b, captured
+        self.x: Array | None = None  # the epoch's inputs in its order, then targets, ...
+        self.y = self.losses = self.hits = None
+        self.state = b.xp.zeros(STATE_SIZE, np.uint64)
+        row_bytes = plan.stages[0].linear.input_dim * np.dtype(plan.dtype).itemsize
+        self.delta = b.xp.asarray(graph_state(offset=batch, counter=plan.counters, key=0,
+                                              rows=batch * row_bytes))
+        self.rates = b.xp.zeros(3, plan.dtype)
+        self.written: tuple = (None, None, None)  # the rates, counter and key on the device
+        self.velocity = self.scratch = None
+        # the warm-up through the plan, then a recorded step run eagerly, done; the replay
+        self.warm, self.recorded, self.replay = False, False, None
         self.baked: tuple[tuple, list[Array]] = ((), [])  # plan.baked() at the capture
-        self.counter = 0  # the backend's next counter, as this graph's state holds it
         self.path = "planned"  # until a capture succeeds
 
-    def start_epoch(self, x: Array, y: Array, order: Array | None, losses: Array,
-                    hits: Array) -> None:
-        """Bind the epoch's data ``x``, ``y`` (in the plan's dtype), its order
-        (None: as they are) and the arrays of its samples' ``losses`` and
-        ``hits``, and set the state to row 0 and the backend's next counter
-        (one small copy to the device)."""
-        b = self.backend
-        order = b.xp.arange(len(x), dtype=np.int64) if order is None else order
-        bound = (x, y, order, losses, hits)
-        if not _identical(bound, self.bound):
+    def start_epoch(self, x: Array, y: Array, order: Array | None) -> None:
+        """Take the epoch's data ``x``, ``y`` (in the plan's dtype) in ``order``
+        (None: as they are), and set the state to row 0, the backend's next
+        counter and its key (one small copy to the device)."""
+        b, xp = self.backend, self.backend.xp
+        if self.x is None or self.x.shape != x.shape or self.y.shape != y.shape:
+            self.x, self.y = xp.empty_like(x), xp.empty_like(y)
+            self.losses, self.hits = xp.empty(len(x), "float64"), xp.empty(len(x), bool)
             self.replay = None  # the captured step holds the old arrays
-        self.bound = bound
-        self.state[...] = b.xp.asarray(graph_state(offset=0, counter=b.drawn))
-        self.counter = b.drawn
+        if order is None:
+            self.x[...], self.y[...] = x, y
+        else:
+            xp.take(x, order, axis=0, out=self.x)
+            xp.take(y, order, axis=0, out=self.y)
+        self.state[...] = xp.asarray(graph_state(0, b.drawn, b.key, b.address(self.x)))
+        self.written = (self.written[0], b.drawn, b.key)
 
     def rows(self, rows: slice) -> tuple[Array, Array]:
         """The inputs and targets at positions ``rows`` of the epoch's order."""
-        x, y, order = self.bound[:3]
-        index = order[rows]
-        return x[index], y[index]
+        return self.x[rows], self.y[rows]
 
-    def step(self) -> None:
-        """The next full batch: eagerly the first time, then captured once per
-        epoch (and again when a baked value changed) and replayed."""
-        b = self.backend
-        if b.drawn != self.counter:  # drawn from elsewhere since: start at the backend's
-            self.state[COUNTER:COUNTER + 1] = b.xp.asarray(np.array([b.drawn], np.uint64))
-        baked = self.plan.baked()
+    def step(self, rows: slice) -> None:
+        """The full batch ``rows``: through the plan the first time, then
+        recorded: captured once and replayed, or run as it is."""
+        b, plan = self.backend, self.plan
+        if not self.warm:
+            plan.run(self.x[rows], self.y[rows], self.losses[rows], self.hits[rows])
+            b.xp.add(self.state, self.delta, out=self.state)
+            self.written, self.warm = (self.written[0], b.drawn, b.key), True
+            return
+        self._write(plan.rates(), b.drawn, b.key)
+        baked = plan.baked()
         if self.replay is not None and not (baked[0] == self.baked[0]
                                             and _identical(baked[1], self.baked[1])):
             self.replay = None
         if self.replay is not None:
             self.replay()
-        elif self.warm:
+        elif self.captured and self.recorded:
             self.baked = baked
             self.replay, self.path = capture(b, self.record)
-        else:
-            self.record()
-            self.warm = True
-        self.counter = b.take_counters(self.plan.counters) + self.plan.counters
+        else:  # eagerly: the planned step, or before the first capture
+            b.run_step(self.record)
+            self.recorded = True
+        b.take_counters(plan.counters)
+        self.written = (self.written[0], b.drawn, b.key)
+
+    def _write(self, rates: tuple[float, ...], counter: int, key: int) -> None:
+        """Put on the device what changed since it was last written: the
+        optimizer's rates, or the backend's counter and key (drawn from, or
+        restarted, elsewhere since)."""
+        xp = self.backend.xp
+        if rates != self.written[0]:
+            self.rates[:len(rates)] = xp.asarray(np.array(rates, self.plan.dtype))
+        if (counter, key) != self.written[1:]:
+            self.state[COUNTER:KEY + 1] = xp.asarray(np.array([counter, key], np.uint64))
+        self.written = (rates, counter, key)
 
     def record(self) -> None:
-        """The step's backend operations, every per-step value read from the state."""
-        b, state = self.backend, self.state
-        x, y, order, losses, hits = self.bound
-        b.gather_rows(x, y, order, state, self.x, self.y)
-        self.plan.run(self.x, self.y, self.losses, self.hits, state=state)
-        b.place_and_advance(self.losses, self.hits, self.delta, losses, hits, state)
+        """The step's backend operations, every per-step value read from the device."""
+        b, plan = self.backend, self.plan
+        plan.run(self.x, self.y, self.losses, self.hits, state=self.state)
+        param, grad = plan.flat.pair
+        state = plan.optimizer.state()
+        if self.scratch is None:
+            self.scratch = b.xp.empty_like(param)
+        b.update_and_advance(param, grad, state[0] if state else None, self.rates, self.scratch,
+                             self.state, self.delta)
 
 
 def capture(backend: Backend, record: Replay) -> tuple[Replay, str]:
@@ -142,13 +171,14 @@ def _identical(first: tuple | list, second: tuple | list) -> bool:
     return len(first) == len(second) and all(a is b for a, b in zip(first, second))
 
 
-def step_graph(plan: StepPlan) -> StepGraph:
-    """``plan``'s StepGraph, made on first use and kept with the plan's model
-    (which the plan and graph hold only weakly) while its plan stays the same."""
+def step_graph(plan: StepPlan, captured: bool) -> StepGraph:
+    """``plan``'s StepGraph, ``captured`` or not, made on first use and kept with
+    the plan's model (which the plan and graph hold only weakly) while its plan
+    and ``captured`` stay the same."""
     model = plan.model()
     graph = _GRAPHS.get(model)
-    if graph is None or graph.plan is not plan:
-        graph = _GRAPHS[model] = StepGraph(plan)
+    if graph is None or graph.plan is not plan or graph.captured != captured:
+        graph = _GRAPHS[model] = StepGraph(plan, captured)
     return graph
 
 

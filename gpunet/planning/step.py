@@ -7,6 +7,7 @@ from typing import Callable
 
 from ..backend import Array, Backend
 from ..backend.draw_window import DrawWindow
+from ..backend.graph_step import StateRows
 from ..layers import Layer
 from ..losses import Loss, SoftmaxCrossEntropy
 from ..optimizers import GradientDescent, Momentum, Optimizer
@@ -29,10 +30,11 @@ class FlatBuffers:
 class StepPlan:
     """One training step of ``model`` for batches of ``batch`` rows: forward,
     softmax cross-entropy, backward and update, every intermediate written into
-    a buffer allocated here. A deep-model step is 15 backend calls: per stage a
-    product and a fused bias/dropout/activation forward; the loss with the last
-    bias; per stage a fused gradient and bias gradient, the weight gradient's
-    product and (but for the first) the input gradient's; one update."""
+    a buffer allocated here. A deep-model step is 12 backend calls: per stage a
+    product and a fused bias/dropout/activation forward, the last stage's the
+    loss with its bias and bias gradient; per stage but the last a fused
+    gradient and bias gradient; per stage the weight gradient's product, grouped
+    with the input gradient's but for the first; one update."""
 
     def __init__(self, model: Layer, stages: list[DenseStage], loss: Loss, optimizer: Optimizer,
                  backend: Backend, batch: int, whole: int | None = None) -> None:
@@ -56,14 +58,16 @@ class StepPlan:
         self.skips = [sum(sizes[:i]) for i in range(len(stages))]
         # Each call's arguments, built once, so run() is a loop of direct calls:
         # per hidden stage forward (stage, w, z, b, activation, mask, skip); per
-        # stage backward, last first, (y or None, gy, dz, db, activation, mask,
-        # dW, input (None: run's x), w, gradient passed down (None: the first)).
+        # stage backward, last first, (y or None, gy, dz, db (None: the last,
+        # whose bias gradient comes with the loss), activation, mask, dW, input
+        # (None: run's x), w, gradient passed down (None: the first)).
         inputs = [None, *self.outputs[:-1]]
         below = [None, *self.output_grads[:-1]]
         self.forwards = [(s, s.linear.w, z, s.linear.b, s.activation, mask, skip)
                          for s, z, mask, skip in zip(stages[:-1], self.outputs, self.masks,
                                                      self.skips)]
-        self.backwards = [(z if s.activation else None, gy, dz, s.linear.b_grad, s.activation,
+        self.backwards = [(z if s.activation else None, gy, dz,
+                           s.linear.b_grad if s is not stages[-1] else None, s.activation,
                            mask, s.linear.w_grad, h, s.linear.w, down)
                           for s, z, gy, dz, mask, h, down in zip(
                               stages, self.outputs, self.output_grads, self.fused_grads,
@@ -72,26 +76,35 @@ class StepPlan:
 
     def baked(self) -> tuple[tuple, list[Array]]:
         """What a captured step takes from the host as the capture finds it:
-        (the backend's random key, the learning rate, the momentum (None for
-        plain descent) and each stage's dropout (p, scale), compared by value;
-        the optimizer's state arrays, compared by identity)."""
+        (each stage's dropout (p, scale), compared by value; the optimizer's
+        state arrays, compared by identity)."""
+        return tuple([stage.dropout_args for stage in self.stages]), self.optimizer.state()
+
+    def rates(self) -> tuple[float, ...]:
+        """The optimizer's rates as ``update_and_advance`` reads them: (lr,), or
+        (lr, momentum, 1 - momentum) rounded once on the host, as NumPy does."""
         optimizer = self.optimizer
-        values = (self.backend.key, optimizer.lr, getattr(optimizer, "mo", None),
-                  *(stage.dropout_args for stage in self.stages))
-        return values, optimizer.state()
+        if type(optimizer) is Momentum:
+            return optimizer.lr, optimizer.mo, 1 - optimizer.mo
+        return (optimizer.lr,)
 
     def run(self, x: Array, targets: Array, losses: Array, hits: Array,
             state: Array | None = None,
             reduce: Callable[[Layer], None] | None = None,
             window: DrawWindow | None = None) -> None:
         """Train on the batch ``x``, ``targets`` (``batch`` rows, in the plan's
-        dtype); each sample's loss goes into ``losses`` and its hit into ``hits``.
-        With a graph step's ``state`` the dropout counters are read from it
-        (``dense_forward``), and the backend's are left alone. ``reduce(model)``,
-        if given, runs between the gradients and the update, and ``window`` says
-        which rows of the whole batch's dropout draws these are (data-parallel
-        training: ``Communicator.allreduce_gradients``, ``Dropout.forward``)."""
-        b, h = self.backend, x
+        dtype); each sample's loss goes into ``losses`` and its hit into ``hits``,
+        then update. With a graph step's ``state``, ``x``, ``targets``, ``losses``
+        and ``hits`` are the epoch's, the batch at the state's rows, the dropout
+        draws are read from it (``dense_forward``), the backend's counters are
+        left alone, and the caller updates (``update_and_advance``).
+        ``reduce(model)``, if given, runs between the gradients and the update,
+        and ``window`` says which rows of the whole batch's dropout draws these
+        are (data-parallel training: ``Communicator.allreduce_gradients``,
+        ``Dropout.forward``)."""
+        b = self.backend
+        x = x if state is None else StateRows(x, state, self.batch)
+        h = x
         for stage, w, z, bias, activation, mask, skip in self.forwards:
             b.gemm(h, w, out=z, trans_b=True)
             b.dense_forward(z, bias, z, activation=activation, dropout=stage.dropout_args,
@@ -101,15 +114,19 @@ class StepPlan:
         last = self.stages[-1].linear
         b.gemm(h, last.w, out=self.outputs[-1], trans_b=True)
         b.dense_softmax_cross_entropy(self.outputs[-1], last.b, targets, self.scale,
-                                      self.output_grads[-1], losses, hits)
+                                      self.output_grads[-1], losses, hits, last.b_grad, state)
         for y, gy, dz, db, activation, mask, w_grad, h, w, down in self.backwards:
-            dz = b.dense_backward(y, gy, dz, db, activation=activation, mask=mask)
-            b.gemm(dz, x if h is None else h, out=w_grad, trans_a=True)
-            if down is not None:
-                b.gemm(dz, w, out=down)
+            dz = gy if db is None else b.dense_backward(y, gy, dz, db, activation=activation,
+                                                        mask=mask)
+            h = x if h is None else h
+            if down is None:
+                b.gemm(dz, h, out=w_grad, trans_a=True)
+            else:
+                b.gemm_group((dz, h, w_grad, True, False), (dz, w, down, False, False))
         if reduce is not None:
             reduce(self.model())
-        self.optimizer.step(self.flat)
+        if state is None:
+            self.optimizer.step(self.flat)
 
 
 def plan_step(model: Layer, loss: Loss, optimizer: Optimizer, backend: Backend,

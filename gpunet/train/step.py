@@ -75,8 +75,8 @@ class PlannedStep:
 
 
 class GraphStep:
-    """The planned step replayed as a graph (one process): it gathers its batch
-    and places its metrics itself, from the state on the device."""
+    """The planned step of one process, its batch, metrics and rates on the
+    device, replayed as a graph or run as it is (``StepGraph``)."""
 
     def __init__(self, graph: StepGraph) -> None:
         self.graph = graph
@@ -86,7 +86,15 @@ class GraphStep:
         return self.graph.path
 
     def run(self, rows: slice, metrics: EpochMetrics) -> slice:
-        self.graph.step()
+        """As ``Step.run``; the metrics hold the graph's arrays of losses and
+        hits from the epoch's first step, and copies after its last full batch,
+        which the next epoch's steps leave alone."""
+        graph = self.graph
+        if rows.start == 0:
+            metrics.losses, metrics.hits = graph.losses, graph.hits
+        graph.step(rows)
+        if 2 * rows.stop - rows.start > len(metrics.losses):  # the last full batch
+            metrics.losses, metrics.hits = metrics.losses.copy(), metrics.hits.copy()
         return rows
 
 
@@ -102,18 +110,18 @@ def choose_steps(model: Layer, loss: Loss, optimizer: Optimizer, backend: Backen
                  y: Array, batch_size: int, order: Array | None, graph: str,
                  comm: Communicator, metrics: EpochMetrics) -> tuple[Step, Step]:
     """(the step for full batches, the step for the tail) of an epoch over
-    ``x``, ``y`` in ``order`` (None: as they are): a GraphStep where ``graph``
-    replays the model's planned step (one process only), else a PlannedStep
-    where the model plans (``plan_step``), else an EagerStep; the tail eager."""
+    ``x``, ``y`` in ``order`` (None: as they are): where the model plans
+    (``plan_step``), a GraphStep for one process (replayed as a graph as
+    ``graph`` says) and a PlannedStep for ranks; else an EagerStep; the tail eager."""
     mine = share(slice(0, batch_size), comm.rank, comm.size)
     plan = (plan_step(model, loss, optimizer, backend, mine.stop - mine.start, batch_size)
             if len(x) >= batch_size else None)
     if plan is not None:  # as the layers take them, converted once
         x, y = backend.asarray(x, plan.dtype), backend.asarray(y, plan.dtype)
-    if plan is not None and comm.size == 1 and uses_graph(graph, backend):
-        replayed = step_graph(plan)  # it gathers each batch in the order itself
-        replayed.start_epoch(x, y, order, metrics.losses, metrics.hits)
-        return GraphStep(replayed), EagerStep(model, loss, optimizer, replayed.rows, comm)
+    if plan is not None and comm.size == 1:
+        device_step = step_graph(plan, uses_graph(graph, backend))
+        device_step.start_epoch(x, y, order)  # it takes the data in the order
+        return GraphStep(device_step), EagerStep(model, loss, optimizer, device_step.rows, comm)
     if order is not None:
         x, y = x[order], y[order]
 

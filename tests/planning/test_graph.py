@@ -53,13 +53,17 @@ def test_graph_replay_gives_the_planned_steps_numbers_bit_for_bit(numpy_backend,
     planned, planned_paths = train(numpy_backend, name, batch_size, "off")
     for a, b in zip(replayed, planned, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert paths == ["graph (stand-in)"] * 3 and planned_paths == ["planned"] * 3
+    captured = ["graph (stand-in)"] * 3
+    if batch_size == 35:  # two full batches an epoch: the third is the first captured
+        captured[0] = "planned"
+    assert paths == captured and planned_paths == ["planned"] * 3
 
 
-def test_the_warm_up_step_runs_eagerly(numpy_backend):
-    """One full batch in the first epoch: only the warm-up; captured from the second."""
+def test_the_first_two_steps_run_eagerly(numpy_backend):
+    """One full batch an epoch: the warm-up through the plan, then the recorded
+    step run eagerly; captured from the third."""
     _, paths = train(numpy_backend, "deep", 70, "on")
-    assert paths == ["planned", "graph (stand-in)", "graph (stand-in)"]
+    assert paths == ["planned", "planned", "graph (stand-in)"]
 
 
 def test_the_state_advances_by_a_batch_and_its_draws_each_step(numpy_backend):
@@ -77,9 +81,12 @@ def test_the_state_advances_by_a_batch_and_its_draws_each_step(numpy_backend):
     plan = gpunet.planning.step._PLANS[model]
     assert plan.counters == 16 * 30 + 16 * 10  # the deep model's two dropout stages
     assert plan.skips == [0, 16 * 30, 16 * 40]
-    (offset, counter), epoch_start = graphs.step_graph(plan).state, start[-1]
-    assert epoch_start[0] == 0 and epoch_start[1] == 70  # after the shuffle's 70 draws
-    assert (offset, counter) == (4 * 16, 70 + 4 * plan.counters)
+    graph, epoch_start = graphs._GRAPHS[model], start[-1]
+    offset, counter, key, rows = (int(v) for v in graph.state)
+    first_row = numpy_backend.address(graph.x)
+    assert list(epoch_start) == [0, 70, numpy_backend.key, first_row]  # after the shuffle's 70
+    assert (offset, counter, key) == (4 * 16, 70 + 4 * plan.counters, numpy_backend.key)
+    assert rows == first_row + offset * graph.x.strides[0]  # the next batch's first input row
     assert numpy_backend.drawn == counter + 6 * 40  # and the eager tail of 6 rows
 
 
@@ -92,9 +99,8 @@ def test_a_new_batch_size_plans_and_captures_again(numpy_backend):
         second, paths = train(numpy_backend, None, 10, graph, epochs=2, model=model)
         replanned = gpunet.planning.step._PLANS[model]
         assert replanned is not plan and replanned.batch == 10
+        assert graphs._GRAPHS[model].plan is replanned
         if graph == "on":
-            replayed = graphs.step_graph(replanned)
-            assert replayed.plan is replanned and replayed.x.shape[0] == 10
             assert paths == ["graph (stand-in)"] * 2
         results[graph] = first + second
     for a, b in zip(results["on"], results["off"], strict=True):
@@ -102,19 +108,23 @@ def test_a_new_batch_size_plans_and_captures_again(numpy_backend):
 
 
 def test_the_stand_in_replays_the_recorded_arguments(numpy_backend):
-    """A value the step took from the host is replayed as recorded, as a graph would."""
-    state, delta = np.zeros(2, np.uint64), np.array([3, 5], np.uint64)
-    nothing = np.zeros(0), np.zeros(0, bool)
+    """A value the step took from the host is replayed as recorded, as a graph
+    would; the rates are read from the device at each replay."""
+    state, delta = np.zeros(4, np.uint64), np.array([3, 5, 0, 7], np.uint64)
+    param, grad, rates = np.zeros(2, np.float32), np.ones(2, np.float32), np.ones(1, np.float32)
 
-    def advance() -> None:
-        numpy_backend.place_and_advance(*nothing, delta, *nothing, state)
+    def update() -> None:
+        numpy_backend.update_and_advance(param, grad, None, rates, np.empty(2, np.float32),
+                                         state, delta)
 
-    replay = numpy_backend.capture(advance, "stand-in")
-    np.testing.assert_array_equal(state, [3, 5])
+    replay = numpy_backend.capture(update, "stand-in")
+    np.testing.assert_array_equal(state, [3, 5, 0, 7])
+    rates[0] = 0.5
     replay()
     replay()
-    np.testing.assert_array_equal(state, [9, 15])
-    assert "place_and_advance" not in vars(numpy_backend)  # the recording is undone
+    np.testing.assert_array_equal(state, [9, 15, 0, 21])
+    np.testing.assert_array_equal(param, [-2, -2])
+    assert "update_and_advance" not in vars(numpy_backend)  # the recording is undone
 
 
 class FakeBackend:
@@ -486,10 +496,11 @@ def test_replay_captures_again_only_when_a_baked_value_changes(numpy_backend):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(graphs, "capture", counting)
-        interleaved(numpy_backend, "on", no_change, epochs=1)
-        assert len(captures) == 1
+        interleaved(numpy_backend, "on", no_change, epochs=3)
+        assert len(captures) == 1  # once per run: the order, key and metrics are the device's
         interleaved(numpy_backend, "on", new_rates, epochs=1)
-    assert len(captures) == 1 + 1 + 4  # the epoch's, then once per change
+    assert len(captures) == 1 + 1 + 2  # the run's, then for dropout's p and its scale only:
+    # the learning rate and momentum are read from the device
 
 
 @pytest.mark.gpu

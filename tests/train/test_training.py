@@ -5,7 +5,7 @@ import pytest
 import gpunet
 from helpers.arrays import host
 from gpunet.distributed import Communicator
-from gpunet.train import EagerStep, EpochMetrics, GraphStep, PlannedStep, choose_steps, steps
+from gpunet.train import EagerStep, EpochMetrics, GraphStep, choose_steps, steps
 from helpers.random_reference import Recorder, device_key, permutation
 
 
@@ -115,7 +115,7 @@ def dropout_problem(backend):
 
 
 @pytest.mark.parametrize("loss, graph, full_kind", [
-    (gpunet.SoftmaxCrossEntropy(), "off", PlannedStep),
+    (gpunet.SoftmaxCrossEntropy(), "off", GraphStep),  # one process: not captured
     (gpunet.SoftmaxCrossEntropy(), "on", GraphStep),
     (gpunet.SSE(), "on", EagerStep)])  # SSE does not plan: every batch eager
 def test_the_steps_are_chosen_once_per_epoch(numpy_backend, loss, graph, full_kind):
