@@ -1,0 +1,100 @@
+"""The block kernels (gpunet/backend/block_kernels.py), checked without a device:
+each compiles with NVRTC, cleanly, for compute_80 and compute_90 in float32 and
+float64, instantiated by its name expression as CuPy's RawModule does; float32
+code never touches double precision but to round a loss once into its float64
+output; the dense backward and GEMM loads all go through the read-only path,
+so none waits behind a store (``__restrict__``); each module is built once.
+
+NVRTC comes from CuPy (``cupy.cuda.nvrtc``) and the ``nvidia-cuda-nvrtc-cu12``
+wheel, both in gpunet's ``kernels`` extra; without them these tests skip and say so.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gpunet.backend import block_kernels
+from gpunet.backend.block_kernels import BLOCK_KERNELS, OPTIONS, name_expression, source
+
+ARCHS = ("compute_80", "compute_90")
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# CuPy adds -ftz=true to every NVRTC compile (cupy/cuda/compiler.py: _compile_with_cache_cuda).
+CUPY_OPTIONS = OPTIONS + ("-ftz=true",)
+# The double-precision PTX of rounding a float32 loss into a float64 output:
+# the register, the one conversion, the store.
+WIDENING_STORE = re.compile(r"(\.reg \.f64|cvt(\.ftz)?\.f64\.f32|st\.global\.f64)\s")
+
+
+@pytest.fixture(scope="module")
+def cupy() -> Any:
+    try:
+        import cupy
+    except ImportError as exc:
+        pytest.skip(f"CuPy is not installed (pip install -e '.[kernels]'): {exc}")
+    return cupy
+
+
+@pytest.fixture(scope="module")
+def nvrtc(cupy) -> Any:
+    try:
+        from cupy.cuda import nvrtc
+        nvrtc.getVersion()  # loads libnvrtc
+    except Exception as exc:  # a library that is missing or would not load
+        pytest.skip(f"NVRTC is not usable here (pip install -e '.[kernels]'): "
+                    f"{type(exc).__name__}: {exc}")
+    return nvrtc
+
+
+def ptx_of(nvrtc: Any, name: str, dtype: np.dtype, arch: str) -> str:
+    """The PTX of kernel ``name`` for ``dtype``, failing the test on any diagnostic."""
+    expression = name_expression(name, dtype)
+    program = nvrtc.createProgram(source(name), f"{name}.cu", (), ())
+    try:
+        nvrtc.addNameExpression(program, expression)
+        try:
+            nvrtc.compileProgram(program, CUPY_OPTIONS + (f"-arch={arch}",))
+        except nvrtc.NVRTCError as exc:
+            pytest.fail(f"{expression} ({arch}) does not compile: {exc}\n"
+                        f"{nvrtc.getProgramLog(program)}\n{source(name)}")
+        log = nvrtc.getProgramLog(program).strip("\x00 \n")
+        lowered = nvrtc.getLoweredName(program, expression)
+        ptx = nvrtc.getPTX(program)
+    finally:
+        nvrtc.destroyProgram(program)
+    assert not log, f"{expression} ({arch}) compiles with diagnostics:\n{log}\n{source(name)}"
+    ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
+    assert re.search(rf"\.entry\s+{re.escape(lowered)}\b", ptx)
+    return ptx
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name", BLOCK_KERNELS)
+def test_block_kernel_compiles_with_nvrtc(nvrtc, name, dtype, arch):
+    ptx = ptx_of(nvrtc, name, dtype, arch)
+    if dtype == np.float32:
+        doubles = [line.strip() for line in ptx.splitlines() if ".f64" in line]
+        if "double*" in BLOCK_KERNELS[name].params:
+            doubles = [line for line in doubles if not WIDENING_STORE.match(line)]
+        assert not doubles, f"{name} promotes float32 to double:\n{ptx}"
+
+
+@pytest.mark.parametrize("name", [name for name in BLOCK_KERNELS
+                                  if name.startswith("dense_backward") or name == "gemm"])
+def test_loads_do_not_wait_for_stores(nvrtc, name):
+    """Every global load of these kernels is of a const __restrict__ input, so
+    NVRTC takes the read-only path (ld.global.nc), free to run ahead of stores."""
+    loads = re.findall(r"ld\.global\.\S+", ptx_of(nvrtc, name, DTYPES[0], ARCHS[-1]))
+    assert loads and all(load.startswith("ld.global.nc.") for load in loads), loads
+
+
+def test_each_module_is_built_once(cupy):
+    for name in BLOCK_KERNELS:
+        module = block_kernels.module(name)
+        assert isinstance(module, cupy.RawModule)
+        assert module.code == source(name) and module.options == OPTIONS
+        assert module.name_expressions == tuple(name_expression(name, d) for d in DTYPES)
+        assert block_kernels.module(name) is module
