@@ -1,0 +1,253 @@
+"""The block kernels (gpunet/backend/block_kernels.py), run on the host against NumPy.
+
+Their text, verbatim, is compiled with g++ -fopenmp, a CUDA block an OpenMP team
+(helpers/block_kernel_source.py), and block_kernels' own launch functions run
+with their ``launch`` replaced by the host's, which refuses an argument CuPy
+would pass wrong. Checked, float32 and float64: dense_backward against the NumPy
+backend's, the output stage against its dense_softmax_cross_entropy (and the
+gradient's column sums), at place 0 and at a graph state's offset; gemm
+against np.matmul, every transpose, tiles cut short, offsets, k = 0; and that
+every column sum is bit for bit the documented order's, whatever the block.
+Not checked: CUDA's own scheduling, its libm, fused multiply-adds, or speed.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+from typing import Any
+
+import numpy as np
+import pytest
+
+import gpunet
+from gpunet.backend import block_kernels
+from gpunet.backend.activations import ACTIVATIONS
+from gpunet.backend.block_kernels import LANES, TILE
+from gpunet.backend.graph_step import OFFSET, STATE_SIZE
+from helpers.block_kernel_source import host_launch, host_source
+
+if shutil.which("g++") is None:
+    pytest.skip("g++ is not on PATH, so the block kernels cannot be compiled for the host "
+                "(apt-get install g++)", allow_module_level=True)
+# Before libgomp loads: a block's threads outnumber the cores, so they sleep at a barrier.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+DTYPES = (np.float32, np.float64)
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+ATOL = {np.float32: 2e-6, np.float64: 1e-14}
+# (rows, columns): none, one, a few, more columns than a block of COLUMNS takes, a large batch.
+SHAPES = [(0, 3), (1, 1), (7, 3), (100, 30), (1024, 10), (33, 70)]
+GRAD_EXTREMES = ((0.0, np.inf), (-1.0, np.nan), (2.0, np.inf), (np.nan, 1.0), (-0.0, -np.inf))
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory) -> None:
+    """block_kernels.launch replaced by the host's, for the module."""
+    folder = tmp_path_factory.mktemp("block_kernels")
+    source, library = folder / "block_kernels.cpp", folder / "block_kernels.so"
+    source.write_text(host_source())
+    build = subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-std=c++17", "-fopenmp",
+                            str(source), "-o", str(library)], capture_output=True, text=True)
+    assert build.returncode == 0, f"g++ fails:\n{build.stderr}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(block_kernels, "launch", host_launch(ctypes.CDLL(str(library))))
+        yield
+
+
+@pytest.fixture
+def cpu() -> gpunet.Backend:
+    return gpunet.get_backend("numpy")
+
+
+def state_at(offset: int) -> np.ndarray:
+    """A graph step's state whose rows start at ``offset``, its other entries not 0."""
+    state = np.full(STATE_SIZE, 99, np.uint64)
+    state[OFFSET] = offset
+    return state
+
+
+def draw(shape: Any, dtype: Any, low: float, high: float, seed: int,
+         extremes: tuple[float, ...] = ()) -> np.ndarray:
+    """Uniform values of ``shape``, the first of them (flat) replaced by ``extremes``."""
+    x = np.random.default_rng(seed).uniform(low, high, shape)
+    count = min(x.size, len(extremes))
+    x.flat[:count] = extremes[:count]
+    return x.astype(dtype)
+
+
+def ordered_sums(x: np.ndarray) -> np.ndarray:
+    """The column sums of ``x`` in the block kernels' order: lane p sums rows p,
+    p + LANES, ... from 0, then the partials pair up, p += p + h for h = LANES/2, ..., 1."""
+    partial = np.zeros((LANES, x.shape[1]), x.dtype)
+    for start in range(0, len(x), LANES):
+        chunk = x[start:start + LANES]
+        partial[:len(chunk)] += chunk
+    half = LANES // 2
+    while half:
+        partial[:half] += partial[half:2 * half]
+        half //= 2
+    return partial[0]
+
+
+def check_sums(db: np.ndarray, expected: np.ndarray, terms: np.ndarray) -> None:
+    """``db`` is NumPy's column sums ``expected`` of ``terms``: NaN for NaN, inf
+    for inf, else within the rounding of another order of summing."""
+    dtype = expected.dtype.type
+    assert db.dtype == expected.dtype and db.shape == expected.shape
+    with np.errstate(all="ignore"):
+        slack = len(terms) * np.finfo(dtype).eps * np.nan_to_num(np.abs(terms).sum(axis=0))
+    np.testing.assert_allclose(db, expected, rtol=RTOL[dtype],
+                               atol=ATOL[dtype] + slack.max(initial=0))
+
+
+def backward(activation: str | None, dropout: bool, shape: tuple[int, int], dtype: Any,
+             columns: int = block_kernels.COLUMNS) -> tuple[np.ndarray, ...]:
+    """(y, gy, mask, dz, db) of block_kernels.dense_backward on drawn inputs."""
+    y_extremes, gy_extremes = zip(*GRAD_EXTREMES)
+    y = draw(shape, dtype, -1.5, 1.5, 1, y_extremes) if activation else None
+    gy = draw(shape, dtype, -3.0, 3.0, 2, gy_extremes)
+    mask = (draw(shape, dtype, 0.0, 1.0, 11) >= 0.3) * dtype(1 / 0.7) if dropout else None
+    dz = np.full(shape, np.nan, dtype) if activation or dropout else None
+    db = np.full(shape[-1:], np.nan, dtype)
+    values = tuple(p.default for p in ACTIVATIONS[activation].params.values()) if activation else ()
+    block_kernels.dense_backward(gy, db, y=y, mask=mask, dz=dz, activation=activation,
+                                 values=values, columns=columns)
+    return y, gy, mask, dz, db
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dropout", [False, True])
+@pytest.mark.parametrize("activation", [None, *ACTIVATIONS])
+def test_dense_backward(host, cpu, activation, dropout, shape, dtype):
+    """dz = f'(y) gy (times the mask) and db its column sums, as the NumPy
+    backend's dense_backward; with neither, db alone."""
+    y, gy, mask, dz, db = backward(activation, dropout, shape, dtype)
+    expected_dz, expected_db = np.full(shape, np.nan, dtype), np.full(shape[-1:], np.nan, dtype)
+    with np.errstate(all="ignore"):
+        terms = cpu.dense_backward(y, gy, expected_dz, expected_db, activation=activation,
+                                   mask=mask)
+    if dz is not None:
+        np.testing.assert_allclose(dz, terms, rtol=RTOL[dtype], atol=ATOL[dtype])
+    check_sums(db, expected_db, terms)
+    np.testing.assert_array_equal(db, ordered_sums(gy if dz is None else dz))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (100, 30), (1024, 10), (33, 70)])
+def test_dense_backward_sums_in_one_order_whatever_the_block(host, shape, dtype):
+    """db is bit for bit the same for 1 to 32 columns a block, and run to run."""
+    runs = [backward("tanh", True, shape, dtype, columns) for columns in (1, 4, 8, 8, 32)]
+    for *_, dz, db in runs:
+        np.testing.assert_array_equal(dz, runs[0][3])
+        np.testing.assert_array_equal(db, runs[0][4])
+
+
+def output_stage(shape: tuple[int, int], dtype: Any, offset: int | None = None,
+                 threads: int = block_kernels.OUTPUT_THREADS) -> tuple[np.ndarray, ...]:
+    """(z, bias, a, gradient, losses, hits, db) of block_kernels'
+    dense_softmax_cross_entropy on drawn logits and probability targets; with
+    an ``offset``, a, losses and hits are an epoch's, the batch at the offset."""
+    rng = np.random.default_rng(3)
+    rows, k = shape
+    z = (rng.uniform(-1, 1, shape) * 10.0 ** rng.uniform(0, 2, (rows, 1))).astype(dtype)
+    bias = rng.uniform(-5, 5, k).astype(dtype)
+    a = rng.uniform(0, 1, shape)
+    a = (a / a.sum(axis=1, keepdims=True)).astype(dtype)
+    gradient, db = np.full(shape, np.nan, dtype), np.full(k, np.nan, dtype)
+    scale = 1 / rows if rows else 1.0
+    if offset is None:
+        losses, hits = np.full(rows, np.nan), np.zeros(rows, bool)
+        block_kernels.dense_softmax_cross_entropy(z.copy(), bias, a, scale, gradient, losses,
+                                                  hits, db, threads=threads)
+        return z, bias, a, gradient, losses, hits, db
+    epoch = rows + offset + 5
+    all_a = rng.uniform(0, 1, (epoch, k)).astype(dtype)
+    all_a[offset:offset + rows] = a
+    losses, hits = np.full(epoch, -7.0), np.arange(epoch) % 2 == 0
+    block_kernels.dense_softmax_cross_entropy(z.copy(), bias, all_a, scale, gradient, losses,
+                                              hits, db, state=state_at(offset),
+                                              threads=threads)
+    untouched = np.r_[0:offset, offset + rows:epoch]
+    np.testing.assert_array_equal(losses[untouched], -7.0)
+    np.testing.assert_array_equal(hits[untouched], untouched % 2 == 0)
+    return z, bias, a, gradient, losses[offset:offset + rows], hits[offset:offset + rows], db
+
+
+@pytest.mark.parametrize("offset", [None, 0, 13], ids=["batch", "state_0", "state_13"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_dense_softmax_cross_entropy(host, cpu, shape, dtype, offset):
+    """Each row's loss, hit and gradient as the NumPy backend's, db the gradient's
+    column sums; at a state's offset only the batch's losses and hits are written."""
+    z, bias, a, gradient, losses, hits, db = output_stage(shape, dtype, offset)
+    expected = (np.full(shape, np.nan, dtype), np.full(shape[0], np.nan), np.zeros(shape[0], bool),
+                np.full(shape[1], np.nan, dtype))
+    cpu.dense_softmax_cross_entropy(z.copy(), bias, a, 1 / shape[0] if shape[0] else 1.0,
+                                    *expected)
+    np.testing.assert_allclose(gradient, expected[0], rtol=RTOL[dtype], atol=ATOL[dtype])
+    np.testing.assert_allclose(losses, expected[1], rtol=RTOL[dtype], atol=ATOL[dtype])
+    np.testing.assert_array_equal(hits, expected[2])
+    check_sums(db, expected[3], expected[0])
+    np.testing.assert_array_equal(db, ordered_sums(gradient))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(100, 30), (1024, 10), (33, 70)])
+def test_output_stage_sums_in_one_order_whatever_the_block(host, shape, dtype):
+    """The gradient and db are bit for bit the same for 32 to 1024 threads, and run to run."""
+    runs = [output_stage(shape, dtype, threads=threads) for threads in (32, 96, 256, 256, 1024)]
+    for run in runs:
+        for got, first in zip(run[3:], runs[0][3:]):
+            np.testing.assert_array_equal(got, first)
+
+
+def check_product(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """``c`` is a b within the rounding a sum of k products may have (exactly 0 for k = 0)."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    bound = a.shape[1] * np.finfo(c.dtype).eps * (np.abs(a) @ np.abs(b))
+    assert (np.abs(c - a @ b) <= bound).all()
+
+
+# (m, k, n): within a tile, cut short in each dimension, whole tiles, k = 0, m = 0.
+GEMM_SHAPES = [(1, 1, 1), (7, 5, 3), (17, 33, 18), (TILE, 2 * TILE, TILE), (40, 0, 5),
+               (0, 4, 3)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (False, True), (True, False),
+                                              (True, True)])
+@pytest.mark.parametrize("shape", GEMM_SHAPES)
+def test_gemm(host, shape, trans_a, trans_b, dtype):
+    m, k, n = shape
+    a = draw((k, m) if trans_a else (m, k), dtype, -6, 6, 16)
+    b = draw((n, k) if trans_b else (k, n), dtype, -6, 6, 17)
+    c = np.full((m, n), np.nan, dtype)
+    block_kernels.gemm(a, b, c, trans_a=trans_a, trans_b=trans_b)
+    check_product(c, a.T if trans_a else a, b.T if trans_b else b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("offset", [0, 9])
+def test_gemm_reads_rows_at_the_states_offset(host, offset, dtype):
+    """A graph step's products of a batch of B rows at state[OFFSET] of an
+    epoch's (N, d) array: z = x W^T (x the first operand), dW = gz^T x (x the
+    second, after the transposed gz, which gives k) and dW^T = x^T gz (x^T's columns
+    from the offset: k given)."""
+    batch, width, units = 19, 21, 17
+    x = draw((batch + offset + 4, width), dtype, -1, 1, 18)
+    rows = x[offset:offset + batch]
+    weights, gz = draw((units, width), dtype, -1, 1, 19), draw((batch, units), dtype, -1, 1, 20)
+    state = state_at(offset)
+    z = np.full((batch, units), np.nan, dtype)
+    block_kernels.gemm(x, weights, z, trans_b=True, state=state, a_step=width)
+    check_product(z, rows, weights.T)
+    dw = np.full((units, width), np.nan, dtype)
+    block_kernels.gemm(gz, x, dw, trans_a=True, state=state, b_step=width)
+    check_product(dw, gz.T, rows)
+    xt = np.ascontiguousarray(x.T)  # (width, N): the batch's rows are columns from the offset
+    dwt = np.full((width, units), np.nan, dtype)
+    block_kernels.gemm(xt, gz, dwt, state=state, a_step=1, depth=batch)
+    check_product(dwt, rows.T, gz)

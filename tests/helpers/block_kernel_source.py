@@ -1,0 +1,116 @@
+"""The block kernels (gpunet/backend/block_kernels.py) as a host library for g++ -fopenmp,
+and a ``launch`` that runs them on NumPy arrays as CuPy would on CuPy's.
+
+A CUDA block becomes an OpenMP team of blockDim.x * blockDim.y threads:
+``threadIdx`` comes from omp_get_thread_num(), ``__syncthreads()`` is an OpenMP
+barrier, ``__shared__`` is ``static`` (one instance, shared by the team), and
+the blocks of the grid run one after another, x fastest. Each kernel gets an
+``extern "C"`` function per float type, ``host_<name>_<type>(grid x, grid y,
+block x, block y, the kernel's parameters)``.
+"""
+from __future__ import annotations
+
+import ctypes
+import re
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from gpunet.backend.block_kernels import BLOCK_KERNELS, C_TYPES, PRELUDE
+
+HOST_PRELUDE = """\
+#include <cmath>
+#include <cstddef>
+#include <cstdlib>
+#include <omp.h>
+using namespace std;
+struct dim3 { unsigned x, y, z; };
+static dim3 gridDim, blockDim, blockIdx;
+static inline dim3 thread_index()
+{
+  const unsigned t = omp_get_thread_num();
+  return {t % blockDim.x, t / blockDim.x, 0};
+}
+#define threadIdx (thread_index())
+#define __global__
+#define __device__
+#define __shared__ static
+#define __syncthreads() _Pragma("omp barrier")
+"""
+# The C types a parameter may have, as NumPy scalars (by value) or arrays (pointers).
+SCALARS = {"long long": np.int64, "int": np.int32, "unsigned long long": np.uint64,
+           "double": np.float64, "bool": np.bool_}
+
+
+class Param(NamedTuple):
+    name: str
+    type: str  # the C type without const and __restrict__, "T" for the float type
+    pointer: bool
+
+
+def params(text: str) -> list[Param]:
+    """The parameters of a kernel's C++ parameter list."""
+    out = []
+    for param in text.split(","):
+        *words, name = param.replace("*", " * ").split()
+        words = [w for w in words if w not in ("const", "__restrict__")]
+        pointer = words[-1] == "*"
+        out.append(Param(name, " ".join(words[:-1] if pointer else words), pointer))
+    return out
+
+
+def host_source() -> str:
+    """Every block kernel, and its host launchers for float and double."""
+    parts = [HOST_PRELUDE, PRELUDE]
+    for name, kernel in BLOCK_KERNELS.items():
+        parts.append(kernel.template())
+        names = ", ".join(p.name for p in params(kernel.params))
+        for c_type in C_TYPES.values():
+            typed = re.sub(r"\bT\b", c_type, kernel.params)
+            parts.append(f"""\
+extern "C" void host_{name}_{c_type}(unsigned gx, unsigned gy, unsigned bx, unsigned by, {typed})
+{{
+  gridDim = {{gx, gy, 1}}; blockDim = {{bx, by, 1}};
+  for (unsigned y = 0; y < gy; ++y)
+    for (unsigned x = 0; x < gx; ++x) {{
+      blockIdx = {{x, y, 0}};
+      #pragma omp parallel num_threads(bx * by)
+      {{
+        if ((unsigned)omp_get_num_threads() != bx * by) abort();
+        {kernel.name}<{c_type}>({names});
+      }}
+    }}
+}}
+""")
+    return "\n".join(parts)
+
+
+def host_launch(library: ctypes.CDLL) -> Callable[..., None]:
+    """``block_kernels.launch`` on the host: the same arguments, NumPy arrays in
+    place of CuPy's. Each argument must be what CuPy would pass right: an array
+    C-contiguous, of the pointer's type; a scalar a NumPy scalar of the
+    parameter's type. Grid and block dimensions are raised to 1 as CuPy's
+    ``Function.__call__`` (cupy/cuda/function.pyx) raises them."""
+    def launch(name: str, dtype: np.dtype, grid: tuple[int, ...], block: tuple[int, ...],
+               args: tuple) -> None:
+        ps = params(BLOCK_KERNELS[name].params)
+        assert len(args) == len(ps), f"{name} takes {len(ps)} arguments, got {len(args)}"
+        values: list[Any] = []
+        for p, arg in zip(ps, args):
+            want = np.dtype(dtype) if p.type == "T" else np.dtype(SCALARS[p.type])
+            if p.pointer:
+                assert arg is None or (isinstance(arg, np.ndarray) and arg.dtype == want
+                                       and arg.flags.c_contiguous), f"{name}: {p.name}"
+                values.append(None if arg is None else arg.ctypes.data)
+            else:
+                assert type(arg) is want.type, f"{name}: {p.name} {type(arg)} is not {want}"
+                values.append(np.ctypeslib.as_ctypes_type(want)(arg))
+        gx, gy = (max(1, g) for g in (tuple(grid) + (1,))[:2])
+        bx, by = (max(1, b) for b in (tuple(block) + (1,))[:2])
+        assert bx * by <= 1024, f"{name}: {bx} x {by} threads in a block"
+        function = getattr(library, f"host_{name}_{C_TYPES[np.dtype(dtype)]}")
+        function.argtypes = [ctypes.c_uint] * 4 + [
+            ctypes.c_void_p if p.pointer else type(v) for p, v in zip(ps, values)]
+        function(gx, gy, bx, by, *values)
+    return launch
