@@ -240,8 +240,6 @@ def cupy_capture(monkeypatch):
     return make
 
 
-# An error from begin_capture escapes CupyBackend.capture today (it calls begin_capture
-# outside the try that turns errors into GraphCaptureError): reported, not yet fixed.
 @pytest.mark.parametrize("fails, path", [
     ({}, "graph (cuBLAS)"),
     ({"cuBLAS": "begin_capture"}, "graph (fallback GEMM)"),
