@@ -110,19 +110,21 @@ class CupyBackend(Backend):
         if self.captured_gemm is None:  # eager: no StateRows, which only a recorded step takes
             a, b = (a.T if trans_a else a), (b.T if trans_b else b)
             return (cupy.multiply if a.shape[1] == 1 else cupy.matmul)(a, b, out=out)
-        # a StateRows is read in place, through the state's pointer to its first row
-        rows, state, steps = [0, 0], None, [0, 0]
+        # a StateRows is read in place: through the state's pointer to its first
+        # row (cuBLAS), or from the state's row offset (the fallback)
+        state, steps = None, [0, 0]
         if type(a) is StateRows:
             state, steps[0], a = a.state, a.data.shape[1], a.data[:a.batch]
-            rows[0] = self.address(state) + ROWS * state.itemsize
         if type(b) is StateRows:
             state, steps[1], b = b.state, b.data.shape[1], b.data[:b.batch]
-            rows[1] = self.address(state) + ROWS * state.itemsize
         a, b = (a.T if trans_a else a), (b.T if trans_b else b)
-        if self.captured_gemm == "cuBLAS":
-            captured_cublas().gemm(a, b, out, rows)
-        else:
+        if self.captured_gemm != "cuBLAS":
             _fallback_gemm(a, b, out, state, steps)
+        elif state is None:
+            captured_cublas().gemm(a, b, out)
+        else:
+            slot = self.address(state) + ROWS * state.itemsize
+            captured_cublas().gemm(a, b, out, [slot if step else 0 for step in steps])
         return out
 
     def gemm_group(self, *products: tuple) -> None:
@@ -156,15 +158,18 @@ class CupyBackend(Backend):
     def dense_backward(self, y: Array | None, gy: Array, dz: Array | None, db: Array, *,
                        activation: str | ActivationCall | None = None,
                        mask: Array | None = None) -> Array:
-        shape = gy.shape[:1] + db.shape  # (N, k): the rows of gy, a column of db each
+        shape, given = gy.shape[:1] + db.shape, gy  # (N, k): gy's rows, a column of db each
         y = y if activation else None  # read only for an activation's gradient
         dz = dz if activation or mask is not None else None  # else it would be gy itself
         for array in (y, gy, mask, dz):  # loops, not calls: a step's host work
             if array is not None and (array.shape != shape or not array.flags.c_contiguous):
                 _require_shapes("dense_backward", shape, gy=gy, y=y, mask=mask, dz=dz)
-                y, gy, mask, dz = (None if x is None else cupy.ascontiguousarray(x)
-                                   for x in (y, gy, mask, dz))
+                _require_contiguous("dense_backward", dz=dz)
+                y, gy, mask = (None if x is None else cupy.ascontiguousarray(x)
+                               for x in (y, gy, mask))
                 break
+        if not db.flags.c_contiguous:
+            _require_contiguous("dense_backward", db=db)
         if gy.dtype != db.dtype or (y is not None and y.dtype != db.dtype) or (
                 mask is not None and mask.dtype != db.dtype):
             y, gy, mask = (None if x is None else x.astype(db.dtype) for x in (y, gy, mask))
@@ -172,7 +177,7 @@ class CupyBackend(Backend):
         block_kernels.dense_backward(gy, db, y=y, mask=mask, dz=dz,
                                      activation=call and call.name,
                                      values=call.values if call else ())
-        return gy if dz is None else dz
+        return given if dz is None else dz
 
     def dense_softmax_cross_entropy(self, z: Array, bias: Array, a: Array, scale: float,
                                     gradient: Array, losses: Array, hits: Array, db: Array,
@@ -191,6 +196,9 @@ class CupyBackend(Backend):
             _require_shapes(operation, rows, losses=losses, hits=hits)
         if bias.dtype != z.dtype or a.dtype != z.dtype:
             bias, a = _cast(z.dtype, bias, a)
+        if not (z.flags.c_contiguous and bias.flags.c_contiguous and a.flags.c_contiguous):
+            z, bias, a = (cupy.ascontiguousarray(x) for x in (z, bias, a))
+        _require_contiguous(operation, gradient=gradient, losses=losses, hits=hits, db=db)
         block_kernels.dense_softmax_cross_entropy(z, bias, a, scale, gradient, losses, hits, db,
                                                   state=state)
 
@@ -284,6 +292,15 @@ def _require_shapes(operation: str, shape: tuple[int, ...], **arrays: Array | No
     for name, array in arrays.items():
         if array is not None and array.shape != shape:
             raise ValueError(f"{operation} needs {name} of shape {shape}, got {array.shape}")
+
+
+def _require_contiguous(operation: str, **arrays: Array | None) -> None:
+    """ValueError unless each array given (not None) is C-contiguous: a block
+    kernel writes it through a plain pointer."""
+    for name, array in arrays.items():
+        if array is not None and not array.flags.c_contiguous:
+            raise ValueError(f"{operation} writes {name} in place and needs it C-contiguous, "
+                             f"got strides {array.strides}")
 
 
 def _promoted(*arrays: Array) -> tuple[Array, ...]:

@@ -19,10 +19,9 @@ array parameter to the current element, broadcasting and following strides,
 and an output parameter may be read as well as written, which makes the
 updates in place. A ``raw`` parameter is the whole array instead, indexed in
 C order whatever its strides: the row kernels run one thread per row ``i`` of
-``k`` entries, for the reductions along a row that a loss and a match need,
-and the column kernels one thread per column ``i`` of ``rows`` entries; a
-kernel whose arrays are all raw (a graph step's) runs the threads its call
-names (``size=``).
+``k`` entries, for the reductions along a row that a loss and a match need.
+Kernels that share memory within a block (sums over the rows, the fallback
+product) are ``block_kernels.py``'s.
 """
 from __future__ import annotations
 
@@ -144,26 +143,6 @@ def _dense_forward(activation: str | None, dropout: bool,
             "T x = z + bias;" + (f" {draw} x *= mask;" if dropout else "") + f" {forward}")
 
 
-def _dense_backward(activation: str | None, dropout: bool) -> tuple[str, str, str, str]:
-    """Column i of the (rows, k) gradients: dz = the activation's gradient at
-    (y, gy) of the stage's ``outputs`` and their gradients ``grads``, times
-    ``mask``, and its sum over the rows, in row order (deterministic, no
-    atomics), into db; with neither activation nor mask, db alone. The
-    activation's parameters come last among the inputs."""
-    _, gradient = _formulas(activation)
-    writes = activation is not None or dropout
-    return (dense_kernel("backward", activation, dropout),
-            ", ".join([*(["raw T outputs"] if activation else []), "raw T grads",
-                       *(["raw T mask"] if dropout else []), "int64 rows, int64 k"])
-            + _activation_params(activation),
-            "raw T dz, T db" if writes else "T db",
-            " ".join(["T sum = T(0); for (ptrdiff_t r = 0; r < rows; ++r) {",
-                      "const ptrdiff_t at = r * k + i; const T gy = grads[at];",
-                      *(["const T y = outputs[at];"] if activation else []),
-                      f"T gx = {gradient};", *(["gx *= mask[at];"] if dropout else []),
-                      *(["dz[at] = gx;"] if writes else []), "sum += gx; } db = sum"]))
-
-
 def _specs(*rows: tuple[str, str, str, str]) -> dict[str, KernelSpec]:
     """{name: spec} from rows (name, in_params, out_params, operation); CUDA names get a prefix."""
     return {name: KernelSpec(f"gpunet_{name}", *rest) for name, *rest in rows}
@@ -191,29 +170,18 @@ KERNELS: dict[str, KernelSpec] = _specs(
     ("momentum_update", "T g, T lr, T momentum, T damping", "T param, T velocity",
      "velocity = momentum * velocity + damping * g; param -= lr * velocity"),
     # A planned step's dense stages (planned_step.py): forward, elementwise
-    # over (N, k) with bias (k,) broadcast; backward, one thread per column.
+    # over (N, k) with bias (k,) broadcast (backward and the output stage are
+    # block kernels: block_kernels.py).
     *(_dense_forward(activation, dropout) for activation, dropout in DENSE_VARIANTS),
-    *(_dense_backward(activation, dropout) for activation, dropout in DENSE_VARIANTS),
-    # The output stage: the loss of logits z + bias, its gradient, and the hit,
-    # the loss in float64 (the epoch's metrics buffer), rounded from T once.
-    ("dense_softmax_cross_entropy", "raw T z, raw T bias, raw T a, int64 k, T scale",
-     "float64 loss, bool hit, raw T g",
-     _softmax_cross_entropy("(z[row + {0}] + bias[{0}])".format, hit=True)),
     # A graph step (graph_step.py): its dropout stages drawing from the key
     # and counter in its state; its update with the rates on the device, which
-    # advances the state; the fallback product c = a b of C-order (rows,
-    # depth) and (depth, columns) views where cuBLAS cannot be captured, a
-    # thread per entry.
+    # advances the state.
     *(_dense_forward(activation, True, from_state=True) for activation in (None, *ACTIVATIONS)),
     ("sgd_update_and_advance", "T g, raw T rates, raw uint64 delta", "T param, raw uint64 state",
      f"param -= rates[0] * g; {ADVANCE}"),
     ("momentum_update_and_advance", "T g, raw T rates, raw uint64 delta",
      "T param, T velocity, raw uint64 state",
      f"velocity = rates[1] * velocity + rates[2] * g; param -= rates[0] * velocity; {ADVANCE}"),
-    ("gemm", "raw T a, raw T b, int64 depth, int64 columns", "T c",
-     "const ptrdiff_t row = i / columns, column = i % columns; T sum = T(0);"
-     " for (ptrdiff_t j = 0; j < depth; ++j) sum += a[row * depth + j] * b[j * columns + column];"
-     " c = sum"),
 )
 
 

@@ -12,10 +12,8 @@ Not checked: CUDA's own scheduling, its libm, fused multiply-adds, or speed.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
-import subprocess
 from typing import Any
 
 import numpy as np
@@ -26,7 +24,7 @@ from gpunet.backend import block_kernels
 from gpunet.backend.activations import ACTIVATIONS
 from gpunet.backend.block_kernels import LANES, TILE
 from gpunet.backend.graph_step import OFFSET, STATE_SIZE
-from helpers.block_kernel_source import host_launch, host_source
+from helpers.block_kernel_source import build_host_launch, check_sums
 
 if shutil.which("g++") is None:
     pytest.skip("g++ is not on PATH, so the block kernels cannot be compiled for the host "
@@ -45,14 +43,9 @@ GRAD_EXTREMES = ((0.0, np.inf), (-1.0, np.nan), (2.0, np.inf), (np.nan, 1.0), (-
 @pytest.fixture(scope="module")
 def host(tmp_path_factory) -> None:
     """block_kernels.launch replaced by the host's, for the module."""
-    folder = tmp_path_factory.mktemp("block_kernels")
-    source, library = folder / "block_kernels.cpp", folder / "block_kernels.so"
-    source.write_text(host_source())
-    build = subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-std=c++17", "-fopenmp",
-                            str(source), "-o", str(library)], capture_output=True, text=True)
-    assert build.returncode == 0, f"g++ fails:\n{build.stderr}"
+    launch = build_host_launch(tmp_path_factory.mktemp("block_kernels"))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(block_kernels, "launch", host_launch(ctypes.CDLL(str(library))))
+        patch.setattr(block_kernels, "launch", launch)
         yield
 
 
@@ -91,17 +84,6 @@ def ordered_sums(x: np.ndarray) -> np.ndarray:
     return partial[0]
 
 
-def check_sums(db: np.ndarray, expected: np.ndarray, terms: np.ndarray) -> None:
-    """``db`` is NumPy's column sums ``expected`` of ``terms``: NaN for NaN, inf
-    for inf, else within the rounding of another order of summing."""
-    dtype = expected.dtype.type
-    assert db.dtype == expected.dtype and db.shape == expected.shape
-    with np.errstate(all="ignore"):
-        slack = len(terms) * np.finfo(dtype).eps * np.nan_to_num(np.abs(terms).sum(axis=0))
-    np.testing.assert_allclose(db, expected, rtol=RTOL[dtype],
-                               atol=ATOL[dtype] + slack.max(initial=0))
-
-
 def backward(activation: str | None, dropout: bool, shape: tuple[int, int], dtype: Any,
              columns: int = block_kernels.COLUMNS) -> tuple[np.ndarray, ...]:
     """(y, gy, mask, dz, db) of block_kernels.dense_backward on drawn inputs."""
@@ -131,7 +113,7 @@ def test_dense_backward(host, cpu, activation, dropout, shape, dtype):
                                    mask=mask)
     if dz is not None:
         np.testing.assert_allclose(dz, terms, rtol=RTOL[dtype], atol=ATOL[dtype])
-    check_sums(db, expected_db, terms)
+    check_sums(db, expected_db, terms, RTOL, ATOL)
     np.testing.assert_array_equal(db, ordered_sums(gy if dz is None else dz))
 
 
@@ -190,7 +172,7 @@ def test_dense_softmax_cross_entropy(host, cpu, shape, dtype, offset):
     np.testing.assert_allclose(gradient, expected[0], rtol=RTOL[dtype], atol=ATOL[dtype])
     np.testing.assert_allclose(losses, expected[1], rtol=RTOL[dtype], atol=ATOL[dtype])
     np.testing.assert_array_equal(hits, expected[2])
-    check_sums(db, expected[3], expected[0])
+    check_sums(db, expected[3], expected[0], RTOL, ATOL)
     np.testing.assert_array_equal(db, ordered_sums(gradient))
 
 

@@ -303,15 +303,16 @@ def test_dense_softmax_cross_entropy_matches_numpy(gpu, cpu, n, dtype, layout):
     zh, bias = rows(n, dtype, -20, 20), draw(10, dtype, "contiguous", -5, 5, seed=1)
     ah = np.eye(10, dtype=dtype)[np.random.default_rng(2).integers(0, 10, n)]
     expected_losses, expected_hits = np.empty(n), np.empty(n, bool)
-    expected_gradient = np.empty((n, 10), dtype)
+    expected_gradient, expected_db = np.empty((n, 10), dtype), np.empty(10, dtype)
     cpu.dense_softmax_cross_entropy(zh.copy(), bias, ah, 0.25, expected_gradient,
-                                    expected_losses, expected_hits)
+                                    expected_losses, expected_hits, expected_db)
     losses, hits = gpu.xp.full(n + 3, np.nan), gpu.xp.zeros(n + 3, bool)
-    gradient = gpu.xp.full((n, 10), np.nan, dtype)
+    gradient, db = gpu.xp.full((n, 10), np.nan, dtype), gpu.xp.full(10, np.nan, dtype)
     gpu.dense_softmax_cross_entropy(on_device(gpu, zh.copy(), layout),
                                     on_device(gpu, bias, layout), gpu.asarray(ah), 0.25,
-                                    gradient, losses[2:-1], hits[2:-1])
+                                    gradient, losses[2:-1], hits[2:-1], db)
     check(gpu, gradient, expected_gradient)
+    check(gpu, db, expected_db, size=n)
     np.testing.assert_allclose(gpu.to_numpy(losses[2:-1]), expected_losses,
                                rtol=RTOL[dtype], atol=ATOL[dtype] * 100)
     np.testing.assert_array_equal(gpu.to_numpy(hits[2:-1]), expected_hits)
@@ -351,7 +352,7 @@ def test_a_planned_steps_operations_allocate_nothing(gpu, dtype):
     def step() -> None:
         gpu.gemm(x, w, out=z, trans_b=True)
         gpu.dense_forward(z, bias, z, activation="tanh", dropout=(0.1, 1.0), mask=mask)
-        gpu.dense_softmax_cross_entropy(z, bias, a, 1 / n, gz, losses, hits)
+        gpu.dense_softmax_cross_entropy(z, bias, a, 1 / n, gz, losses, hits, db)
         gpu.dense_backward(z, gz, dz, db, activation="tanh", mask=mask)
         gpu.gemm(dz, x, out=w_grad, trans_a=True)
         gpu.gemm(dz, w, out=dx)

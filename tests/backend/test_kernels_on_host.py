@@ -11,9 +11,11 @@ the inputs of mixed dtypes the NumPy backend takes.
 
 This proves the formulas: the arithmetic, the handling of inf and NaN, the row
 and column loops and their indexing, the order of the arguments, the dropout
-masks bit for bit. ``gemm`` is not run here: CupyBackend's is products.py's,
-``cupy.matmul`` (cuBLAS), so with NumPy in CuPy's place it would only be the
-NumPy backend's again. It does not run CUDA:
+masks bit for bit. The block kernels (``block_kernels.py``: a dense stage's
+backward, the output stage, the fallback GEMM) run through the host's OpenMP
+blocks (``helpers/block_kernel_source.py``). Eager ``gemm`` is ``cupy.matmul`` and a
+recorded step's is libcublas (tests/backend/test_cublas_capture.py), so neither is
+run here. It does not run CUDA:
 not NVRTC's code (tests/backend/test_nvrtc.py compiles that), nor CUDA's libm, its
 flushed float32 denormals or fused multiply-adds, nor CuPy's binding of strided
 and broadcast arrays; tests/backend/test_cupy_kernels.py checks all that on a GPU.
@@ -33,7 +35,9 @@ import pytest
 import gpunet
 from gpunet.backend.activations import ACTIVATIONS as FORMULAS, ActivationCall
 from gpunet.backend.draw_window import DrawWindow
+from gpunet.backend.graph_step import StateRows, graph_state
 from gpunet.backend.kernels import DENSE_VARIANTS, KERNELS, KernelSpec, dense_kernel
+from helpers.block_kernel_source import build_host_launch, check_sums
 from helpers.kernel_source import C_TYPES, PLACEHOLDERS, Param, params, render
 
 if shutil.which("g++") is None:
@@ -145,10 +149,17 @@ def bind(ps: list[Param], args: tuple) -> dict[str, np.dtype]:
 
 
 @pytest.fixture(scope="module")
-def kernels(run) -> Any:
+def block_launch(tmp_path_factory) -> Run:
+    """``block_kernels.launch`` on the host (tests/helpers/block_kernel_source.py)."""
+    return build_host_launch(tmp_path_factory.mktemp("block_kernels"))
+
+
+@pytest.fixture(scope="module")
+def kernels(run, block_launch) -> Any:
     """gpunet's own CupyBackend, with CuPy swapped out of its module for the
-    host: NumPy allocates its arrays and ``run`` runs its kernels, so every
-    operation's glue (allocations, argument order, scalars) is cupy_backend.py's."""
+    host: NumPy allocates its arrays, ``run`` runs its kernels and
+    ``block_launch`` its block kernels, so every operation's glue (allocations,
+    argument order, scalars) is cupy_backend.py's."""
     pytest.importorskip("cupy", reason="CuPy is not installed (pip install -e '.[kernels]')")
     from gpunet.backend import cupy_backend
 
@@ -156,8 +167,10 @@ def kernels(run) -> Any:
         return lambda *args, **size: run(name, *args, **size)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cupy_backend, "cupy", SimpleNamespace(empty=np.empty))
+        patch.setattr(cupy_backend, "cupy", SimpleNamespace(empty=np.empty,
+                                                            ascontiguousarray=np.ascontiguousarray))
         patch.setattr(cupy_backend, "elementwise", elementwise)
+        patch.setattr(cupy_backend.block_kernels, "launch", block_launch)
         # Not constructed: a constructed backend would reseed from real CuPy on gpunet.seed.
         yield object.__new__(cupy_backend.CupyBackend)
 
@@ -423,7 +436,6 @@ def test_dense_forward(kernels, cpu, activation, dropout, shape, dtype, in_place
         np.testing.assert_array_equal(mask, expected_mask)
 
 
-@covers(*(dense_kernel("backward", *variant) for variant in DENSE_VARIANTS))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", DENSE_SHAPES)
 @pytest.mark.parametrize("dropout", [False, True])
@@ -444,32 +456,56 @@ def test_dense_backward(kernels, cpu, activation, dropout, shape, dtype):
 
     (result, db), (expected, expected_db) = both(kernels, cpu, backward)
     check(result, expected)
-    check(db, expected_db)
+    check_sums(db, expected_db, expected, RTOL, ATOL)  # summed in another order
 
 
-@covers("dense_softmax_cross_entropy")
 @loss_cases
 def test_dense_softmax_cross_entropy(kernels, cpu, rows, k, target, dtype):
-    """The loss (into float64), the hit and the gradient of logits z + bias."""
+    """The loss (into float64), the hit and the gradient of logits z + bias, and
+    the gradient's column sums, the bias gradient."""
+    if rows is None:
+        pytest.skip("the output stage takes (N, k) logits")
     z, a = logits_and_targets(rows, k, target, dtype)
     bias = draw(k, dtype, -5.0, 5.0, seed=12)
     scale = 1 / rows if rows else 1.0
-    (gradient, losses, hits), expected = both(kernels, cpu, dense_loss(z, bias, a, scale))
+    (gradient, losses, hits, db), expected = both(kernels, cpu, dense_loss(z, bias, a, scale))
     assert np.isfinite(losses).all() and np.isfinite(gradient).all()
     check(gradient, expected[0])
     check(losses, expected[1], precision=dtype)
     np.testing.assert_array_equal(hits, expected[2])
+    check_sums(db, expected[3], expected[0], RTOL, ATOL)
 
 
-def dense_loss(z: np.ndarray, bias: np.ndarray, a: np.ndarray,
-               scale: float) -> Callable[[Any], tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """A backend's dense_softmax_cross_entropy on a copy of ``z``: (gradient, losses, hits)."""
-    def call(backend: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        gradient = np.full(z.shape, np.nan, z.dtype)
-        losses, hits = np.full(z.shape[:-1], np.nan), np.zeros(z.shape[:-1], bool)
-        backend.dense_softmax_cross_entropy(z.copy(), bias, a, scale, gradient, losses, hits)
-        return gradient, losses, hits
+def dense_loss(z: np.ndarray, bias: np.ndarray, a: np.ndarray, scale: float,
+               state: np.ndarray | None = None) -> Callable[[Any], tuple[np.ndarray, ...]]:
+    """A backend's dense_softmax_cross_entropy on a copy of ``z``: (gradient,
+    losses, hits, db); with a graph step's ``state``, losses and hits as long as ``a``."""
+    def call(backend: Any) -> tuple[np.ndarray, ...]:
+        gradient, db = np.full(z.shape, np.nan, z.dtype), np.full(z.shape[-1], np.nan, z.dtype)
+        losses, hits = np.full(a.shape[:-1], np.nan), np.zeros(a.shape[:-1], bool)
+        backend.dense_softmax_cross_entropy(z.copy(), bias, a, scale, gradient, losses, hits, db,
+                                            state)
+        return gradient, losses, hits, db
     return call
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_softmax_cross_entropy_at_a_graph_states_rows(kernels, cpu, dtype):
+    """A graph step's output stage reads its targets and places its losses and
+    hits at rows state[OFFSET].. of the epoch's, the others left as they were."""
+    z, a = logits_and_targets(4, 3, "one-hot", dtype)
+    epoch_targets = np.concatenate([np.zeros((5, 3), dtype), a, np.zeros((2, 3), dtype)])
+    bias = draw(3, dtype, -5.0, 5.0, seed=12)
+    state = graph_state(5, 0, 0, 0)
+    (gradient, losses, hits, db), expected = both(
+        kernels, cpu, dense_loss(z, bias, epoch_targets, 0.25, state))
+    batch = dense_loss(z, bias, a, 0.25)(cpu)
+    np.testing.assert_array_equal(np.isnan(losses), [True] * 5 + [False] * 4 + [True] * 2)
+    check(losses[5:9], batch[1][:4], precision=dtype)
+    np.testing.assert_array_equal(hits[5:9], batch[2])
+    for got, want in zip((gradient, db), (batch[0], batch[3])):
+        check(got, want)
+    np.testing.assert_array_equal(expected[1][5:9], batch[1])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -479,7 +515,7 @@ def test_dense_softmax_cross_entropy_hits_as_matches(kernels, cpu, dtype):
     choices = [0.0, -0.0, 1.0, 2.0, np.inf, -np.inf, np.nan]
     z, a = (rng.choice(choices, (200, 4)).astype(dtype) for _ in range(2))
     bias = np.array([0.0, 1.0, -1.0, 0.0], dtype)
-    (_, _, hits), (_, _, expected) = both(kernels, cpu, dense_loss(z, bias, a, 1.0))
+    (_, _, hits, _), (_, _, expected, _) = both(kernels, cpu, dense_loss(z, bias, a, 1.0))
     np.testing.assert_array_equal(hits, expected)
     np.testing.assert_array_equal(hits, cpu.matches(z + bias, a))
 
@@ -490,7 +526,7 @@ def test_dense_softmax_cross_entropy_skips_terms_of_weight_zero(kernels, cpu, dt
     z = np.array([[big, -big, 0.0], [big, -big, 0.0]], dtype)
     a = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype)
     zero_bias = np.zeros(3, dtype)
-    (gradient, losses, hits), expected = both(kernels, cpu, dense_loss(z, zero_bias, a, 1.0))
+    (gradient, losses, hits, _), expected = both(kernels, cpu, dense_loss(z, zero_bias, a, 1.0))
     np.testing.assert_array_equal(losses, [0.0, np.inf])
     np.testing.assert_array_equal(gradient, [[0, 0, 0], [1, -1, 0]])
     np.testing.assert_array_equal(hits, [True, False])
@@ -503,7 +539,8 @@ def test_dense_softmax_cross_entropy_skips_terms_of_weight_zero(kernels, cpu, dt
     ("dense_softmax_cross_entropy", "gradient", (4, 2)),
     ("dense_softmax_cross_entropy", "bias", (2,)),
     ("dense_softmax_cross_entropy", "losses", (3,)),
-    ("dense_softmax_cross_entropy", "hits", (4, 1))])
+    ("dense_softmax_cross_entropy", "hits", (4, 1)),
+    ("dense_softmax_cross_entropy", "db", (4,))])
 def test_dense_operations_refuse_arrays_their_kernels_would_overrun(kernels, operation, name,
                                                                      shape):
     """The column and row kernels index whole arrays by the others' shapes: an
@@ -512,7 +549,8 @@ def test_dense_operations_refuse_arrays_their_kernels_would_overrun(kernels, ope
     args = {
         "dense_backward": dict(y=x, gy=x, dz=x.copy(), db=row, activation="tanh", mask=x),
         "dense_softmax_cross_entropy": dict(z=x, bias=row, a=x, scale=1.0, gradient=x.copy(),
-                                            losses=np.zeros(4), hits=np.zeros(4, bool)),
+                                            losses=np.zeros(4), hits=np.zeros(4, bool),
+                                            db=row.copy()),
     }[operation]
     expected = re.escape(str(args[name].shape))
     args[name] = np.zeros(shape, args[name].dtype)
@@ -554,9 +592,10 @@ def test_dense_operations_take_inputs_in_the_dtype_they_write(kernels, cpu, firs
                               mask=out_mask)
         db = np.empty(5, first)
         backend.dense_backward(y, gy, dz, db, activation="sigmoid", mask=mask)
-        losses, hits = np.empty(20), np.empty(20, bool)
-        backend.dense_softmax_cross_entropy(z.copy(), bias, a, 0.5, gradient, losses, hits)
-        return [*outputs, db, losses, hits]
+        losses, hits, bias_grad = np.empty(20), np.empty(20, bool), np.empty(5, first)
+        backend.dense_softmax_cross_entropy(z.copy(), bias, a, 0.5, gradient, losses, hits,
+                                            bias_grad)
+        return [*outputs, db, losses, hits, bias_grad]
 
     for got, expected in zip(*both(kernels, cpu, calls)):
         check(got, expected, precision=np.float32)
@@ -612,11 +651,12 @@ def test_update_with_a_gradient_of_another_dtype(kernels, cpu, op, param_dtype, 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_dense_forward_from_state(kernels, cpu, activation, dtype):
-    """The draws start at counter state[1] + skip, the mask bit for bit the one
-    drawn eagerly from there, and the backend's own counters stay as they were."""
+    """The draws take the state's key from counter state[COUNTER] + skip, the
+    mask bit for bit the one drawn eagerly from there, and the backend's own
+    counters stay as they were."""
     z = draw((7, 3), dtype, seed=8, extremes=EXTREMES)
     bias = draw(3, dtype, -1.0, 1.0, seed=9)
-    state = np.array([5, 678], np.uint64)
+    state = graph_state(5, 678, 12345, 0)
 
     def forward(backend: Any, from_state: bool) -> tuple[np.ndarray, np.ndarray, int]:
         backend.restart(12345, 0 if from_state else 678 + 40)
@@ -634,45 +674,33 @@ def test_dense_forward_from_state(kernels, cpu, activation, dtype):
     check(y, cpu_y)
 
 
-@covers("gather_rows")
+@covers("sgd_update_and_advance", "momentum_update_and_advance")
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("offset", [0, 3, 6])
-@pytest.mark.parametrize("widths", [(4, 2), (2, 5)])
-def test_gather_rows(kernels, cpu, offset, widths, dtype):
-    """Rows order[offset:offset + B] of the inputs and of the targets, in one
-    kernel whichever is wider: the epoch's shuffled copy's rows."""
-    inputs, targets = draw((10, widths[0]), dtype, seed=14), draw((10, widths[1]), dtype, seed=18)
-    order = np.random.default_rng(15).permutation(10)
-    state = np.array([offset, 99], np.uint64)
-    gathered = []
+@pytest.mark.parametrize("momentum", [False, True])
+def test_update_and_advance(kernels, cpu, momentum, dtype):
+    """The update with its rates read from the device, as the host's update
+    computes it, then the state moved on by delta (once, whatever the size)."""
+    param, velocity, grad = (draw(100, dtype, seed=seed) for seed in (5, 6, 7))
+    rates = np.array([0.1, 0.9, 1 - 0.9], dtype)
+    delta = graph_state(3, 40, 0, 96)
+    results = []
     for backend in (kernels, cpu):
-        batch_inputs, batch_targets = np.empty((4, widths[0]), dtype), np.empty((4, widths[1]), dtype)
-        backend.gather_rows(inputs, targets, order, state, batch_inputs, batch_targets)
-        gathered.append((batch_inputs, batch_targets))
-    (got_inputs, got_targets), expected = gathered
-    np.testing.assert_array_equal(got_inputs, inputs[order][offset:offset + 4])
-    np.testing.assert_array_equal(got_targets, targets[order][offset:offset + 4])
-    for got, want in zip((got_inputs, got_targets), expected, strict=True):
-        np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(state, [offset, 99])
+        p, v, state = param.copy(), velocity.copy(), graph_state(4, 99, 7, 1000)
+        backend.update_and_advance(p, grad, v if momentum else None, rates, np.empty_like(p),
+                                   state, delta)
+        np.testing.assert_array_equal(state, [7, 139, 7, 1096])
+        results.append((p, v))
+    expected_p, expected_v = param.copy(), velocity.copy()
+    if momentum:
+        cpu.momentum_update(expected_p, expected_v, grad, 0.1, 0.9)
+    else:
+        cpu.sgd_update(expected_p, grad, 0.1)
+    np.testing.assert_array_equal(results[1][0], expected_p)  # NumPy's: the host's bit for bit
+    np.testing.assert_array_equal(results[1][1], expected_v)
+    check(results[0][0], expected_p, precision=np.float32)
+    check(results[0][1], expected_v, precision=np.float32)
 
 
-@covers("place_and_advance")
-def test_place_and_advance(kernels, cpu):
-    """A step's losses and hits land at the offset in the epoch's, the rest
-    untouched, and the state moves on by delta after."""
-    losses, hits = np.array([1.5, 2.5, 3.5]), np.array([True, False, True])
-    delta = np.array([3, 40], np.uint64)
-    for backend in (kernels, cpu):
-        all_losses, all_hits = np.zeros(9), np.zeros(9, bool)
-        state = np.array([4, 99], np.uint64)
-        backend.place_and_advance(losses, hits, delta, all_losses, all_hits, state)
-        np.testing.assert_array_equal(all_losses, [0, 0, 0, 0, 1.5, 2.5, 3.5, 0, 0])
-        np.testing.assert_array_equal(all_hits, [0, 0, 0, 0, 1, 0, 1, 0, 0])
-        np.testing.assert_array_equal(state, [7, 139])
-
-
-@covers("gemm")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans_a, trans_b", [(False, False), (False, True), (True, False)])
 @pytest.mark.parametrize("shape", [(1, 1, 1), (7, 5, 3), (16, 30, 10)])
@@ -689,6 +717,38 @@ def test_fallback_gemm(kernels, cpu, shape, trans_a, trans_b, dtype):
     a, b = (a.T if trans_a else a).astype(np.float64), (b.T if trans_b else b).astype(np.float64)
     bound = k * np.finfo(dtype).eps * (np.abs(a) @ np.abs(b))
     assert (np.abs(out - a @ b) <= bound).all()
+
+
+@pytest.mark.parametrize("which", ["a", "b"])
+def test_fallback_gemm_reads_a_graph_steps_batch_at_its_offset(kernels, which):
+    """A StateRows operand (the first layer's x W^T and dz^T x) is read from row
+    state[OFFSET] of the epoch's data."""
+    data, state = draw((9, 4), np.float32, seed=16), graph_state(5, 0, 0, 0)
+    rows = StateRows(data, state, 3)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels, "captured_gemm", "fallback GEMM", raising=False)
+        if which == "a":
+            w = draw((2, 4), np.float32, seed=17)
+            out, expected = kernels.gemm(rows, w, np.empty((3, 2), np.float32), trans_b=True), \
+                data[5:8] @ w.T
+        else:
+            dz = draw((3, 2), np.float32, seed=18)
+            out, expected = kernels.gemm(dz, rows, np.empty((2, 4), np.float32), trans_a=True), \
+                dz.T @ data[5:8]
+    check(out, expected, precision=np.float32)
+
+
+def test_block_operations_copy_strided_inputs_and_refuse_strided_outputs(kernels):
+    """A block kernel reads and writes through plain pointers: a strided input is
+    copied first, a strided output refused by name."""
+    x = draw((6, 8), np.float32)[:, ::2]
+    db = np.empty(4, np.float32)
+    assert kernels.dense_backward(None, x, None, db) is x
+    check_sums(db, x.sum(axis=0), x, RTOL, ATOL)
+    dz = np.empty((6, 8), np.float32)[:, ::2]
+    with pytest.raises(ValueError, match="^dense_backward writes dz in place and needs it "
+                                         "C-contiguous, got strides"):
+        kernels.dense_backward(x, x, dz, db, activation="tanh")
 
 
 def test_every_kernel_is_checked(kernels, cpu):

@@ -11,7 +11,10 @@ block x, block y, the kernel's parameters)``.
 from __future__ import annotations
 
 import ctypes
+import os
 import re
+import subprocess
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -114,3 +117,28 @@ def host_launch(library: ctypes.CDLL) -> Callable[..., None]:
             ctypes.c_void_p if p.pointer else type(v) for p, v in zip(ps, values)]
         function(gx, gy, bx, by, *values)
     return launch
+
+
+def build_host_launch(folder: Path) -> Callable[..., None]:
+    """``host_launch`` of ``host_source()`` compiled with g++ -fopenmp in ``folder``;
+    OpenMP's threads wait passively (a team outnumbers the cores), unless set otherwise
+    before libgomp loaded."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    source, library = folder / "block_kernels.cpp", folder / "block_kernels.so"
+    source.write_text(host_source())
+    build = subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-std=c++17", "-fopenmp",
+                            str(source), "-o", str(library)], capture_output=True, text=True)
+    assert build.returncode == 0, f"g++ fails:\n{build.stderr}"
+    return host_launch(ctypes.CDLL(str(library)))
+
+
+def check_sums(db: np.ndarray, expected: np.ndarray, terms: np.ndarray,
+               rtol: dict, atol: dict) -> None:
+    """``db`` is NumPy's column sums ``expected`` of ``terms``: NaN for NaN, inf
+    for inf, else within ``rtol``/``atol`` (by dtype) and the rounding of another
+    order of summing."""
+    dtype = expected.dtype.type
+    assert db.dtype == expected.dtype and db.shape == expected.shape
+    with np.errstate(all="ignore"):
+        slack = len(terms) * np.finfo(dtype).eps * np.nan_to_num(np.abs(terms).sum(axis=0))
+    np.testing.assert_allclose(db, expected, rtol=rtol[dtype], atol=atol[dtype] + slack.max(initial=0))
