@@ -309,7 +309,28 @@ def test_bench_core_runs_from_the_repository_root():
                            "--samples", "64", "--batch-sizes", "1", "16", "--repeats", "1"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert [line.split()[0] for line in done.stdout.splitlines()] == ["batch", "1", "16"]
+    assert [line.split()[:2] for line in done.stdout.splitlines()] == [
+        ["way", "batch"], ["train_epoch", "1"], ["train_epoch", "16"], ["public", "1"],
+        ["public", "16"]]
+
+
+@pytest.mark.parametrize("batch_size", [1, 16])
+def test_bench_cores_public_loop_trains_as_train_epoch(batch_size):
+    """The two ways bench_core times compute the same numbers, bit for bit."""
+    from benchmarks.bench_core import data, deep_model, public_epoch
+
+    x, y = data(48)
+    trained = []
+    for way in ("train_epoch", "public"):
+        model = deep_model()
+        loss, optimizer = gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.01, 0.99)
+        if way == "public":
+            public_epoch(model, loss, optimizer, x, y, batch_size)
+        else:
+            gpunet.train_epoch(model, loss, optimizer, x, y, batch_size, graph="off")
+        trained.append([p.copy() for p in model.params()])
+    for ours, theirs in zip(*trained):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 def test_the_graph_trainer_times_epochs_only_and_trains_as_the_planned_one():
