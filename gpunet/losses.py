@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import Array, Backend, backend_of
+from .backend.base import FLOAT_DTYPES
 
 REDUCTIONS = ("mean", "sum")
 
@@ -54,8 +55,11 @@ class Loss:
         one sample). Data-parallel training gives a rank's share of a batch of
         B rows the whole batch's ``batch_scale(B)``."""
         backend = backend_of(predicted)
-        p = backend.asarray(predicted)
-        a = backend.asarray(actual, p.dtype)
+        p, a = predicted, actual  # each as backend.asarray would return it
+        if type(p) is not backend.array_type or p.dtype not in FLOAT_DTYPES:
+            p = backend.asarray(p)
+        if type(a) is not backend.array_type or a.dtype != p.dtype:
+            a = backend.asarray(a, p.dtype)
         if p.shape != a.shape:
             raise ValueError(f"{type(self).__name__}: predicted shape {p.shape} does not match "
                              f"actual shape {a.shape}")

@@ -134,7 +134,11 @@ class Backend(ActivationsByName, MatrixProducts, PlannedStepOperations, GraphSte
         are the same numbers. Small requests are served from a block computed
         ahead, in buffers kept for it (the values depend only on the counters)."""
         n = math.prod(shape)
-        first = self.take_draws(shape, window)
+        if window is None:  # take_draws(shape), inline: this is every dropout's path
+            first = self.drawn
+            self.drawn = first + n
+        else:
+            first = self.take_draws(shape, window)
         if n > UNIFORM_BLOCK:
             draws = self._uniform24(first, n)
         else:
@@ -206,7 +210,10 @@ class Backend(ActivationsByName, MatrixProducts, PlannedStepOperations, GraphSte
 
     def _grad_out(self, y: Array, gy: Array, out: Array | None) -> Array:
         """``out``, else a new array for an activation gradient of ``y`` and ``gy``."""
-        return self.xp.empty(y.shape, self.xp.result_type(y, gy)) if out is None else out
+        if out is not None:
+            return out
+        dtype = y.dtype if y.dtype == gy.dtype else self.xp.result_type(y, gy)
+        return self.xp.empty(y.shape, dtype)
 
     # -- along rows: the last axis of (N, k) arrays, or of one (k,) row ---------
     def softmax_cross_entropy(self, z: Array, a: Array, scale: float) -> tuple[Array, Array]:
@@ -216,15 +223,19 @@ class Backend(ActivationsByName, MatrixProducts, PlannedStepOperations, GraphSte
         a_j != 0 (so finite logits 6e38 apart give no 0 * -inf), and the gradient
         (softmax(z) - a) * scale, both in the dtype of ``z``, float32 or
         float64 (``a`` may be of any real or bool dtype). Returns ``(losses, gradient)``."""
-        float_rows("softmax_cross_entropy", z, a)
-        a = a.astype(z.dtype, copy=False)
-        shifted = z - z.max(axis=-1, keepdims=True)
-        e = self.xp.exp(shifted)
-        total = e.sum(axis=-1, keepdims=True)
-        shifted -= self.xp.log(total)
+        xp = self.xp
+        if (z.dtype not in FLOAT_DTYPES or z.shape != a.shape or z.ndim not in (1, 2)
+                or not z.shape[-1]):
+            float_rows("softmax_cross_entropy", z, a)  # raises, naming the problem
+        if a.dtype != z.dtype:
+            a = a.astype(z.dtype)
+        shifted = xp.subtract(z, xp.maximum.reduce(z, -1, keepdims=True))
+        e = xp.exp(shifted)
+        total = xp.add.reduce(e, -1, keepdims=True)
+        shifted -= xp.log(total)
         weighted = a != 0
-        self.xp.multiply(shifted, a, out=shifted, where=weighted)
-        losses = -shifted.sum(axis=-1, where=weighted)
+        xp.multiply(shifted, a, out=shifted, where=weighted)
+        losses = -xp.add.reduce(shifted, -1, where=weighted)
         e /= total
         e -= a
         if scale != 1:

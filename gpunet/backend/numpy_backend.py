@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Array, Backend
-from .host_threads import RowBlockProducts
+from .host_threads import SPLIT_WORK, RowBlockProducts
 
 
 class NumpyBackend(Backend):
@@ -25,6 +25,8 @@ class NumpyBackend(Backend):
         return str(self.products)
 
     def matmul(self, a: Array, b: Array, out: Array | None = None) -> Array:
+        if a.shape[0] * a.shape[1] * b.shape[1] < SPLIT_WORK:  # one block: one call, direct
+            return np.matmul(a, b, out=out)
         return self.products.matmul(a, b, out)
 
     def softmax_cross_entropy(self, z: Array, a: Array, scale: float) -> tuple[Array, Array]:

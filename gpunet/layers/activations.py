@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import Array, backend_of
+from ..backend.base import FLOAT_DTYPES
 from ..backend.activations import ActivationCall, activation_call
 from .layer import Layer, check_same_shape
 
@@ -35,14 +36,19 @@ class Activation(Layer):
 
     def forward(self, input: Any) -> Array:
         backend = backend_of(input)
-        self.output = backend.activate(self.call, backend.asarray(input))
+        x = input  # as backend.asarray(input) returns a float array of its own
+        if type(x) is not backend.array_type or x.dtype not in FLOAT_DTYPES:
+            x = backend.asarray(x)
+        self.output = backend.activate(self.call, x)
         return self.output
 
     def backward(self, gradient: Any) -> Array:
         y = self._saved(self.output)
-        backend = backend_of(y)
-        gy = backend.asarray(gradient, y.dtype)
-        check_same_shape(gy, y, self)
+        backend, gy = backend_of(y), gradient
+        if type(gy) is not type(y) or gy.dtype != y.dtype:
+            gy = backend.asarray(gy, y.dtype)
+        if gy.shape != y.shape:
+            check_same_shape(gy, y, self)
         return backend.activate_grad(self.call, y, gy)
 
 

@@ -5,6 +5,7 @@ import numbers
 from typing import Any
 
 from ..backend import Array, backend_of
+from ..backend.base import FLOAT_DTYPES
 from ..backend.draw_window import DrawWindow
 from .layer import Layer, check_same_shape
 
@@ -42,7 +43,9 @@ class Dropout(Layer):
         draws (``Backend.dropout``), or, with ``window`` (these rows are a rank's
         share of a batch), these rows' part of the whole batch's draw."""
         backend = backend_of(input)
-        x = backend.asarray(input)
+        x = input  # as backend.asarray(input) returns a float array of its own
+        if type(x) is not backend.array_type or x.dtype not in FLOAT_DTYPES:
+            x = backend.asarray(x)
         if self.train:
             output, self.mask = backend.dropout(x, self.p, self.training_scale, window)
             return output
@@ -54,8 +57,11 @@ class Dropout(Layer):
             raise RuntimeError("Dropout.backward called in evaluation mode (train=False): "
                                "set train = True before the forward pass you differentiate")
         mask = self._saved(self.mask)
-        gy = backend_of(mask).asarray(gradient, mask.dtype)
-        check_same_shape(gy, mask, self)
+        gy = gradient
+        if type(gy) is not type(mask) or gy.dtype != mask.dtype:
+            gy = backend_of(mask).asarray(gy, mask.dtype)
+        if gy.shape != mask.shape:
+            check_same_shape(gy, mask, self)
         return gy * mask
 
 

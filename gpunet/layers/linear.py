@@ -40,19 +40,24 @@ class Linear(Layer):
         return f"Linear({self.input_dim}, {self.output_dim}, dtype={self.w.dtype})"
 
     def forward(self, input: Any) -> Array:
-        x = self.backend.asarray(input, self.w.dtype)
+        backend, w = self.backend, self.w
+        x = input
+        if type(x) is not backend.array_type or x.dtype != w.dtype:
+            x = backend.asarray(x, w.dtype)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_dim:
             raise ValueError(f"{self!r} expects input of shape (N, {self.input_dim}) or "
                              f"({self.input_dim},), got shape {x.shape}")
         self.input = x
-        output = self.backend.gemm(x.reshape(-1, self.input_dim), self.w, trans_b=True)
+        rows = x.ndim == 2
+        output = backend.gemm(x if rows else x.reshape(1, self.input_dim), w, trans_b=True)
         output += self.b
-        return output.reshape(x.shape[:-1] + (self.output_dim,))
+        return output if rows else output.reshape(self.output_dim)
 
     def backward(self, gradient: Any) -> Array:
         gy = self._store_grads(gradient)
-        dx = self.backend.gemm(gy.reshape(-1, self.output_dim), self.w)
-        return dx.reshape(gy.shape[:-1] + (self.input_dim,))
+        rows = gy.ndim == 2
+        dx = self.backend.gemm(gy if rows else gy.reshape(1, self.output_dim), self.w)
+        return dx if rows else dx.reshape(self.input_dim)
 
     def backward_to_params(self, gradient: Any) -> None:
         self._store_grads(gradient)
@@ -60,13 +65,16 @@ class Linear(Layer):
     def _store_grads(self, gradient: Any) -> Array:
         """Write dW and db for ``gradient`` into w_grad and b_grad; return it as an array."""
         x = self._saved(self.input)
-        gy = self.backend.asarray(gradient, self.w.dtype)
-        expected = x.shape[:-1] + (self.output_dim,)
+        backend, gy = self.backend, gradient
+        if type(gy) is not backend.array_type or gy.dtype != self.w.dtype:
+            gy = backend.asarray(gy, self.w.dtype)
+        expected = (len(x), self.output_dim) if x.ndim == 2 else (self.output_dim,)
         if gy.shape != expected:
             raise ValueError(f"{self!r}.backward: gradient shape {gy.shape} does not match "
                              f"output shape {expected}")
-        gy2, x2 = gy.reshape(-1, self.output_dim), x.reshape(-1, self.input_dim)
-        self.backend.gemm(gy2, x2, out=self.w_grad, trans_a=True)
+        gy2, x2 = ((gy, x) if x.ndim == 2
+                   else (gy.reshape(1, self.output_dim), x.reshape(1, self.input_dim)))
+        backend.gemm(gy2, x2, out=self.w_grad, trans_a=True)
         gy2.sum(axis=0, out=self.b_grad)
         return gy
 

@@ -33,6 +33,10 @@ class Sequential(Layer):
 
     def forward(self, input: Any, window: DrawWindow | None = None) -> Array:
         """Each layer's forward in turn; ``window`` as ``forward_share`` takes it."""
+        if window is None:
+            for layer in self.layers:
+                input = layer.forward(input)
+            return input
         for layer in self.layers:
             input = forward_share(layer, input, window)
         return input
@@ -88,7 +92,15 @@ class Sequential(Layer):
         return self._flat
 
     def _array_ids(self) -> list[int]:
-        return list(map(id, self.params() + self.grads()))
+        """The ids of every layer's parameters and gradients, asking only the layers
+        whose class may have any (one keeping Layer's params and grads has none)."""
+        ids: list[int] = []
+        for layer in self.layers:
+            kind = type(layer)
+            if kind.params is not Layer.params or kind.grads is not Layer.grads:
+                ids += map(id, layer.params())
+                ids += map(id, layer.grads())
+        return ids
 
 
 def forward_share(layer: Layer, input: Any, window: DrawWindow | None) -> Array:
