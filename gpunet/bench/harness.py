@@ -152,9 +152,10 @@ def _peer_results(config: Config, skipped: list[str], say: Callable[[str], None]
 
 def _time_trainer(trainer: Any, model: str, batch_size: int, clock: Any, config: Config,
                   say: Callable[[str], None], watch: LoadWatch, steps: bool = True) -> list[dict]:
-    """A step (unless not ``steps``: a graph is captured per epoch, so its steps
-    are timed only within epochs) and an epoch of ``trainer``, as records: each
-    after a warm-up call, epochs repeated at least ``MIN_REPEATS`` times."""
+    """A step (unless not ``steps``: a graph's steps are timed only within
+    epochs) and an epoch of ``trainer``, as records: each after a warm-up call,
+    epochs repeated at least ``MIN_REPEATS`` times; an epoch's says how its full
+    batches ran (``step_path``), where the trainer tells."""
     epoch_size = _epoch_size(config, batch_size)
     memory, measure_name = step_memory(trainer) if steps else (None, None)
     records = []
@@ -166,7 +167,9 @@ def _time_trainer(trainer: Any, model: str, batch_size: int, clock: Any, config:
                         "backend": trainer.device, "model": model, "batch_size": batch_size,
                         "samples": samples, **timing.record(), **load,
                         "samples_per_s": samples / timing.median_s,
-                        "step_memory_bytes": memory, "step_memory_measure": measure_name})
+                        "step_memory_bytes": memory, "step_memory_measure": measure_name,
+                        **({"step_path": trainer.step_path} if what == "epoch"
+                           and getattr(trainer, "step_path", None) else {})})
     say(f"{trainer.name} {trainer.device} {model} batch {batch_size}: "
         + ", ".join(f"{r['what']} {r['samples_per_s']:,.0f} samples/s{marks(r)}" for r in records))
     return records

@@ -116,11 +116,15 @@ def _judged(what: str, measured: float, limit: float, unit: str, met: bool,
 
 
 def _deep_epoch(results: list[dict], peer: str, backend: str) -> float | None:
-    """Samples/s of ``peer``'s deep-model epoch at batch 128 on ``backend``, if measured."""
+    """Samples/s of ``peer``'s deep-model epoch at batch 128 on ``backend``, if
+    measured; a "gpunet graph" epoch whose steps did not run as a graph (its
+    capture fell back: ``step_path``) is not a graph's and counts as not measured."""
     return next((r["samples_per_s"] for r in results
                  if r.get("case") == "train" and r["what"] == "epoch"
                  and (r["peer"], r["backend"], r["model"], r["batch_size"])
-                 == (peer, backend, "deep", 128)), None)
+                 == (peer, backend, "deep", 128)
+                 and (peer != "gpunet graph" or r.get("step_path", "graph").startswith("graph"))),
+                None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from ..losses import SoftmaxCrossEntropy
 from ..models import NOTEBOOK_RATES, PRESETS as MODELS, mnist_model
 from ..optimizers import Momentum
 from ..train.epoch import steps
+from ..train.metrics import EpochMetrics
 
 
 
@@ -41,6 +42,7 @@ class GpunetTrainer:
         self.x = backend.asarray(x)
         self.y = one_hot_encode(labels, backend=backend)
         self.batch_size = batch_size
+        self.step_path: str | None = None  # how the last epoch's full batches ran
 
     def step(self) -> None:
         b = self.batch_size
@@ -48,9 +50,12 @@ class GpunetTrainer:
             pass
 
     def epoch(self) -> None:
+        """One epoch; ``step_path`` then says how its full batches ran."""
+        metrics = EpochMetrics(self.backend, len(self.x), self.batch_size)
         for _ in steps(self.model, self.loss, self.optimizer, self.x, self.y, self.batch_size,
-                       graph=self.graph):
+                       graph=self.graph, metrics=metrics):
             pass
+        self.step_path = metrics.step_path
 
     def synchronize(self) -> None:
         self.backend.synchronize()

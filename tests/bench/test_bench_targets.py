@@ -100,3 +100,13 @@ def test_pytorch_s_own_graph_is_shown_beside_the_target_not_judged():
                          "1.6x") in lines
     assert ("pass", "gpunet graph against PyTorch eager, deep model, batch 128, on the GPU: "
                     "4.0x (target 3x)") in lines
+
+
+def test_a_graph_epoch_that_fell_back_is_not_a_graphs():
+    """A "gpunet graph" epoch whose capture fell back to the planned step
+    (its step_path) measures no graph: the graph's target is then not measured."""
+    for path, measured in [("graph (cuBLAS)", True), ("planned", False)]:
+        results = [epoch(1_500_000), {**epoch(5_000_000, peer="gpunet graph"), "step_path": path}]
+        graph = next(t for t in targets.check({"results": results})
+                     if t.what.startswith("gpunet graph, deep model"))
+        assert (graph.measured is not None) == measured, graph
