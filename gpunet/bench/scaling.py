@@ -6,7 +6,10 @@ The harness times the one-process epochs itself, then starts the ranks as
 --epochs E``, each rank with cores // N BLAS threads; every rank times the
 same epochs and allreduces, and rank 0 writes its readings to OUT.json.
 Under MPI every rank takes the same number of readings (no time budget: the
-ranks would not agree when to stop), each started after a barrier.
+ranks would not agree when to stop), each started after a barrier. Where two
+hosts can be made on this machine (``distributed.local_hosts``), the same
+allreduces are timed again with the ranks split between them, over TCP
+(``--allreduce-only``), beside the shared memory of one host.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from .. import seeding
 from ..backend import get_backend
 from ..distributed import Communicator, MPICommunicator, world
 from ..distributed.launch import mpiexec_path
+from ..distributed.local_hosts import LocalHosts, LocalHostsError, unavailable
 from ..functional import one_hot_encode
 from ..losses import SoftmaxCrossEntropy
 from ..models import default_rates, mnist_model
@@ -38,6 +42,7 @@ from .timing import MIN_REPEATS, HostClock, Timing, measure
 from .trainers import mnist_like
 
 MODEL, BATCH_SIZE = "deep", 128
+ALLREDUCE_HOSTS = "allreduce_hosts"  # the case of the allreduces between two hosts
 GRADIENT_MODELS = ("deep", "wide")
 ALLREDUCE_REPEATS, ALLREDUCE_WARMUP = 200, 20
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -82,14 +87,50 @@ def scaling_results(nproc: int, samples: int, repeats: int, skipped: list[str],
     many = _epoch_record(Timing(ranks["epoch_s"], 1), samples, nproc, ranks["blas_threads"])
     many["speedup"] = one["median_s"] / many["median_s"]
     many["efficiency"] = many["speedup"] / nproc
-    reduced = [{"case": "allreduce", "model": model, "ranks": nproc, "dtype": "float32",
-                "elements": gradient_size(model), "bytes": 4 * gradient_size(model),
-                **Timing(ranks["allreduce_s"][model], 1).record()} for model in GRADIENT_MODELS]
+    reduced = _allreduce_records("allreduce", ranks, nproc)
     say(f"scaling {MODEL} batch {BATCH_SIZE}: 1 process {one['samples_per_s']:,.0f} samples/s"
         f"{marks(one)}, {nproc} ranks {many['samples_per_s']:,.0f} samples/s{marks(many)} "
         f"({many['speedup']:.2f}x, efficiency {many['efficiency']:.0%}); allreduce "
         + ", ".join(f"{r['model']} {r['median_s'] * 1e6:,.0f} µs{marks(r)}" for r in reduced))
-    return [one, many, *reduced]
+    return [one, many, *reduced, *host_allreduce(launcher, nproc, reduced, skipped, say)]
+
+
+def host_allreduce(mpiexec: Path, nproc: int, shared: list[dict[str, Any]], skipped: list[str],
+                   say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """The allreduces of ``GRADIENT_MODELS``' gradients on ``nproc`` ranks split between
+    two hosts made on this machine (``ALLREDUCE_HOSTS`` records), said beside the
+    ``shared``-memory ones; none, the reason added to ``skipped``, where the hosts
+    cannot be made or the ranks fail."""
+    per_host = -(-nproc // 2)
+    reason = unavailable()
+    if reason is None:
+        try:
+            with LocalHosts() as hosts:
+                ranks = run_ranks(mpiexec, nproc, 0, 0, START_S, hosts)
+        except LocalHostsError as exc:
+            ranks = str(exc)
+        reason = ranks if isinstance(ranks, str) else None
+    if reason is not None:
+        skipped.append(f"allreduce between 2 hosts: {reason}")
+        say(f"skipping the allreduce between 2 hosts: {reason}")
+        return []
+    reduced = [{**record, "hosts": 2, "ranks_per_host": per_host, "link": "tcp"}
+               for record in _allreduce_records(ALLREDUCE_HOSTS, ranks, nproc)]
+    say(f"allreduce min / median / max, {nproc} ranks: between 2 hosts (TCP, {per_host} a host) "
+        + ", ".join(_spread(r) for r in reduced) + "; in shared memory (1 host) "
+        + ", ".join(_spread(r) for r in shared))
+    return reduced
+
+
+def _allreduce_records(case: str, ranks: dict[str, Any], nproc: int) -> list[dict[str, Any]]:
+    return [{"case": case, "model": model, "ranks": nproc, "dtype": "float32",
+             "elements": gradient_size(model), "bytes": 4 * gradient_size(model),
+             **Timing(ranks["allreduce_s"][model], 1).record()} for model in GRADIENT_MODELS]
+
+
+def _spread(record: dict[str, Any]) -> str:
+    times = " / ".join(f"{record[key] * 1e6:,.0f}" for key in ("min_s", "median_s", "max_s"))
+    return f"{record['model']} {times} µs{marks(record)}"
 
 
 def _skip(nproc: int, reason: str, skipped: list[str], say: Callable[[str], None]) -> list:
@@ -117,30 +158,38 @@ def mpi_launcher() -> Path | str:
     return Path(found)
 
 
-def run_ranks(mpiexec: Path, nproc: int, samples: int, epochs: int,
-              timeout_s: float) -> dict[str, Any] | str:
+def run_ranks(mpiexec: Path, nproc: int, samples: int, epochs: int, timeout_s: float,
+              hosts: LocalHosts | None = None) -> dict[str, Any] | str:
     """Rank 0's readings from ``nproc`` ranks of this module under ``mpiexec``,
-    or why there are none. mpiexec runs in a session of its own, stopped with
-    its ranks if they outlast ``timeout_s`` (or this process is interrupted)."""
-    threads = str(max(1, (os.cpu_count() or 1) // nproc))
+    or why there are none; on ``hosts``, split between them and timing only the
+    allreduces. mpiexec runs in a session of its own, stopped with its ranks if
+    they outlast ``timeout_s`` (or this process is interrupted)."""
+    local = nproc if hosts is None else -(-nproc // 2)
+    what = f"{mpiexec} -n {nproc}" + ("" if hosts is None else f" on 2 hosts ({local} a host)")
+    threads = str(max(1, (os.cpu_count() or 1) // local))
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "readings.json"
-        command = [str(mpiexec), "-n", str(nproc), sys.executable, "-m", "mpi4py", "-m", __name__,
-                   str(out), "--samples", str(samples), "--epochs", str(epochs)]
+        module = [sys.executable, "-m", "mpi4py", "-m", __name__, str(out)]
+        if hosts is None:
+            command = [str(mpiexec), "-n", str(nproc), *module, "--samples", str(samples),
+                       "--epochs", str(epochs)]
+        else:
+            command = [*hosts.mpiexec("-ppn", str(local), "-n", str(nproc)), *module,
+                       "--allreduce-only"]
         ranks = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True, start_new_session=True,
                                  env={**os.environ, **dict.fromkeys(THREAD_VARIABLES, threads)})
         try:
             output, _ = ranks.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            return f"{mpiexec} -n {nproc} did not finish in {timeout_s:.0f} s"
+            return f"{what} did not finish in {timeout_s:.0f} s"
         finally:
             _stop(ranks)
         if ranks.returncode != 0 or not out.is_file():
-            return f"{mpiexec} -n {nproc} failed (exit {ranks.returncode}): {_reason(output)}"
+            return f"{what} failed (exit {ranks.returncode}): {_reason(output)}"
         readings = json.loads(out.read_text())
     if readings["ranks"] != nproc:
-        return (f"{mpiexec} -n {nproc} started ranks that each saw {readings['ranks']} rank(s): "
+        return (f"{what} started ranks that each saw {readings['ranks']} rank(s): "
                 "is it the MPI that mpi4py was built for?")
     return readings
 
@@ -206,14 +255,16 @@ def main(argv: list[str] | None = None) -> None:
     """One rank's part: time the epochs and the allreduces; rank 0 writes them."""
     parser = argparse.ArgumentParser(prog="python -m mpi4py -m gpunet.bench.scaling")
     parser.add_argument("out", type=Path, help="the JSON file rank 0 writes its readings to")
-    parser.add_argument("--samples", type=int, required=True, help="samples in an epoch")
-    parser.add_argument("--epochs", type=int, required=True, help="timed epochs")
+    parser.add_argument("--samples", type=int, default=0, help="samples in an epoch")
+    parser.add_argument("--epochs", type=int, default=0, help="timed epochs")
+    parser.add_argument("--allreduce-only", action="store_true", help="time no epochs")
     args = parser.parse_args(argv)
     comm = world()
-    readings = {"ranks": comm.size, "blas_threads": blas_threads(),
-                "epoch_s": time_epochs(comm, args.samples, args.epochs).times_s,
-                "allreduce_s": {model: time_allreduce(comm, gradient_size(model)).times_s
-                                for model in GRADIENT_MODELS}}
+    readings: dict[str, Any] = {"ranks": comm.size, "blas_threads": blas_threads()}
+    if not args.allreduce_only:
+        readings["epoch_s"] = time_epochs(comm, args.samples, args.epochs).times_s
+    readings["allreduce_s"] = {model: time_allreduce(comm, gradient_size(model)).times_s
+                               for model in GRADIENT_MODELS}
     if comm.rank == 0:
         args.out.write_text(json.dumps(readings))
 

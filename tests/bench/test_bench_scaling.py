@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,20 +20,30 @@ from gpunet.bench.flags import NOISY_MARK
 from gpunet.bench.report import markdown
 from gpunet.bench.timing import Timing
 from gpunet.cli import main
+from gpunet.distributed.local_hosts import PREFIX, unavailable
 
 DEEP = 784 * 30 + 30 + 30 * 10 + 10 + 10 * 10 + 10        # the gradient sizes of the models
 WIDE = 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10
 SAMPLES = 256
 LAUNCHER = scaling.mpi_launcher()
+NO_HOSTS = unavailable()  # why two hosts cannot be made here, or None
+HOSTS_SKIPPED = [] if NO_HOSTS is None else [f"allreduce between 2 hosts: {NO_HOSTS}"]
 
 
 @pytest.fixture(scope="module")
-def ranks_run():
-    """A scaling run on 2 real ranks, and nothing else, through the harness."""
+def ranks_said():
+    """A scaling run on 2 real ranks, and nothing else, through the harness: what it
+    measured and the lines it said."""
     if isinstance(LAUNCHER, str):
         pytest.skip(f"no MPI ranks: {LAUNCHER}")
     config = harness.Config(backends=[], peers=[], nproc=2, epoch_samples=SAMPLES, repeats=6)
-    return harness.run(config, say=lambda line: None)
+    lines = []
+    return harness.run(config, say=lines.append), lines
+
+
+@pytest.fixture(scope="module")
+def ranks_run(ranks_said):
+    return ranks_said[0]
 
 
 def by_case(measured, case):
@@ -40,7 +51,7 @@ def by_case(measured, case):
 
 
 def test_the_epoch_is_timed_in_one_process_and_on_the_ranks(ranks_run):
-    assert ranks_run["skipped"] == [] and ranks_run["config"]["nproc"] == 2
+    assert ranks_run["skipped"] == HOSTS_SKIPPED and ranks_run["config"]["nproc"] == 2
     one, two = sorted(by_case(ranks_run, "scaling"), key=lambda r: r["ranks"])
     assert (one["ranks"], two["ranks"]) == (1, 2)
     for record in (one, two):
@@ -71,7 +82,8 @@ def test_the_allreduce_of_each_gradient_is_timed_200_times_on_the_ranks(ranks_ru
 def test_the_rows_are_written_to_json_and_markdown(ranks_run, tmp_path):
     write_outputs(ranks_run, tmp_path, say=lambda line: None)
     written = json.loads((tmp_path / "results.json").read_text())
-    assert {r["case"] for r in written["results"]} == {"scaling", "allreduce"}
+    assert {r["case"] for r in written["results"]} == {"scaling", "allreduce"} | (
+        set() if NO_HOSTS else {scaling.ALLREDUCE_HOSTS})
     lines = (tmp_path / "results.md").read_text().splitlines()
     assert "## Data-parallel scaling (samples/s, median)" in lines
     [two] = [r for r in by_case(ranks_run, "scaling") if r["ranks"] == 2]
@@ -79,6 +91,36 @@ def test_the_rows_are_written_to_json_and_markdown(ranks_run, tmp_path):
     assert row.endswith(f"| {two['speedup']:.2f}x | {two['efficiency']:.0%} |")
     assert [line.split(" | ")[:3] for line in lines if line.startswith(("| deep |", "| wide |"))] \
         == [["| deep", "2", f"{DEEP:,}"], ["| wide", "2", f"{WIDE:,}"]]
+
+
+@pytest.mark.skipif(NO_HOSTS is not None, reason=f"no two hosts here: {NO_HOSTS}")
+def test_the_allreduce_between_two_hosts_is_timed_and_said_beside_shared_memory(ranks_said):
+    measured, lines = ranks_said
+    between = by_case(measured, scaling.ALLREDUCE_HOSTS)
+    assert [(r["model"], r["ranks"], r["elements"], r["hosts"], r["ranks_per_host"], r["link"])
+            for r in between] == [("deep", 2, DEEP, 2, 1, "tcp"), ("wide", 2, WIDE, 2, 1, "tcp")]
+    for record in between:
+        assert record["dtype"] == "float32" and record["repeats"] == 200
+        assert 0 < record["min_s"] <= record["median_s"] <= record["max_s"]
+    [line] = [line for line in lines if "between 2 hosts" in line]
+    shared = by_case(measured, "allreduce")
+    assert line == ("allreduce min / median / max, 2 ranks: between 2 hosts (TCP, 1 a host) "
+                    + ", ".join(scaling._spread(r) for r in between)
+                    + "; in shared memory (1 host) "
+                    + ", ".join(scaling._spread(r) for r in shared))
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"{PREFIX}{os.getpid()}-" not in namespaces  # the hosts are gone
+
+
+def test_where_no_hosts_can_be_made_one_line_says_why(monkeypatch):
+    monkeypatch.setattr(scaling, "unavailable", lambda: "not root: network namespaces and veth "
+                        "pairs need root")
+    skipped, lines = [], []
+    assert scaling.host_allreduce(Path("mpiexec"), 2, [], skipped, lines.append) == []
+    assert skipped == ["allreduce between 2 hosts: not root: network namespaces and veth pairs "
+                       "need root"]
+    assert lines == ["skipping the allreduce between 2 hosts: not root: network namespaces and "
+                     "veth pairs need root"]
 
 
 def epoch_record(ranks, times, **fields):
