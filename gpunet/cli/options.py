@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import stat
 from decimal import Decimal, InvalidOperation
@@ -85,6 +86,21 @@ def positive_float(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text}")
     return value
+
+
+def timeout_seconds(text: str) -> float | None:
+    """An argparse type: a time limit in seconds (a positive finite number), or
+    0 or ``off`` for none (None)."""
+    if text == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds or off, got {text!r}") from None
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, or 0 or off "
+                                         f"for no limit, got {text}")
+    return value or None
 
 
 def existing_dir(text: str) -> Path:

@@ -16,6 +16,7 @@ from ..data.idx import MAX_EXAMPLES
 from ..data.preprocess import Prepared, prepare
 from ..data.sources import SOURCES, SPLITS
 from ..distributed.comm import Communicator
+from ..distributed.deadline import DEFAULT_TIMEOUT_S, CollectiveTimeout
 from ..distributed.device import select_device
 from ..distributed.launch import MPI_EXTRA, agree, join, launch, launched_size, report
 from ..distributed.shares import check_shares
@@ -29,7 +30,7 @@ from ..planning.graph import MODES
 from ..threads import chosen_threads
 from .data import DEFAULT_DATASET, check_fits, load_data
 from .options import (UsageError, checked_number, count, data_options, distinct_files,
-                      open_backend, os_error, same_file, writable_path)
+                      open_backend, os_error, same_file, timeout_seconds, writable_path)
 from .run_settings import OPTIMIZERS, load_run
 from .signals import ending
 from .status import EXIT_ERROR, EXIT_NON_FINITE
@@ -74,6 +75,12 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
                      help="train on N processes of this machine, each taking a share of every "
                           f"batch (needs {MPI_EXTRA}); under mpiexec or srun, the launch's "
                           "processes join without it (if given, N must be their number)")
+    cmd.add_argument("--collective-timeout", type=timeout_seconds, default=DEFAULT_TIMEOUT_S,
+                     metavar="SECONDS",
+                     help="with several ranks: end the run (exit 1), naming the ranks that did "
+                          "not answer, when one of training's collectives has waited this long "
+                          "for the others (a rank stopped or cut off); 0 or off: wait for ever "
+                          f"(default {DEFAULT_TIMEOUT_S:g})")
     cmd.add_argument("--graph", choices=MODES, default="auto",
                      help="replay each full batch's planned step as a CUDA graph (on numpy: "
                           "its CPU stand-in); auto: as `gpunet info` says (default auto)")
@@ -102,6 +109,7 @@ def run_train(args: argparse.Namespace) -> int:
               f"saved (add --save {args.resume} to keep them)", file=sys.stderr)
     agree(_settings(config, args, backend, done))  # ranks started differently end here
     data = _data(config, args, backend, comm)
+    comm.timeout = args.collective_timeout  # the start, rank 0's download included, had none
     config["mean_pixel"] = data.mean_pixel
     if resumed is None:
         seeding.seed(config["seed"])
@@ -139,12 +147,15 @@ def run_train(args: argparse.Namespace) -> int:
         fit(model, loss, optimizer, data.train_x, data.train_y, epochs=config["epochs"],
             batch_size=config["batch_size"], first_epoch=done, test=(data.test_x, data.test_y),
             progress=not args.quiet, on_epoch_end=end_of_epoch, graph=args.graph, comm=comm)
+        _, accuracy = evaluate(model, loss, data.test_x, data.test_y, comm=comm)
+    except CollectiveTimeout as exc:  # every rank waiting may meet it: rank 0 says it first
+        return report(f"{exc} (--collective-timeout); {_kept(args.save)}", EXIT_ERROR,
+                      shared=True)
     except (NonFiniteLoss, KeyboardInterrupt, OSError) as exc:  # OSError: a failed write
         problem, status = (ending(exc) if isinstance(exc, KeyboardInterrupt) else
                            (os_error(exc), EXIT_ERROR) if isinstance(exc, OSError) else
                            (str(exc), EXIT_NON_FINITE))
         return report(f"{problem}; {_kept(args.save)}", status)
-    _, accuracy = evaluate(model, loss, data.test_x, data.test_y, comm=comm)
     print(f"test accuracy: {accuracy:.4f}")
     if args.metrics and comm.rank == 0:
         _write_metrics(args.metrics, config, history, accuracy)

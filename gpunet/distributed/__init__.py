@@ -13,6 +13,7 @@ from .._exports import lazy_exports
 
 _EXPORTS = {
     "comm": ("Communicator", "MPICommunicator", "RanksDiverged", "world"),
+    "deadline": ("CollectiveTimeout", "DEFAULT_TIMEOUT_S"),
     "device": ("select_device",),
     "shares": ("check_shares", "share"),
 }

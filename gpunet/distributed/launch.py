@@ -228,7 +228,9 @@ def mpi_library() -> str:
 
 def join(nproc: int | None) -> Communicator:
     """This process's communicator: the launch's ranks, checked against the
-    launcher's variables and ``nproc``, rank 0 alone printing; else the single
+    launcher's variables and ``nproc``, rank 0 alone printing, its collectives
+    without a time limit (the others wait while rank 0 reads or downloads the
+    data: the caller sets ``timeout`` once the ranks agreed); else the single
     process. (Each rank's threads: ``threads.chosen_threads``.)"""
     from .comm import Communicator, MPICommunicator
     global _world
@@ -239,6 +241,7 @@ def join(nproc: int | None) -> Communicator:
     try:
         with python_signal_handlers():
             comm = MPICommunicator()
+        comm.timeout = None
     except ImportError as exc:
         raise LaunchError(f"started as one of {size} ranks ({variable}={size}), but mpi4py "
                           f"cannot load an MPI library ({exc}): {MPI_EXTRA}") from None
@@ -312,12 +315,14 @@ def _ranks(ranks: list[int], size: int) -> str:
     return f"rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))} of {size}: "
 
 
-def report(problem: object, status: int) -> int:
+def report(problem: object, status: int, *, shared: bool = False) -> int:
     """Say ``gpunet: error: problem`` on standard error; on a rank of several
     that have not agreed on the run yet, through the agreement (``agree``), the
     rank joining the launch first if it had not; after it, rank 0 says it, and
-    another rank only where the failure may be its own, naming itself. Returns
-    ``status``."""
+    another rank only where the failure may be its own, naming itself: at once,
+    unless other ranks may meet it too (a status in SHARED_STATUSES, or
+    ``shared``: a collective that timed out), when ``finish`` gives rank 0 a
+    grace to say it first. Returns ``status``."""
     problem = escaped(str(problem))  # one line, whatever a path in it holds
     if not _agreed and _joined_to_report():
         try:
@@ -332,7 +337,7 @@ def report(problem: object, status: int) -> int:
     else:
         ours = status not in SIGNAL_STATUSES or not _launch_signalled()
         _unsaid = f"{f'rank {_world.rank} of {_world.size}: ' if ours else ''}gpunet: error: {problem}"
-        if status not in SHARED_STATUSES:
+        if status not in SHARED_STATUSES and not shared:
             _say_unsaid()
     return status
 
@@ -367,6 +372,7 @@ def _joined_to_report() -> bool:
         try:
             with python_signal_handlers():
                 comm = MPICommunicator()
+            comm.timeout = None
         except ImportError:
             return False
         _world = comm if comm.size > 1 else None
@@ -390,9 +396,9 @@ def crashed() -> int:
 def finish(status: int) -> int:
     """``status``, or, on a rank of several that failed after the ranks agreed,
     the end of every rank with it (MPI_Abort). Another rank than 0 whose failure
-    rank 0 may have met too (a shared status) gives rank 0 a grace to say it and
-    end them all; still running after it (its failure was its own, e.g. a signal
-    to it alone), it says its own line ("report") and ends them. (No grace where
+    rank 0 may have met too (a shared status, or one ``report``ed as shared) gives
+    rank 0 a grace to say it and end them all; still running after it (its failure
+    was its own, e.g. a signal to it alone), it says its own line and ends them. (No grace where
     the ranks ended together at an agreement: it is said.) A rank that could not
     join asks the launcher to end the others (``pmi.abort_launch``)."""
     if status == 0:
@@ -403,7 +409,7 @@ def finish(status: int) -> int:
             time.sleep(FORWARD_S)  # as below: the launcher reads the reason before it ends us
             abort_launch(status)
         return status
-    if _world.rank > 0 and status in SHARED_STATUSES and not _together:
+    if _world.rank > 0 and (status in SHARED_STATUSES or _unsaid is not None) and not _together:
         time.sleep(GRACE_S)
         _say_unsaid()
     sys.__stdout__.flush()

@@ -56,7 +56,8 @@ def evaluate(model: Layer, loss: Loss, inputs: Any, targets: Any,
         predicted = model.forward(x[rows])
         total_loss = total_loss + loss.sample_losses_and_gradient(predicted, y[rows])[0].sum()
         total_correct = total_correct + correct(predicted, y[rows])
-    sums = comm.sum(np.array([float(total_loss), float(total_correct)]))
+    with comm.named("the test's sums"):
+        sums = comm.sum(np.array([float(total_loss), float(total_correct)]))
     return float(sums[0]) / len(x), float(sums[1]) / len(x)
 
 
@@ -79,7 +80,9 @@ def fit(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: An
     random key, each step is shared (``epoch.steps``), the statistics and
     the test are reduced over the ranks, and after each epoch the ranks check
     that their parameters are still the same (RanksDiverged otherwise). Only
-    rank 0 shows progress; every rank gets the history."""
+    rank 0 shows progress; every rank gets the history. A collective that
+    waits longer than ``comm.timeout`` raises CollectiveTimeout (then end every
+    rank: the communicator cannot be used again)."""
     epochs = check_count("epochs", epochs, 0)
     batch_size = check_count("batch_size", batch_size, 1)
     first_epoch = check_count("first_epoch", first_epoch, 0)
@@ -96,7 +99,8 @@ def fit(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: An
     comm = Communicator() if comm is None else comm
     if comm.size > 1:
         check_shares(len(inputs), batch_size, comm.size)
-        comm.broadcast_all([*_parameters(model), *optimizer.state()])
+        with comm.named("rank 0's parameters' broadcast"):
+            comm.broadcast_all([*_parameters(model), *optimizer.state()])
     history = []
     for epoch in range(first_epoch + 1, epochs + 1):
         stats = _train_one_epoch(model, loss, optimizer, inputs, targets, epoch, epochs,
@@ -129,7 +133,8 @@ def _train_one_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Arr
     metrics = EpochMetrics(model_backend(model, inputs), n, batch_size, epoch, comm)
     start = last_refresh = time.perf_counter()
     with tqdm.tqdm(total=n, unit="sample", unit_scale=True, desc=f"epoch {epoch}/{epochs}",
-                   disable=not progress, leave=True) as bar:
+                   disable=not progress, leave=True) as bar, \
+            comm.named(f"a collective of epoch {epoch}"):
         for step in steps(model, loss, optimizer, inputs, targets, batch_size, epoch=epoch,
                           shuffle=shuffle, metrics=metrics, graph=graph, comm=comm):
             if progress and time.perf_counter() - last_refresh >= refresh:
@@ -138,7 +143,8 @@ def _train_one_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Arr
                 else:
                     _show(bar, metrics, step.rows.stop)
                 last_refresh = time.perf_counter()
-        mean_loss, accuracy = _show(bar, metrics, n)
+        with comm.named(f"epoch {epoch}'s statistics"):
+            mean_loss, accuracy = _show(bar, metrics, n)
         seconds = time.perf_counter() - start
     return EpochStats(epoch, mean_loss, accuracy, None, None, seconds,
                       n / seconds if seconds > 0 else math.inf, metrics.step_path)
