@@ -4,7 +4,8 @@
 
 Counts, under ``valgrind --tool=callgrind`` with one BLAS thread, the
 instructions of the notebook's deep model trained by the plain NumPy script
-(``plain_numpy``), by gpunet's planned step and by gpunet's eager layers, as
+(``plain_numpy``), by gpunet's planned step, by gpunet's eager layers and by a
+user's loop of gpunet's public calls (``bench_core.public_epoch``), as
 the difference between two epochs of different lengths divided by the steps
 between them, so that start-up, the data's generation and the warm-up cancel
 out. Prints millions of instructions per step and each as a ratio of the plain
@@ -22,7 +23,7 @@ import tempfile
 import numpy as np
 
 STEPS = {1: (200, 800), 128: (10, 40)}  # (short, long) epochs in steps, per batch size
-WAYS = ("plain", "planned", "eager")
+WAYS = ("plain", "planned", "eager", "public")
 
 
 def train(way: str, steps: int, batch_size: int) -> None:
@@ -31,7 +32,7 @@ def train(way: str, steps: int, batch_size: int) -> None:
     from gpunet.train import step as train_step
 
     from . import plain_numpy
-    from .bench_core import data
+    from .bench_core import data, public_epoch
 
     x, y = data(STEPS[batch_size][1] * batch_size)  # one size for both epochs: it cancels
     x, y = x[:steps * batch_size], y[:steps * batch_size]
@@ -48,8 +49,9 @@ def train(way: str, steps: int, batch_size: int) -> None:
     gpunet.seed(0)
     model = gpunet.mnist_model("deep", backend=backend)
     loss, optimizer = gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.01, 0.99)
+    epoch = public_epoch if way == "public" else gpunet.train_epoch
     for inputs, targets in ((x[:batch_size], y[:batch_size]), (x, y)):
-        gpunet.train_epoch(model, loss, optimizer, inputs, targets, batch_size)
+        epoch(model, loss, optimizer, inputs, targets, batch_size)
 
 
 def instructions(way: str, steps: int, batch_size: int) -> int:
@@ -70,6 +72,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 128], choices=STEPS,
                         help="batch sizes to count at (default 1 128)")
+    parser.add_argument("--ways", nargs="+", default=list(WAYS), choices=WAYS,
+                        help="ways to count, plain always among them (default: all)")
     parser.add_argument("--run", nargs=3, metavar=("WAY", "STEPS", "BATCH"),
                         help=argparse.SUPPRESS)  # one counted process
     args = parser.parse_args()
@@ -77,15 +81,16 @@ def main() -> None:
         way, steps, batch_size = args.run
         train(way, int(steps), int(batch_size))
         return
-    print(f"{'batch':>6} " + " ".join(f"{way:>16}" for way in WAYS))
+    ways = ["plain", *(way for way in args.ways if way != "plain")]
+    print(f"{'batch':>6} " + " ".join(f"{way:>16}" for way in ways))
     for batch_size in args.batch_sizes:
         short, long = STEPS[batch_size]
         per_step = {way: (instructions(way, long, batch_size)
                           - instructions(way, short, batch_size)) / (long - short)
-                    for way in WAYS}
+                    for way in ways}
         print(f"{batch_size:>6} " + " ".join(
             f"{per_step[way] / 1e6:8.3f}M {per_step[way] / per_step['plain']:5.2f}x"
-            for way in WAYS))
+            for way in ways))
 
 
 if __name__ == "__main__":
