@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from .. import seeding
 from . import splitmix
-from .activations import ActivationCall, ActivationsByName
+from .activations import ACTIVATIONS, ActivationCall, ActivationsByName
 from .draw_window import DrawWindow
 from .graph_step import GraphStepOperations
 from .planned_step import PlannedStepOperations
@@ -200,20 +200,16 @@ class Backend(ActivationsByName, MatrixProducts, PlannedStepOperations, GraphSte
     # also a method of its own name (``ActivationsByName``): backend.tanh(x).
     def activate(self, activation: ActivationCall, x: Array, out: Array | None = None) -> Array:
         """y = f(x), f the activation ``activation`` calls (activations.py)."""
-        return activation.formulas.forward(self.xp, x, out, *activation.values)
+        return ACTIVATIONS[activation.name].forward(self.xp, x, out, *activation.values)
 
     def activate_grad(self, activation: ActivationCall, y: Array, gy: Array,
                       out: Array | None = None) -> Array:
-        """dL/dx = f'(x) gy, from f's output ``y`` and its gradient ``gy``."""
-        return activation.formulas.gradient(self.xp, y, gy, self._grad_out(y, gy, out),
-                                            *activation.values)
-
-    def _grad_out(self, y: Array, gy: Array, out: Array | None) -> Array:
-        """``out``, else a new array for an activation gradient of ``y`` and ``gy``."""
-        if out is not None:
-            return out
-        dtype = y.dtype if y.dtype == gy.dtype else self.xp.result_type(y, gy)
-        return self.xp.empty(y.shape, dtype)
+        """dL/dx = f'(x) gy, from f's output ``y`` and its gradient ``gy``, into
+        ``out`` if given, else a new array of their promoted dtype."""
+        if out is None:
+            xp = self.xp
+            out = xp.empty(y.shape, y.dtype if y.dtype == gy.dtype else xp.result_type(y, gy))
+        return ACTIVATIONS[activation.name].gradient(self.xp, y, gy, out, *activation.values)
 
     # -- along rows: the last axis of (N, k) arrays, or of one (k,) row ---------
     def softmax_cross_entropy(self, z: Array, a: Array, scale: float) -> tuple[Array, Array]:

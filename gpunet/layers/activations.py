@@ -43,7 +43,9 @@ class Activation(Layer):
         return self.output
 
     def backward(self, gradient: Any) -> Array:
-        y = self._saved(self.output)
+        y = self.output
+        if y is None:
+            raise self._not_saved()
         backend, gy = backend_of(y), gradient
         if type(gy) is not type(y) or gy.dtype != y.dtype:
             gy = backend.asarray(gy, y.dtype)

@@ -56,7 +56,9 @@ class Dropout(Layer):
         if not self.train:
             raise RuntimeError("Dropout.backward called in evaluation mode (train=False): "
                                "set train = True before the forward pass you differentiate")
-        mask = self._saved(self.mask)
+        mask = self.mask
+        if mask is None:
+            raise self._not_saved()
         gy = gradient
         if type(gy) is not type(mask) or gy.dtype != mask.dtype:
             gy = backend_of(mask).asarray(gy, mask.dtype)

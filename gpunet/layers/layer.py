@@ -59,11 +59,10 @@ class Layer:
         them at once. None otherwise."""
         return None
 
-    def _saved(self, value: Any) -> Any:
-        if value is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward: "
-                               "there is no saved forward pass to differentiate")
-        return value
+    def _not_saved(self) -> RuntimeError:
+        """The error of a backward called before any forward (what it saves is None)."""
+        return RuntimeError(f"{type(self).__name__}.backward called before forward: "
+                            "there is no saved forward pass to differentiate")
 
 
 def check_same_shape(gradient: Array, output: Array, layer: Layer) -> None:

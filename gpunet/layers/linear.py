@@ -64,7 +64,9 @@ class Linear(Layer):
 
     def _store_grads(self, gradient: Any) -> Array:
         """Write dW and db for ``gradient`` into w_grad and b_grad; return it as an array."""
-        x = self._saved(self.input)
+        x = self.input
+        if x is None:
+            raise self._not_saved()
         backend, gy = self.backend, gradient
         if type(gy) is not backend.array_type or gy.dtype != self.w.dtype:
             gy = backend.asarray(gy, self.w.dtype)
