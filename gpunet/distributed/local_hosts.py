@@ -103,6 +103,8 @@ class LocalHosts:
         """End every process in the hosts (SIGKILL), remove them and their files."""
         for name in self.names:
             _remove(name)
+        subprocess.run(["ip", "link", "delete", self.veths[0]], capture_output=True,
+                       timeout=COMMAND_S, stdin=subprocess.DEVNULL)  # if still here, not moved
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
 
