@@ -164,11 +164,14 @@ class Backend(ActivationsByName, MatrixProducts, PlannedStepOperations, GraphSte
         return self._buffers
 
     def _bits(self, first: int, n: int, out: Array | None = None, work: Array | None = None,
-              offsets: Array | None = None, key: int | None = None) -> Array:
+              offsets: Array | None = None, key: int | None = None,
+              top: bool = False) -> Array:
         """SplitMix64 of counters first .. first + n - 1, mix(key + c * GAMMA),
         computed as (key + first * GAMMA) + i * GAMMA modulo 2^64; into ``out``,
         with ``work`` and the ``offsets`` i * GAMMA, if given (uint64 arrays of n);
-        ``key`` this backend's unless given."""
+        ``key`` this backend's unless given. With ``top`` only the top 33 bits are
+        SplitMix64's: the last round, z ^= z >> 31, which leaves them as they
+        are, is skipped (two passes of nine)."""
         xp = self.xp
         if offsets is None:
             offsets = xp.arange(n, dtype=np.uint64)
@@ -177,7 +180,7 @@ class Backend(ActivationsByName, MatrixProducts, PlannedStepOperations, GraphSte
         key = self.key if key is None else key
         z = xp.add(offsets, np.uint64((key + first * int(GAMMA)) % 2 ** 64), out=out)
         work = xp.empty_like(z) if work is None else work
-        for shift, mix in ((30, MIX1), (27, MIX2), (31, None)):
+        for shift, mix in ((30, MIX1), (27, MIX2), (31, None))[:2 if top else 3]:
             z ^= xp.right_shift(z, U64[shift], out=work)
             if mix is not None:
                 z *= mix
@@ -186,8 +189,8 @@ class Backend(ActivationsByName, MatrixProducts, PlannedStepOperations, GraphSte
     def _uniform24(self, first: int, n: int, out: Array | None = None, bits: Array | None = None,
                    work: Array | None = None, offsets: Array | None = None,
                    key: int | None = None) -> Array:
-        top = self.xp.right_shift(self._bits(first, n, bits, work, offsets, key), U64[40],
-                                  out=work)
+        top = self.xp.right_shift(self._bits(first, n, bits, work, offsets, key, top=True),
+                                  U64[40], out=work)
         return self.xp.multiply(top, 2.0 ** -24, out=out, dtype=np.float32)
 
     def permutation(self, n: int) -> Array:

@@ -223,6 +223,17 @@ def test_uniform_draws_are_the_same_in_both_dtypes_and_in_range(backend):
     assert abs(np.corrcoef(u.ravel()[:-1], u.ravel()[1:])[0, 1]) < 5 / np.sqrt(u.size)
 
 
+def test_uniform_draws_are_the_top_24_bits_of_full_splitmix64(numpy_backend):
+    """uniform skips SplitMix64's last round, which leaves the top 33 bits alone:
+    its draws are those of random_bits, the whole generator, over 2^20 counters."""
+    for key in (0, 2 ** 64 - 1, 0x9E3779B97F4A7C15):
+        numpy_backend.restart(key, 5)
+        bits = numpy_backend.random_bits(1 << 20)
+        numpy_backend.restart(key, 5)
+        draws = numpy_backend.uniform((1 << 20,), np.float64)
+        np.testing.assert_array_equal(draws, (bits >> np.uint64(40)) * 2.0 ** -24)
+
+
 def test_small_draws_from_the_block_equal_direct_ones(backend):
     """uniform serves small requests from a block computed ahead: the values
     depend only on key and counter, however they are requested."""
