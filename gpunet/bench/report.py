@@ -7,6 +7,7 @@ from typing import Any
 
 from ..atomic import replacing
 from .flags import LOAD_MARK, NOISY_MARK, NOISY_SPREAD, load_limit, marks
+from .scaling import ALLREDUCE_HOSTS
 
 UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
 LIBRARIES = (("NumPy", "numpy"), ("CuPy", "cupy"), ("PyTorch", "torch"))  # name, environment key
@@ -38,7 +39,7 @@ def markdown(measured: dict[str, Any]) -> str:
              *notes(measured), ""]
     lines += _training_table([r for r in measured["results"] if r.get("case") == "train"])
     lines += _scaling_section([r for r in measured["results"]
-                               if r.get("case") in ("scaling", "allreduce")])
+                               if r.get("case") in ("scaling", "allreduce", ALLREDUCE_HOSTS)])
     lines += _op_table([r for r in measured["results"] if r.get("case") == "op"])
     if measured.get("skipped"):
         lines += ["## Not measured", ""] + [f"- {reason}" for reason in measured["skipped"]] + [""]
@@ -143,11 +144,14 @@ def _scaling_section(records: list[dict[str, Any]]) -> list[str]:
                      f"| {r['samples_per_s']:,.0f}{marks(r)} | {_times(r)} | {r['spread']:.0%} "
                      f"| {speedup} | {efficiency} |")
     lines += ["", "`MPICommunicator.allreduce` of a model's float32 gradient, timed on rank 0 "
-              "from a barrier:", "",
-              "| gradient of | ranks | elements | time min / median / max | spread |",
-              "| --- | --- | --- | --- | --- |"]
-    for r in (r for r in records if r["case"] == "allreduce"):
-        lines.append(f"| {r['model']} | {r['ranks']} | {r['elements']:,} "
+              "from a barrier, between the ranks of one host and, where they can be made, "
+              "of two hosts on this machine (network namespaces joined by TCP):", "",
+              "| gradient of | ranks | between | elements | time min / median / max | spread |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for r in (r for r in records if r["case"] in ("allreduce", ALLREDUCE_HOSTS)):
+        between = ("1 host (shared memory)" if r["case"] == "allreduce"
+                   else f"2 hosts (TCP, {-(-r['ranks'] // 2)} a host)")
+        lines.append(f"| {r['model']} | {r['ranks']} | {between} | {r['elements']:,} "
                      f"| {_times(r)}{marks(r)} | {r['spread']:.0%} |")
     return lines + [""]
 

@@ -89,8 +89,12 @@ def test_the_rows_are_written_to_json_and_markdown(ranks_run, tmp_path):
     [two] = [r for r in by_case(ranks_run, "scaling") if r["ranks"] == 2]
     [row] = [line for line in lines if line.startswith("| 2 | ")]
     assert row.endswith(f"| {two['speedup']:.2f}x | {two['efficiency']:.0%} |")
-    assert [line.split(" | ")[:3] for line in lines if line.startswith(("| deep |", "| wide |"))] \
-        == [["| deep", "2", f"{DEEP:,}"], ["| wide", "2", f"{WIDE:,}"]]
+    rows = [line.split(" | ")[:4] for line in lines if line.startswith(("| deep |", "| wide |"))]
+    shared = [[f"| {model}", "2", "1 host (shared memory)", f"{n:,}"]
+              for model, n in (("deep", DEEP), ("wide", WIDE))]
+    tcp = [] if NO_HOSTS else [[f"| {model}", "2", "2 hosts (TCP, 1 a host)", f"{n:,}"]
+                               for model, n in (("deep", DEEP), ("wide", WIDE))]
+    assert rows == shared + tcp
 
 
 @pytest.mark.skipif(NO_HOSTS is not None, reason=f"no two hosts here: {NO_HOSTS}")
@@ -132,13 +136,17 @@ def test_markdown_rows_of_the_epochs_and_the_allreduces():
         epoch_record(1, [1.0, 1.1, 1.2]),
         epoch_record(2, [0.6, 0.6, 0.9], speedup=1.1 / 0.6, efficiency=1.1 / 1.2),
         {"case": "allreduce", "model": "deep", "ranks": 2, "dtype": "float32",
-         "elements": DEEP, "bytes": 4 * DEEP, **Timing([30e-6, 35e-6, 80e-6], 1).record()}]))
+         "elements": DEEP, "bytes": 4 * DEEP, **Timing([30e-6, 35e-6, 80e-6], 1).record()},
+        {"case": scaling.ALLREDUCE_HOSTS, "model": "deep", "ranks": 4, "dtype": "float32",
+         "elements": DEEP, "bytes": 4 * DEEP, **Timing([100e-6, 110e-6, 120e-6], 1).record()}]))
     lines = text.splitlines()
     assert "| 1 | 1 | 1,000 | 909 | 1 / 1.1 / 1.2 s | 18% |  |  |" in lines
     assert f"| 2 | 1 | 1,000 | 1,667 {NOISY_MARK} | 600 / 600 / 900 ms | 50% | 1.83x | 92% |" \
         in lines
-    assert f"| deep | 2 | 23,970 | 30 / 35 / 80 µs {NOISY_MARK} | 143% |" in lines
-    assert "2 of 3 measurements" in text
+    assert (f"| deep | 2 | 1 host (shared memory) | 23,970 | 30 / 35 / 80 µs {NOISY_MARK} "
+            "| 143% |") in lines
+    assert "| deep | 4 | 2 hosts (TCP, 2 a host) | 23,970 | 100 / 110 / 120 µs | 18% |" in lines
+    assert "2 of 4 measurements" in text
 
 
 def test_nothing_scaled_no_section():
