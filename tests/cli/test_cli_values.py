@@ -28,3 +28,24 @@ def test_too_many_ranks_are_refused_before_any_starts(monkeypatch, capsys, optio
     monkeypatch.setattr(train_command, "launch", lambda *a: pytest.fail("ranks were started"))
     assert main(["train", "--dataset", "fashion-mnist", "--quiet", *options]) == 2
     assert capsys.readouterr().err.startswith(f"gpunet: error: {message}")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("-1", "must be a positive number of seconds, or 0 or off for no limit, got -1"),
+    ("nan", "must be a positive number of seconds, or 0 or off for no limit, got nan"),
+    ("inf", "must be a positive number of seconds, or 0 or off for no limit, got inf"),
+    ("soon", "expected seconds or off, got 'soon'"),
+])
+def test_a_bad_collective_timeout_is_refused_as_other_values_are(capsys, text, message):
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args(["train", "--collective-timeout", text])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == f"gpunet train: error: argument --collective-timeout: {message}"
+
+
+@pytest.mark.parametrize("given, value", [([], 600.0), (["--collective-timeout", "2.5"], 2.5),
+                                          (["--collective-timeout", "0"], None),
+                                          (["--collective-timeout", "off"], None)])
+def test_the_collective_timeout_is_seconds_or_none(given, value):
+    assert build_parser().parse_args(["train", *given]).collective_timeout == value

@@ -153,6 +153,23 @@ def test_a_shared_failure_rank_0_did_not_meet_is_said_by_the_rank_after_the_grac
     assert world.aborted == [status] and stderr.getvalue() == said
 
 
+def test_a_timed_out_collective_on_rank_1_waits_for_rank_0_to_say_it(as_rank, monkeypatch):
+    """Every rank waiting in a stuck collective times out: rank 1's line (status 1,
+    ``shared``) waits out rank 0's grace, said only if rank 0 has not ended the ranks."""
+    world, events = as_rank(1)
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "__stderr__", stderr)
+    monkeypatch.setattr(launch, "_silence_standard_error",
+                        lambda: events.append(("silenced after", stderr.getvalue())))
+    assert launch.report("an allreduce did not finish within 3 s", 1, shared=True) == 1
+    assert stderr.getvalue() == ""
+    launch.finish(1)
+    said = "rank 1 of 2: gpunet: error: an allreduce did not finish within 3 s\n"
+    assert events == [("sleep", launch.GRACE_S), ("sleep", launch.FORWARD_S),
+                      ("silenced after", said)]
+    assert world.aborted == [1]
+
+
 def test_a_rank_that_succeeded_aborts_nothing(as_rank):
     world, events = as_rank(1)
     assert launch.finish(0) == 0 and world.aborted == [] and events == []
