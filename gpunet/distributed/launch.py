@@ -417,7 +417,10 @@ def finish(status: int) -> int:
     time.sleep(FORWARD_S)  # an abort can end the job before mpiexec has read the reason
     _silence_standard_error()
     _world.mpi.Abort(status)
-    return status
+    # MPICH 5's MPI_Abort returns, leaving the end to mpiexec: a rank cut off from it
+    # (a partition) would wait in MPI_Finalize at exit, so this process ends here.
+    os._exit(status)
+    return status  # (where os._exit is stood in for)
 
 
 def _silence_standard_error() -> None:

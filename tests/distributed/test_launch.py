@@ -114,6 +114,7 @@ def as_rank(monkeypatch):
     events = []
     monkeypatch.setattr(launch.time, "sleep", lambda s: events.append(("sleep", s)))
     monkeypatch.setattr(launch, "_silence_standard_error", lambda: events.append("silenced"))
+    monkeypatch.setattr(launch.os, "_exit", lambda status: events.append(("exit", status)))
 
     def make(rank, size=2):
         world = FakeWorld(rank, size)
@@ -127,12 +128,12 @@ def as_rank(monkeypatch):
 def test_a_failing_rank_ends_every_rank_with_its_status(as_rank, rank, status, waits):
     """Rank 0 aborts once mpiexec has had time to pass on what it said; another rank
     waits first where rank 0 meets the same failure and says why; fd 2 is silenced so
-    MPICH adds no line of its own."""
+    MPICH adds no line of its own; the process ends at once (MPICH's abort returns)."""
     world, events = as_rank(rank)
     launch.finish(status)
     assert world.aborted == [status]
     assert events == [*([("sleep", launch.GRACE_S)] if waits else []),
-                      ("sleep", launch.FORWARD_S), "silenced"]
+                      ("sleep", launch.FORWARD_S), "silenced", ("exit", status)]
 
 
 @pytest.mark.parametrize("status", [130, 143, 129, 3])
@@ -149,7 +150,7 @@ def test_a_shared_failure_rank_0_did_not_meet_is_said_by_the_rank_after_the_grac
     launch.finish(status)
     said = "rank 1 of 2: gpunet: error: interrupted\n"
     assert events == [("sleep", launch.GRACE_S), ("sleep", launch.FORWARD_S),
-                      ("silenced after", said)]
+                      ("silenced after", said), ("exit", status)]
     assert world.aborted == [status] and stderr.getvalue() == said
 
 
@@ -166,7 +167,7 @@ def test_a_timed_out_collective_on_rank_1_waits_for_rank_0_to_say_it(as_rank, mo
     launch.finish(1)
     said = "rank 1 of 2: gpunet: error: an allreduce did not finish within 3 s\n"
     assert events == [("sleep", launch.GRACE_S), ("sleep", launch.FORWARD_S),
-                      ("silenced after", said)]
+                      ("silenced after", said), ("exit", 1)]
     assert world.aborted == [1]
 
 
