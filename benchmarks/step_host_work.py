@@ -46,7 +46,7 @@ def stand_in_cupy() -> types.ModuleType:
     """A ``cupy`` of NumPy's arrays whose products do nothing."""
     cupy = types.ModuleType("cupy")
     for name in ("ndarray", "empty", "zeros", "zeros_like", "empty_like", "asarray", "arange",
-                 "full", "ones", "add", "take"):
+                 "full", "ones", "add", "take", "ascontiguousarray"):
         setattr(cupy, name, getattr(np, name))
     cupy.matmul = lambda a, b, out=None: out
     cupy.multiply = lambda a, b, out=None: out

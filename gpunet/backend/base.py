@@ -139,18 +139,23 @@ class Backend(ActivationsByName, MatrixProducts, PlannedStepOperations, GraphSte
             self.drawn = first + n
         else:
             first = self.take_draws(shape, window)
-        if n > UNIFORM_BLOCK:
-            draws = self._uniform24(first, n)
-        else:
-            offset = first - self._block_first
-            if self._block is None or offset + n > UNIFORM_BLOCK:
-                self._block_first, offset = first, 0
-                self._block = self._uniform24(first, UNIFORM_BLOCK, *self._block_buffers())
-            draws = self._block[offset:offset + n]
+        draws = self._draws(first, n)
         if out is None:
             return draws.astype(dtype).reshape(shape)
         out.reshape(n)[...] = draws
         return out
+
+    def _draws(self, first: int, n: int) -> Array:
+        """The uniform draws of counters first .. first + n - 1 (float32): a small
+        request from the block computed ahead, which it computes anew where they
+        do not lie in it; a large one computed alone."""
+        if n > UNIFORM_BLOCK:
+            return self._uniform24(first, n)
+        offset = first - self._block_first
+        if self._block is None or offset < 0 or offset + n > UNIFORM_BLOCK:
+            self._block_first, offset = first, 0
+            self._block = self._uniform24(first, UNIFORM_BLOCK, *self._block_buffers())
+        return self._block[offset:offset + n]
 
     def _block_buffers(self) -> tuple[Array, Array, Array, Array]:
         """For the uniform block, made once: its float32 draws, two uint64 work

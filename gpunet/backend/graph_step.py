@@ -42,11 +42,13 @@ def graph_state(offset: int, counter: int, key: int, rows: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class StateRows:
-    """The ``batch`` rows of ``data`` (C-contiguous, one row per sample) from the
-    row whose address is state[ROWS]: a graph step's batch, read in place."""
+    """The ``batch`` rows of ``data`` (C-contiguous, one row per sample, at
+    ``address``) from the row whose address is state[ROWS]: a graph step's
+    batch, read in place."""
     data: Array
     state: Array
     batch: int
+    address: int
 
 
 class GraphCaptureError(RuntimeError):
@@ -67,7 +69,7 @@ class GraphStepOperations:
     def state_rows(self, rows: StateRows) -> Array:
         """The array ``rows`` names, found from the address in its state."""
         data = rows.data
-        start = (int(rows.state[ROWS]) - self.address(data)) // data.strides[0]
+        start = (int(rows.state[ROWS]) - rows.address) // data.strides[0]
         return data[start:start + rows.batch]
 
     def update_and_advance(self, param: Array, grad: Array, velocity: Array | None,

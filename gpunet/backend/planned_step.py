@@ -27,7 +27,9 @@ class PlannedStepOperations:
     keep_mask: Callable[[Array, float, float], Array]
     activate: Callable[..., Array]
     activate_grad: Callable[..., Array]
-    _uniform24: Callable[[int, int], Array]
+    _uniform24: Callable[..., Array]
+    _draws: Callable[[int, int], Array]
+    key: int
 
     def dense_forward(self, z: Array, bias: Array, y: Array, *,
                       activation: str | ActivationCall | None = None,
@@ -50,15 +52,17 @@ class PlannedStepOperations:
                 draws = self.uniform(z.shape, z.dtype, out=mask, window=window)
             else:
                 values, skip = state
-                mask.reshape(-1)[...] = self._uniform24(int(values[COUNTER]) + skip, z.size,
-                                                        key=int(values[KEY]))
+                key, first = int(values[KEY]), int(values[COUNTER]) + skip
+                mask.reshape(-1)[...] = (self._draws(first, z.size) if key == self.key
+                                         else self._uniform24(first, z.size, key=key))
                 draws = mask
             z *= self.keep_mask(draws, p, scale)
         if activation is None:
             if y is not z:
                 y[...] = z
             return y
-        return self.activate(activation_call(activation), z, y)
+        return self.activate(activation if type(activation) is not str
+                             else activation_call(activation), z, y)
 
     def dense_backward(self, y: Array | None, gy: Array, dz: Array | None, db: Array, *,
                        activation: str | ActivationCall | None = None,
@@ -67,10 +71,11 @@ class PlannedStepOperations:
         with dropout), into ``dz``, and its column sums, the bias gradient, into
         ``db``. Returns dz: ``gy`` itself when there is neither."""
         if activation is not None:
-            gy = self.activate_grad(activation_call(activation), y, gy, dz)
+            gy = self.activate_grad(activation if type(activation) is not str
+                                    else activation_call(activation), y, gy, dz)
         if mask is not None:
             gy = self.xp.multiply(gy, mask, out=dz)
-        gy.sum(axis=0, out=db)
+        self.xp.add.reduce(gy, axis=0, out=db)  # gy.sum(axis=0), without its Python layer
         return gy
 
     def dense_softmax_cross_entropy(self, z: Array, bias: Array, a: Array, scale: float,
@@ -88,17 +93,18 @@ class PlannedStepOperations:
             rows = slice(int(state[OFFSET]), int(state[OFFSET]) + len(z))
             a, losses, hits = a[rows], losses[rows], hits[rows]
         z += bias
+        # the reductions as ndarray.max and .sum make them, without their Python layer
         xp.equal(z.argmax(axis=-1), a.argmax(axis=-1), out=hits)
-        xp.subtract(z, z.max(axis=-1, keepdims=True), out=z)
+        xp.subtract(z, xp.maximum.reduce(z, axis=-1, keepdims=True), out=z)
         xp.exp(z, out=gradient)
-        total = gradient.sum(axis=-1, keepdims=True)
+        total = xp.add.reduce(gradient, axis=-1, keepdims=True)
         z -= xp.log(total)
         weighted = a != 0
         xp.multiply(z, a, out=z, where=weighted)
-        z.sum(axis=-1, where=weighted, dtype=z.dtype, out=losses)
+        xp.add.reduce(z, axis=-1, where=weighted, dtype=z.dtype, out=losses)
         xp.negative(losses, out=losses)
         gradient /= total
         gradient -= a
         if scale != 1:
             gradient *= scale
-        gradient.sum(axis=0, out=db)
+        xp.add.reduce(gradient, axis=0, out=db)

@@ -1,7 +1,8 @@
 """A planned step replayed as a graph: what varies per step lives on the device.
 
 At the start of an epoch the step takes the epoch's inputs and targets in its
-order into buffers of its own (one gather an epoch), and has arrays of its own
+order into buffers of its own (one gather an epoch; without an order it reads
+them as they are), and has arrays of its own
 for each sample's loss and hit (``GraphStep`` lends them to the epoch's
 metrics). Each step then reads its
 rows, its dropout counter and key from a state on the device, trains
@@ -28,7 +29,7 @@ import numpy as np
 
 from ..backend import Array, Backend
 from ..backend.graph_step import (COUNTER, KEY, STATE_SIZE, GraphCaptureError, Replay,
-                                  graph_state)
+                                  StateRows, graph_state)
 from ..layers import Layer
 from .step import StepPlan
 
@@ -71,7 +72,8 @@ class StepGraph:
         b, batch = plan.backend, plan.batch
         self.plan, self.backend, self.captured = plan, b, captured
         self.x: Array | None = None  # the epoch's inputs in its order, then targets, ...
-        self.y = self.losses = self.hits = None
+        self.y = self.losses = self.hits = self.batch_rows = None
+        self.gathered: tuple[Array, Array] | None = None  # the buffers an order is taken into
         self.state = b.xp.zeros(STATE_SIZE, np.uint64)
         row_bytes = plan.stages[0].linear.input_dim * np.dtype(plan.dtype).itemsize
         self.delta = b.xp.asarray(graph_state(offset=batch, counter=plan.counters, key=0,
@@ -81,23 +83,31 @@ class StepGraph:
         self.velocity = self.scratch = None
         # the warm-up through the plan, then a recorded step run eagerly, done; the replay
         self.warm, self.recorded, self.replay = False, False, None
-        self.baked: tuple[tuple, list[Array]] = ((), [])  # plan.baked() at the capture
+        self.baked: tuple[tuple, list[Array]] = ((), [])  # plan.baked() for this step
         self.path = "planned"  # until a capture succeeds
 
     def start_epoch(self, x: Array, y: Array, order: Array | None) -> None:
         """Take the epoch's data ``x``, ``y`` (in the plan's dtype) in ``order``
-        (None: as they are), and set the state to row 0, the backend's next
-        counter and its key (one small copy to the device)."""
+        (gathered into buffers of its own, kept from epoch to epoch), or, without
+        an order, as they are (C-contiguous); and set the state to row 0, the
+        backend's next counter and its key (one small copy to the device). New
+        arrays to read, or of another size, mean a new capture."""
         b, xp = self.backend, self.backend.xp
-        if self.x is None or self.x.shape != x.shape or self.y.shape != y.shape:
-            self.x, self.y = xp.empty_like(x), xp.empty_like(y)
-            self.losses, self.hits = xp.empty(len(x), "float64"), xp.empty(len(x), bool)
-            self.replay = None  # the captured step holds the old arrays
         if order is None:
-            self.x[...], self.y[...] = x, y
+            data = xp.ascontiguousarray(x), xp.ascontiguousarray(y)
         else:
-            xp.take(x, order, axis=0, out=self.x)
-            xp.take(y, order, axis=0, out=self.y)
+            data = self.gathered
+            if data is None or data[0].shape != x.shape or data[1].shape != y.shape:
+                data = self.gathered = xp.empty_like(x), xp.empty_like(y)
+            xp.take(x, order, axis=0, out=data[0])
+            xp.take(y, order, axis=0, out=data[1])
+        if data[0] is not self.x or data[1] is not self.y:
+            self.x, self.y = data
+            self.batch_rows = StateRows(self.x, self.state, self.plan.batch, b.address(self.x))
+            self.replay = None  # the captured step holds the arrays it read
+        if self.losses is None or len(self.losses) != len(x):
+            self.losses, self.hits = xp.empty(len(x), "float64"), xp.empty(len(x), bool)
+            self.replay = None
         self.state[...] = xp.asarray(graph_state(0, b.drawn, b.key, b.address(self.x)))
         self.written = (self.written[0], b.drawn, b.key)
 
@@ -115,14 +125,14 @@ class StepGraph:
             self.written, self.warm = (self.written[0], b.drawn, b.key), True
             return
         self._write(plan.rates(), b.drawn, b.key)
-        baked = plan.baked()
+        baked = plan.baked()  # what the capture took as it found it: unchanged since?
         if self.replay is not None and not (baked[0] == self.baked[0]
                                             and _identical(baked[1], self.baked[1])):
             self.replay = None
+        self.baked = baked
         if self.replay is not None:
             self.replay()
         elif self.captured and self.recorded:
-            self.baked = baked
             self.replay, self.path = capture(b, self.record)
         else:  # eagerly: the planned step, or before the first capture
             b.run_step(self.record)
@@ -144,7 +154,8 @@ class StepGraph:
     def record(self) -> None:
         """The step's backend operations, every per-step value read from the device."""
         b, plan = self.backend, self.plan
-        plan.run(self.x, self.y, self.losses, self.hits, state=self.state)
+        plan.run(self.batch_rows, self.y, self.losses, self.hits, state=self.state,
+                 dropouts=self.baked[0])
         param, grad = plan.flat.pair
         state = plan.optimizer.state()
         if self.scratch is None:

@@ -57,13 +57,13 @@ class StepPlan:
         self.counters = sum(sizes)
         self.skips = [sum(sizes[:i]) for i in range(len(stages))]
         # Each call's arguments, built once, so run() is a loop of direct calls:
-        # per hidden stage forward (stage, w, z, b, activation, mask, skip); per
+        # per hidden stage forward (w, z, b, activation, mask, skip); per
         # stage backward, last first, (y or None, gy, dz, db (None: the last,
         # whose bias gradient comes with the loss), activation, mask, dW, input
         # (None: run's x), w, gradient passed down (None: the first)).
         inputs = [None, *self.outputs[:-1]]
         below = [None, *self.output_grads[:-1]]
-        self.forwards = [(s, s.linear.w, z, s.linear.b, s.activation, mask, skip)
+        self.forwards = [(s.linear.w, z, s.linear.b, s.activation, mask, skip)
                          for s, z, mask, skip in zip(stages[:-1], self.outputs, self.masks,
                                                      self.skips)]
         self.backwards = [(z if s.activation else None, gy, dz,
@@ -88,26 +88,28 @@ class StepPlan:
             return optimizer.lr, optimizer.mo, 1 - optimizer.mo
         return (optimizer.lr,)
 
-    def run(self, x: Array, targets: Array, losses: Array, hits: Array,
+    def run(self, x: Array | StateRows, targets: Array, losses: Array, hits: Array,
             state: Array | None = None,
             reduce: Callable[[Layer], None] | None = None,
-            window: DrawWindow | None = None) -> None:
+            window: DrawWindow | None = None,
+            dropouts: tuple | None = None) -> None:
         """Train on the batch ``x``, ``targets`` (``batch`` rows, in the plan's
         dtype); each sample's loss goes into ``losses`` and its hit into ``hits``,
-        then update. With a graph step's ``state``, ``x``, ``targets``, ``losses``
-        and ``hits`` are the epoch's, the batch at the state's rows, the dropout
-        draws are read from it (``dense_forward``), the backend's counters are
-        left alone, and the caller updates (``update_and_advance``).
+        then update. With a graph step's ``state``, ``x`` is a StateRows of it
+        and ``targets``, ``losses`` and ``hits`` are the epoch's, the batch at the
+        state's rows, the dropout draws are read from it (``dense_forward``), the
+        backend's counters are left alone, and the caller updates
+        (``update_and_advance``). ``dropouts``: each stage's dropout (p, scale)
+        as ``baked()`` read them, if the caller did.
         ``reduce(model)``, if given, runs between the gradients and the update,
         and ``window`` says which rows of the whole batch's dropout draws these
         are (data-parallel training: ``Communicator.allreduce_gradients``,
         ``Dropout.forward``)."""
-        b = self.backend
-        x = x if state is None else StateRows(x, state, self.batch)
-        h = x
-        for stage, w, z, bias, activation, mask, skip in self.forwards:
+        b, h = self.backend, x
+        dropouts = dropouts or [stage.dropout_args for stage in self.stages]
+        for (w, z, bias, activation, mask, skip), dropout in zip(self.forwards, dropouts):
             b.gemm(h, w, out=z, trans_b=True)
-            b.dense_forward(z, bias, z, activation=activation, dropout=stage.dropout_args,
+            b.dense_forward(z, bias, z, activation=activation, dropout=dropout,
                             mask=mask, window=window,
                             state=None if state is None or mask is None else (state, skip))
             h = z

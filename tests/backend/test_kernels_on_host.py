@@ -724,7 +724,7 @@ def test_fallback_gemm_reads_a_graph_steps_batch_at_its_offset(kernels, which):
     """A StateRows operand (the first layer's x W^T and dz^T x) is read from row
     state[OFFSET] of the epoch's data."""
     data, state = draw((9, 4), np.float32, seed=16), graph_state(5, 0, 0, 0)
-    rows = StateRows(data, state, 3)
+    rows = StateRows(data, state, 3, data.ctypes.data)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(kernels, "captured_gemm", "fallback GEMM", raising=False)
         if which == "a":
