@@ -249,11 +249,7 @@ def test_a_killed_host_ends_every_rank_within_10_s(fashion_dir, tmp_path):
 
 @needs_hosts
 @needs_timeout
-@pytest.mark.parametrize("how", [
-    pytest.param("link down", marks=pytest.mark.xfail(strict=True, reason=(
-        "the cut-off host's ranks block in MPI_Abort for ever (its launcher is out of reach) "
-        "until launch.finish arms a fallback end (issue 24 item 2)"))),
-    "SIGSTOP"])
+@pytest.mark.parametrize("how", ["link down", "SIGSTOP"])
 def test_a_partition_or_a_stopped_rank_ends_every_process(fashion_dir, tmp_path, how):
     ckpt = tmp_path / "run.ckpt"
     limit = COLLECTIVE_TIMEOUT_S + 30
