@@ -105,6 +105,7 @@ def test_the_terminal_line_of_a_case_marks_it_as_results_md_does():
 
 def test_the_scaling_line_marks_its_measurements(monkeypatch):
     monkeypatch.setattr(scaling, "mpi_launcher", lambda: Path("mpiexec"))
+    monkeypatch.setattr(scaling, "unavailable", lambda: "no hosts in this test")
     monkeypatch.setattr(scaling, "time_epochs", lambda comm, samples, epochs: Timing([1.0] * 3, 1))
     monkeypatch.setattr(scaling, "run_ranks", lambda *args: {
         "epoch_s": [0.5, 0.5, 0.9], "blas_threads": 1,
@@ -115,7 +116,8 @@ def test_the_scaling_line_marks_its_measurements(monkeypatch):
     assert "under_load" not in two  # the ranks are themselves the load
     assert said == [f"scaling deep batch 128: 1 process 64 samples/s {LOAD_MARK} load 1.9, "
                     f"2 ranks 128 samples/s {NOISY_MARK} (2.00x, efficiency 100%); "
-                    "allreduce deep 10 µs, wide 100 µs"]
+                    "allreduce deep 10 µs, wide 100 µs",
+                    "skipping the allreduce between 2 hosts: no hosts in this test"]
 
 
 def loaded_record(what, before, after, under_load):
