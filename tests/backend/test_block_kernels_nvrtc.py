@@ -18,34 +18,17 @@ import pytest
 
 from gpunet.backend import block_kernels
 from gpunet.backend.block_kernels import BLOCK_KERNELS, OPTIONS, name_expression, source
+from helpers.nvrtc import WIDENING_STORE, usable_nvrtc
 
 ARCHS = ("compute_80", "compute_90")
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # CuPy adds -ftz=true to every NVRTC compile (cupy/cuda/compiler.py: _compile_with_cache_cuda).
 CUPY_OPTIONS = OPTIONS + ("-ftz=true",)
-# The double-precision PTX of rounding a float32 loss into a float64 output:
-# the register, the one conversion, the store.
-WIDENING_STORE = re.compile(r"(\.reg \.f64|cvt(\.ftz)?\.f64\.f32|st\.global\.f64)\s")
 
 
 @pytest.fixture(scope="module")
-def cupy() -> Any:
-    try:
-        import cupy
-    except ImportError as exc:
-        pytest.skip(f"CuPy is not installed (pip install -e '.[kernels]'): {exc}")
-    return cupy
-
-
-@pytest.fixture(scope="module")
-def nvrtc(cupy) -> Any:
-    try:
-        from cupy.cuda import nvrtc
-        nvrtc.getVersion()  # loads libnvrtc
-    except Exception as exc:  # a library that is missing or would not load
-        pytest.skip(f"NVRTC is not usable here (pip install -e '.[kernels]'): "
-                    f"{type(exc).__name__}: {exc}")
-    return nvrtc
+def nvrtc() -> Any:
+    return usable_nvrtc()
 
 
 def ptx_of(nvrtc: Any, name: str, dtype: np.dtype, arch: str) -> str:
@@ -91,7 +74,8 @@ def test_loads_do_not_wait_for_stores(nvrtc, name):
     assert loads and all(load.startswith("ld.global.nc.") for load in loads), loads
 
 
-def test_each_module_is_built_once(cupy):
+def test_each_module_is_built_once():
+    cupy = pytest.importorskip("cupy", reason="CuPy is not installed (pip install -e '.[kernels]')")
     for name in BLOCK_KERNELS:
         module = block_kernels.module(name)
         assert isinstance(module, cupy.RawModule)

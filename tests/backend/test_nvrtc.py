@@ -20,6 +20,7 @@ import pytest
 
 from gpunet.backend.kernels import KERNELS, elementwise
 from helpers.kernel_source import PLACEHOLDERS, params, render
+from helpers.nvrtc import WIDENING_STORE, usable_nvrtc
 
 ARCHS = ("compute_80", "compute_90")
 # Placeholder bindings by name: each float type for every placeholder, and mixed ones.
@@ -33,29 +34,11 @@ CASES = [(name, types) for name in KERNELS for types in FLOATS] + [
     ("matches", types) for types in MIXED]
 # As CuPy compiles: C++17, float32 denormals flushed to zero.
 OPTIONS = ("--std=c++17", "-ftz=true")
-# The double-precision PTX a float32 kernel with a float64 output needs: the
-# register, the one rounding of the float32 result to double, the store.
-WIDENING_STORE = re.compile(r"(\.reg \.f64|cvt(\.ftz)?\.f64\.f32|st\.global\.f64)\s")
 
 
 @pytest.fixture(scope="module")
-def cupy() -> Any:
-    try:
-        import cupy
-    except ImportError as exc:
-        pytest.skip(f"CuPy is not installed (pip install -e '.[kernels]'): {exc}")
-    return cupy
-
-
-@pytest.fixture(scope="module")
-def nvrtc(cupy) -> Any:
-    try:
-        from cupy.cuda import nvrtc
-        nvrtc.getVersion()  # loads libnvrtc
-    except Exception as exc:  # a library that is missing or would not load
-        pytest.skip(f"NVRTC is not usable here (pip install -e '.[kernels]'): "
-                    f"{type(exc).__name__}: {exc}")
-    return nvrtc
+def nvrtc() -> Any:
+    return usable_nvrtc()
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -85,7 +68,8 @@ def test_kernel_compiles_with_nvrtc(nvrtc, name, types, arch):
         assert not doubles, f"{name} promotes float32 to double:\n{ptx}"
 
 
-def test_each_kernel_object_is_built_once(cupy):
+def test_each_kernel_object_is_built_once():
+    cupy = pytest.importorskip("cupy", reason="CuPy is not installed (pip install -e '.[kernels]')")
     for name, spec in KERNELS.items():
         kernel = elementwise(name)
         assert isinstance(kernel, cupy.ElementwiseKernel)
