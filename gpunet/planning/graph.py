@@ -80,7 +80,7 @@ class StepGraph:
                                               rows=batch * row_bytes))
         self.rates = b.xp.zeros(3, plan.dtype)
         self.written: tuple = (None, None, None)  # the rates, counter and key on the device
-        self.velocity = self.scratch = None
+        self.scratch = b.xp.empty_like(plan.flat.pair[0])  # the update's products
         # the warm-up through the plan, then a recorded step run eagerly, done; the replay
         self.warm, self.recorded, self.replay = False, False, None
         self.baked: tuple[tuple, list[Array]] = ((), [])  # plan.baked() for this step
@@ -158,8 +158,6 @@ class StepGraph:
                  dropouts=self.baked[0])
         param, grad = plan.flat.pair
         state = plan.optimizer.state()
-        if self.scratch is None:
-            self.scratch = b.xp.empty_like(param)
         b.update_and_advance(param, grad, state[0] if state else None, self.rates, self.scratch,
                              self.state, self.delta)
 
