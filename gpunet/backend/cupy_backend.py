@@ -24,19 +24,18 @@ from collections.abc import Callable
 import cupy
 import numpy as np
 
+from . import block_kernels
 from .activations import ActivationCall, activation_call
 from .base import FLOAT_DTYPES, Array, Backend, float_rows, row_length
-from . import block_kernels
 from .cublas_capture import captured_cublas
 from .draw_window import DrawWindow
 from .graph_step import ROWS, GraphCaptureError, StateRows
 from .kernels import DENSE_VARIANTS, dense_kernel, elementwise
 
-# dense_kernel's names by its arguments, looked up without a Python call each step
-_DENSE_NAMES = {(direction, activation, dropout, from_state):
-                dense_kernel(direction, activation, dropout, from_state)
-                for direction in ("forward", "backward") for activation, dropout in DENSE_VARIANTS
-                for from_state in (False, True)}
+# dense_forward's kernel names by its arguments, looked up without a Python call each step
+_FORWARD_NAMES = {(activation, dropout, from_state):
+                  dense_kernel("forward", activation, dropout, from_state)
+                  for activation, dropout in DENSE_VARIANTS for from_state in (False, True)}
 
 
 class CupyBackend(Backend):
@@ -145,8 +144,7 @@ class CupyBackend(Backend):
             z, bias = _cast(y.dtype, z, bias)
         call = activation_call(activation) if type(activation) is str else activation
         from_state = dropout is not None and state is not None
-        kernel = elementwise(_DENSE_NAMES["forward", call and call.name, dropout is not None,
-                                          from_state])
+        kernel = elementwise(_FORWARD_NAMES[call and call.name, dropout is not None, from_state])
         draws = ()
         if dropout is not None:  # the key and first counter: the state's (and a skip), or the next
             draws = ((state[0], np.uint64(state[1])) if from_state else (

@@ -161,7 +161,7 @@ def library(hosts, tmp_path_factory) -> dict[int, tuple[dict[str, np.ndarray], i
 
 @needs_hosts
 def test_the_gradients_cross_between_the_hosts_over_tcp(library):
-    (two_hosts, crossing), (one_host, within) = library[2], library[4]
+    (two_hosts, crossing), (_, within) = library[2], library[4]
     steps = 2 * -(-SAMPLES // BATCH)  # 2 epochs
     gradients = steps * two_hosts["params"].nbytes  # each step's sum leaves each host once
     print(f"the link carried {crossing:,} bytes for 2 hosts of 2 ranks, {within:,} for 4 ranks "
