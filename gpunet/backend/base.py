@@ -259,15 +259,18 @@ class Backend(ActivationsByName, MatrixProducts, PlannedStepOperations, GraphSte
         with ``mask`` holding ``scale`` where the element's ``uniform`` draw
         (``window`` as there) u >= p and 0 elsewhere (element i, in C order,
         takes the i-th draw)."""
-        mask = self.keep_mask(self.uniform(x.shape, x.dtype, window=window), p, scale)
+        draws = self._draws(self.take_draws(x.shape, window), x.size)
+        mask = self.keep_mask(draws, p, scale, self.xp.empty(x.shape, x.dtype))
         return x * mask, mask
 
-    def keep_mask(self, u: Array, p: float, scale: float) -> Array:
-        """``u`` (uniform draws) made, in place, ``scale`` where u >= p and 0 elsewhere."""
-        self.xp.greater_equal(u, p, out=u)
+    def keep_mask(self, draws: Array, p: float, scale: float, out: Array) -> Array:
+        """``out`` (of ``draws``' size, float32 or float64) made ``scale`` where
+        the uniform draw u >= p and 0 elsewhere, u compared in ``out``'s dtype
+        (as ``uniform``'s draws of that dtype): one pass, no copy of the draws."""
+        self.xp.greater_equal(draws, out.dtype.type(p), out=out.reshape(-1))
         if scale != 1:
-            u *= scale
-        return u
+            out *= scale
+        return out
 
     # -- optimizer updates, in place -----------------------------------------
     # ``scratch``, from ``update_scratch``, holds the products, so nothing is allocated.

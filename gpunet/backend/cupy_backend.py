@@ -31,6 +31,7 @@ from .cublas_capture import captured_cublas
 from .draw_window import DrawWindow
 from .graph_step import ROWS, GraphCaptureError, StateRows
 from .kernels import DENSE_VARIANTS, dense_kernel, elementwise
+from .planned_step import TargetClasses
 
 # dense_forward's kernel names by its arguments, looked up without a Python call each step
 _FORWARD_NAMES = {(activation, dropout, from_state):
@@ -177,9 +178,16 @@ class CupyBackend(Backend):
                                      values=call.values if call else ())
         return given if dz is None else dz
 
+    def target_classes(self, a: Array, batch: int) -> None:
+        """None: the output stage's kernel reads each target row whole, and
+        finding the classes would read a result back to the host."""
+        return None
+
     def dense_softmax_cross_entropy(self, z: Array, bias: Array, a: Array, scale: float,
                                     gradient: Array, losses: Array, hits: Array, db: Array,
-                                    state: Array | None = None) -> None:
+                                    state: Array | None = None,
+                                    classes: TargetClasses | None = None) -> None:
+        # classes: always None here (target_classes), the kernel reading each target row
         operation = "dense_softmax_cross_entropy"
         k = z.shape[-1]
         rows = z.shape[:1] if state is None else a.shape[:1]  # the epoch's, with a state

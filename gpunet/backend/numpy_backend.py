@@ -5,6 +5,7 @@ import numpy as np
 
 from .base import Array, Backend
 from .host_threads import SPLIT_WORK, RowBlockProducts
+from .planned_step import TargetClasses
 
 
 class NumpyBackend(Backend):
@@ -35,7 +36,8 @@ class NumpyBackend(Backend):
 
     def dense_softmax_cross_entropy(self, z: Array, bias: Array, a: Array, scale: float,
                                     gradient: Array, losses: Array, hits: Array, db: Array,
-                                    state: Array | None = None) -> None:
+                                    state: Array | None = None,
+                                    classes: TargetClasses | None = None) -> None:
         with np.errstate(over="ignore"):  # as softmax_cross_entropy
             super().dense_softmax_cross_entropy(z, bias, a, scale, gradient, losses, hits, db,
-                                                state)
+                                                state, classes)

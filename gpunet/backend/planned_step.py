@@ -10,7 +10,10 @@ passes its state, from which a stage's dropout reads its first counter.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
+
+import numpy as np
 
 from .activations import ActivationCall, activation_call
 from .draw_window import DrawWindow
@@ -19,12 +22,21 @@ from .graph_step import COUNTER, KEY, OFFSET
 Array = Any
 
 
+@dataclass(frozen=True)
+class TargetClasses:
+    """One-hot targets (N, k) as classes, for steps of ``batch`` rows: ``classes``
+    (N,), the column of each row's 1, and ``picks``, that entry's index in
+    the flattened (batch, k) logits of the row's batch, (r mod batch) k + class."""
+    classes: Array
+    picks: Array
+
+
 class PlannedStepOperations:
     """Mixed into ``Backend``: written once against ``self.xp`` and its operations."""
 
     xp: Any
-    uniform: Callable[..., Array]
-    keep_mask: Callable[[Array, float, float], Array]
+    take_draws: Callable[..., int]
+    keep_mask: Callable[[Array, float, float, Array], Array]
     activate: Callable[..., Array]
     activate_grad: Callable[..., Array]
     _uniform24: Callable[..., Array]
@@ -49,14 +61,13 @@ class PlannedStepOperations:
         if dropout is not None:
             p, scale = dropout
             if state is None:
-                draws = self.uniform(z.shape, z.dtype, out=mask, window=window)
+                draws = self._draws(self.take_draws(z.shape, window), z.size)
             else:
                 values, skip = state
                 key, first = int(values[KEY]), int(values[COUNTER]) + skip
-                mask.reshape(-1)[...] = (self._draws(first, z.size) if key == self.key
-                                         else self._uniform24(first, z.size, key=key))
-                draws = mask
-            z *= self.keep_mask(draws, p, scale)
+                draws = (self._draws(first, z.size) if key == self.key
+                         else self._uniform24(first, z.size, key=key))
+            z *= self.keep_mask(draws, p, scale, self.xp.empty_like(z) if mask is None else mask)
         if activation is None:
             if y is not z:
                 y[...] = z
@@ -78,31 +89,54 @@ class PlannedStepOperations:
         self.xp.add.reduce(gy, axis=0, out=db)  # gy.sum(axis=0), without its Python layer
         return gy
 
+    def target_classes(self, a: Array, batch: int) -> TargetClasses | None:
+        """The TargetClasses of targets ``a`` (N, k) for steps of ``batch`` rows
+        when every row is one-hot (one entry 1, the others 0); None otherwise.
+        Once an epoch: a few passes over ``a``, and a read of what they found."""
+        xp = self.xp
+        n, k = a.shape
+        ones = xp.ones(k, a.dtype)  # row sums and classes by products: exact for 0s and 1s
+        if (int(xp.count_nonzero(a)) != n or int(xp.count_nonzero(a == 1)) != n
+                or not bool((a @ ones == 1).all())):
+            return None
+        classes = (a @ xp.arange(k, dtype=a.dtype)).astype(np.intp)
+        return TargetClasses(classes, xp.arange(n) % batch * k + classes)
+
     def dense_softmax_cross_entropy(self, z: Array, bias: Array, a: Array, scale: float,
                                     gradient: Array, losses: Array, hits: Array, db: Array,
-                                    state: Array | None = None) -> None:
+                                    state: Array | None = None,
+                                    classes: TargetClasses | None = None) -> None:
         """The output stage: logits z + bias (z is left unspecified), each row's
         softmax cross-entropy against ``a`` into ``losses``, whether its largest
         logit is at the target's into ``hits``, the gradient into ``gradient``,
         as ``softmax_cross_entropy`` and ``matches`` compute them, and its
         column sums, the bias gradient, into ``db``. With a graph step's
-        ``state``, ``a``, ``losses`` and ``hits`` are the epoch's, the batch's
-        rows those from state[OFFSET]."""
+        ``state``, ``a``, ``losses``, ``hits`` and ``classes`` are the epoch's,
+        the batch's rows those from state[OFFSET]. With ``classes``, ``a``'s
+        (``target_classes``), a row's loss reads its one term of weight 1 and
+        its hit compares with its class: the same numbers, in fewer passes."""
         xp = self.xp
+        labels, picks = (None, None) if classes is None else (classes.classes, classes.picks)
         if state is not None:
-            rows = slice(int(state[OFFSET]), int(state[OFFSET]) + len(z))
+            first = int(state[OFFSET])
+            rows = slice(first, first + len(z))
             a, losses, hits = a[rows], losses[rows], hits[rows]
+            if classes is not None:
+                labels, picks = labels[rows], picks[rows]
         z += bias
         # the reductions as ndarray.max and .sum make them, without their Python layer
-        xp.equal(z.argmax(axis=-1), a.argmax(axis=-1), out=hits)
+        xp.equal(z.argmax(axis=-1), a.argmax(axis=-1) if labels is None else labels, out=hits)
         xp.subtract(z, xp.maximum.reduce(z, axis=-1, keepdims=True), out=z)
         xp.exp(z, out=gradient)
         total = xp.add.reduce(gradient, axis=-1, keepdims=True)
         z -= xp.log(total)
-        weighted = a != 0
-        xp.multiply(z, a, out=z, where=weighted)
-        xp.add.reduce(z, axis=-1, where=weighted, dtype=z.dtype, out=losses)
-        xp.negative(losses, out=losses)
+        if picks is None:
+            weighted = a != 0
+            xp.multiply(z, a, out=z, where=weighted)
+            xp.add.reduce(z, axis=-1, where=weighted, dtype=z.dtype, out=losses)
+            xp.negative(losses, out=losses)
+        else:  # -(0 + 1 * z_c) = -z_c: z_c is never -0 (z - max z is -0 only below a +0 max)
+            xp.negative(z.reshape(-1).take(picks), out=losses)
         gradient /= total
         gradient -= a
         if scale != 1:

@@ -30,6 +30,7 @@ import numpy as np
 from ..backend import Array, Backend
 from ..backend.graph_step import (COUNTER, KEY, STATE_SIZE, GraphCaptureError, Replay,
                                   StateRows, graph_state)
+from ..backend.planned_step import TargetClasses
 from ..layers import Layer
 from .step import StepPlan
 
@@ -73,6 +74,7 @@ class StepGraph:
         self.plan, self.backend, self.captured = plan, b, captured
         self.x: Array | None = None  # the epoch's inputs in its order, then targets, ...
         self.y = self.losses = self.hits = self.batch_rows = None
+        self.classes: TargetClasses | None = None  # the targets', when one-hot
         self.gathered: tuple[Array, Array] | None = None  # the buffers an order is taken into
         self.state = b.xp.zeros(STATE_SIZE, np.uint64)
         row_bytes = plan.stages[0].linear.input_dim * np.dtype(plan.dtype).itemsize
@@ -105,11 +107,22 @@ class StepGraph:
             self.x, self.y = data
             self.batch_rows = StateRows(self.x, self.state, self.plan.batch, b.address(self.x))
             self.replay = None  # the captured step holds the arrays it read
+        self._find_classes()
         if self.losses is None or len(self.losses) != len(x):
             self.losses, self.hits = xp.empty(len(x), "float64"), xp.empty(len(x), bool)
             self.replay = None
         self.state[...] = xp.asarray(graph_state(0, b.drawn, b.key, b.address(self.x)))
         self.written = (self.written[0], b.drawn, b.key)
+
+    def _find_classes(self) -> None:
+        """The epoch's targets as classes where they are one-hot, in arrays kept
+        from epoch to epoch (a capture reads them); a change between one-hot and
+        not means a new capture."""
+        found, kept = self.backend.target_classes(self.y, self.plan.batch), self.classes
+        if found is not None and kept is not None and found.picks.shape == kept.picks.shape:
+            kept.classes[...], kept.picks[...] = found.classes, found.picks
+        elif found is not None or kept is not None:
+            self.classes, self.replay = found, None
 
     def rows(self, rows: slice) -> tuple[Array, Array]:
         """The inputs and targets at positions ``rows`` of the epoch's order."""
@@ -155,7 +168,7 @@ class StepGraph:
         """The step's backend operations, every per-step value read from the device."""
         b, plan = self.backend, self.plan
         plan.run(self.batch_rows, self.y, self.losses, self.hits, state=self.state,
-                 dropouts=self.baked[0])
+                 dropouts=self.baked[0], classes=self.classes)
         param, grad = plan.flat.pair
         state = plan.optimizer.state()
         b.update_and_advance(param, grad, state[0] if state else None, self.rates, self.scratch,

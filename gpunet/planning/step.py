@@ -8,6 +8,7 @@ from typing import Callable
 from ..backend import Array, Backend
 from ..backend.draw_window import DrawWindow
 from ..backend.graph_step import StateRows
+from ..backend.planned_step import TargetClasses
 from ..layers import Layer
 from ..losses import Loss, SoftmaxCrossEntropy
 from ..optimizers import GradientDescent, Momentum, Optimizer
@@ -92,7 +93,8 @@ class StepPlan:
             state: Array | None = None,
             reduce: Callable[[Layer], None] | None = None,
             window: DrawWindow | None = None,
-            dropouts: tuple | None = None) -> None:
+            dropouts: tuple | None = None,
+            classes: TargetClasses | None = None) -> None:
         """Train on the batch ``x``, ``targets`` (``batch`` rows, in the plan's
         dtype); each sample's loss goes into ``losses`` and its hit into ``hits``,
         then update. With a graph step's ``state``, ``x`` is a StateRows of it
@@ -100,7 +102,8 @@ class StepPlan:
         state's rows, the dropout draws are read from it (``dense_forward``), the
         backend's counters are left alone, and the caller updates
         (``update_and_advance``). ``dropouts``: each stage's dropout (p, scale)
-        as ``baked()`` read them, if the caller did.
+        as ``baked()`` read them, if the caller did; ``classes``: the targets'
+        (``Backend.target_classes``), if the caller found them.
         ``reduce(model)``, if given, runs between the gradients and the update,
         and ``window`` says which rows of the whole batch's dropout draws these
         are (data-parallel training: ``Communicator.allreduce_gradients``,
@@ -116,7 +119,8 @@ class StepPlan:
         last = self.stages[-1].linear
         b.gemm(h, last.w, out=self.outputs[-1], trans_b=True)
         b.dense_softmax_cross_entropy(self.outputs[-1], last.b, targets, self.scale,
-                                      self.output_grads[-1], losses, hits, last.b_grad, state)
+                                      self.output_grads[-1], losses, hits, last.b_grad, state,
+                                      classes)
         for y, gy, dz, db, activation, mask, w_grad, h, w, down in self.backwards:
             dz = gy if db is None else b.dense_backward(y, gy, dz, db, activation=activation,
                                                         mask=mask)

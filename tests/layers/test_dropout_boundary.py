@@ -36,3 +36,19 @@ def test_the_fused_stage_keeps_a_draw_equal_to_p(backend, from_state):
     y = backend.dense_forward(z, xp.ones(32, np.float32), z, dropout=(p, 1.0), mask=mask,
                               state=state)
     np.testing.assert_array_equal(host(backend, y), (u >= p).astype(np.float32))
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_float64_dropout_compares_its_draws_in_float64(backend, fused):
+    """p the next float64 above a draw u (float32(p) == u): u < p, dropped."""
+    u, p = draws_and_p(backend)
+    p = float(np.nextafter(p, 1.0))
+    assert (u.astype(np.float64) == np.float32(p)).any()
+    xp, ones = backend.xp, np.ones((2, 32))
+    if fused:
+        z = xp.zeros((2, 32), np.float64)
+        out = backend.dense_forward(z, xp.ones(32, np.float64), z, dropout=(p, 1.0),
+                                    mask=xp.empty((2, 32), np.float64))
+    else:
+        out = gpunet.Dropout(p).forward(backend.asarray(ones, np.float64))
+    np.testing.assert_array_equal(host(backend, out), (u.astype(np.float64) >= p) * ones)
