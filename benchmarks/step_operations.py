@@ -9,9 +9,9 @@ recorded step again on its own, repeated back to back. Prints microseconds per
 step for each operation both ways, the minimum over ``--repeats`` epochs (and
 over repeats of 200 calls alone). The ratio is what running among the rest of
 a step costs: at batch 1 each operation runs once between about 0.6 million
-instructions of others (``step_instructions``), which evict its code from the
-caches and its branches from the predictor, so the same calls take longer than
-callgrind's counts suggest.
+instructions of others (``step_instructions``), which may leave its code and data
+out of the caches; at larger batches each step also reads a new batch from memory
+and, now and then, recomputes the dropout draws' block.
 """
 from __future__ import annotations
 
