@@ -18,7 +18,7 @@ import pytest
 
 from gpunet.backend import block_kernels
 from gpunet.backend.block_kernels import BLOCK_KERNELS, OPTIONS, name_expression, source
-from helpers.nvrtc import WIDENING_STORE, usable_nvrtc
+from helpers.nvrtc import WIDENING_STORE, compiled_ptx, usable_nvrtc
 
 ARCHS = ("compute_80", "compute_90")
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -34,23 +34,8 @@ def nvrtc() -> Any:
 def ptx_of(nvrtc: Any, name: str, dtype: np.dtype, arch: str) -> str:
     """The PTX of kernel ``name`` for ``dtype``, failing the test on any diagnostic."""
     expression = name_expression(name, dtype)
-    program = nvrtc.createProgram(source(name), f"{name}.cu", (), ())
-    try:
-        nvrtc.addNameExpression(program, expression)
-        try:
-            nvrtc.compileProgram(program, CUPY_OPTIONS + (f"-arch={arch}",))
-        except nvrtc.NVRTCError as exc:
-            pytest.fail(f"{expression} ({arch}) does not compile: {exc}\n"
-                        f"{nvrtc.getProgramLog(program)}\n{source(name)}")
-        log = nvrtc.getProgramLog(program).strip("\x00 \n")
-        lowered = nvrtc.getLoweredName(program, expression)
-        ptx = nvrtc.getPTX(program)
-    finally:
-        nvrtc.destroyProgram(program)
-    assert not log, f"{expression} ({arch}) compiles with diagnostics:\n{log}\n{source(name)}"
-    ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
-    assert re.search(rf"\.entry\s+{re.escape(lowered)}\b", ptx)
-    return ptx
+    return compiled_ptx(nvrtc, source(name), f"{name}.cu", CUPY_OPTIONS + (f"-arch={arch}",),
+                        f"{expression} ({arch})", expression=expression)
 
 
 @pytest.mark.parametrize("arch", ARCHS)

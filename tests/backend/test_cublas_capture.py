@@ -6,15 +6,13 @@ gpunet passes what cuBLAS expects. CuPy is a stand-in whose arrays are NumPy's."
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-import gpunet
+from helpers.backend_files import fresh_backend_module
 
 OP_N, OP_T = 0, 1
 
@@ -105,11 +103,7 @@ def cublas(request, monkeypatch):
     cupy.asarray = device
     cupy.cuda = types.SimpleNamespace(device=types.SimpleNamespace(get_cublas_handle=lambda: 7))
     monkeypatch.setitem(sys.modules, "cupy", cupy)
-    spec = importlib.util.spec_from_file_location(
-        "gpunet.backend._cublas_capture_over_python",
-        Path(gpunet.backend.__file__).with_name("cublas_capture.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = fresh_backend_module("cublas_capture.py", "gpunet.backend._cublas_capture_over_python")
     library, dtype = PythonCublas(request.param), np.dtype(request.param)
     captured = object.__new__(module.CapturedCublas)
     captured.functions, captured.batched = {dtype: library.gemm}, {dtype: library.batched}

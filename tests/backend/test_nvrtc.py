@@ -13,14 +13,13 @@ wheel, both in gpunet's ``kernels`` extra; without them these tests skip and say
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 
 from gpunet.backend.kernels import KERNELS, elementwise
 from helpers.kernel_source import PLACEHOLDERS, params, render
-from helpers.nvrtc import WIDENING_STORE, usable_nvrtc
+from helpers.nvrtc import WIDENING_STORE, compiled_ptx, usable_nvrtc
 
 ARCHS = ("compute_80", "compute_90")
 # Placeholder bindings by name: each float type for every placeholder, and mixed ones.
@@ -47,20 +46,8 @@ def test_kernel_compiles_with_nvrtc(nvrtc, name, types, arch):
     spec = KERNELS[name]
     binding = {**FLOATS, **MIXED}[types]
     source = render(spec, binding, "cuda")
-    program = nvrtc.createProgram(source, f"{spec.name}.cu", (), ())
-    try:
-        try:
-            nvrtc.compileProgram(program, OPTIONS + (f"-arch={arch}",))
-        except nvrtc.NVRTCError as exc:
-            pytest.fail(f"{name} ({types}, {arch}) does not compile: {exc}\n"
-                        f"{nvrtc.getProgramLog(program)}\n{source}")
-        log = nvrtc.getProgramLog(program).strip("\x00 \n")
-        ptx = nvrtc.getPTX(program)
-        ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
-    finally:
-        nvrtc.destroyProgram(program)
-    assert not log, f"{name} ({types}, {arch}) compiles with diagnostics:\n{log}\n{source}"
-    assert re.search(rf"\.entry\s+{spec.name}\b", ptx)
+    ptx = compiled_ptx(nvrtc, source, f"{spec.name}.cu", OPTIONS + (f"-arch={arch}",),
+                       f"{name} ({types}, {arch})", entry=spec.name)
     if "double" not in binding.values() and any(p.type in PLACEHOLDERS for p in params(spec)):
         doubles = [line.strip() for line in ptx.splitlines() if ".f64" in line]
         if any(p.type == "float64" for p in params(spec)):

@@ -23,3 +23,30 @@ def usable_nvrtc() -> Any:
         pytest.skip(f"NVRTC is not usable here (pip install -e '.[kernels]'): "
                     f"{type(exc).__name__}: {exc}")
     return nvrtc
+
+
+def compiled_ptx(nvrtc: Any, source: str, file_name: str, options: tuple[str, ...], what: str,
+                 *, entry: str | None = None, expression: str | None = None) -> str:
+    """The PTX NVRTC makes of ``source`` with ``options``, failing the test
+    (naming ``what``) if it does not compile or says anything, or if the PTX has
+    no kernel entry named ``entry`` or, given a name ``expression`` (as CuPy's
+    RawModule gives one), named as NVRTC lowers it."""
+    program = nvrtc.createProgram(source, file_name, (), ())
+    try:
+        if expression is not None:
+            nvrtc.addNameExpression(program, expression)
+        try:
+            nvrtc.compileProgram(program, options)
+        except nvrtc.NVRTCError as exc:
+            pytest.fail(f"{what} does not compile: {exc}\n"
+                        f"{nvrtc.getProgramLog(program)}\n{source}")
+        log = nvrtc.getProgramLog(program).strip("\x00 \n")
+        if expression is not None:
+            entry = nvrtc.getLoweredName(program, expression)
+        ptx = nvrtc.getPTX(program)
+    finally:
+        nvrtc.destroyProgram(program)
+    assert not log, f"{what} compiles with diagnostics:\n{log}\n{source}"
+    ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
+    assert re.search(rf"\.entry\s+{re.escape(entry)}\b", ptx)
+    return ptx

@@ -5,7 +5,6 @@ graph. It gives the planned step's numbers bit for bit."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from gpunet.backend.graph_step import GraphCaptureError
 from gpunet.bench.trainers import mnist_like
 from gpunet.train import EpochMetrics
 from gpunet.planning import graph as graphs
+from helpers.backend_files import fresh_backend_module
 from helpers.cli import gpunet_cli
 from helpers.models import model_of
 
@@ -206,7 +206,6 @@ def cupy_capture(monkeypatch):
     """make(fails, cublas_error=None, refused=()) -> (CupyBackend, its stand-in stream,
     the streams cuBLAS was prepared on): the real ``CupyBackend.capture``; the record
     a step raises from under a capture with a GEMM in ``refused``."""
-    import importlib.util
     import sys
     import types
 
@@ -227,11 +226,8 @@ def cupy_capture(monkeypatch):
         cublas = types.ModuleType("gpunet.backend.cublas_capture")
         cublas.captured_cublas = Cublas
         monkeypatch.setitem(sys.modules, "gpunet.backend.cublas_capture", cublas)
-        spec = importlib.util.spec_from_file_location(
-            "gpunet.backend._cupy_backend_over_a_stand_in",
-            Path(gpunet.backend.__file__).with_name("cupy_backend.py"))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = fresh_backend_module("cupy_backend.py",
+                                      "gpunet.backend._cupy_backend_over_a_stand_in")
         backend = module.CupyBackend()
         stream = StandInStream(backend, fails)
         monkeypatch.setattr(module, "_capture_stream", lambda: stream)
