@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import gpunet
+from helpers.mutation import counts_python_calls
 
 MOST_CALLS = 95  # 87 (batch 1) and 90 (batch 128) on Python 3.11 when written, 162 and 171 before
 
@@ -34,6 +35,7 @@ def count_calls(run) -> int:
     return calls
 
 
+@counts_python_calls
 @pytest.mark.parametrize("batch_size", [1, 128])
 def test_a_public_deep_model_step_makes_few_python_calls(batch_size):
     backend = gpunet.get_backend("numpy")
