@@ -20,6 +20,7 @@ repeats: about a minute on an idle 2-core machine.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from typing import Callable
@@ -97,31 +98,50 @@ TIMERS: dict[str, Callable[[np.ndarray, np.ndarray, int], float]] = {
     "train_epoch": time_gpunet, "public": time_public}
 
 
+def interleaved(timers: list[Callable[[], float]], repeats: int) -> list[list[float]]:
+    """Each timer's seconds in ``repeats`` rounds, after one untimed warm-up round;
+    every other round runs them in reverse, so who goes first alternates and a
+    drift in the machine's load hits all alike."""
+    times: list[list[float]] = [[] for _ in timers]
+    for repeat in range(-1, repeats):  # -1: the warm-up
+        runs = list(zip(times, timers))
+        for kept, run in runs[::-1] if repeat % 2 else runs:
+            seconds = run()
+            if repeat >= 0:
+                kept.append(seconds)
+    return times
+
+
 def compare(cases: list[tuple[str, int, int]], repeats: int) -> dict[tuple[str, int], tuple]:
     """For each case (way, batch size, samples): the plain and gpunet times of
     every repeat, after one untimed warm-up of each, all interleaved."""
     inputs = {n: data(n) for n in {n for _, _, n in cases}}
-    times: dict[tuple[str, int], tuple[list[float], list[float]]] = {
-        (way, b): ([], []) for way, b, _ in cases}
-    for repeat in range(-1, repeats):  # -1: the warm-up
-        for way, batch_size, n in cases:
-            plain, ours = times[way, batch_size]
-            runs = [(plain, time_plain), (ours, TIMERS[way])]
-            for kept, run in runs[::-1] if repeat % 2 else runs:  # who goes first alternates
-                seconds = run(*inputs[n], batch_size)
-                if repeat >= 0:
-                    kept.append(seconds)
-    return times
+    timers = [functools.partial(timer, *inputs[n], batch_size) for way, batch_size, n in cases
+              for timer in (time_plain, TIMERS[way])]
+    times = interleaved(timers, repeats)
+    return {(way, batch_size): (times[2 * i], times[2 * i + 1])
+            for i, (way, batch_size, _) in enumerate(cases)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def size_options(parser: argparse.ArgumentParser) -> None:
+    """The options of an epoch's samples and the batch sizes to compare at."""
     parser.add_argument("--samples-batch1", type=int, default=1_000,
                         help="samples in an epoch at batch size 1 (default 1000)")
     parser.add_argument("--samples", type=int, default=16_384,
                         help="samples in an epoch at the other batch sizes (default 16384)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 128],
                         help="batch sizes to compare at (default 1 128)")
+
+
+def ratios(plain: list[float], ours: list[float]) -> str:
+    """min, median and max of the repeats' ratios, plain seconds over ours."""
+    each = sorted(p / o for p, o in zip(plain, ours))
+    return f"{each[0]:>7.2f}{statistics.median(each):>7.2f}{each[-1]:>7.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    size_options(parser)
     parser.add_argument("--ways", choices=WAYS, nargs="+", default=list(WAYS),
                         help="how gpunet trains (default: train_epoch public)")
     parser.add_argument("--repeats", type=int, default=41,
@@ -135,10 +155,8 @@ def main() -> None:
           f"{'ratio min/median/max':>21}")
     for way, batch_size, n in cases:
         plain, ours = times[way, batch_size]
-        ratios = sorted(p / o for p, o in zip(plain, ours))
         print(f"{way:<12} {batch_size:>5} {n:>8} {n / statistics.median(plain):>10,.0f} "
-              f"{n / statistics.median(ours):>10,.0f} {ratios[0]:>7.2f}"
-              f"{statistics.median(ratios):>7.2f}{ratios[-1]:>7.2f}")
+              f"{n / statistics.median(ours):>10,.0f} {ratios(plain, ours)}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import shutil
 import statistics
 import subprocess
@@ -31,7 +32,7 @@ from threadpoolctl import threadpool_limits
 from gpunet.backend import splitmix
 
 from . import plain_numpy
-from .bench_core import data, time_plain
+from .bench_core import data, interleaved, ratios, size_options, time_plain
 
 SOURCE = Path(__file__).with_suffix(".c")
 VARIANTS = {"tanh": [], "no activation": ["-DNO_ACTIVATION"]}  # build flags of each
@@ -133,12 +134,7 @@ def time_compiled(lib: ctypes.CDLL, x: np.ndarray, y: np.ndarray, batch: int) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples-batch1", type=int, default=1_000,
-                        help="samples in an epoch at batch size 1 (default 1000)")
-    parser.add_argument("--samples", type=int, default=16_384,
-                        help="samples in an epoch at the other batch sizes (default 16384)")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 128],
-                        help="batch sizes to compare at (default 1 128)")
+    size_options(parser)
     parser.add_argument("--repeats", type=int, default=21,
                         help="epochs timed for each, interleaved (default 21)")
     args = parser.parse_args()
@@ -148,21 +144,14 @@ def main() -> None:
         libs = {name: build(Path(folder), flags) for name, flags in VARIANTS.items()}
         for batch in args.batch_sizes:
             x, y = data(args.samples_batch1 if batch == 1 else args.samples)
-            x, y = x[:len(x) // batch * batch], y[:len(x) // batch * batch]
             steps = len(x) // batch
+            x, y = x[:steps * batch], y[:steps * batch]
             for name, lib in libs.items():
-                plain, compiled = [], []
-                for repeat in range(-1, args.repeats):  # -1: the warm-up
-                    runs = [(plain, lambda: time_plain(x, y, batch)),
-                            (compiled, lambda: time_compiled(lib, x, y, batch))]
-                    for kept, run in runs[::-1] if repeat % 2 else runs:
-                        seconds = run()
-                        if repeat >= 0:
-                            kept.append(seconds)
-                ratios = sorted(p / c for p, c in zip(plain, compiled))
+                plain, compiled = interleaved([functools.partial(time_plain, x, y, batch),
+                                               functools.partial(time_compiled, lib, x, y, batch)],
+                                              args.repeats)
                 print(f"{name:<14} {batch:>5} {statistics.median(plain) / steps * 1e6:>14.0f} "
-                      f"{statistics.median(compiled) / steps * 1e6:>9.0f} {ratios[0]:>7.2f}"
-                      f"{statistics.median(ratios):>7.2f}{ratios[-1]:>7.2f}")
+                      f"{statistics.median(compiled) / steps * 1e6:>9.0f} {ratios(plain, compiled)}")
 
 
 if __name__ == "__main__":
