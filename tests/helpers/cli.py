@@ -12,7 +12,10 @@ import pytest
 
 from gpunet.cli import main
 
-COMMAND = [shutil.which("gpunet")] if shutil.which("gpunet") else [sys.executable, "-m", "gpunet"]
+# The console script installed beside the interpreter running the tests, not another
+# install's first on PATH (a pyenv shim, say, whose Python lacks the mpi extra).
+SCRIPT = shutil.which("gpunet", path=str(Path(sys.executable).parent))
+COMMAND = [SCRIPT] if SCRIPT else [sys.executable, "-m", "gpunet"]
 SMALL = ["--dataset", "fashion-mnist", "--train-subset", "512", "--test-subset", "256",
          "--batch-size", "64", "--backend", "numpy", "--quiet"]
 
