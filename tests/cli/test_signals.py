@@ -129,10 +129,14 @@ def test_a_signal_to_one_rank_or_to_the_launcher_is_one_line(fashion_dir, tmp_pa
     ckpt = tmp_path / "run.ckpt"
     command = [*COMMAND, "train", "--nproc", "2"] if start == "--nproc" else \
         [mpiexec_path(), "-n", "2", *COMMAND, "train"]
+    # SIGINT at its default in the command, as a terminal's Ctrl-C finds it: a suite run
+    # in the background (``pytest &``, nohup) ignores it, and so would what it starts.
     with subprocess.Popen([*command, *SMALL, "--epochs", "1000", "--threads", "1",
                            "--save", str(ckpt)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          stdin=subprocess.DEVNULL) as process:
+                          stdin=subprocess.DEVNULL,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+                          ) as process:
         for line in process.stdout:
             if line.startswith("epoch 2:"):
                 break
