@@ -47,7 +47,7 @@ def build(folder: Path, flags: list[str]) -> ctypes.CDLL:
     compiler = shutil.which("cc")
     if compiler is None:
         raise SystemExit("compiled_step: no C compiler (cc) on PATH")
-    library = folder / f"compiled_step{len(list(folder.iterdir()))}.so"
+    library = folder / f"compiled_step{''.join(flags)}.so"  # a name for each build
     constants = [f"-D{name}={getattr(splitmix, name):#x}ull" for name in ("GAMMA", "MIX1", "MIX2")]
     subprocess.run([compiler, "-O2", "-march=native", "-shared", "-fPIC", *constants, *flags,
                     "-o", str(library), str(SOURCE), "-lm"], check=True)
@@ -125,10 +125,12 @@ def time_compiled(lib: ctypes.CDLL, x: np.ndarray, y: np.ndarray, batch: int) ->
     model = CompiledModel(lib, batch, np.random.default_rng(0))
     classes = y.argmax(axis=1).astype(np.int64)
     losses, hits = np.empty(len(x), np.float32), np.empty(len(x), np.uint8)
-    at = classes.ctypes.data, losses.ctypes.data, hits.ctypes.data
+    (classes_at, classes_size), (losses_at, losses_size), (hits_at, hits_size) = (
+        (a.ctypes.data, a.itemsize) for a in (classes, losses, hits))
     start = time.process_time()
     for first in range(0, len(x) - batch + 1, batch):
-        model.step(x[first:first + batch], at[0] + 8 * first, at[1] + 4 * first, at[2] + first)
+        model.step(x[first:first + batch], classes_at + classes_size * first,
+                   losses_at + losses_size * first, hits_at + hits_size * first)
     return time.process_time() - start
 
 
@@ -150,8 +152,10 @@ def main() -> None:
                 plain, compiled = interleaved([functools.partial(time_plain, x, y, batch),
                                                functools.partial(time_compiled, lib, x, y, batch)],
                                               args.repeats)
-                print(f"{name:<14} {batch:>5} {statistics.median(plain) / steps * 1e6:>14.0f} "
-                      f"{statistics.median(compiled) / steps * 1e6:>9.0f} {ratios(plain, compiled)}")
+                plain_us, compiled_us = (statistics.median(t) / steps * 1e6
+                                         for t in (plain, compiled))
+                print(f"{name:<14} {batch:>5} {plain_us:>14.0f} {compiled_us:>9.0f} "
+                      f"{ratios(plain, compiled)}")
 
 
 if __name__ == "__main__":
