@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import functools
-import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -29,9 +27,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from gpunet.backend import splitmix
-
-from . import plain_numpy
+from . import c_library, plain_numpy
 from .bench_core import data, interleaved, ratios, size_options, time_plain
 
 SOURCE = Path(__file__).with_suffix(".c")
@@ -44,17 +40,7 @@ SIGNATURES = {"dense_forward": [P, P, P, N, N, U, U, F], "dense_backward": [P, P
 
 def build(folder: Path, flags: list[str]) -> ctypes.CDLL:
     """``compiled_step.c`` as a shared library in ``folder``, built with ``flags``."""
-    compiler = shutil.which("cc")
-    if compiler is None:
-        raise SystemExit("compiled_step: no C compiler (cc) on PATH")
-    library = folder / f"compiled_step{''.join(flags)}.so"  # a name for each build
-    constants = [f"-D{name}={getattr(splitmix, name):#x}ull" for name in ("GAMMA", "MIX1", "MIX2")]
-    subprocess.run([compiler, "-O2", "-march=native", "-shared", "-fPIC", *constants, *flags,
-                    "-o", str(library), str(SOURCE), "-lm"], check=True)
-    lib = ctypes.CDLL(str(library))
-    for name, argtypes in SIGNATURES.items():
-        getattr(lib, name).argtypes = argtypes
-    return lib
+    return c_library.build(SOURCE, folder, flags, SIGNATURES)
 
 
 def product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
