@@ -61,12 +61,12 @@ def deep_model() -> gpunet.Sequential:
     ])
 
 
-def time_gpunet(x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
-    """One ``train_epoch``."""
+def time_gpunet(x: np.ndarray, y: np.ndarray, batch_size: int, graph: str = "auto") -> float:
+    """One ``train_epoch`` (its ``graph`` mode as given)."""
     model = deep_model()
     loss, optimizer = gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.01, 0.99)
     start = time.process_time()
-    float(gpunet.train_epoch(model, loss, optimizer, x, y, batch_size))
+    float(gpunet.train_epoch(model, loss, optimizer, x, y, batch_size, graph=graph))
     return time.process_time() - start
 
 

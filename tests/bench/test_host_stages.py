@@ -1,6 +1,6 @@
-"""``benchmarks.host_stages``: gpunet's planned step with its stages in C gives
-the NumPy backend's numbers bit for bit, the C doing the stages it claims, and
-its entry point runs from the checkout."""
+"""``benchmarks.host_stages``: gpunet's planned step with its stages in C, called
+one by one or replayed as bound calls, gives the NumPy backend's numbers bit for
+bit, the C doing the stages it claims, and its entry point runs from the checkout."""
 from __future__ import annotations
 
 import shutil
@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 
+import gpunet
+from gpunet.backend.graph_step import STEP_OPERATIONS
 from gpunet.backend.numpy_backend import NumpyBackend
 from helpers.paths import ROOT
 
@@ -17,8 +19,9 @@ if shutil.which("cc") is None:
     pytest.skip("no C compiler (cc) on PATH to build benchmarks/host_stages.c",
                 allow_module_level=True)
 
-from benchmarks.bench_core import data  # noqa: E402
-from benchmarks.host_stages import HostStages, build, one_epoch, same_numbers  # noqa: E402
+from benchmarks.bench_core import data, deep_model  # noqa: E402
+from benchmarks.host_stages import (HostReplay, HostStages, build, one_epoch,  # noqa: E402
+                                    owning_numpy_arrays, same_numbers)
 
 # How often each operation's NumPy version may run in an epoch of several steps:
 # the warm-up step's (no state, no classes yet) forwards and output stage.
@@ -26,20 +29,27 @@ NUMPY_CALLS = {"dense_forward": 2, "dense_softmax_cross_entropy": 1, "dense_back
                "update_and_advance": 0}
 
 
+WAYS = [(HostStages, "off"), (HostReplay, "on")]  # each backend with its graph mode
+
+
 @pytest.fixture(scope="module")
-def host(tmp_path_factory):
-    return HostStages(build(tmp_path_factory.mktemp("host_stages")))
+def lib(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("host_stages"))
 
 
+@pytest.mark.parametrize("kind, graph", WAYS)
 @pytest.mark.parametrize("batch, samples", [(1, 40), (16, 320), (128, 512)])
-def test_an_epoch_with_c_stages_is_the_numpy_backends_bit_for_bit(host, batch, samples):
+def test_an_epoch_with_c_stages_is_the_numpy_backends_bit_for_bit(lib, kind, graph, batch,
+                                                                   samples):
     x, y = data(samples)
-    assert same_numbers(host, x, y, batch)
+    assert same_numbers(kind(lib), x, y, batch, graph)
 
 
-def test_past_the_warm_up_step_every_stage_runs_in_c(host, monkeypatch):
+@pytest.mark.parametrize("kind, graph", WAYS)
+def test_past_the_warm_up_step_every_stage_runs_in_c(lib, kind, graph, monkeypatch):
     """The NumPy backend's versions of the four operations run only in the
-    warm-up step (which has no graph state): the epoch's other steps are the C's."""
+    warm-up step (which has no graph state): the epoch's other steps, run one by
+    one or replayed, are the C's."""
     calls = dict.fromkeys(NUMPY_CALLS, 0)
 
     def counted(name):
@@ -50,12 +60,31 @@ def test_past_the_warm_up_step_every_stage_runs_in_c(host, monkeypatch):
             return numpy_version(self, *args, **kwargs)
         return call
 
+    backend = kind(lib)
     for name in NUMPY_CALLS:
         monkeypatch.setattr(NumpyBackend, name, counted(name))
     x, y = data(64)
-    loss, params = one_epoch(x, y, 8, host)
+    loss, params = one_epoch(x, y, 8, backend, graph)
     assert np.isfinite(loss) and np.isfinite(params).all()
     assert calls == NUMPY_CALLS
+
+
+def test_a_replayed_epoch_makes_none_of_the_backends_operations(lib, monkeypatch):
+    """Once captured, a step is its bound calls alone: a second epoch of the same
+    model replays every step without one backend operation."""
+    backend, x, y = HostReplay(lib), *data(64)
+    with owning_numpy_arrays(backend):
+        model = deep_model()
+        loss, optimizer = gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.01, 0.99)
+        gpunet.train_epoch(model, loss, optimizer, x, y, 8, graph="on")
+
+        def refused(*args, **kwargs):
+            raise AssertionError("a backend operation ran in a replayed epoch")
+
+        for name in STEP_OPERATIONS:
+            monkeypatch.setattr(HostReplay, name, refused)
+        assert np.isfinite(float(gpunet.train_epoch(model, loss, optimizer, x, y, 8,
+                                                    graph="on")))
 
 
 def test_host_stages_runs_from_the_repository_root():
