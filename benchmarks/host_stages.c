@@ -1,9 +1,10 @@
-/* gpunet's planned-step stages without their transcendentals, as C (benchmarks/host_stages.py).
+/* gpunet's planned-step stages and eager operations without their
+   transcendentals, as C (benchmarks/host_stages.py).
 
-   Each function does what the NumPy backend's operation of the same name does
-   (gpunet/backend/planned_step.py, graph_step.py) but its tanh, exp and log,
-   which stay NumPy's: the same float32 operations in the same order, so the
-   same numbers bit for bit (built with -ffp-contract=off: no fused
+   Each function does what its part of a NumPy backend operation does
+   (gpunet/backend/planned_step.py, graph_step.py, base.py) but for tanh, exp
+   and log, which stay NumPy's: the same float32 operations in the same order,
+   so the same numbers bit for bit (built with -ffp-contract=off: no fused
    multiply-adds). Row-major float32 arrays of n rows and k columns; a graph
    step's uint64 state holds the step's first row at OFFSET, its first dropout
    counter at COUNTER and the key at KEY; GAMMA, MIX1, MIX2 are
@@ -109,4 +110,86 @@ void momentum_update_and_advance(float *param, float *velocity, const float *gra
   }
   for (int s = 0; s < STATE_SIZE; ++s)
     state[s] += delta[s];
+}
+
+/* The eager layers' operations (a user's forward, loss, backward and step). */
+
+/* y = x mask, the mask (p, scale) of draws first, first + 1, ... of key. */
+void dropout(const float *x, float *y, float *mask, long n, uint64_t key, uint64_t first,
+             float p, float scale)
+{
+  for (long e = 0; e < n; ++e) {
+    uint64_t bits = key + (first + (uint64_t)e) * GAMMA;
+    bits = (bits ^ (bits >> 30)) * MIX1;
+    bits = (bits ^ (bits >> 27)) * MIX2;
+    const float u = (float)(bits >> 40) * (1.0f / 16777216.0f);
+    mask[e] = u >= p ? scale : 0.0f;
+    y[e] = x[e] * mask[e];
+  }
+}
+
+/* gx = (1 - y^2) gy. */
+void tanh_grad(const float *y, const float *gy, float *gx, long n)
+{
+  for (long e = 0; e < n; ++e)
+    gx[e] = (1.0f - y[e] * y[e]) * gy[e];
+}
+
+/* Whether every row of a is one-hot (a single 1, the rest 0); if so, each
+   row's class into classes and shifted = z - its first largest logit (a NaN
+   counting as largest), else nothing written. */
+bool shifted_one_hot(const float *z, const float *a, float *shifted, int64_t *classes,
+                     long n, long k)
+{
+  for (long i = 0; i < n; ++i) {
+    long ones = 0, nonzero = 0;
+    for (long j = 0; j < k; ++j) {
+      nonzero += a[i * k + j] != 0.0f;
+      ones += a[i * k + j] == 1.0f;
+      if (a[i * k + j] == 1.0f)
+        classes[i] = j;
+    }
+    if (ones != 1 || nonzero != 1)
+      return false;
+  }
+  for (long i = 0; i < n; ++i) {
+    const float *row = z + i * k;
+    long top = 0;
+    for (long j = 1; j < k; ++j)
+      if (row[top] == row[top] && !(row[j] <= row[top]))
+        top = j;
+    for (long j = 0; j < k; ++j)
+      shifted[i * k + j] = row[j] - row[top];
+  }
+  return true;
+}
+
+/* A row's loss -(0 + (shifted_class - log_total)) and the gradient
+   (e / total - a) scale in place of e. */
+void one_hot_losses(const float *shifted, float *e, const float *total, const float *log_total,
+                    const float *a, const int64_t *classes, float *losses, long n, long k,
+                    float scale)
+{
+  for (long i = 0; i < n; ++i) {
+    losses[i] = -(0.0f + (shifted[i * k + classes[i]] - log_total[i]));
+    for (long j = 0; j < k; ++j) {
+      float g = e[i * k + j] / total[i];
+      g -= a[i * k + j];
+      if (scale != 1.0f)
+        g *= scale;
+      e[i * k + j] = g;
+    }
+  }
+}
+
+/* velocity = momentum velocity + damping grad; param -= lr velocity. */
+void momentum_update(float *param, float *velocity, const float *grad, long n, float lr,
+                     float momentum, float damping)
+{
+  for (long e = 0; e < n; ++e) {
+    float v = velocity[e] * momentum;
+    v += damping * grad[e];
+    velocity[e] = v;
+    param[e] -= lr * v;
+  }
 }

@@ -1,19 +1,21 @@
-"""gpunet's own planned step with its stages' arithmetic in C: called one by one, or replayed.
+"""gpunet's own training with its exact arithmetic in C: a step replayed, or a user's loop.
 
     python -m benchmarks.host_stages [--repeats 21] [--batch-sizes 1 128]
 
 Not a gpunet path: a measurement for issue 23's CPU targets. ``HostStages`` is
-the NumPy backend with four operations of the deep model's planned step
-(``train_epoch``'s) each one C call (``host_stages.c``, built here with ``cc``):
-a dense stage's bias and dropout, its gradient and bias gradient, the output
-stage around its exp and log, and the momentum update. What is not exact
+the NumPy backend with the deep model's operations each one C call
+(``host_stages.c``, built here with ``cc``): of the planned step, a dense
+stage's bias and dropout, its gradient and bias gradient, the output stage
+around its exp and log, and the momentum update; of the eager layers, dropout,
+tanh's gradient, softmax cross-entropy and momentum. What is not exact
 arithmetic stays NumPy's (tanh, exp, log, a row's sum, the products), so an
 epoch gives the NumPy backend's numbers bit for bit. ``HostReplay`` is the same
 backend whose graph step (``graph="on"``) replays the recorded step as calls
-with every argument bound once, as a CUDA graph holds it. An epoch of each
-(stages called one by one, graph off; replayed, graph on) is checked against
-the NumPy backend's first (exit 1 if one differs); then the replay is timed,
-interleaved, with the plain script and the NumPy backend's ``train_epoch`` as
+with every argument bound once, as a CUDA graph holds it. Epochs of each way
+(planned stages called one by one; replayed; a user's loop, ``bench_core``'s
+``public``) are checked against the NumPy backend's first (exit 1 if one
+differs); then ``train_epoch`` replayed and the user's loop are timed,
+interleaved, with the plain script and the NumPy backend's own as
 ``bench_core`` times them (the process's CPU time, one BLAS thread): each ratio
 is samples/s over the plain script's, min/median/max. Needs a C compiler (``cc``).
 """
@@ -41,7 +43,8 @@ from gpunet.backend.host_threads import SPLIT_WORK
 from gpunet.backend.numpy_backend import NumpyBackend
 
 from . import c_library
-from .bench_core import data, deep_model, interleaved, ratios, size_options, time_gpunet, time_plain
+from .bench_core import (data, deep_model, interleaved, public_epoch, ratios, size_options,
+                         time_gpunet, time_plain, time_public)
 
 SOURCE = Path(__file__).with_suffix(".c")
 P, N, F, U = ctypes.c_void_p, ctypes.c_long, ctypes.c_float, ctypes.c_uint64
@@ -49,7 +52,11 @@ SIGNATURES = {"dense_forward": [P, P, P, N, N, P, U, F, F],
               "dense_backward": [P, P, P, P, P, N, N],
               "logits_shifted": [P, P, P, P, P, N, N],
               "losses_and_gradient": [P, P, P, P, P, P, P, P, P, N, N, F],
-              "momentum_update_and_advance": [P, P, P, N, P, P, P]}
+              "momentum_update_and_advance": [P, P, P, N, P, P, P],
+              "dropout": [P, P, P, N, U, U, F, F], "tanh_grad": [P, P, P, N],
+              "shifted_one_hot": [P, P, P, P, N, N],
+              "one_hot_losses": [P, P, P, P, P, P, P, N, N, F],
+              "momentum_update": [P, P, P, N, F, F, F]}
 TANH = activation_call("tanh")  # a stage's activation, as a plan holds it
 FLAGS = [f"-D{name}={value}" for name, value in
          (("OFFSET", OFFSET), ("COUNTER", COUNTER), ("KEY", KEY), ("STATE_SIZE", STATE_SIZE))]
@@ -57,7 +64,9 @@ FLAGS = [f"-D{name}={value}" for name, value in
 
 def build(folder: Path) -> ctypes.CDLL:
     """``host_stages.c`` as a shared library in ``folder``."""
-    return c_library.build(SOURCE, folder, FLAGS, SIGNATURES)
+    lib = c_library.build(SOURCE, folder, FLAGS, SIGNATURES)
+    lib.shifted_one_hot.restype = ctypes.c_bool
+    return lib
 
 
 def at(array: np.ndarray) -> int:
@@ -70,16 +79,20 @@ Bound = list[Callable[[], Any]]  # an operation as calls with every argument bou
 
 
 class HostStages(NumpyBackend):
-    """The NumPy backend with a graph step's stages in C where the step is the
-    deep model's (float32, tanh after each hidden stage, one-hot targets, momentum);
-    anything else, and the warm-up step (no state), as the NumPy backend. Each
-    ``_bind_<operation>`` gives (the operation's calls with their arguments
-    bound, what it returns), or None where the NumPy backend's runs."""
+    """The NumPy backend with the deep model's operations in C where they are
+    its (float32, C-contiguous, tanh after each hidden stage, one-hot targets,
+    momentum), anything else as the NumPy backend: a graph step's stages but
+    the warm-up step's (which has no state), and the eager layers' dropout with
+    its draws, tanh's gradient, softmax cross-entropy around NumPy's exp and
+    log, and the momentum update. Each ``_bind_<operation>`` of the step gives
+    (its calls with their arguments bound, what it returns), or None where the
+    NumPy backend's runs."""
 
     def __init__(self, lib: ctypes.CDLL) -> None:
         super().__init__()
         self.lib = lib
 
+    # -- a graph step's ------------------------------------------------------
     def _run(self, name: str, *args: Any, **kwargs: Any) -> Any:
         bound = getattr(self, f"_bind_{name}")(*args, **kwargs)
         if bound is None:
@@ -139,6 +152,44 @@ class HostStages(NumpyBackend):
             return None
         return [functools.partial(self.lib.momentum_update_and_advance, at(param), at(velocity),
                                   at(grad), param.size, at(rates), at(state), at(delta))], None
+
+    # -- the eager layers' operations (a user's loop through the layers) -----
+    def dropout(self, x, p, scale, window=None):
+        if x.dtype != np.float32 or not x.flags.c_contiguous:
+            return super().dropout(x, p, scale, window)
+        y, mask = np.empty_like(x), np.empty_like(x)
+        self.lib.dropout(at(x), at(y), at(mask), x.size, self.key,
+                         self.take_draws(x.shape, window), p, scale)
+        return y, mask
+
+    def activate_grad(self, activation, y, gy, out=None):
+        if (activation != TANH or y.dtype != np.float32 or gy.dtype != np.float32
+                or not (y.flags.c_contiguous and gy.flags.c_contiguous)):
+            return super().activate_grad(activation, y, gy, out)
+        out = np.empty_like(y) if out is None else out
+        self.lib.tanh_grad(at(y), at(gy), at(out), y.size)
+        return out
+
+    def softmax_cross_entropy(self, z, a, scale):
+        if (z.dtype != np.float32 or a.dtype != np.float32 or z.ndim != 2 or z.shape != a.shape
+                or not (z.flags.c_contiguous and a.flags.c_contiguous)):
+            return super().softmax_cross_entropy(z, a, scale)
+        n, k = z.shape
+        shifted, classes = np.empty_like(z), np.empty(n, np.int64)
+        if not self.lib.shifted_one_hot(at(z), at(a), at(shifted), at(classes), n, k):
+            return super().softmax_cross_entropy(z, a, scale)
+        e = np.exp(shifted)
+        total = np.add.reduce(e, -1)
+        log_total, losses = np.log(total), np.empty(n, np.float32)
+        self.lib.one_hot_losses(at(shifted), at(e), at(total), at(log_total), at(a), at(classes),
+                                at(losses), n, k, scale)
+        return losses, e
+
+    def momentum_update(self, param, velocity, grad, lr, momentum, scratch=None):
+        if param.dtype != np.float32 or not param.flags.c_contiguous:
+            return super().momentum_update(param, velocity, grad, lr, momentum, scratch)
+        self.lib.momentum_update(at(param), at(velocity), at(grad), param.size, lr, momentum,
+                                 1 - momentum)
 
 
 class HostReplay(HostStages):
@@ -202,29 +253,31 @@ def owning_numpy_arrays(backend: gpunet.Backend | None) -> Iterator[None]:
 
 
 def one_epoch(x: np.ndarray, y: np.ndarray, batch: int, backend: gpunet.Backend | None = None,
-              graph: str = "auto") -> tuple[float, np.ndarray]:
-    """The loss of one ``train_epoch`` of ``deep_model()`` on ``backend`` (default:
-    the NumPy backend) in ``graph`` mode, and its parameters after."""
+              graph: str = "auto", public: bool = False) -> tuple[float, np.ndarray]:
+    """The loss of one epoch of ``deep_model()`` on ``backend`` (default: the
+    NumPy backend), a ``train_epoch`` in ``graph`` mode or, ``public``, a user's
+    loop (``bench_core.public_epoch``), and its parameters after."""
     with owning_numpy_arrays(backend):
         model = deep_model()
-        loss = float(gpunet.train_epoch(model, gpunet.SoftmaxCrossEntropy(),
-                                        gpunet.Momentum(0.01, 0.99), x, y, batch, graph=graph))
-    return loss, np.concatenate([p.ravel() for p in model.params()])
+        loss, optimizer = gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.01, 0.99)
+        total = (public_epoch(model, loss, optimizer, x, y, batch) if public else
+                 float(gpunet.train_epoch(model, loss, optimizer, x, y, batch, graph=graph)))
+    return total, np.concatenate([p.ravel() for p in model.params()])
 
 
 def same_numbers(backend: HostStages, x: np.ndarray, y: np.ndarray, batch: int,
-                 graph: str = "auto") -> bool:
-    """Whether an epoch on ``backend`` in ``graph`` mode gives the NumPy
-    backend's loss and parameters (graph off), bit for bit."""
-    (loss, params), (want_loss, want_params) = (one_epoch(x, y, batch, backend, graph),
-                                                one_epoch(x, y, batch))
+                 graph: str = "auto", public: bool = False) -> bool:
+    """Whether ``one_epoch`` on ``backend`` gives the NumPy backend's loss and
+    parameters (``train_epoch`` with graph off, or the same user's loop), bit for bit."""
+    (loss, params), (want_loss, want_params) = (one_epoch(x, y, batch, backend, graph, public),
+                                                one_epoch(x, y, batch, None, "off", public))
     return loss == want_loss and params.tobytes() == want_params.tobytes()
 
 
-def time_on(backend: HostStages, graph: str, x: np.ndarray, y: np.ndarray, batch: int) -> float:
-    """``bench_core.time_gpunet`` on ``backend``, in ``graph`` mode."""
+def time_on(backend: HostStages, timer: Callable[..., float], *args: Any) -> float:
+    """``timer(*args)``, a ``bench_core`` timer, on ``backend``."""
     with owning_numpy_arrays(backend):
-        return time_gpunet(x, y, batch, graph)
+        return timer(*args)
 
 
 def main() -> None:
@@ -233,19 +286,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=21,
                         help="epochs timed for each, interleaved (default 21)")
     args = parser.parse_args()
-    print(f"{'batch':>5} {'ratio min/median/max:':>21} {'numpy':>21} {'C replay':>21}")
+    print(f"{'batch':>5} {'ratio min/median/max:':>21} {'train_epoch numpy':>21} "
+          f"{'C replay':>21} {'public numpy':>21} {'C operations':>21}")
     with tempfile.TemporaryDirectory() as folder, threadpool_limits(1, user_api="blas"):
         host = HostReplay(build(Path(folder)))
         for batch in args.batch_sizes:
             x, y = data(args.samples_batch1 if batch == 1 else args.samples)
-            if not all(same_numbers(host, x, y, batch, graph) for graph in ("off", "on")):
-                sys.exit(f"host_stages: batch {batch}: an epoch with the C stages differs "
+            if not all(same_numbers(host, x, y, batch, graph, public)
+                       for graph, public in (("off", False), ("on", False), ("off", True))):
+                sys.exit(f"host_stages: batch {batch}: an epoch with the C operations differs "
                          "from the NumPy backend's")
-            plain, numpy, replay = interleaved(
+            plain, *ours = interleaved(
                 [functools.partial(time_plain, x, y, batch),
                  functools.partial(time_gpunet, x, y, batch),
-                 functools.partial(time_on, host, "on", x, y, batch)], args.repeats)
-            print(f"{batch:>5} {'':>21} {ratios(plain, numpy)} {ratios(plain, replay)}")
+                 functools.partial(time_on, host, time_gpunet, x, y, batch, "on"),
+                 functools.partial(time_public, x, y, batch),
+                 functools.partial(time_on, host, time_public, x, y, batch)], args.repeats)
+            print(f"{batch:>5} {'':>21} " + " ".join(ratios(plain, t) for t in ours))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """``benchmarks.host_stages``: gpunet's planned step with its stages in C, called
-one by one or replayed as bound calls, gives the NumPy backend's numbers bit for
-bit, the C doing the stages it claims, and its entry point runs from the checkout."""
+one by one or replayed as bound calls, and a user's loop through the layers with
+their operations in C give the NumPy backend's numbers bit for bit, the C doing
+what it claims, and its entry point runs from the checkout."""
 from __future__ import annotations
 
 import shutil
@@ -30,6 +31,7 @@ NUMPY_CALLS = {"dense_forward": 2, "dense_softmax_cross_entropy": 1, "dense_back
 
 
 WAYS = [(HostStages, "off"), (HostReplay, "on")]  # each backend with its graph mode
+EAGER_OPERATIONS = ("dropout", "activate_grad", "softmax_cross_entropy", "momentum_update")
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +45,25 @@ def test_an_epoch_with_c_stages_is_the_numpy_backends_bit_for_bit(lib, kind, gra
                                                                    samples):
     x, y = data(samples)
     assert same_numbers(kind(lib), x, y, batch, graph)
+
+
+@pytest.mark.parametrize("batch, samples", [(1, 40), (16, 320), (128, 512)])
+def test_a_users_loop_with_c_operations_is_the_numpy_backends_bit_for_bit(lib, batch, samples):
+    x, y = data(samples)
+    assert same_numbers(HostStages(lib), x, y, batch, public=True)
+
+
+def test_a_users_loop_runs_its_operations_in_c(lib, monkeypatch):
+    """In a user's loop of the deep model, the NumPy backend's versions of the
+    eager operations the C replaces never run."""
+    def refused(*args, **kwargs):
+        raise AssertionError("the NumPy version of an eager operation ran")
+
+    backend = HostStages(lib)
+    for name in EAGER_OPERATIONS:
+        monkeypatch.setattr(NumpyBackend, name, refused)
+    loss, params = one_epoch(*data(64), 8, backend, public=True)
+    assert np.isfinite(loss) and np.isfinite(params).all()
 
 
 @pytest.mark.parametrize("kind, graph", WAYS)
@@ -93,4 +114,6 @@ def test_host_stages_runs_from_the_repository_root():
                            "16", "--samples", "64", "--batch-sizes", "1", "16", "--repeats", "1"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert [line.split()[0] for line in done.stdout.splitlines()[1:]] == ["1", "16"]
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[-2:] == ["C", "operations"]
+    assert [line.split()[0] for line in lines[1:]] == ["1", "16"]
