@@ -123,14 +123,17 @@ def compare(cases: list[tuple[str, int, int]], repeats: int) -> dict[tuple[str, 
             for i, (way, batch_size, _) in enumerate(cases)}
 
 
-def size_options(parser: argparse.ArgumentParser) -> None:
-    """The options of an epoch's samples and the batch sizes to compare at."""
+def comparison_options(parser: argparse.ArgumentParser, repeats: int) -> None:
+    """The options of a comparison with the plain script: an epoch's samples,
+    the batch sizes to compare at, and the repeats (``repeats`` by default)."""
     parser.add_argument("--samples-batch1", type=int, default=1_000,
                         help="samples in an epoch at batch size 1 (default 1000)")
     parser.add_argument("--samples", type=int, default=16_384,
                         help="samples in an epoch at the other batch sizes (default 16384)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 128],
                         help="batch sizes to compare at (default 1 128)")
+    parser.add_argument("--repeats", type=int, default=repeats,
+                        help=f"epochs timed for each, interleaved (default {repeats})")
 
 
 def ratios(plain: list[float], ours: list[float]) -> str:
@@ -141,11 +144,9 @@ def ratios(plain: list[float], ours: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    size_options(parser)
+    comparison_options(parser, repeats=41)
     parser.add_argument("--ways", choices=WAYS, nargs="+", default=list(WAYS),
                         help="how gpunet trains (default: train_epoch public)")
-    parser.add_argument("--repeats", type=int, default=41,
-                        help="epochs timed for each, interleaved (default 41)")
     args = parser.parse_args()
     cases = [(way, b, args.samples_batch1 if b == 1 else args.samples)
              for way in args.ways for b in args.batch_sizes]

@@ -28,7 +28,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import c_library, plain_numpy
-from .bench_core import data, interleaved, ratios, size_options, time_plain
+from .bench_core import comparison_options, data, interleaved, ratios, time_plain
 
 SOURCE = Path(__file__).with_suffix(".c")
 VARIANTS = {"tanh": [], "no activation": ["-DNO_ACTIVATION"]}  # build flags of each
@@ -122,9 +122,7 @@ def time_compiled(lib: ctypes.CDLL, x: np.ndarray, y: np.ndarray, batch: int) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    size_options(parser)
-    parser.add_argument("--repeats", type=int, default=21,
-                        help="epochs timed for each, interleaved (default 21)")
+    comparison_options(parser, repeats=21)
     args = parser.parse_args()
     print(f"{'variant':<14} {'batch':>5} {'plain us/step':>14} {'compiled':>9} "
           f"{'ratio min/median/max':>21}")

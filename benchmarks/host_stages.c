@@ -22,6 +22,38 @@ static void column_sums(const float *g, float *db, long n, long k)
       db[j] += g[i * k + j];
 }
 
+/* The keep mask of counter c of key: scale where its uniform draw (the top 24
+   bits of SplitMix64's, times 2^-24) is >= p, else 0. */
+static inline float keep(uint64_t key, uint64_t c, float p, float scale)
+{
+  uint64_t bits = key + c * GAMMA;
+  bits = (bits ^ (bits >> 30)) * MIX1;
+  bits = (bits ^ (bits >> 27)) * MIX2;
+  return (float)(bits >> 40) * (1.0f / 16777216.0f) >= p ? scale : 0.0f;
+}
+
+/* The index of a row's first largest entry, a NaN counting as largest (argmax's). */
+static long first_largest(const float *row, long k)
+{
+  long top = 0;
+  for (long j = 1; j < k; ++j)
+    if (row[top] == row[top] && !(row[j] <= row[top]))
+      top = j;
+  return top;
+}
+
+/* A row's gradient in place of its exponentials e: (e / total - a) scale. */
+static void gradient_row(float *e, float total, const float *a, long k, float scale)
+{
+  for (long j = 0; j < k; ++j) {
+    float g = e[j] / total;
+    g -= a[j];
+    if (scale != 1.0f)
+      g *= scale;
+    e[j] = g;
+  }
+}
+
 /* z <- (z + b) mask, the mask (p, scale) of the draws of the state's key from
    its counter + skip; without a mask, z <- z + b. */
 void dense_forward(float *z, const float *b, float *mask, long n, long k,
@@ -31,11 +63,7 @@ void dense_forward(float *z, const float *b, float *mask, long n, long k,
   for (long e = 0; e < n * k; ++e) {
     float x = z[e] + b[e % k];
     if (mask) {
-      uint64_t bits = key + (first + (uint64_t)e) * GAMMA;
-      bits = (bits ^ (bits >> 30)) * MIX1;
-      bits = (bits ^ (bits >> 27)) * MIX2;
-      const float u = (float)(bits >> 40) * (1.0f / 16777216.0f);
-      mask[e] = u >= p ? scale : 0.0f;
+      mask[e] = keep(key, first + (uint64_t)e, p, scale);
       x *= mask[e];
     }
     z[e] = x;
@@ -62,12 +90,9 @@ void logits_shifted(float *z, const float *b, const uint64_t *state, const int64
   hits += state[OFFSET];
   for (long i = 0; i < n; ++i) {
     float *row = z + i * k;
-    long top = 0;
     for (long j = 0; j < k; ++j)
       row[j] += b[j];
-    for (long j = 1; j < k; ++j)
-      if (row[top] == row[top] && !(row[j] <= row[top]))
-        top = j;
+    const long top = first_largest(row, k);
     const float largest = row[top];
     hits[i] = top == classes[i];
     for (long j = 0; j < k; ++j)
@@ -86,30 +111,9 @@ void losses_and_gradient(const float *z, float *e, const float *total, const flo
   losses += state[OFFSET];
   for (long i = 0; i < n; ++i) {
     losses[i] = -(z[i * k + classes[i]] - log_total[i]);
-    for (long j = 0; j < k; ++j) {
-      float g = e[i * k + j] / total[i];
-      g -= a[i * k + j];
-      if (scale != 1.0f)
-        g *= scale;
-      e[i * k + j] = g;
-    }
+    gradient_row(e + i * k, total[i], a + i * k, k, scale);
   }
   column_sums(e, db, n, k);
-}
-
-/* velocity = rates[1] velocity + rates[2] grad, param -= rates[0] velocity;
-   then the state of the next step, state += delta. */
-void momentum_update_and_advance(float *param, float *velocity, const float *grad, long n,
-                                 const float *rates, uint64_t *state, const uint64_t *delta)
-{
-  for (long e = 0; e < n; ++e) {
-    float v = velocity[e] * rates[1];
-    v += rates[2] * grad[e];
-    velocity[e] = v;
-    param[e] -= rates[0] * v;
-  }
-  for (int s = 0; s < STATE_SIZE; ++s)
-    state[s] += delta[s];
 }
 
 /* The eager layers' operations (a user's forward, loss, backward and step). */
@@ -119,11 +123,7 @@ void dropout(const float *x, float *y, float *mask, long n, uint64_t key, uint64
              float p, float scale)
 {
   for (long e = 0; e < n; ++e) {
-    uint64_t bits = key + (first + (uint64_t)e) * GAMMA;
-    bits = (bits ^ (bits >> 30)) * MIX1;
-    bits = (bits ^ (bits >> 27)) * MIX2;
-    const float u = (float)(bits >> 40) * (1.0f / 16777216.0f);
-    mask[e] = u >= p ? scale : 0.0f;
+    mask[e] = keep(key, first + (uint64_t)e, p, scale);
     y[e] = x[e] * mask[e];
   }
 }
@@ -154,12 +154,9 @@ bool shifted_one_hot(const float *z, const float *a, float *shifted, int64_t *cl
   }
   for (long i = 0; i < n; ++i) {
     const float *row = z + i * k;
-    long top = 0;
-    for (long j = 1; j < k; ++j)
-      if (row[top] == row[top] && !(row[j] <= row[top]))
-        top = j;
+    const float largest = row[first_largest(row, k)];
     for (long j = 0; j < k; ++j)
-      shifted[i * k + j] = row[j] - row[top];
+      shifted[i * k + j] = row[j] - largest;
   }
   return true;
 }
@@ -172,13 +169,7 @@ void one_hot_losses(const float *shifted, float *e, const float *total, const fl
 {
   for (long i = 0; i < n; ++i) {
     losses[i] = -(0.0f + (shifted[i * k + classes[i]] - log_total[i]));
-    for (long j = 0; j < k; ++j) {
-      float g = e[i * k + j] / total[i];
-      g -= a[i * k + j];
-      if (scale != 1.0f)
-        g *= scale;
-      e[i * k + j] = g;
-    }
+    gradient_row(e + i * k, total[i], a + i * k, k, scale);
   }
 }
 
@@ -192,4 +183,14 @@ void momentum_update(float *param, float *velocity, const float *grad, long n, f
     velocity[e] = v;
     param[e] -= lr * v;
   }
+}
+
+/* The graph step's update: momentum_update with the rates (lr, momentum,
+   damping) read from the device; then the state of the next step, state += delta. */
+void momentum_update_and_advance(float *param, float *velocity, const float *grad, long n,
+                                 const float *rates, uint64_t *state, const uint64_t *delta)
+{
+  momentum_update(param, velocity, grad, n, rates[0], rates[1], rates[2]);
+  for (int s = 0; s < STATE_SIZE; ++s)
+    state[s] += delta[s];
 }

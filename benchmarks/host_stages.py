@@ -43,7 +43,7 @@ from gpunet.backend.host_threads import SPLIT_WORK
 from gpunet.backend.numpy_backend import NumpyBackend
 
 from . import c_library
-from .bench_core import (data, deep_model, interleaved, public_epoch, ratios, size_options,
+from .bench_core import (comparison_options, data, deep_model, interleaved, public_epoch, ratios,
                          time_gpunet, time_plain, time_public)
 
 SOURCE = Path(__file__).with_suffix(".c")
@@ -282,9 +282,7 @@ def time_on(backend: HostStages, timer: Callable[..., float], *args: Any) -> flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    size_options(parser)
-    parser.add_argument("--repeats", type=int, default=21,
-                        help="epochs timed for each, interleaved (default 21)")
+    comparison_options(parser, repeats=21)
     args = parser.parse_args()
     print(f"{'batch':>5} {'ratio min/median/max:':>21} {'train_epoch numpy':>21} "
           f"{'C replay':>21} {'public numpy':>21} {'C operations':>21}")
