@@ -118,10 +118,10 @@ class HostStages(NumpyBackend):
                             state=None, window=None):
         if state is None or z.dtype != np.float32 or y is not z or activation not in (None, TANH):
             return None
-        p, scale = dropout or (0.0, 1.0)
+        (values, skip), (p, scale) = state, dropout or (0.0, 1.0)
         stage = functools.partial(self.lib.dense_forward, at(z), at(bias),
                                   None if dropout is None else at(mask), *z.shape,
-                                  at(state[0]), state[1], p, scale)
+                                  at(values), skip, p, scale)
         return ([stage] if activation is None
                 else [stage, functools.partial(np.tanh, z, out=z)]), z
 
