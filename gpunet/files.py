@@ -8,11 +8,18 @@ import io
 import os
 import stat
 import unicodedata
+from pathlib import Path
 
 FILE_TYPES = {stat.S_IFREG: "a file", stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO",
               stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
               stat.S_IFSOCK: "a socket"}
 REASONS = {errno.ELOOP: "a symlink loop", errno.ENAMETOOLONG: "a name too long for the system"}
+
+
+def cache_dir(name: str) -> Path:
+    """The per-user cache of ``name``: $XDG_CACHE_HOME (default ~/.cache)/gpunet/<name>."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "gpunet" / name
 
 
 class Unreadable(ValueError):

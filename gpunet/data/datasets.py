@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..files import file_type
+from ..files import cache_dir, file_type
 from .download import CHUNK_BYTES, download_file
 from .errors import DatasetError
 from .idx import MAX_EXAMPLES, Kind, open_data, open_idx, read_idx, size_limit
@@ -91,12 +91,6 @@ def data_folders(data_dir: str | os.PathLike | None = None) -> list[Path]:
         with suppress(DatasetError):
             folders.update(dict.fromkeys(search_dirs(name, data_dir)))
     return list(folders)
-
-
-def cache_dir(name: str) -> Path:
-    """The per-user cache of ``name``: $XDG_CACHE_HOME (default ~/.cache)/gpunet/<name>."""
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "gpunet" / name
 
 
 def _given_dir(data_dir: str | os.PathLike | None) -> Path | None:

@@ -1,0 +1,103 @@
+"""C for the host, compiled once per machine and kept, as CuPy keeps its kernels.
+
+``load`` builds a C source with the C compiler ($CC, else ``cc``) into
+gpunet's cache folder for it, $XDG_CACHE_HOME (default ~/.cache)/gpunet/host-c,
+and loads it with ctypes. A library is named by a hash of
+what makes it (the source and the files it includes, the flags, the compiler
+and its version line), so
+an edit or another compiler builds anew; it is written beside its name and
+renamed into place, so no process loads half of one. Where the folder cannot
+be written, the build goes to a temporary folder of the process's own. The
+flags leave out ``-march=native`` (a cache in a home shared by machines with
+other CPUs stays loadable) and fused multiply-adds (``-ffp-contract=off``:
+the C rounds as NumPy does, operation by operation).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from ..files import cache_dir
+
+FLAGS = ("-O2", "-ffp-contract=off", "-shared", "-fPIC")
+
+
+class HostLibraryError(RuntimeError):
+    """No library could be built or loaded; the message says why, in one line."""
+
+
+def compiler() -> tuple[str, str]:
+    """(the C compiler's path, its version line); HostLibraryError where there is none."""
+    name = os.environ.get("CC") or "cc"
+    path = shutil.which(name)
+    if path is None:
+        raise HostLibraryError(f"no C compiler: {name} is not on PATH")
+    try:
+        version = subprocess.run([path, "--version"], capture_output=True, text=True,
+                                 timeout=60).stdout.partition("\n")[0]
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise HostLibraryError(f"the C compiler {path} does not run: {exc}") from exc
+    return path, version
+
+
+def load(source: Path, flags: Sequence[str], signatures: Mapping[str, Sequence[type]],
+         includes: Sequence[Path] = ()) -> ctypes.CDLL:
+    """``source`` built with ``flags`` (and FLAGS) and loaded, each function of
+    ``signatures`` given its argument types and no result; from the cache where
+    it was built before with the same ``includes`` (the files it includes).
+    HostLibraryError, in one line, where it cannot be."""
+    path, version = compiler()
+    made_of = b"\0".join([*(f.read_bytes() for f in (source, *includes)),
+                          *(f.encode() for f in (*FLAGS, *flags)), path.encode(),
+                          version.encode()])
+    name = f"{source.stem}-{hashlib.sha256(made_of).hexdigest()[:16]}.so"
+    try:
+        folder = cache_dir("host-c")
+        folder.mkdir(parents=True, exist_ok=True)
+        library = _built(folder / name, [path, *FLAGS, *flags, str(source)])
+    except OSError:  # an unwritable cache: a build of this process's own
+        with tempfile.TemporaryDirectory(prefix="gpunet-") as folder:
+            library = _built(Path(folder) / name, [path, *FLAGS, *flags, str(source)])
+            lib = _opened(library)  # the mapping outlives the file
+    else:
+        lib = _opened(library)
+    for function, argtypes in signatures.items():
+        getattr(lib, function).argtypes = list(argtypes)
+        getattr(lib, function).restype = None
+    return lib
+
+
+def _built(library: Path, command: list[str]) -> Path:
+    """``library``, built by ``command`` (less its output) unless it exists."""
+    if library.exists():
+        return library
+    handle, temporary = tempfile.mkstemp(prefix=f".{library.name}.", dir=library.parent)
+    os.close(handle)
+    try:
+        try:
+            done = subprocess.run([*command, "-o", temporary, "-lm"], capture_output=True,
+                                  text=True, timeout=300)
+        except subprocess.SubprocessError as exc:  # OSError: the caller's
+            raise HostLibraryError(f"{command[-1]} does not compile: {exc}") from exc
+        if done.returncode != 0:
+            first = next((line for line in done.stderr.splitlines() if "error" in line),
+                         done.stderr.strip().partition("\n")[0])
+            raise HostLibraryError(f"{command[-1]} does not compile: {first}")
+        os.replace(temporary, library)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return library
+
+
+def _opened(library: Path) -> ctypes.CDLL:
+    try:
+        return ctypes.CDLL(str(library))
+    except OSError as exc:
+        raise HostLibraryError(f"{library} does not load: {exc}") from exc

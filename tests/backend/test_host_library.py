@@ -1,0 +1,108 @@
+"""``host_library.load``: C built once into the cache and loaded, rebuilt when
+what makes it changes, built for the process alone where the cache cannot be
+written, and every failure one line that says why."""
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+
+import pytest
+
+from gpunet.backend import host_library
+from gpunet.backend.host_library import HostLibraryError, load
+
+if shutil.which("cc") is None:
+    pytest.skip("no C compiler (cc) on PATH", allow_module_level=True)
+
+SOURCE = "int twice(int x) { return 2 * x; }\n"
+SIGNATURES = {"twice": [ctypes.c_int]}
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty cache folder ($XDG_CACHE_HOME/gpunet/host-c); the C compiler is cc."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("CC", raising=False)
+    return tmp_path / "xdg" / "gpunet" / "host-c"
+
+
+@pytest.fixture
+def builds(monkeypatch):
+    """The library builds the compiler makes (its runs with -shared)."""
+    made, run = [], subprocess.run
+
+    def counted(command, *args, **kwargs):
+        if "-shared" in command:
+            made.append(command)
+        return run(command, *args, **kwargs)
+
+    monkeypatch.setattr(host_library.subprocess, "run", counted)
+    return made
+
+
+def source(tmp_path, text=SOURCE, name="twice.c"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def call_twice(lib) -> int:
+    lib.twice.restype = ctypes.c_int
+    return lib.twice(21)
+
+
+def test_a_library_is_built_once_and_then_loaded_from_the_cache(tmp_path, cache, builds):
+    c = source(tmp_path)
+    assert call_twice(load(c, [], SIGNATURES)) == 42
+    assert call_twice(load(c, [], SIGNATURES)) == 42
+    assert len(builds) == 1
+    kept = list(cache.iterdir())
+    assert len(kept) == 1 and kept[0].name.startswith("twice-") and kept[0].suffix == ".so"
+
+
+def test_a_new_source_or_flags_build_anew(tmp_path, cache, builds):
+    c = source(tmp_path)
+    load(c, [], SIGNATURES)
+    load(c, ["-DUNUSED=1"], SIGNATURES)
+    c.write_text(SOURCE.replace("2 * x", "x + x"))
+    assert call_twice(load(c, [], SIGNATURES)) == 42
+    assert len(builds) == 3 and len(list(cache.iterdir())) == 3
+
+
+def test_an_included_file_that_changed_builds_anew(tmp_path, cache, builds):
+    header = source(tmp_path, "#define FACTOR 2\n", "factor.h")
+    c = source(tmp_path, '#include "factor.h"\nint twice(int x) { return FACTOR * x; }\n')
+    assert call_twice(load(c, [], SIGNATURES, includes=[header])) == 42
+    header.write_text("#define FACTOR 3\n")
+    assert call_twice(load(c, [], SIGNATURES, includes=[header])) == 63
+    assert len(builds) == 2
+
+
+def test_an_unwritable_cache_builds_for_the_process_and_leaves_nothing(tmp_path, monkeypatch,
+                                                                       builds):
+    """The cache's path is a file: the library is built in a temporary folder,
+    loaded, and the folder removed; the file is left as it was."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("mine")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    assert call_twice(load(source(tmp_path), [], SIGNATURES)) == 42
+    assert blocker.read_text() == "mine" and len(builds) == 1
+    assert not builds[0][-1].startswith(str(blocker))
+
+
+def test_no_compiler_is_one_line_naming_it(tmp_path, cache, monkeypatch):
+    monkeypatch.setenv("CC", "no-such-cc")
+    with pytest.raises(HostLibraryError, match="^no C compiler: no-such-cc is not on PATH$"):
+        load(source(tmp_path), [], SIGNATURES)
+    assert not cache.exists()
+
+
+def test_a_source_that_does_not_compile_is_one_line_and_leaves_no_file(tmp_path, cache):
+    c = source(tmp_path, "int twice(int x) { return 2 * y; }\n")
+    with pytest.raises(HostLibraryError) as raised:
+        load(c, [], SIGNATURES)
+    message = str(raised.value)
+    assert message.startswith(f"{c} does not compile: ") and "\n" not in message
+    assert "undeclared" in message  # the compiler's own line
+    assert list(cache.iterdir()) == []  # no library, no temporary
