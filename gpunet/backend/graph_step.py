@@ -61,6 +61,8 @@ class GraphStepOperations:
     xp: Any
     # The matrix products a capture may use, tried in order; each names its path.
     GRAPH_GEMMS: tuple[str, ...] = ("stand-in",)
+    # Those graph mode "auto" tries (planning/graph.py): none, the planned step.
+    AUTO_GRAPH_GEMMS: tuple[str, ...] = ()
 
     def address(self, array: Array) -> int:
         """The address of ``array``'s first element, as a state's ROWS holds it."""

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import host_replay
 from .base import Array, Backend
+from .graph_step import Replay
 from .host_threads import SPLIT_WORK, RowBlockProducts
 from .planned_step import TargetClasses
 
@@ -12,6 +14,10 @@ class NumpyBackend(Backend):
     name = "numpy"
     xp = np
     array_type = np.ndarray
+    # A graph step replayed as bound calls, its stages compiled C (host_replay.py),
+    # where a C compiler is at hand; else as recorded. "auto" takes the first.
+    GRAPH_GEMMS = ("host", "stand-in")
+    AUTO_GRAPH_GEMMS = ("host",)
 
     def __init__(self) -> None:
         super().__init__()
@@ -29,6 +35,11 @@ class NumpyBackend(Backend):
         if a.shape[0] * a.shape[1] * b.shape[1] < SPLIT_WORK:  # one block: one call, direct
             return np.matmul(a, b, out=out)
         return self.products.matmul(a, b, out)
+
+    def capture(self, record: Replay, gemm: str) -> Replay:
+        if gemm == "host":
+            return host_replay.capture(self, record)
+        return super().capture(record, gemm)
 
     def softmax_cross_entropy(self, z: Array, a: Array, scale: float) -> tuple[Array, Array]:
         with np.errstate(over="ignore"):  # z - max z = -inf for logits 6e38 apart: e = 0, right

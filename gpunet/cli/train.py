@@ -132,7 +132,8 @@ def run_train(args: argparse.Namespace) -> int:
     def end_of_epoch(stats: EpochStats) -> None:
         history.append(asdict(stats))
         print(f"epoch {stats.epoch}: loss {stats.loss:.4f}, accuracy {stats.accuracy:.4f}, "
-              f"test accuracy {stats.test_accuracy:.4f}, {stats.samples_per_second:,.0f} samples/s")
+              f"test accuracy {stats.test_accuracy:.4f}, {stats.samples_per_second:,.0f} samples/s, "
+              f"step {stats.step_path}")
         if threads.update():
             backend.use_threads(threads.count)
             print(f"threads: {threads}: {backend.threads_in_use()}, as the other processes' "

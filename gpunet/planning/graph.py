@@ -11,12 +11,12 @@ the optimizer's rates, also on the device, advancing the state
 (``update_and_advance``): so one recording serves every full batch of every
 epoch. After a warm-up step through the plan (which makes the optimizer's
 state) and one recorded step run eagerly (which makes what a capture may not:
-compiled kernels, cuBLAS's arrays of pointers), the backend captures it (``capture``: a CUDA graph on CuPy, the
-recorded calls on NumPy), once per run: again only when the epoch's size
+compiled kernels, cuBLAS's arrays of pointers), the backend captures it (``capture``: a CUDA graph on CuPy; on NumPy
+calls bound once, its stages in C, or the recorded calls), once per run: again only when the epoch's size
 changes or a value baked into the capture does (``StepPlan.baked``: dropout p,
 the optimizer's state arrays). A changed learning rate, momentum, random key or
 counter is written to the device (one small copy, only then). Where the graph
-is not wanted, the same recording runs as the planned step. The host keeps its
+is not wanted (``graph_gemms``), the same recording runs as the planned step. The host keeps its
 own counters in step by arithmetic, so the tail batch, run eagerly through the
 layers, draws where it would have.
 """
@@ -47,20 +47,27 @@ def check_mode(graph: Any) -> str:
     return graph
 
 
-def uses_graph(graph: str, backend: Backend) -> bool:
-    """Whether mode ``graph`` replays planned steps as a graph on ``backend``."""
-    return check_mode(graph) == "on" or (graph == "auto" and AUTO_ON_CUPY
-                                         and backend.name == "cupy")
+def graph_gemms(graph: str, backend: Backend) -> tuple[str, ...]:
+    """The GRAPH_GEMMS mode ``graph`` tries on ``backend``, in order (none: the
+    planned step runs): all of them "on"; "auto", the backend's AUTO_GRAPH_GEMMS
+    (NumPy's host replay, bit for bit the planned step) and, once AUTO_ON_CUPY,
+    CuPy's CUDA graph."""
+    mode = check_mode(graph)
+    if mode == "on" or (mode == "auto" and AUTO_ON_CUPY and backend.name == "cupy"):
+        return backend.GRAPH_GEMMS
+    return backend.AUTO_GRAPH_GEMMS if mode == "auto" else ()
 
 
 def explain_auto_graph() -> str:
     """One line: what ``--graph auto`` does, and why."""
+    host = ("on numpy each full batch's step is replayed as calls bound once, its stages "
+            "compiled C (needs a C compiler, cc or $CC; without one it runs as planned)")
     if AUTO_ON_CUPY:
-        return ("--graph auto (train's default): each full batch's step is replayed as a CUDA "
-                "graph on cupy; numpy runs it without a graph")
-    return ("--graph auto (train's default): each step runs without a CUDA graph, on cupy as "
-            "on numpy (graph replay is not yet switched on for cupy: it has not passed its "
-            "parity check on a GPU, scripts/gpu_check.sh; --graph on uses it now)")
+        return (f"--graph auto (train's default): {host}; on cupy it is replayed as a CUDA "
+                "graph")
+    return (f"--graph auto (train's default): {host}; on cupy it runs without a CUDA graph "
+            "(graph replay is not yet switched on for cupy: it has not passed its parity "
+            "check on a GPU, scripts/gpu_check.sh; --graph on uses it now)")
 
 
 class StepGraph:
@@ -69,9 +76,9 @@ class StepGraph:
     the epoch's order, its first dropout counter, the key, the address of its
     first input row), the optimizer's rates, and the captured step."""
 
-    def __init__(self, plan: StepPlan, captured: bool) -> None:
+    def __init__(self, plan: StepPlan, gemms: tuple[str, ...]) -> None:
         b, batch = plan.backend, plan.batch
-        self.plan, self.backend, self.captured = plan, b, captured
+        self.plan, self.backend, self.gemms = plan, b, gemms
         self.x: Array | None = None  # the epoch's inputs in its order, then targets, ...
         self.y = self.losses = self.hits = self.batch_rows = None
         self.classes: TargetClasses | None = None  # the targets', when one-hot
@@ -145,8 +152,8 @@ class StepGraph:
         self.baked = baked
         if self.replay is not None:
             self.replay()
-        elif self.captured and self.recorded:
-            self.replay, self.path = capture(b, self.record)
+        elif self.gemms and self.recorded:
+            self.replay, self.path = capture(b, self.record, self.gemms)
         else:  # eagerly: the planned step, or before the first capture
             b.run_step(self.record)
             self.recorded = True
@@ -175,17 +182,21 @@ class StepGraph:
                              self.state, self.delta)
 
 
-def capture(backend: Backend, record: Replay) -> tuple[Replay, str]:
-    """(replay, path): ``record`` captured with the first of the backend's
-    GRAPH_GEMMS that captures, and run once; when none does, ``record`` itself
-    (the planned step, run eagerly each time)."""
-    for gemm in backend.GRAPH_GEMMS:
+def capture(backend: Backend, record: Replay, gemms: tuple[str, ...]) -> tuple[Replay, str]:
+    """(replay, path): ``record`` captured with the first of ``gemms`` (the
+    backend's GRAPH_GEMMS) that captures, and run once; when none does,
+    ``record`` itself (the planned step, run eagerly each time). The path names
+    the GEMM, or "planned", and why each tried before it failed."""
+    failed: list[str] = []
+    for gemm in gemms:
         try:
-            return backend.capture(record, gemm), f"graph ({gemm})"
-        except GraphCaptureError:
+            replay = backend.capture(record, gemm)
+        except GraphCaptureError as exc:
+            failed.append(str(exc))
             continue
+        return replay, f"graph ({'; '.join([gemm, *failed])})"
     record()
-    return record, "planned"
+    return record, f"planned ({'; '.join(failed)})"
 
 
 def _identical(first: tuple | list, second: tuple | list) -> bool:
@@ -193,14 +204,14 @@ def _identical(first: tuple | list, second: tuple | list) -> bool:
     return len(first) == len(second) and all(a is b for a, b in zip(first, second))
 
 
-def step_graph(plan: StepPlan, captured: bool) -> StepGraph:
-    """``plan``'s StepGraph, ``captured`` or not, made on first use and kept with
-    the plan's model (which the plan and graph hold only weakly) while its plan
-    and ``captured`` stay the same."""
+def step_graph(plan: StepPlan, gemms: tuple[str, ...]) -> StepGraph:
+    """``plan``'s StepGraph, captured with ``gemms`` (none: not captured), made
+    on first use and kept with the plan's model (which the plan and graph hold
+    only weakly) while its plan and ``gemms`` stay the same."""
     model = plan.model()
     graph = _GRAPHS.get(model)
-    if graph is None or graph.plan is not plan or graph.captured != captured:
-        graph = _GRAPHS[model] = StepGraph(plan, captured)
+    if graph is None or graph.plan is not plan or graph.gemms != gemms:
+        graph = _GRAPHS[model] = StepGraph(plan, gemms)
     return graph
 
 

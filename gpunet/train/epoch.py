@@ -48,7 +48,7 @@ def steps(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: 
     and device, and nothing is read back. Full batches run as a planned step
     (``gpunet.planning``) where the model allows, with the eager layers'
     numbers, replayed as a graph per ``graph`` ("on", "off", or "auto":
-    ``planning.graph.AUTO_ON_CUPY``); others run through the layers (``step``).
+    ``planning.graph.graph_gemms``); others run through the layers (``step``).
 
     With ``comm`` of several ranks (``gpunet.distributed``), each rank takes its
     share of every batch, its dropout draws those of its rows in the whole

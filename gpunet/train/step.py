@@ -16,7 +16,7 @@ from ..layers import Layer
 from ..layers.sequential import forward_share
 from ..losses import Loss
 from ..optimizers import Optimizer
-from ..planning.graph import StepGraph, step_graph, uses_graph
+from ..planning.graph import StepGraph, graph_gemms, step_graph
 from ..planning.step import StepPlan, plan_step
 from .metrics import EpochMetrics
 
@@ -119,7 +119,7 @@ def choose_steps(model: Layer, loss: Loss, optimizer: Optimizer, backend: Backen
     if plan is not None:  # as the layers take them, converted once
         x, y = backend.asarray(x, plan.dtype), backend.asarray(y, plan.dtype)
     if plan is not None and comm.size == 1:
-        device_step = step_graph(plan, uses_graph(graph, backend))
+        device_step = step_graph(plan, graph_gemms(graph, backend))
         device_step.start_epoch(x, y, order)  # it takes the data in the order
         return GraphStep(device_step), EagerStep(model, loss, optimizer, device_step.rows, comm)
     if order is not None:

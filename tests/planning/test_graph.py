@@ -1,7 +1,8 @@
-"""Graph replay of the planned step, on the CPU: the NumPy stand-in records the
-step's operations as it runs once and replays them with the same arguments, so
-everything that varies per step must come from the device state, as in a CUDA
-graph. It gives the planned step's numbers bit for bit."""
+"""Graph replay of the planned step, on the CPU: the NumPy backend records the
+step's operations as it runs once and replays them with the same arguments (the
+stand-in), or as calls bound once with its stages in C (host), so everything
+that varies per step must come from the device state, as in a CUDA graph. Both
+give the planned step's numbers bit for bit."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,9 @@ import numpy as np
 import pytest
 
 import gpunet
+from gpunet.backend import host_replay
 from gpunet.backend.graph_step import GraphCaptureError
+from gpunet.backend.numpy_backend import NumpyBackend
 from gpunet.bench.trainers import mnist_like
 from gpunet.train import EpochMetrics
 from gpunet.planning import graph as graphs
@@ -19,6 +22,21 @@ from helpers.cli import gpunet_cli
 from helpers.models import model_of
 
 MODELS = ["logistic", "deep", "wide", "sigmoid-inverted", "relu-dropout", "leaky-relu-dropout"]
+
+
+def host_or_skip() -> None:
+    """Skip where the host replay's C cannot be built or loaded, saying why."""
+    if isinstance(reason := host_replay.step_library(), str):
+        pytest.skip(f"no host replay: {reason}")
+
+
+@pytest.fixture(params=NumpyBackend.GRAPH_GEMMS)
+def numpy_gemm(request, numpy_backend, monkeypatch) -> str:
+    """Each of the NumPy backend's graph GEMMs, as the only one its captures try."""
+    if request.param == "host":
+        host_or_skip()
+    monkeypatch.setattr(numpy_backend, "GRAPH_GEMMS", (request.param,))
+    return request.param
 
 
 def train(backend, name, batch_size, graph, *, epochs=3, samples=70, model=None):
@@ -45,25 +63,25 @@ def train(backend, name, batch_size, graph, *, epochs=3, samples=70, model=None)
 
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("batch_size", [1, 16, 35])
-def test_graph_replay_gives_the_planned_steps_numbers_bit_for_bit(numpy_backend, name,
-                                                                    batch_size):
+def test_graph_replay_gives_the_planned_steps_numbers_bit_for_bit(numpy_backend, numpy_gemm,
+                                                                    name, batch_size):
     """Three shuffled epochs of 70: the tail batch (70 = 4 x 16 + 6) eager, the
     per-epoch reseed captured again, dropout notebook-style and inverted."""
     replayed, paths = train(numpy_backend, name, batch_size, "on")
     planned, planned_paths = train(numpy_backend, name, batch_size, "off")
     for a, b in zip(replayed, planned, strict=True):
         np.testing.assert_array_equal(a, b)
-    captured = ["graph (stand-in)"] * 3
+    captured = [f"graph ({numpy_gemm})"] * 3
     if batch_size == 35:  # two full batches an epoch: the third is the first captured
         captured[0] = "planned"
     assert paths == captured and planned_paths == ["planned"] * 3
 
 
-def test_the_first_two_steps_run_eagerly(numpy_backend):
+def test_the_first_two_steps_run_eagerly(numpy_backend, numpy_gemm):
     """One full batch an epoch: the warm-up through the plan, then the recorded
     step run eagerly; captured from the third."""
     _, paths = train(numpy_backend, "deep", 70, "on")
-    assert paths == ["planned", "planned", "graph (stand-in)"]
+    assert paths == ["planned", "planned", f"graph ({numpy_gemm})"]
 
 
 def test_the_state_advances_by_a_batch_and_its_draws_each_step(numpy_backend):
@@ -90,7 +108,7 @@ def test_the_state_advances_by_a_batch_and_its_draws_each_step(numpy_backend):
     assert numpy_backend.drawn == counter + 6 * 40  # and the eager tail of 6 rows
 
 
-def test_a_new_batch_size_plans_and_captures_again(numpy_backend):
+def test_a_new_batch_size_plans_and_captures_again(numpy_backend, numpy_gemm):
     results = {}
     for graph in ("on", "off"):
         model = model_of("relu-dropout", numpy_backend)
@@ -101,7 +119,7 @@ def test_a_new_batch_size_plans_and_captures_again(numpy_backend):
         assert replanned is not plan and replanned.batch == 10
         assert graphs._GRAPHS[model].plan is replanned
         if graph == "on":
-            assert paths == ["graph (stand-in)"] * 2
+            assert paths == [f"graph ({numpy_gemm})"] * 2
         results[graph] = first + second
     for a, b in zip(results["on"], results["off"], strict=True):
         np.testing.assert_array_equal(a, b)
@@ -144,15 +162,23 @@ class FakeBackend:
 
 @pytest.mark.parametrize("failing, tried, path", [
     ((), ["cuBLAS"], "graph (cuBLAS)"),
-    (("cuBLAS",), ["cuBLAS", "fallback GEMM"], "graph (fallback GEMM)"),
-    (("cuBLAS", "fallback GEMM"), ["cuBLAS", "fallback GEMM"], "planned")])
+    (("cuBLAS",), ["cuBLAS", "fallback GEMM"], "graph (fallback GEMM; cuBLAS: refused)"),
+    (("cuBLAS", "fallback GEMM"), ["cuBLAS", "fallback GEMM"],
+     "planned (cuBLAS: refused; fallback GEMM: refused)")])
 def test_a_failed_cublas_capture_falls_back_to_the_gemm_kernel(failing, tried, path):
-    """The step runs once either way; with no capture, eagerly each time."""
+    """The step runs once either way; with no capture, eagerly each time. The
+    path names the GEMM that captured, or none, and why each before it failed."""
     backend, ran = FakeBackend(failing), []
-    replay, got = graphs.capture(backend, lambda: ran.append(1))
+    replay, got = graphs.capture(backend, lambda: ran.append(1), backend.GRAPH_GEMMS)
     assert (got, backend.tried, len(ran)) == (path, tried, 1)
     replay()
     assert len(ran) == 2
+
+
+def without_reasons(path: str) -> str:
+    """A step path without the failures it lists: "graph (GEMM)" or "planned"."""
+    kind, _, inside = path.partition(" (")
+    return "planned" if kind == "planned" else f"graph ({inside.split(';')[0].rstrip(')')})"
 
 
 # CupyBackend.capture itself, on any machine: CupyBackend loaded over a stand-in cupy
@@ -251,8 +277,10 @@ def test_cupy_backend_capture_falls_back_when_the_stream_refuses(cupy_capture, f
     that GEMM) and launched once, or eagerly when none did; replays launch the graph."""
     backend, stream, prepared = cupy_capture(fails)
     ran = []
-    replay, got = graphs.capture(backend, lambda: ran.append(backend.captured_gemm))
-    assert got == path
+    replay, got = graphs.capture(backend, lambda: ran.append(backend.captured_gemm),
+                                 backend.GRAPH_GEMMS)
+    assert without_reasons(got) == path
+    assert all(f"{gemm}: CUDARuntimeError: " in got for gemm in fails), got  # each failure's
     tried = list(backend.GRAPH_GEMMS[:1 + ("cuBLAS" in fails)])
     assert [gemm for call, gemm in stream.log if call == "begin_capture"] == tried
     assert prepared == [stream]  # libcublas readied for the stream of the capture
@@ -284,8 +312,11 @@ def test_cupy_backend_capture_falls_back_when_cublas_fails(cupy_capture, where):
         if backend.captured_gemm == "cuBLAS":
             raise CUDARuntimeError("CUBLAS_STATUS_NOT_SUPPORTED")
 
-    replay, got = graphs.capture(backend, step)
-    assert got == "graph (fallback GEMM)" and stream.launched == ["fallback GEMM"]
+    replay, got = graphs.capture(backend, step, backend.GRAPH_GEMMS)
+    reason = ("OSError: libcublas.so.12: cannot open" if where == "libcublas does not load"
+              else "CUDARuntimeError: CUBLAS_STATUS_NOT_SUPPORTED")
+    assert got == f"graph (fallback GEMM; cuBLAS: {reason})"
+    assert stream.launched == ["fallback GEMM"]
     if where == "libcublas does not load":
         assert ran == ["fallback GEMM"]
         assert stream.log == [("begin_capture", "fallback GEMM"), ("end_capture", "fallback GEMM")]
@@ -295,12 +326,33 @@ def test_cupy_backend_capture_falls_back_when_cublas_fails(cupy_capture, where):
     assert backend.captured_gemm is None and stream.entered == 0
 
 
-def test_auto_is_the_planned_step_without_a_graph_until_checked_on_a_gpu(numpy_backend):
+def test_each_graph_mode_tries_the_gemms_it_names(numpy_backend):
+    """"on" every one of the backend's, "off" none, "auto" NumPy's host replay
+    (CuPy's none until AUTO_ON_CUPY: below)."""
     assert not graphs.AUTO_ON_CUPY
-    assert not graphs.uses_graph("auto", numpy_backend)
-    assert graphs.uses_graph("on", numpy_backend) and not graphs.uses_graph("off", numpy_backend)
+    assert graphs.graph_gemms("on", numpy_backend) == ("host", "stand-in")
+    assert graphs.graph_gemms("auto", numpy_backend) == ("host",)
+    assert graphs.graph_gemms("off", numpy_backend) == ()
+
+
+def test_auto_on_numpy_replays_on_the_host_or_says_why_not(numpy_backend):
+    reason = host_replay.step_library()
     _, paths = train(numpy_backend, "deep", 16, "auto", epochs=1)
-    assert paths == ["planned"]
+    assert paths == [f"planned (host: {reason})" if isinstance(reason, str) else "graph (host)"]
+
+
+def test_without_a_c_compiler_the_step_path_says_so_with_the_same_numbers(numpy_backend,
+                                                                          monkeypatch):
+    """No C for the host replay: "auto" runs the planned step, "on" the
+    stand-in, each path saying why; the numbers are the planned step's."""
+    planned, _ = train(numpy_backend, "deep", 16, "off", epochs=2)
+    monkeypatch.setattr(host_replay, "step_library", lambda: "no C compiler: cc is not on PATH")
+    for graph, path in (("auto", "planned (host: no C compiler: cc is not on PATH)"),
+                        ("on", "graph (stand-in; host: no C compiler: cc is not on PATH)")):
+        got, paths = train(numpy_backend, "deep", 16, graph, epochs=2)
+        assert paths == [path] * 2
+        for a, b in zip(got, planned, strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_train_epoch_takes_the_graph_mode_with_the_same_numbers(numpy_backend):
@@ -331,7 +383,7 @@ def test_a_bad_graph_mode_is_refused(numpy_backend, bad):
                    epochs=1, graph=bad, progress=False)
 
 
-def test_train_graph_on_runs_the_stand_in_on_numpy(fashion_dir, tmp_path):
+def test_train_graph_on_replays_on_the_host_on_numpy(fashion_dir, tmp_path):
     metrics = tmp_path / "run.json"
     done = gpunet_cli("train", "--dataset", "fashion-mnist", "--train-subset", "300",
                       "--test-subset", "100", "--batch-size", "64", "--epochs", "2",
@@ -339,7 +391,10 @@ def test_train_graph_on_runs_the_stand_in_on_numpy(fashion_dir, tmp_path):
                       "--metrics", str(metrics))
     assert done.returncode == 0, done.stderr
     history = json.loads(metrics.read_text())["history"]
-    assert [h["step_path"] for h in history] == ["graph (stand-in)"] * 2
+    reason = host_replay.step_library()
+    assert [h["step_path"] for h in history] == [
+        f"graph (stand-in; host: {reason})" if isinstance(reason, str) else "graph (host)"] * 2
+    assert f"samples/s, step {history[-1]['step_path']}" in done.stdout
 
 
 def test_train_refuses_a_bad_graph_value():
@@ -418,7 +473,8 @@ def test_nothing_allocates_while_capturing(gpu):
 
 def test_info_says_what_graph_auto_does_in_plain_words():
     assert graphs.explain_auto_graph().startswith(
-        "--graph auto (train's default): each step runs without a CUDA graph, on cupy as on numpy")
+        "--graph auto (train's default): on numpy each full batch's step is replayed as calls "
+        "bound once")
 
 
 def interleaved(backend, graph, change, models=1, epochs=2):
@@ -484,9 +540,9 @@ def test_replay_captures_again_only_when_a_baked_value_changes(numpy_backend):
     captures = []
     real = graphs.capture
 
-    def counting(backend, record):
+    def counting(backend, record, gemms):
         captures.append(1)
-        return real(backend, record)
+        return real(backend, record, gemms)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(graphs, "capture", counting)
@@ -511,14 +567,18 @@ def test_cuda_replay_honours_what_changed_between_steps(gpu, change, models):
 
 @pytest.mark.parametrize("auto_on_cupy", [False, True])
 def test_graph_auto_on_cupy_follows_auto_on_cupy(numpy_backend, auto_on_cupy):
-    """--graph auto on a backend named cupy (the NumPy one renamed, a stand-in)
-    replays as a graph exactly when AUTO_ON_CUPY says so, with the planned
-    step's numbers either way; on numpy it never does."""
+    """--graph auto on a backend named cupy (the NumPy one renamed, its stand-in
+    its only GEMM and no AUTO_GRAPH_GEMMS, as CupyBackend has none) replays as
+    a graph exactly when AUTO_ON_CUPY says so, with the planned step's numbers
+    either way; on numpy AUTO_ON_CUPY changes nothing."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(graphs, "AUTO_ON_CUPY", auto_on_cupy)
-        assert not graphs.uses_graph("auto", numpy_backend)
+        assert graphs.graph_gemms("auto", numpy_backend) == ("host",)
         patch.setattr(numpy_backend, "name", "cupy")
-        assert graphs.uses_graph("auto", numpy_backend) == auto_on_cupy
+        patch.setattr(numpy_backend, "GRAPH_GEMMS", ("stand-in",))
+        patch.setattr(numpy_backend, "AUTO_GRAPH_GEMMS", ())
+        assert graphs.graph_gemms("auto", numpy_backend) == (("stand-in",) if auto_on_cupy
+                                                             else ())
         auto, paths = train(numpy_backend, "deep", 16, "auto", epochs=2)
     planned, _ = train(numpy_backend, "deep", 16, "off", epochs=2)
     assert paths == ["graph (stand-in)" if auto_on_cupy else "planned"] * 2

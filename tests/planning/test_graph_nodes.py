@@ -30,7 +30,7 @@ def test_the_deep_models_graph_step_is_these_12_nodes(numpy_backend):
     gpunet.set_train(model, True)
     plan = plan_step(model, gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.5, 0.9),
                      numpy_backend, BATCH)
-    graph = StepGraph(plan, captured=True)
+    graph = StepGraph(plan, ("stand-in",))
     x, labels = mnist_like(2 * BATCH)
     y = gpunet.one_hot_encode(labels, backend=numpy_backend).astype(np.float32)
     graph.start_epoch(x, y, None)

@@ -34,7 +34,8 @@ def train(backend, name, batch_size, *, planned, optimizer=None, dtype=None, epo
             gpunet.seeding.start_epoch(epoch)
             metrics = EpochMetrics(backend, len(x), batch_size, epoch)
             for _ in gpunet.train.steps(model, gpunet.SoftmaxCrossEntropy(), optimizer, x, y,
-                                    batch_size, shuffle=True, metrics=metrics):
+                                        batch_size, shuffle=True, metrics=metrics,
+                                        graph="off"):  # the planned step itself
                 pass
             # the path taken: a planned run that planned nothing would prove nothing
             assert metrics.step_path == ("planned" if planned and batch_size <= len(x)

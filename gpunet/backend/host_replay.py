@@ -1,0 +1,175 @@
+"""A graph step on the host: the recorded step replayed as calls bound once.
+
+What a CUDA graph is to a GPU, and tinygrad's TinyJit to its kernels: the step's
+backend operations are recorded as it runs once (``record_calls``), then each
+becomes calls with every argument bound, the stages of ``host_step.c`` at their
+arrays' addresses and NumPy's tanh, exp, log, row sums and products with their
+``out=``, so a replay makes no Python decision, looks nothing up and allocates
+nothing. The C does the NumPy backend's float32 operations in its order, so a
+replay gives the planned step's numbers bit for bit. What it does not cover
+(float64, activations but tanh, targets that are not one-hot, plain descent,
+arrays that are not C-contiguous) is replayed as the recorded operation itself.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import splitmix
+from .activations import activation_call
+from .graph_step import (COUNTER, KEY, OFFSET, STATE_SIZE, GraphCaptureError, Replay, StateRows,
+                         record_calls)
+from .host_library import HostLibraryError, load
+from .host_threads import SPLIT_WORK
+
+Array = Any
+Call = Callable[[], Any]
+SOURCE = Path(__file__).with_name("host_step.c")
+P, N, F, U = ctypes.c_void_p, ctypes.c_long, ctypes.c_float, ctypes.c_uint64
+SIGNATURES = {"dense_forward": [P, P, P, N, N, P, U, F, F],
+              "dense_backward": [P, P, P, P, P, N, N],
+              "logits_shifted": [P, P, P, P, P, N, N],
+              "losses_and_gradient": [P, P, P, P, P, P, P, P, P, N, N, F],
+              "momentum_update_and_advance": [P, P, P, N, P, P, P]}
+# host_step.c's constants: the graph state's layout, and SplitMix64's.
+STATE_FLAGS = [f"-D{name}={value}" for name, value in
+               (("OFFSET", OFFSET), ("COUNTER", COUNTER), ("KEY", KEY), ("STATE_SIZE", STATE_SIZE))]
+SPLITMIX_FLAGS = [f"-D{name}={getattr(splitmix, name):#x}ull" for name in ("GAMMA", "MIX1", "MIX2")]
+TANH = activation_call("tanh")  # a stage's activation, as a plan holds it
+
+
+def capture(backend: Any, record: Replay) -> BoundReplay:
+    """Run ``record()``, a step of ``backend``'s operations (the NumPy
+    backend's), once and return what replays it as bound calls;
+    GraphCaptureError, before anything runs, where the C cannot be had."""
+    lib = step_library()
+    if isinstance(lib, str):
+        raise GraphCaptureError(f"host: {lib}")
+    bound = BoundCalls(backend, lib)
+    return BoundReplay([call for operation, args, kwargs in record_calls(backend, record)
+                        for call in bound.of(operation, args, kwargs)])
+
+
+class BoundReplay:
+    """A captured step: ``calls``, each with every argument bound, run in order."""
+
+    def __init__(self, calls: list[Call]) -> None:
+        self.calls = calls
+
+    def __call__(self) -> None:
+        for call in self.calls:
+            call()
+
+
+@functools.cache
+def step_library() -> ctypes.CDLL | str:
+    """``host_step.c`` loaded, built on first use; or why it cannot be (kept,
+    so a process tries once)."""
+    try:
+        return load(SOURCE, [*STATE_FLAGS, *SPLITMIX_FLAGS], SIGNATURES)
+    except HostLibraryError as exc:
+        return str(exc)
+
+
+def at(array: Array) -> int:
+    """The address of an array's first element (ctypes' from_buffer, a third of
+    ``array.ctypes.data``'s time, where the array is writable)."""
+    if not array.flags.writeable:
+        return array.ctypes.data
+    return ctypes.addressof(ctypes.c_char.from_buffer(array))
+
+
+def c_arrays(dtype: Any, *arrays: Array | None) -> bool:
+    """Whether every array but None is C-contiguous, of ``dtype``."""
+    return all(a is None or (a.flags.c_contiguous and a.dtype == dtype) for a in arrays)
+
+
+class BoundCalls:
+    """A graph step's operations on ``backend`` as calls with their arguments
+    bound: each method, named as its operation, gives its calls, or None where
+    the C does not cover it."""
+
+    def __init__(self, backend: Any, lib: ctypes.CDLL) -> None:
+        self.backend, self.lib = backend, lib
+
+    def of(self, operation: Callable[..., Any], args: tuple, kwargs: dict) -> list[Call]:
+        """A recorded operation's calls, or the operation itself with its arguments."""
+        bind = getattr(self, operation.__name__, None)
+        calls = bind(*args, **kwargs) if bind is not None else None
+        return calls or [functools.partial(operation, *args, **kwargs)]
+
+    def gemm(self, a, b, out=None, *, trans_a=False, trans_b=False) -> list[Call] | None:
+        """The product as ``gemm`` makes it, one NumPy call; a batch's rows, which
+        move each step, found from the state when it runs."""
+        if out is None:
+            return None
+        state_rows = self.backend.state_rows
+        x, y = (state_rows(m) if type(m) is StateRows else m for m in (a, b))
+        x, y = x.T if trans_a else x, y.T if trans_b else y
+        if x.shape[1] == 1:
+            product = np.multiply
+        elif x.shape[0] * x.shape[1] * y.shape[1] < SPLIT_WORK:
+            product = np.matmul
+        else:
+            product = self.backend.matmul
+        if type(a) is not StateRows and type(b) is not StateRows:
+            return [functools.partial(product, x, y, out=out)]
+
+        def with_rows() -> None:
+            x, y = (state_rows(m) if type(m) is StateRows else m for m in (a, b))
+            product(x.T if trans_a else x, y.T if trans_b else y, out=out)
+        return [with_rows]
+
+    def gemm_group(self, *products) -> list[Call]:
+        return [call for a, b, out, trans_a, trans_b in products
+                for call in self.of(self.backend.gemm, (a, b, out),
+                                    {"trans_a": trans_a, "trans_b": trans_b})]
+
+    def dense_forward(self, z, bias, y, *, activation=None, dropout=None, mask=None,
+                      state=None, window=None) -> list[Call] | None:
+        if (state is None or y is not z or activation not in (None, TANH)
+                or not c_arrays(np.float32, z, bias, mask if dropout else None)):
+            return None
+        (values, skip), (p, scale) = state, dropout or (0.0, 1.0)
+        stage = functools.partial(self.lib.dense_forward, at(z), at(bias),
+                                  None if dropout is None else at(mask), *z.shape,
+                                  at(values), skip, p, scale)
+        return [stage] if activation is None else [stage, functools.partial(np.tanh, z, out=z)]
+
+    def dense_backward(self, y, gy, dz, db, *, activation=None, mask=None) -> list[Call] | None:
+        if activation != TANH or not c_arrays(np.float32, y, gy, dz, db, mask):
+            return None
+        return [functools.partial(self.lib.dense_backward, at(y), at(gy), at(dz),
+                                  None if mask is None else at(mask), at(db), *gy.shape)]
+
+    def dense_softmax_cross_entropy(self, z, bias, a, scale, gradient, losses, hits, db,
+                                    state=None, classes=None) -> list[Call] | None:
+        f32 = np.float32
+        if (state is None or classes is None or not c_arrays(f32, z, bias, a, gradient, db)
+                or not (c_arrays(np.float64, losses) and c_arrays(np.bool_, hits)
+                        and c_arrays(np.int64, classes.classes))):
+            return None
+        n, k = z.shape
+        total, log_total = np.empty(n, f32), np.empty(n, f32)
+        # the exp is of z - max z <= 0, shifted in C: no overflow to silence
+        return [functools.partial(self.lib.logits_shifted, at(z), at(bias), at(state),
+                                  at(classes.classes), at(hits), n, k),
+                functools.partial(np.exp, z, out=gradient),
+                functools.partial(np.add.reduce, gradient, axis=-1, out=total),
+                functools.partial(np.log, total, out=log_total),
+                functools.partial(self.lib.losses_and_gradient, at(z), at(gradient), at(total),
+                                  at(log_total), at(a), at(state), at(classes.classes),
+                                  at(losses), at(db), n, k, scale)]
+
+    def update_and_advance(self, param, grad, velocity, rates, scratch, state,
+                           delta) -> list[Call] | None:
+        if (velocity is None or not c_arrays(np.float32, param, grad, velocity, rates)
+                or not c_arrays(np.uint64, state, delta)):
+            return None
+        return [functools.partial(self.lib.momentum_update_and_advance, at(param),
+                                  at(velocity), at(grad), param.size, at(rates), at(state),
+                                  at(delta))]

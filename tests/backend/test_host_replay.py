@@ -1,0 +1,78 @@
+"""The NumPy backend's host replay (``host_replay.py``): the deep model's step
+replayed as C stages and NumPy calls bound once, with none of the backend's
+operations left, bit for bit the planned step at the batch sizes people use;
+what the C does not cover replayed as recorded. (``tests/planning/test_graph.py``
+runs every model through it against the planned step.)"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+import gpunet
+from gpunet.backend import host_replay
+from gpunet.bench.trainers import mnist_like
+from gpunet.planning import graph as graphs
+from helpers.models import model_of
+
+if isinstance(_reason := host_replay.step_library(), str):
+    pytest.skip(f"no host replay: {_reason}", allow_module_level=True)
+
+
+def epochs(backend, name, batch, graph, samples, *, epochs=2, writeable=True):
+    """(parameters and each epoch's loss, the model) after ``epochs`` shuffled epochs."""
+    gpunet.seed(5)
+    model = model_of(name, backend)
+    optimizer = gpunet.Momentum(0.05, 0.9)
+    x, labels = mnist_like(samples)
+    y = gpunet.one_hot_encode(labels, backend=backend)
+    x.flags.writeable = y.flags.writeable = writeable
+    losses = [float(gpunet.train_epoch(model, gpunet.SoftmaxCrossEntropy(), optimizer, x, y,
+                                       batch, shuffle=True, graph=graph))
+              for _ in range(epochs)]
+    return [p.copy() for p in model.params()] + [np.array(losses)], model
+
+
+def same(first, second) -> None:
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("batch, samples", [(1, 40), (128, 640)])
+def test_the_deep_models_replay_is_the_planned_step_bit_for_bit(numpy_backend, batch, samples):
+    replayed, model = epochs(numpy_backend, "deep", batch, "auto", samples)
+    assert graphs._GRAPHS[model].path == "graph (host)"
+    same(replayed, epochs(numpy_backend, "deep", batch, "off", samples)[0])
+
+
+def test_the_deep_models_replay_calls_no_backend_operation(numpy_backend):
+    """Every call of the captured step is a C stage, a NumPy function or a
+    product reading the batch's rows: no operation of the backend's is left."""
+    _, model = epochs(numpy_backend, "deep", 16, "on", 64, epochs=1)
+    replay = graphs._GRAPHS[model].replay
+    assert isinstance(replay, host_replay.BoundReplay)
+    functions = [call.func if isinstance(call, functools.partial) else call
+                 for call in replay.calls]
+    assert not [f for f in functions if getattr(f, "__self__", None) is numpy_backend]
+    lib = host_replay.step_library()
+    stages = [getattr(lib, name) for name in host_replay.SIGNATURES]
+    c_calls = [f for f in functions if any(f is stage for stage in stages)]
+    assert len(c_calls) == 2 + 2 + 2 + 1  # two dense stages each way, the output, the update
+
+
+def test_what_the_c_does_not_cover_is_replayed_as_recorded(numpy_backend):
+    """Sigmoid stages: their forward and backward are the recorded operations,
+    bound; the output stage and the update are still C."""
+    _, model = epochs(numpy_backend, "sigmoid-inverted", 16, "on", 64, epochs=1)
+    functions = [call.func for call in graphs._GRAPHS[model].replay.calls
+                 if isinstance(call, functools.partial)]
+    recorded = [f.__name__ for f in functions if getattr(f, "__self__", None) is numpy_backend]
+    assert "dense_forward" in recorded and "dense_backward" in recorded
+    lib = host_replay.step_library()
+    assert lib.losses_and_gradient in functions and lib.momentum_update_and_advance in functions
+
+
+def test_read_only_data_replays_with_the_same_numbers(numpy_backend):
+    replayed, _ = epochs(numpy_backend, "deep", 16, "on", 64, writeable=False)
+    same(replayed, epochs(numpy_backend, "deep", 16, "off", 64)[0])
