@@ -20,7 +20,6 @@ import argparse
 import ctypes
 import functools
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,9 +37,9 @@ SIGNATURES = {"dense_forward": [P, P, P, N, N, U, U, F], "dense_backward": [P, P
               "momentum_update": [P, P, P, N, F, F]}
 
 
-def build(folder: Path, flags: list[str]) -> ctypes.CDLL:
-    """``compiled_step.c`` as a shared library in ``folder``, built with ``flags``."""
-    return c_library.build(SOURCE, folder, flags, SIGNATURES)
+def build(flags: list[str]) -> ctypes.CDLL:
+    """``compiled_step.c`` as a shared library, built with ``flags``."""
+    return c_library.build(SOURCE, flags, SIGNATURES)
 
 
 def product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
@@ -126,8 +125,8 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{'variant':<14} {'batch':>5} {'plain us/step':>14} {'compiled':>9} "
           f"{'ratio min/median/max':>21}")
-    with tempfile.TemporaryDirectory() as folder, threadpool_limits(1, user_api="blas"):
-        libs = {name: build(Path(folder), flags) for name, flags in VARIANTS.items()}
+    with threadpool_limits(1, user_api="blas"):
+        libs = {name: build(flags) for name, flags in VARIANTS.items()}
         for batch in args.batch_sizes:
             x, y = data(args.samples_batch1 if batch == 1 else args.samples)
             steps = len(x) // batch

@@ -126,7 +126,7 @@ def planned_step(backend: Any) -> tuple[Any, Any, slice]:
     gpunet.set_train(model, True)
     optimizer = gpunet.Momentum(0.01, 0.99)
     plan = plan_step(model, gpunet.SoftmaxCrossEntropy(), optimizer, backend, BATCH)
-    step = StepGraph(plan, captured=False)
+    step = StepGraph(plan, ())
     step.start_epoch(np.zeros((2 * BATCH, 784), np.float32), np.zeros((2 * BATCH, 10), np.float32),
                      None)
     rows = slice(0, BATCH)

@@ -68,13 +68,13 @@ def operation_times(batch: int, repeats: int,
             timed(backend, spent)
             try:
                 model, optimizer = deep_model(), gpunet.Momentum(0.01, 0.99)
-                gpunet.train_epoch(model, loss, optimizer, x, y, batch)
+                gpunet.train_epoch(model, loss, optimizer, x, y, batch, graph="off")
             finally:
                 for name in STEP_OPERATIONS:
                     delattr(backend, name)
             for name in STEP_OPERATIONS:
                 in_epoch[name] = min(in_epoch[name], spent[name] / steps)
-        graph = step_graph(plan_step(model, loss, optimizer, backend, batch), False)
+        graph = step_graph(plan_step(model, loss, optimizer, backend, batch), ())
         graph.state[0], graph.state[ROWS] = 0, backend.address(graph.x)  # the epoch's first batch
         alone = dict.fromkeys(STEP_OPERATIONS, 0.0)
         for operation, call_args, kwargs in record_calls(backend, graph.record):

@@ -39,8 +39,8 @@ def reference_step(params, x, classes, m1, m2):
 
 
 @pytest.mark.parametrize("batch", [1, 4])
-def test_a_compiled_step_is_the_plain_scripts_step_with_gpunets_draws(tmp_path, batch):
-    model = CompiledModel(build(tmp_path, VARIANTS["tanh"]), batch, np.random.default_rng(3))
+def test_a_compiled_step_is_the_plain_scripts_step_with_gpunets_draws(batch):
+    model = CompiledModel(build(VARIANTS["tanh"]), batch, np.random.default_rng(3))
     x, y = data(batch)
     classes = y.argmax(axis=1).astype(np.int64)
     losses, hits = np.empty(batch, np.float32), np.empty(batch, np.uint8)
