@@ -11,14 +11,15 @@ the optimizer's rates, also on the device, advancing the state
 (``update_and_advance``): so one recording serves every full batch of every
 epoch. After a warm-up step through the plan (which makes the optimizer's
 state) and one recorded step run eagerly (which makes what a capture may not:
-compiled kernels, cuBLAS's arrays of pointers), the backend captures it (``capture``: a CUDA graph on CuPy; on NumPy
-calls bound once, its stages in C, or the recorded calls), once per run: again only when the epoch's size
-changes or a value baked into the capture does (``StepPlan.baked``: dropout p,
-the optimizer's state arrays). A changed learning rate, momentum, random key or
+compiled kernels, cuBLAS's arrays of pointers), the backend captures it
+(``capture``: a CUDA graph on CuPy; on NumPy calls bound once, its stages in C,
+or the recorded calls), once per run: again only when the epoch's size changes
+or a value baked into the capture does (``StepPlan.baked``: dropout p, the
+optimizer's state arrays). A changed learning rate, momentum, random key or
 counter is written to the device (one small copy, only then). Where the graph
-is not wanted (``graph_gemms``), the same recording runs as the planned step. The host keeps its
-own counters in step by arithmetic, so the tail batch, run eagerly through the
-layers, draws where it would have.
+is not wanted (``graph_gemms``), the same recording runs as the planned step.
+The host keeps its own counters in step by arithmetic, so the tail batch, run
+eagerly through the layers, draws where it would have.
 """
 from __future__ import annotations
 
