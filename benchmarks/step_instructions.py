@@ -4,8 +4,8 @@
 
 Counts, under ``valgrind --tool=callgrind`` with one BLAS thread, the
 instructions of the notebook's deep model trained by the plain NumPy script
-(``plain_numpy``), by gpunet's planned step, by gpunet's eager layers and by a
-user's loop of gpunet's public calls (``bench_core.public_epoch``), as
+(``plain_numpy``), by gpunet's planned step (``graph="off"``), by its host
+replay (``train_epoch``'s default), by gpunet's eager layers and by a user's loop of gpunet's public calls (``bench_core.public_epoch``), as
 the difference between two epochs of different lengths divided by the steps
 between them, so that start-up, the data's generation and the warm-up cancel
 out. Prints millions of instructions per step and each as a ratio of the plain
@@ -14,6 +14,7 @@ script's. Needs valgrind; each run takes a minute or two.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import subprocess
@@ -23,7 +24,7 @@ import tempfile
 import numpy as np
 
 STEPS = {1: (200, 800), 128: (10, 40)}  # (short, long) epochs in steps, per batch size
-WAYS = ("plain", "planned", "eager", "public")
+WAYS = ("plain", "planned", "replayed", "eager", "public")
 
 
 def train(way: str, steps: int, batch_size: int) -> None:
@@ -49,7 +50,8 @@ def train(way: str, steps: int, batch_size: int) -> None:
     gpunet.seed(0)
     model = gpunet.mnist_model("deep", backend=backend)
     loss, optimizer = gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.01, 0.99)
-    epoch = public_epoch if way == "public" else gpunet.train_epoch
+    epoch = (public_epoch if way == "public" else
+             functools.partial(gpunet.train_epoch, graph="auto" if way == "replayed" else "off"))
     for inputs, targets in ((x[:batch_size], y[:batch_size]), (x, y)):
         epoch(model, loss, optimizer, inputs, targets, batch_size)
 

@@ -353,7 +353,7 @@ def test_the_graph_trainer_times_epochs_only_and_trains_as_the_planned_one():
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("way", ["plain", "planned", "eager"])
+@pytest.mark.parametrize("way", ["plain", "planned", "replayed", "eager", "public"])
 def test_each_way_step_instructions_counts_trains(way):
     """The process step_instructions runs under callgrind, here without it."""
     done = subprocess.run([sys.executable, "-m", "benchmarks.step_instructions", "--run", way,
