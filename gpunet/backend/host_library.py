@@ -62,9 +62,12 @@ def load(source: Path, flags: Sequence[str], signatures: Mapping[str, Sequence[t
         folder.mkdir(parents=True, exist_ok=True)
         library = _built(folder / name, [path, *FLAGS, *flags, str(source)])
     except OSError:  # an unwritable cache: a build of this process's own
-        with tempfile.TemporaryDirectory(prefix="gpunet-") as folder:
-            library = _built(Path(folder) / name, [path, *FLAGS, *flags, str(source)])
-            lib = _opened(library)  # the mapping outlives the file
+        try:
+            with tempfile.TemporaryDirectory(prefix="gpunet-") as folder:
+                library = _built(Path(folder) / name, [path, *FLAGS, *flags, str(source)])
+                lib = _opened(library)  # the mapping outlives the file
+        except OSError as exc:
+            raise HostLibraryError(f"{source} cannot be built: {exc}") from exc
     else:
         lib = _opened(library)
     for function, argtypes in signatures.items():

@@ -91,6 +91,17 @@ def test_an_unwritable_cache_builds_for_the_process_and_leaves_nothing(tmp_path,
     assert not builds[0][-1].startswith(str(blocker))
 
 
+def test_no_folder_to_build_in_is_one_line(tmp_path, monkeypatch):
+    """Neither the cache nor a temporary folder can be written: HostLibraryError
+    (which the host replay turns into its fallback), not an OSError."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("mine")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    monkeypatch.setattr(host_library.tempfile, "tempdir", str(blocker))  # temporaries' folder
+    with pytest.raises(HostLibraryError, match="cannot be built: "):
+        load(source(tmp_path), [], SIGNATURES)
+
+
 def test_no_compiler_is_one_line_naming_it(tmp_path, cache, monkeypatch):
     monkeypatch.setenv("CC", "no-such-cc")
     with pytest.raises(HostLibraryError, match="^no C compiler: no-such-cc is not on PATH$"):
