@@ -103,8 +103,10 @@ class BoundCalls:
         return calls or [functools.partial(operation, *args, **kwargs)]
 
     def gemm(self, a, b, out=None, *, trans_a=False, trans_b=False) -> list[Call] | None:
-        """The product as ``gemm`` makes it, one NumPy call; a batch's rows, which
-        move each step, found from the state when it runs."""
+        """The product as ``gemm`` makes it, one NumPy call: gemm's choice of
+        function (``products.py``, ``NumpyBackend.matmul``) made once, here, so a
+        replay calls NumPy directly; a batch's rows, which move each step, found
+        from the state when it runs."""
         if out is None:
             return None
         state_rows = self.backend.state_rows
