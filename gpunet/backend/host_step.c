@@ -59,15 +59,16 @@ static void gradient_row(float *e, float total, const float *a, long k, float sc
 void dense_forward(float *z, const float *b, float *mask, long n, long k,
                    const uint64_t *state, uint64_t skip, float p, float scale)
 {
-  const uint64_t first = mask ? state[COUNTER] + skip : 0, key = mask ? state[KEY] : 0;
-  for (long e = 0; e < n * k; ++e) {
-    float x = z[e] + b[e % k];
-    if (mask) {
+  if (mask) {
+    const uint64_t first = state[COUNTER] + skip, key = state[KEY];
+    for (long e = 0; e < n * k; ++e)
       mask[e] = keep(key, first + (uint64_t)e, p, scale);
-      x *= mask[e];
-    }
-    z[e] = x;
   }
+  for (long i = 0; i < n; ++i)
+    for (long j = 0; j < k; ++j) {
+      const float x = z[i * k + j] + b[j];
+      z[i * k + j] = mask ? x * mask[i * k + j] : x;
+    }
 }
 
 /* dz = (1 - y^2) gy (tanh's), times the mask if any; db its column sums. */
