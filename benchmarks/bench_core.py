@@ -1,13 +1,14 @@
 """gpunet's NumPy backend against the plain NumPy script of the same maths.
 
-    python -m benchmarks.bench_core [--batch-sizes 1 128] [--ways train_epoch public]
-                                    [--repeats 41]
+    python -m benchmarks.bench_core [--batch-sizes 1 128] [--repeats 41]
+                                    [--ways train_epoch public public_numpy]
 
 Trains the notebook's deep MNIST model on MNIST-shaped random data (the
-speed does not depend on the pixel values) two ways: ``train_epoch`` (the
-planned step) and ``public``, a user's loop through gpunet's public API
+speed does not depend on the pixel values) three ways: ``train_epoch`` (the
+planned step), ``public``, a user's loop through gpunet's public API
 (``model.forward``, ``loss.loss_and_gradient``, ``model.backward_to_params``,
-``optimizer.step``); each against ``plain_numpy``'s epoch, with BLAS pinned to
+``optimizer.step``), and ``public_numpy``, that loop with the NumPy backend's
+C turned off (``use_host_c(False)``: NumPy only); each against ``plain_numpy``'s epoch, with BLAS pinned to
 one thread for both. Every repeat times each case's plain epoch and gpunet
 epoch back to back (who goes first alternating), cases interleaved, so a
 drift in the machine's load hits both. The clock is the process's CPU time
@@ -32,9 +33,6 @@ import gpunet
 from gpunet.bench.trainers import mnist_like
 
 from . import plain_numpy
-
-WAYS = ("train_epoch", "public")
-
 
 def data(n: int) -> tuple[np.ndarray, np.ndarray]:
     x, labels = mnist_like(n)
@@ -94,8 +92,20 @@ def time_public(x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
     return time.process_time() - start
 
 
+def time_public_numpy(x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
+    """One ``public_epoch`` with the NumPy backend's C turned off (``use_host_c``)."""
+    backend = gpunet.get_backend("numpy")
+    was = backend.host_c
+    backend.use_host_c(False)
+    try:
+        return time_public(x, y, batch_size)
+    finally:
+        backend.use_host_c(was)
+
+
 TIMERS: dict[str, Callable[[np.ndarray, np.ndarray, int], float]] = {
-    "train_epoch": time_gpunet, "public": time_public}
+    "train_epoch": time_gpunet, "public": time_public, "public_numpy": time_public_numpy}
+WAYS = tuple(TIMERS)
 
 
 def interleaved(timers: list[Callable[[], float]], repeats: int) -> list[list[float]]:
@@ -146,7 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     comparison_options(parser, repeats=41)
     parser.add_argument("--ways", choices=WAYS, nargs="+", default=list(WAYS),
-                        help="how gpunet trains (default: train_epoch public)")
+                        help="how gpunet trains (default: all three)")
     args = parser.parse_args()
     cases = [(way, b, args.samples_batch1 if b == 1 else args.samples)
              for way in args.ways for b in args.batch_sizes]

@@ -6,8 +6,8 @@ import ctypes
 from pathlib import Path
 
 from gpunet.backend.host_library import HostLibraryError, load
-from gpunet.backend.host_replay import SOURCE as HOST_STEP
-from gpunet.backend.host_replay import SPLITMIX_FLAGS
+from gpunet.backend.host_c import STEP_SOURCE as HOST_STEP
+from gpunet.backend.host_c import SPLITMIX_FLAGS
 
 
 def build(source: Path, flags: list[str], signatures: dict[str, list[type]]) -> ctypes.CDLL:

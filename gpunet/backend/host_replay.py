@@ -14,39 +14,25 @@ from __future__ import annotations
 
 import ctypes
 import functools
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from . import splitmix
 from .activations import activation_call
-from .graph_step import (COUNTER, KEY, OFFSET, STATE_SIZE, GraphCaptureError, Replay, StateRows,
-                         record_calls)
-from .host_library import HostLibraryError, load
+from .graph_step import GraphCaptureError, Replay, StateRows, record_calls
+from .host_c import at, c_arrays
 from .host_threads import SPLIT_WORK
 
 Array = Any
 Call = Callable[[], Any]
-SOURCE = Path(__file__).with_name("host_step.c")
-P, N, F, U = ctypes.c_void_p, ctypes.c_long, ctypes.c_float, ctypes.c_uint64
-SIGNATURES = {"dense_forward": [P, P, P, N, N, P, U, F, F],
-              "dense_backward": [P, P, P, P, P, N, N],
-              "logits_shifted": [P, P, P, P, P, N, N],
-              "losses_and_gradient": [P, P, P, P, P, P, P, P, P, N, N, F],
-              "momentum_update_and_advance": [P, P, P, N, P, P, P]}
-# host_step.c's constants: the graph state's layout, and SplitMix64's.
-STATE_FLAGS = [f"-D{name}={value}" for name, value in
-               (("OFFSET", OFFSET), ("COUNTER", COUNTER), ("KEY", KEY), ("STATE_SIZE", STATE_SIZE))]
-SPLITMIX_FLAGS = [f"-D{name}={getattr(splitmix, name):#x}ull" for name in ("GAMMA", "MIX1", "MIX2")]
 TANH = activation_call("tanh")  # a stage's activation, as a plan holds it
 
 
-def capture(backend: Any, record: Replay) -> BoundReplay:
+def capture(backend: Any, record: Replay, lib: ctypes.CDLL | str) -> BoundReplay:
     """Run ``record()``, a step of ``backend``'s operations (the NumPy
-    backend's), once and return what replays it as bound calls;
-    GraphCaptureError, before anything runs, where the C cannot be had."""
-    lib = step_library()
+    backend's), once and return what replays it as bound calls to ``lib``
+    (``host_c.library()``) and NumPy; GraphCaptureError, before anything runs,
+    where ``lib`` is the reason there is none."""
     if isinstance(lib, str):
         raise GraphCaptureError(f"host: {lib}")
     bound = BoundCalls(backend, lib)
@@ -63,29 +49,6 @@ class BoundReplay:
     def __call__(self) -> None:
         for call in self.calls:
             call()
-
-
-@functools.cache
-def step_library() -> ctypes.CDLL | str:
-    """``host_step.c`` loaded, built on first use; or why it cannot be (kept,
-    so a process tries once)."""
-    try:
-        return load(SOURCE, [*STATE_FLAGS, *SPLITMIX_FLAGS], SIGNATURES)
-    except HostLibraryError as exc:
-        return str(exc)
-
-
-def at(array: Array) -> int:
-    """The address of an array's first element (ctypes' from_buffer, a third of
-    ``array.ctypes.data``'s time, where the array is writable)."""
-    if not array.flags.writeable:
-        return array.ctypes.data
-    return ctypes.addressof(ctypes.c_char.from_buffer(array))
-
-
-def c_arrays(dtype: Any, *arrays: Array | None) -> bool:
-    """Whether every array but None is C-contiguous, of ``dtype``."""
-    return all(a is None or (a.flags.c_contiguous and a.dtype == dtype) for a in arrays)
 
 
 class BoundCalls:

@@ -32,6 +32,13 @@ static inline float keep(uint64_t key, uint64_t c, float p, float scale)
   return (float)(bits >> 40) * (1.0f / 16777216.0f) >= p ? scale : 0.0f;
 }
 
+/* mask[e] = keep(key, first + e, p, scale) for e < n. */
+static void keep_mask(float *mask, long n, uint64_t key, uint64_t first, float p, float scale)
+{
+  for (long e = 0; e < n; ++e)
+    mask[e] = keep(key, first + (uint64_t)e, p, scale);
+}
+
 /* The index of a row's first largest entry, a NaN counting as largest (argmax's). */
 static long first_largest(const float *row, long k)
 {
@@ -59,11 +66,8 @@ static void gradient_row(float *e, float total, const float *a, long k, float sc
 void dense_forward(float *z, const float *b, float *mask, long n, long k,
                    const uint64_t *state, uint64_t skip, float p, float scale)
 {
-  if (mask) {
-    const uint64_t first = state[COUNTER] + skip, key = state[KEY];
-    for (long e = 0; e < n * k; ++e)
-      mask[e] = keep(key, first + (uint64_t)e, p, scale);
-  }
+  if (mask)
+    keep_mask(mask, n * k, state[KEY], state[COUNTER] + skip, p, scale);
   for (long i = 0; i < n; ++i)
     for (long j = 0; j < k; ++j) {
       const float x = z[i * k + j] + b[j];

@@ -1,4 +1,4 @@
-"""The CPU backend: the generic operations of ``Backend`` on NumPy arrays."""
+"""The CPU backend: the generic operations of ``Backend`` on NumPy arrays, some in C."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,11 +6,15 @@ import numpy as np
 from . import host_replay
 from .base import Array, Backend
 from .graph_step import Replay
+from .host_operations import HostOperations
 from .host_threads import SPLIT_WORK, RowBlockProducts
 from .planned_step import TargetClasses
 
 
-class NumpyBackend(Backend):
+class NumpyBackend(HostOperations, Backend):
+    """NumPy's arrays; some operations in C where a C compiler is at hand
+    (``host_operations.py``), the same numbers as NumPy's."""
+
     name = "numpy"
     xp = np
     array_type = np.ndarray
@@ -38,17 +42,13 @@ class NumpyBackend(Backend):
 
     def capture(self, record: Replay, gemm: str) -> Replay:
         if gemm == "host":
-            return host_replay.capture(self, record)
+            return host_replay.capture(self, record, self.host_library())
         return super().capture(record, gemm)
-
-    def softmax_cross_entropy(self, z: Array, a: Array, scale: float) -> tuple[Array, Array]:
-        with np.errstate(over="ignore"):  # z - max z = -inf for logits 6e38 apart: e = 0, right
-            return super().softmax_cross_entropy(z, a, scale)
 
     def dense_softmax_cross_entropy(self, z: Array, bias: Array, a: Array, scale: float,
                                     gradient: Array, losses: Array, hits: Array, db: Array,
                                     state: Array | None = None,
                                     classes: TargetClasses | None = None) -> None:
-        with np.errstate(over="ignore"):  # as softmax_cross_entropy
+        with np.errstate(over="ignore"):  # as softmax_cross_entropy (host_operations.py)
             super().dense_softmax_cross_entropy(z, bias, a, scale, gradient, losses, hits, db,
                                                 state, classes)

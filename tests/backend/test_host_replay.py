@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 import gpunet
-from gpunet.backend import host_replay
+from gpunet.backend import host_c, host_replay
 from gpunet.bench.trainers import mnist_like
 from gpunet.planning import graph as graphs
 from helpers.models import model_of
 
-if isinstance(_reason := host_replay.step_library(), str):
+if isinstance(_reason := host_c.library(), str):
     pytest.skip(f"no host replay: {_reason}", allow_module_level=True)
 
 
@@ -55,8 +55,8 @@ def test_the_deep_models_replay_calls_no_backend_operation(numpy_backend):
     functions = [call.func if isinstance(call, functools.partial) else call
                  for call in replay.calls]
     assert not [f for f in functions if getattr(f, "__self__", None) is numpy_backend]
-    lib = host_replay.step_library()
-    stages = [getattr(lib, name) for name in host_replay.SIGNATURES]
+    lib = host_c.library()
+    stages = [getattr(lib, name) for name in host_c.SIGNATURES]
     c_calls = [f for f in functions if any(f is stage for stage in stages)]
     assert len(c_calls) == 2 + 2 + 2 + 1  # two dense stages each way, the output, the update
 
@@ -69,7 +69,7 @@ def test_what_the_c_does_not_cover_is_replayed_as_recorded(numpy_backend):
                  if isinstance(call, functools.partial)]
     recorded = [f.__name__ for f in functions if getattr(f, "__self__", None) is numpy_backend]
     assert "dense_forward" in recorded and "dense_backward" in recorded
-    lib = host_replay.step_library()
+    lib = host_c.library()
     assert lib.losses_and_gradient in functions and lib.momentum_update_and_advance in functions
 
 

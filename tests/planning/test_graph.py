@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import gpunet
-from gpunet.backend import host_replay
+from gpunet.backend import host_c
 from gpunet.backend.graph_step import GraphCaptureError
 from gpunet.backend.numpy_backend import NumpyBackend
 from gpunet.bench.trainers import mnist_like
@@ -26,7 +26,7 @@ MODELS = ["logistic", "deep", "wide", "sigmoid-inverted", "relu-dropout", "leaky
 
 def host_or_skip() -> None:
     """Skip where the host replay's C cannot be built or loaded, saying why."""
-    if isinstance(reason := host_replay.step_library(), str):
+    if isinstance(reason := host_c.library(), str):
         pytest.skip(f"no host replay: {reason}")
 
 
@@ -336,7 +336,7 @@ def test_each_graph_mode_tries_the_gemms_it_names(numpy_backend):
 
 
 def test_auto_on_numpy_replays_on_the_host_or_says_why_not(numpy_backend):
-    reason = host_replay.step_library()
+    reason = host_c.library()
     _, paths = train(numpy_backend, "deep", 16, "auto", epochs=1)
     assert paths == [f"planned (host: {reason})" if isinstance(reason, str) else "graph (host)"]
 
@@ -346,7 +346,7 @@ def test_without_a_c_compiler_the_step_path_says_so_with_the_same_numbers(numpy_
     """No C for the host replay: "auto" runs the planned step, "on" the
     stand-in, each path saying why; the numbers are the planned step's."""
     planned, _ = train(numpy_backend, "deep", 16, "off", epochs=2)
-    monkeypatch.setattr(host_replay, "step_library", lambda: "no C compiler: cc is not on PATH")
+    monkeypatch.setattr(host_c, "library", lambda: "no C compiler: cc is not on PATH")
     for graph, path in (("auto", "planned (host: no C compiler: cc is not on PATH)"),
                         ("on", "graph (stand-in; host: no C compiler: cc is not on PATH)")):
         got, paths = train(numpy_backend, "deep", 16, graph, epochs=2)
@@ -391,7 +391,7 @@ def test_train_graph_on_replays_on_the_host_on_numpy(fashion_dir, tmp_path):
                       "--metrics", str(metrics))
     assert done.returncode == 0, done.stderr
     history = json.loads(metrics.read_text())["history"]
-    reason = host_replay.step_library()
+    reason = host_c.library()
     assert [h["step_path"] for h in history] == [
         f"graph (stand-in; host: {reason})" if isinstance(reason, str) else "graph (host)"] * 2
     assert f"samples/s, step {history[-1]['step_path']}" in done.stdout

@@ -1,26 +1,18 @@
-/* gpunet's eager operations without their transcendentals, as C, beside the
-   graph step's stages (benchmarks/eager_c.py): a user's loop through the
-   layers with the arithmetic the NumPy backend's operations do
-   (gpunet/backend/base.py) in C, tanh, exp and log NumPy's, so the same
-   numbers bit for bit. Built as gpunet/backend/host_step.c is, which it
-   includes for its helpers and momentum_update. */
+/* The NumPy backend's eager operations without their transcendentals
+   (host_operations.py calls them between NumPy's exp and log): dropout with
+   its draws, the softmax cross-entropy of one-hot targets, and, from
+   host_step.c, which this includes for it and for its helpers, the
+   momentum update. Each does what base.py's operation does, in its float32
+   operations and their order, so the same numbers bit for bit. */
 #include "host_step.c"
 
-/* y = x mask, the mask (p, scale) of draws first, first + 1, ... of key. */
+/* mask: the keep mask (p, scale) of draws first, first + 1, ... of key; y = x mask. */
 void dropout(const float *x, float *y, float *mask, long n, uint64_t key, uint64_t first,
              float p, float scale)
 {
-  for (long e = 0; e < n; ++e) {
-    mask[e] = keep(key, first + (uint64_t)e, p, scale);
-    y[e] = x[e] * mask[e];
-  }
-}
-
-/* gx = (1 - y^2) gy. */
-void tanh_grad(const float *y, const float *gy, float *gx, long n)
-{
+  keep_mask(mask, n, key, first, p, scale);
   for (long e = 0; e < n; ++e)
-    gx[e] = (1.0f - y[e] * y[e]) * gy[e];
+    y[e] = x[e] * mask[e];
 }
 
 /* Whether every row of a is one-hot (a single 1, the rest 0); if so, each
@@ -49,8 +41,8 @@ bool shifted_one_hot(const float *z, const float *a, float *shifted, int64_t *cl
   return true;
 }
 
-/* A row's loss -(0 + (shifted_class - log_total)) and the gradient
-   (e / total - a) scale in place of e. */
+/* A row's loss -(0 + (shifted_class - log_total)) (base.py's sum over the one
+   nonzero target) and the gradient (e / total - a) scale in place of e. */
 void one_hot_losses(const float *shifted, float *e, const float *total, const float *log_total,
                     const float *a, const int64_t *classes, float *losses, long n, long k,
                     float scale)
