@@ -311,7 +311,24 @@ def test_bench_core_runs_from_the_repository_root():
     assert done.returncode == 0, done.stderr
     assert [line.split()[:2] for line in done.stdout.splitlines()] == [
         ["way", "batch"], ["train_epoch", "1"], ["train_epoch", "16"], ["public", "1"],
-        ["public", "16"]]
+        ["public", "16"], ["public_numpy", "1"], ["public_numpy", "16"]]
+
+
+def test_bench_cores_public_numpy_way_turns_the_c_off_for_its_epoch_only(monkeypatch):
+    from benchmarks.bench_core import data, time_public_numpy
+    from gpunet.backend.base import Backend
+
+    backend = gpunet.get_backend("numpy")
+    monkeypatch.setattr(backend, "host_c", True)
+    numpy_dropout, seen = Backend.dropout, []
+
+    def dropout(self, *args, **kwargs):
+        seen.append(self.host_c)
+        return numpy_dropout(self, *args, **kwargs)
+
+    monkeypatch.setattr(Backend, "dropout", dropout)
+    time_public_numpy(*data(8), 4)
+    assert seen == [False] * 4 and backend.host_c is True
 
 
 @pytest.mark.parametrize("batch_size", [1, 16])
