@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from importlib import metadata
 
-from ..backend import ENV_VAR, UnknownBackend, backend_name, cuda_status, explain_auto
+from ..backend import ENV_VAR, UnknownBackend, backend_name, cuda_status, explain_auto, host_c
 from ..backend.cuda_probe import device_properties
 from ..distributed.device import nccl_module
 from ..distributed.launch import explain_ranks
@@ -20,6 +20,9 @@ def run_info(args: argparse.Namespace) -> int:
     from .. import __version__
     print(f"gpunet {__version__}")
     print(f"numpy backend: available (NumPy {metadata.version('numpy')})")
+    lib = host_c.library()
+    print("numpy backend's C (its dropout, loss and momentum; --graph's host replay): "
+          + (f"unavailable: {lib}" if isinstance(lib, str) else f"built, {lib._name}"))
     status = cuda_status()
     if status.usable:
         device = device_properties()

@@ -76,6 +76,19 @@ def test_info_without_a_device(capsys, monkeypatch):
     assert "numpy backend: available" in out and "cupy backend: unavailable: " in out
 
 
+@pytest.mark.parametrize("lib", ["no C compiler: cc is not on PATH", None])
+def test_info_says_whether_the_numpy_backends_c_is_built(capsys, monkeypatch, lib):
+    from gpunet.backend import host_c
+    if lib is None and isinstance(host_c.library(), str):
+        pytest.skip(f"no host C: {host_c.library()}")
+    if lib is not None:
+        monkeypatch.setattr(host_c, "library", lambda: lib)
+    assert main(["info"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines()
+                if line.startswith("numpy backend's C"))
+    assert line.endswith(": unavailable: no C compiler: cc is not on PATH" if lib else ".so")
+
+
 def test_info_with_a_device(capsys, monkeypatch):
     from gpunet.backend import CudaStatus
     from gpunet.cli import info
