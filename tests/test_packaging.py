@@ -37,17 +37,19 @@ def test_only_gpunet_and_its_subpackages_are_installed():
     assert all(name == "gpunet" or name.startswith("gpunet.") for name in packages), packages
 
 
-def test_the_host_replays_c_source_ships_with_the_backend():
-    """gpunet/backend/host_step.c is compiled where gpunet is installed: a
-    build takes it as package data."""
+def test_the_numpy_backends_c_sources_ship_with_the_backend():
+    """gpunet/backend's C (host_operations.c, which includes host_step.c) is
+    compiled where gpunet is installed: a build takes every .c there as package
+    data."""
     from setuptools.config.pyprojecttoml import apply_configuration
     from setuptools.dist import Distribution
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = apply_configuration(Distribution(), PYPROJECT).package_data
-    assert data["gpunet.backend"] == ["host_step.c"]
-    assert (PYPROJECT.parent / "gpunet" / "backend" / "host_step.c").is_file()
+    backend = PYPROJECT.parent / "gpunet" / "backend"
+    shipped = {path.name for pattern in data["gpunet.backend"] for path in backend.glob(pattern)}
+    assert shipped == {"host_operations.c", "host_step.c"}
 
 
 def test_the_license_is_an_spdx_expression_with_its_file():
