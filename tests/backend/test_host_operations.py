@@ -118,6 +118,9 @@ def test_read_only_inputs_run_the_c(numpy_only, operation, arguments):
 @pytest.mark.parametrize("operation, arguments", [
     ("dropout", lambda: (np.ones((3, 5), np.float64), 0.1, 2.0)),
     ("dropout", lambda: (np.ones((5, 3), np.float32).T, 0.1, 2.0)),
+    ("dropout", lambda: (np.ones((0, 3), np.float32), 0.1, 2.0)),
+    ("softmax_cross_entropy", lambda: (np.ones((0, 5), np.float32),
+                                       np.ones((0, 5), np.float32), 1.0)),
     ("softmax_cross_entropy", lambda: (np.ones((3, 5), np.float32),
                                        np.full((3, 5), 0.2, np.float32), 1.0)),  # not one-hot
     ("softmax_cross_entropy", lambda: (np.ones(5, np.float32), np.eye(5, dtype=np.float32)[1],
@@ -127,6 +130,8 @@ def test_read_only_inputs_run_the_c(numpy_only, operation, arguments):
     ("softmax_cross_entropy", lambda: (np.ones((3, 5), np.float32),
                                        np.eye(5, dtype=np.float32)[:3], np.float64(0.1))),
     ("momentum_update", lambda: (np.ones(4, np.float64), np.ones(4), np.ones(4), 0.1, 0.9)),
+    ("momentum_update", lambda: (np.ones(0, np.float32), np.ones(0, np.float32),
+                                 np.ones(0, np.float32), 0.1, 0.9)),
     ("momentum_update", lambda: (np.ones(4, np.float32), np.ones(4, np.float32),
                                  np.ones(8, np.float32)[::2], 0.1, 0.9)),
 ])
@@ -138,15 +143,19 @@ def test_what_the_c_does_not_cover_is_numpys(operation, arguments):
     assert same(got or (), want or ()) and same(got_arguments[:2], want_arguments[:2])
 
 
-def test_a_momentum_update_of_overlapping_arrays_is_numpys():
-    """The velocity as the gradient: NumPy updates it before reading it again."""
+@pytest.mark.parametrize("views", [
+    lambda buffer: (buffer[2:8], buffer[0:6], buffer[10:16]),   # param and velocity
+    lambda buffer: (buffer[2:8], buffer[10:16], buffer[0:6]),   # param and gradient
+    lambda buffer: (buffer[0:6], buffer[10:16], buffer[10:16]),  # velocity as the gradient
+], ids=["param-velocity", "param-grad", "velocity-grad"])
+def test_a_momentum_update_of_overlapping_arrays_is_numpys(views):
+    """NumPy updates the whole velocity, then the whole parameter, each pass
+    reading what the one before wrote: overlapping arrays are NumPy's."""
     on, off = backends()
-    arrays = {way: (np.arange(6, dtype=np.float32), np.linspace(1, 2, 6, dtype=np.float32))
-              for way in ("on", "off")}
+    buffers = {way: np.linspace(1, 2, 16, dtype=np.float32) for way in ("on", "off")}
     for backend, way in ((on, "on"), (off, "off")):
-        param, velocity = arrays[way]
-        backend.momentum_update(param, velocity, velocity, 0.1, 0.5)
-    assert same(arrays["on"], arrays["off"])
+        backend.momentum_update(*views(buffers[way]), 0.1, 0.5)
+    assert same([buffers["on"]], [buffers["off"]])
 
 
 def test_turned_off_the_c_never_runs_and_says_why(numpy_backend, monkeypatch):
