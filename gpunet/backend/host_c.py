@@ -17,7 +17,7 @@ SOURCE = Path(__file__).with_name("host_operations.c")
 STEP_SOURCE = Path(__file__).with_name("host_step.c")
 P, N, F, U = ctypes.c_void_p, ctypes.c_long, ctypes.c_float, ctypes.c_uint64
 SIGNATURES = {"dense_forward": [P, P, P, N, N, P, U, F, F],
-              "dense_backward": [P, P, P, P, P, N, N],
+              "dense_backward": [P, P, P, P, P, N, N, ctypes.c_int, F],
               "logits_shifted": [P, P, P, P, P, N, N],
               "losses_and_gradient": [P, P, P, P, P, P, P, P, P, N, N, F],
               "momentum_update_and_advance": [P, P, P, N, P, P, P],
@@ -25,10 +25,13 @@ SIGNATURES = {"dense_forward": [P, P, P, N, N, P, U, F, F],
               "dropout": [P, P, P, N, U, U, F, F],
               "shifted_one_hot": [P, P, P, P, N, N],
               "one_hot_losses": [P, P, P, P, P, P, P, N, N, F]}
-# host_step.c's constants: the graph state's layout, and SplitMix64's.
+# host_step.c's constants: the graph state's layout, SplitMix64's, and a number for
+# each activation whose gradient dense_backward computes (by its name in ACTIVATIONS).
 STATE_FLAGS = [f"-D{name}={value}" for name, value in
                (("OFFSET", OFFSET), ("COUNTER", COUNTER), ("KEY", KEY), ("STATE_SIZE", STATE_SIZE))]
 SPLITMIX_FLAGS = [f"-D{name}={getattr(splitmix, name):#x}ull" for name in ("GAMMA", "MIX1", "MIX2")]
+ACTIVATION_CODES = {"tanh": 1, "sigmoid": 2, "relu": 3, "leaky_relu": 4}
+ACTIVATION_FLAGS = [f"-D{name.upper()}={code}" for name, code in ACTIVATION_CODES.items()]
 
 
 @functools.cache
@@ -36,7 +39,8 @@ def library() -> ctypes.CDLL | str:
     """The C loaded, built on first use; or why it cannot be (kept, so a
     process tries once)."""
     try:
-        lib = load(SOURCE, [*STATE_FLAGS, *SPLITMIX_FLAGS], SIGNATURES, includes=[STEP_SOURCE])
+        lib = load(SOURCE, [*STATE_FLAGS, *SPLITMIX_FLAGS, *ACTIVATION_FLAGS], SIGNATURES,
+                   includes=[STEP_SOURCE])
     except HostLibraryError as exc:
         return str(exc)
     lib.shifted_one_hot.restype = ctypes.c_bool

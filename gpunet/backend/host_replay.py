@@ -3,12 +3,12 @@
 What a CUDA graph is to a GPU, and tinygrad's TinyJit to its kernels: the step's
 backend operations are recorded as it runs once (``record_calls``), then each
 becomes calls with every argument bound, the stages of ``host_step.c`` at their
-arrays' addresses and NumPy's tanh, exp, log, row sums and products with their
-``out=``, so a replay makes no Python decision, looks nothing up and allocates
+arrays' addresses and NumPy's activations (their forward formulas), exp, log, row
+sums and products with their ``out=``, so a replay makes no Python decision, looks nothing up and allocates
 nothing. The C does the NumPy backend's float32 operations in its order, so a
 replay gives the planned step's numbers bit for bit. What it does not cover
-(float64, activations but tanh, targets that are not one-hot, plain descent,
-arrays that are not C-contiguous) is replayed as the recorded operation itself.
+(float64, a stage with neither activation nor dropout, targets that are not
+one-hot, plain descent, arrays that are not C-contiguous) is replayed as the recorded operation itself.
 """
 from __future__ import annotations
 
@@ -18,14 +18,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .activations import activation_call
+from .activations import ACTIVATIONS, activation_call
 from .graph_step import GraphCaptureError, Replay, StateRows, record_calls
-from .host_c import at, c_arrays
+from .host_c import ACTIVATION_CODES, at, c_arrays
 from .host_threads import SPLIT_WORK
 
 Array = Any
 Call = Callable[[], Any]
-TANH = activation_call("tanh")  # a stage's activation, as a plan holds it
 
 
 def capture(backend: Any, record: Replay, lib: ctypes.CDLL | str) -> BoundReplay:
@@ -96,20 +95,28 @@ class BoundCalls:
 
     def dense_forward(self, z, bias, y, *, activation=None, dropout=None, mask=None,
                       state=None, window=None) -> list[Call] | None:
-        if (state is None or y is not z or activation not in (None, TANH)
+        if ((dropout is not None and state is None) or y is not z
                 or not c_arrays(np.float32, z, bias, mask if dropout else None)):
-            return None
-        (values, skip), (p, scale) = state, dropout or (0.0, 1.0)
+            return None  # draws from the backend's own counters: recorded
+        (values, skip), (p, scale) = state or (None, 0), dropout or (0.0, 1.0)
         stage = functools.partial(self.lib.dense_forward, at(z), at(bias),
                                   None if dropout is None else at(mask), *z.shape,
-                                  at(values), skip, p, scale)
-        return [stage] if activation is None else [stage, functools.partial(np.tanh, z, out=z)]
+                                  None if dropout is None else at(values), skip, p, scale)
+        if activation is None:
+            return [stage]
+        activation = activation_call(activation)
+        forward = ACTIVATIONS[activation.name].forward  # Backend.activate's, bound
+        return [stage, functools.partial(forward, np, z, z, *activation.values)]
 
     def dense_backward(self, y, gy, dz, db, *, activation=None, mask=None) -> list[Call] | None:
-        if activation != TANH or not c_arrays(np.float32, y, gy, dz, db, mask):
+        activation = None if activation is None else activation_call(activation)
+        if (activation is None or activation.name not in ACTIVATION_CODES
+                or not c_arrays(np.float32, y, gy, dz, db, mask)):
             return None
+        alpha = dict(zip(activation.formulas.params, activation.values)).get("alpha", 0.0)
         return [functools.partial(self.lib.dense_backward, at(y), at(gy), at(dz),
-                                  None if mask is None else at(mask), at(db), *gy.shape)]
+                                  None if mask is None else at(mask), at(db), *gy.shape,
+                                  ACTIVATION_CODES[activation.name], alpha)]
 
     def dense_softmax_cross_entropy(self, z, bias, a, scale, gradient, losses, hits, db,
                                     state=None, classes=None) -> list[Call] | None:

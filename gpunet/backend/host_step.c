@@ -1,14 +1,14 @@
-/* A graph step's stages on the host, without their transcendentals
-   (host_replay.py replays them between NumPy's tanh, exp and log).
+/* A graph step's stages on the host, without their activations' forward
+   formulas, exp and log (host_replay.py replays them between NumPy's).
 
    Each function does what its part of a NumPy backend operation does
-   (planned_step.py, graph_step.py, base.py) but for tanh, exp and log: the
+   (planned_step.py, graph_step.py, base.py, activations.py) but for those: the
    same float32 operations in the same order, so the same numbers bit for bit
    (built with -ffp-contract=off: no fused multiply-adds). Row-major float32
    arrays of n rows and k columns; a graph step's uint64 state holds the step's
    first row at OFFSET, its first dropout counter at COUNTER and the key at
-   KEY; GAMMA, MIX1, MIX2 are splitmix.py's. All given as -D flags by
-   host_library.py. */
+   KEY; GAMMA, MIX1, MIX2 are splitmix.py's; TANH, SIGMOID, RELU and LEAKY_RELU
+   name the activations dense_backward knows. All given as -D flags (host_c.py). */
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -68,20 +68,65 @@ void dense_forward(float *z, const float *b, float *mask, long n, long k,
 {
   if (mask)
     keep_mask(mask, n * k, state[KEY], state[COUNTER] + skip, p, scale);
-  for (long i = 0; i < n; ++i)
-    for (long j = 0; j < k; ++j) {
-      const float x = z[i * k + j] + b[j];
-      z[i * k + j] = mask ? x * mask[i * k + j] : x;
-    }
+  for (long i = 0; i < n; ++i) {
+    float *row = z + i * k;
+    if (mask)  /* two loops: gcc vectorises each */
+      for (long j = 0; j < k; ++j)
+        row[j] = (row[j] + b[j]) * mask[i * k + j];
+    else
+      for (long j = 0; j < k; ++j)
+        row[j] += b[j];
+  }
 }
 
-/* dz = (1 - y^2) gy (tanh's), times the mask if any; db its column sums. */
-void dense_backward(const float *y, const float *gy, float *dz, const float *mask, float *db,
-                    long n, long k)
+/* f'(x) gy from an activation's output y, as activations.py's NumPy gradient
+   computes it, operation by operation. */
+static inline float tanh_slope(float y, float gy, float alpha)
 {
-  for (long e = 0; e < n * k; ++e) {
-    const float g = (1.0f - y[e] * y[e]) * gy[e];
-    dz[e] = mask ? g * mask[e] : g;
+  (void)alpha;
+  return (1.0f - y * y) * gy;
+}
+
+static inline float sigmoid_slope(float y, float gy, float alpha)
+{
+  (void)alpha;
+  return (1.0f - y) * (gy * y);
+}
+
+static inline float relu_slope(float y, float gy, float alpha)
+{
+  (void)alpha;
+  return (y > 0.0f ? 1.0f : 0.0f) * gy;
+}
+
+static inline float leaky_relu_slope(float y, float gy, float alpha)
+{
+  return y > 0.0f ? gy : gy * alpha;
+}
+
+/* dz = slope(y, gy) for n elements, times the mask if any. */
+static inline __attribute__((always_inline)) void
+slopes(float (*slope)(float, float, float), const float *y, const float *gy, float *dz,
+       const float *mask, long n, float alpha)
+{
+  if (mask)  /* two loops: gcc vectorises each */
+    for (long e = 0; e < n; ++e)
+      dz[e] = slope(y[e], gy[e], alpha) * mask[e];
+  else
+    for (long e = 0; e < n; ++e)
+      dz[e] = slope(y[e], gy[e], alpha);
+}
+
+/* dz = f'(x) gy for activation f (TANH, SIGMOID, RELU or LEAKY_RELU, alpha its
+   parameter), times the mask if any; db its column sums. */
+void dense_backward(const float *y, const float *gy, float *dz, const float *mask, float *db,
+                    long n, long k, int activation, float alpha)
+{
+  switch (activation) {
+  case TANH: slopes(tanh_slope, y, gy, dz, mask, n * k, alpha); break;
+  case SIGMOID: slopes(sigmoid_slope, y, gy, dz, mask, n * k, alpha); break;
+  case RELU: slopes(relu_slope, y, gy, dz, mask, n * k, alpha); break;
+  case LEAKY_RELU: slopes(leaky_relu_slope, y, gy, dz, mask, n * k, alpha); break;
   }
   column_sums(dz, db, n, k);
 }

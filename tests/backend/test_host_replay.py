@@ -20,10 +20,10 @@ if isinstance(_reason := host_c.library(), str):
     pytest.skip(f"no host replay: {_reason}", allow_module_level=True)
 
 
-def epochs(backend, name, batch, graph, samples, *, epochs=2, writeable=True):
+def epochs(backend, name, batch, graph, samples, *, epochs=2, writeable=True, dtype=None):
     """(parameters and each epoch's loss, the model) after ``epochs`` shuffled epochs."""
     gpunet.seed(5)
-    model = model_of(name, backend)
+    model = model_of(name, backend, dtype)
     optimizer = gpunet.Momentum(0.05, 0.9)
     x, labels = mnist_like(samples)
     y = gpunet.one_hot_encode(labels, backend=backend)
@@ -61,16 +61,35 @@ def test_the_deep_models_replay_calls_no_backend_operation(numpy_backend):
     assert len(c_calls) == 2 + 2 + 2 + 1  # two dense stages each way, the output, the update
 
 
-def test_what_the_c_does_not_cover_is_replayed_as_recorded(numpy_backend):
-    """Sigmoid stages: their forward and backward are the recorded operations,
-    bound; the output stage and the update are still C."""
-    _, model = epochs(numpy_backend, "sigmoid-inverted", 16, "on", 64, epochs=1)
-    functions = [call.func for call in graphs._GRAPHS[model].replay.calls
-                 if isinstance(call, functools.partial)]
-    recorded = [f.__name__ for f in functions if getattr(f, "__self__", None) is numpy_backend]
-    assert "dense_forward" in recorded and "dense_backward" in recorded
+def replayed_functions(model) -> list:
+    return [call.func for call in graphs._GRAPHS[model].replay.calls
+            if isinstance(call, functools.partial)]
+
+
+@pytest.mark.parametrize("name", ["sigmoid-inverted", "relu-dropout", "leaky-relu-dropout"])
+def test_every_activations_dense_stages_are_c(numpy_backend, name):
+    """Sigmoid, relu and leaky relu stages as tanh's: C both ways (their forward
+    formulas NumPy's, bound), no recorded operation, the planned step's numbers."""
+    replayed, model = epochs(numpy_backend, name, 16, "on", 64)
+    functions = replayed_functions(model)
+    assert not [f for f in functions if getattr(f, "__self__", None) is numpy_backend]
     lib = host_c.library()
-    assert lib.losses_and_gradient in functions and lib.momentum_update_and_advance in functions
+    stages = sum(layer.__class__.__name__ == "Linear" for layer in model.layers)
+    assert functions.count(lib.dense_forward) == functions.count(lib.dense_backward) == stages - 1
+    same(replayed, epochs(numpy_backend, name, 16, "off", 64)[0])
+
+
+def test_what_the_c_does_not_cover_is_replayed_as_recorded(numpy_backend):
+    """A float64 model: every operation is the recorded one, bound, with the
+    planned step's numbers."""
+    replayed, model = epochs(numpy_backend, "deep", 16, "on", 64, dtype=np.float64)
+    functions = replayed_functions(model)
+    recorded = [f.__name__ for f in functions if getattr(f, "__self__", None) is numpy_backend]
+    assert {"dense_forward", "dense_backward", "dense_softmax_cross_entropy",
+            "update_and_advance"} <= set(recorded)
+    lib = host_c.library()
+    assert not [f for f in functions if any(f is getattr(lib, name) for name in host_c.SIGNATURES)]
+    same(replayed, epochs(numpy_backend, "deep", 16, "off", 64, dtype=np.float64)[0])
 
 
 def test_read_only_data_replays_with_the_same_numbers(numpy_backend):
