@@ -95,7 +95,7 @@ def time_public(x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
 def time_public_numpy(x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
     """One ``public_epoch`` with the NumPy backend's C turned off (``use_host_c``)."""
     backend = gpunet.get_backend("numpy")
-    was = backend.host_c
+    was = backend.host_c_on
     backend.use_host_c(False)
     try:
         return time_public(x, y, batch_size)

@@ -31,7 +31,7 @@ class HostOperations:
     """Mixed into the NumPy backend before ``Backend``, whose operations these
     fall back to."""
 
-    host_c = True  # whether the C runs where it applies (``use_host_c``)
+    host_c_on = True  # whether the C runs where it applies (``use_host_c``)
     key: int
     drawn: int
     take_draws: Any
@@ -39,15 +39,15 @@ class HostOperations:
     def use_host_c(self, on: bool) -> None:
         """Run the C where it applies (the default), or NumPy only: the same
         numbers either way; the host replay (``--graph``) needs it on."""
-        self.host_c = bool(on)
+        self.host_c_on = bool(on)
 
     def host_library(self) -> ctypes.CDLL | str:
         """The C this backend runs, or why it runs none."""
-        return host_c.library() if self.host_c else "host C turned off (use_host_c)"
+        return host_c.library() if self.host_c_on else "host C turned off (use_host_c)"
 
     def dropout(self, x: Array, p: float, scale: float,
                 window: DrawWindow | None = None) -> tuple[Array, Array]:
-        lib = host_c.library() if self.host_c else None
+        lib = host_c.library() if self.host_c_on else None
         if (type(lib) is not ctypes.CDLL or x.dtype != F32 or not x.size
                 or not x.flags.c_contiguous):
             return super().dropout(x, p, scale, window)  # type: ignore[misc]
@@ -63,7 +63,7 @@ class HostOperations:
         return y, mask
 
     def softmax_cross_entropy(self, z: Array, a: Array, scale: float) -> tuple[Array, Array]:
-        lib = host_c.library() if self.host_c else None
+        lib = host_c.library() if self.host_c_on else None
         if (type(lib) is ctypes.CDLL and z.ndim == 2 and z.shape == a.shape and z.size
                 and z.dtype == F32 and a.dtype == F32 and type(scale) in (float, int)
                 and z.flags.c_contiguous and a.flags.c_contiguous):
@@ -85,7 +85,7 @@ class HostOperations:
 
     def momentum_update(self, param: Array, velocity: Array, grad: Array, lr: float,
                         momentum: float, scratch: Array | None = None) -> None:
-        lib = host_c.library() if self.host_c else None
+        lib = host_c.library() if self.host_c_on else None
         if (type(lib) is ctypes.CDLL and type(lr) is float and type(momentum) is float
                 and param.size and param.shape == velocity.shape == grad.shape
                 and param.dtype == velocity.dtype == grad.dtype == F32

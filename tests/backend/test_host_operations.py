@@ -159,7 +159,7 @@ def test_a_momentum_update_of_overlapping_arrays_is_numpys(views):
 
 
 def test_turned_off_the_c_never_runs_and_says_why(numpy_backend, monkeypatch):
-    monkeypatch.setattr(numpy_backend, "host_c", True)
+    monkeypatch.setattr(numpy_backend, "host_c_on", True)
     assert numpy_backend.host_library() is host_c.library()
     numpy_backend.use_host_c(False)
     assert numpy_backend.host_library() == "host C turned off (use_host_c)"
@@ -191,8 +191,8 @@ def test_a_users_epoch_is_the_same_with_the_c_on_off_or_missing(numpy_backend, m
         patched.setattr(Backend, "softmax_cross_entropy", None)
         patched.setattr(Backend, "momentum_update", None)
         with_c = one_epoch(x, y, batch)
-    monkeypatch.setattr(numpy_backend, "host_c", False)
+    monkeypatch.setattr(numpy_backend, "host_c_on", False)
     assert one_epoch(x, y, batch) == with_c
-    monkeypatch.setattr(numpy_backend, "host_c", True)
+    monkeypatch.setattr(numpy_backend, "host_c_on", True)
     monkeypatch.setattr(host_c, "library", lambda: "no C compiler: cc is not on PATH")
     assert one_epoch(x, y, batch) == with_c

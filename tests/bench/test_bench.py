@@ -319,16 +319,16 @@ def test_bench_cores_public_numpy_way_turns_the_c_off_for_its_epoch_only(monkeyp
     from gpunet.backend.base import Backend
 
     backend = gpunet.get_backend("numpy")
-    monkeypatch.setattr(backend, "host_c", True)
+    monkeypatch.setattr(backend, "host_c_on", True)
     numpy_dropout, seen = Backend.dropout, []
 
     def dropout(self, *args, **kwargs):
-        seen.append(self.host_c)
+        seen.append(self.host_c_on)
         return numpy_dropout(self, *args, **kwargs)
 
     monkeypatch.setattr(Backend, "dropout", dropout)
     time_public_numpy(*data(8), 4)
-    assert seen == [False] * 4 and backend.host_c is True
+    assert seen == [False] * 4 and backend.host_c_on is True
 
 
 @pytest.mark.parametrize("batch_size", [1, 16])

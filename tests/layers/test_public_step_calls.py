@@ -47,7 +47,7 @@ def test_a_public_deep_model_step_makes_few_python_calls(batch_size, with_c, mon
     if with_c and isinstance(reason := host_c.library(), str):
         pytest.skip(f"no host C: {reason}")
     backend = gpunet.get_backend("numpy")
-    monkeypatch.setattr(backend, "host_c", with_c)
+    monkeypatch.setattr(backend, "host_c_on", with_c)
     gpunet.seed(0)
     model = gpunet.mnist_model("deep", backend=backend)
     loss, optimizer = gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.01, 0.99)
