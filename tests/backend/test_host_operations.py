@@ -115,6 +115,15 @@ def test_read_only_inputs_run_the_c(numpy_only, operation, arguments):
     getattr(on, operation)(*arguments())
 
 
+def test_a_momentum_update_of_adjacent_arrays_and_a_read_only_gradient_runs_the_c(numpy_only):
+    """Arrays that touch but do not overlap (one buffer's neighbouring slices)."""
+    on, _ = backends()
+    buffer = np.linspace(1, 2, 18, dtype=np.float32)
+    on.momentum_update(buffer[0:6], buffer[6:12], buffer[12:18], 0.1, 0.5)
+    on.momentum_update(buffer[12:18], buffer[6:12], buffer[0:6], 0.1, 0.5)
+    on.momentum_update(buffer[6:12], buffer[0:6], read_only(buffer[12:18].copy()), 0.1, 0.5)
+
+
 @pytest.mark.parametrize("operation, arguments", [
     ("dropout", lambda: (np.ones((3, 5), np.float64), 0.1, 2.0)),
     ("dropout", lambda: (np.ones((5, 3), np.float32).T, 0.1, 2.0)),
