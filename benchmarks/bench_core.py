@@ -4,19 +4,19 @@
                                     [--ways train_epoch public public_numpy]
 
 Trains the notebook's deep MNIST model on MNIST-shaped random data (the
-speed does not depend on the pixel values) three ways: ``train_epoch`` (the
-planned step), ``public``, a user's loop through gpunet's public API
-(``model.forward``, ``loss.loss_and_gradient``, ``model.backward_to_params``,
-``optimizer.step``), and ``public_numpy``, that loop with the NumPy backend's
-C turned off (``use_host_c(False)``: NumPy only); each against ``plain_numpy``'s epoch, with BLAS pinned to
-one thread for both. Every repeat times each case's plain epoch and gpunet
-epoch back to back (who goes first alternating), cases interleaved, so a
-drift in the machine's load hits both. The clock is the process's CPU time
-(``time.process_time``), which time spent waiting for a core shared with other
-work does not move as it moves the wall clock. It prints samples/s (medians)
-and the min/median/max over the repeats of each repeat's ratio, gpunet's
-throughput over the plain script's (> 1: gpunet is faster). Short epochs, many
-repeats: about a minute on an idle 2-core machine.
+speed does not depend on the pixel values) three ways: ``train_epoch`` (its
+default: the host replay), ``public``, a user's loop through gpunet's public
+API (``model.forward``, ``loss.loss_and_gradient``, ``model.backward_to_params``,
+``optimizer.step``), and ``public_numpy``, that loop with the NumPy backend's C
+turned off (``use_host_c(False)``: NumPy only); each against ``plain_numpy``'s
+epoch, with BLAS pinned to one thread for both. Every repeat times each case's
+plain epoch and gpunet epoch back to back (who goes first alternating), cases
+interleaved, so a drift in the machine's load hits both. The clock is the
+process's CPU time (``time.process_time``), which time spent waiting for a core
+shared with other work does not move as it moves the wall clock. It prints
+samples/s (medians) and the min/median/max over the repeats of each repeat's
+ratio, gpunet's throughput over the plain script's (> 1: gpunet is faster).
+Short epochs, many repeats: about a minute on an idle 2-core machine.
 """
 from __future__ import annotations
 

@@ -7,8 +7,9 @@ float32 operations in the same order, so the same numbers bit for bit; NumPy's
 exp and log stay NumPy's. Anything else, and every operation where there is no
 C compiler or the C is turned off (``use_host_c``), is ``Backend``'s.
 
-Arrays' addresses are taken inline (``addressof(buffer(x))``, C calls only):
-a helper function would add a Python call per array, about what the C saves on
+The library and arrays' addresses are read inline (``host_c.library()``, a
+cached call, and ``addressof(buffer(x))``: C calls only, not ``host_library``
+or ``host_c.at``): a Python call per array would cost about what the C saves on
 a batch of one.
 """
 from __future__ import annotations

@@ -3,12 +3,13 @@
 What a CUDA graph is to a GPU, and tinygrad's TinyJit to its kernels: the step's
 backend operations are recorded as it runs once (``record_calls``), then each
 becomes calls with every argument bound, the stages of ``host_step.c`` at their
-arrays' addresses and NumPy's activations (their forward formulas), exp, log, row
-sums and products with their ``out=``, so a replay makes no Python decision, looks nothing up and allocates
-nothing. The C does the NumPy backend's float32 operations in its order, so a
-replay gives the planned step's numbers bit for bit. What it does not cover
-(float64, a stage with neither activation nor dropout, targets that are not
-one-hot, plain descent, arrays that are not C-contiguous) is replayed as the recorded operation itself.
+arrays' addresses and NumPy's activations (their forward formulas), exp, log,
+row sums and products with their ``out=``, so a replay makes no Python decision,
+looks nothing up and allocates nothing. The C does the NumPy backend's float32
+operations in its order, so a replay gives the planned step's numbers bit for
+bit. What it does not cover (float64, a stage with neither activation nor
+dropout, targets that are not one-hot, plain descent, arrays that are not
+C-contiguous) is replayed as the recorded operation itself.
 """
 from __future__ import annotations
 
