@@ -6,7 +6,10 @@ and loads it with ctypes. A library is named by a hash of
 what makes it (the source and the files it includes, the flags, the compiler
 and its version line), so
 an edit or another compiler builds anew; it is written beside its name and
-renamed into place, so no process loads half of one. Where the folder cannot
+renamed into place, so no process loads half of one. Each load marks its
+library used (its time stamp); each build removes the libraries no process has
+loaded for UNUSED_DAYS and the temporaries of builds killed a day ago or more,
+so edits and upgrades do not pile up. Where the folder cannot
 be written, the build goes to a temporary folder of the process's own. The
 flags leave out ``-march=native`` (a cache in a home shared by machines with
 other CPUs stays loadable) and fused multiply-adds (``-ffp-contract=off``:
@@ -24,12 +27,15 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..files import cache_dir
 
 FLAGS = ("-O2", "-ftree-vectorize", "-ffp-contract=off", "-shared", "-fPIC")
+UNUSED_DAYS = 30
+DAY = 86_400.0  # seconds
 
 
 class HostLibraryError(RuntimeError):
@@ -81,8 +87,13 @@ def load(source: Path, flags: Sequence[str], signatures: Mapping[str, Sequence[t
 
 
 def _built(library: Path, command: list[str]) -> Path:
-    """``library``, built by ``command`` (less its output) unless it exists."""
+    """``library``, built by ``command`` (less its output) unless it exists:
+    marked used if it does, its folder pruned if it is new."""
     if library.exists():
+        try:
+            os.utime(library)
+        except OSError:  # a cache shared read-only: used as it is
+            pass
         return library
     handle, temporary = tempfile.mkstemp(prefix=f".{library.name}.", dir=library.parent)
     os.close(handle)
@@ -100,7 +111,22 @@ def _built(library: Path, command: list[str]) -> Path:
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+    _prune(library.parent, time.time())
     return library
+
+
+def _prune(folder: Path, now: float) -> None:
+    """Remove from ``folder`` the libraries unused for UNUSED_DAYS, and the
+    temporaries (".<library>.<random>") older than a day: younger ones may be
+    another process's build under way."""
+    for path in folder.iterdir():
+        temporary = path.name.startswith(".") and ".so." in path.name
+        try:
+            age = now - path.stat().st_mtime
+            if (temporary and age > DAY) or (path.suffix == ".so" and age > UNUSED_DAYS * DAY):
+                path.unlink()
+        except OSError:  # gone already (another process pruning) or not ours to remove
+            pass
 
 
 def _opened(library: Path) -> ctypes.CDLL:

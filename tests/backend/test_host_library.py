@@ -1,11 +1,14 @@
 """``host_library.load``: C built once into the cache and loaded, rebuilt when
-what makes it changes, built for the process alone where the cache cannot be
-written, and every failure one line that says why."""
+what makes it changes, the cache pruned of what no process has used, built for
+the process alone where the cache cannot be written, and every failure one line
+that says why."""
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -77,6 +80,53 @@ def test_an_included_file_that_changed_builds_anew(tmp_path, cache, builds):
     header.write_text("#define FACTOR 3\n")
     assert call_twice(load(c, [], SIGNATURES, includes=[header])) == 63
     assert len(builds) == 2
+
+
+def aged(path, days):
+    """``path`` written (empty) with a time stamp ``days`` ago."""
+    path.write_bytes(b"")
+    then = time.time() - days * host_library.DAY
+    os.utime(path, (then, then))
+    return path
+
+
+def test_a_build_removes_libraries_unused_for_30_days_and_temporaries_of_a_day(tmp_path, cache):
+    cache.mkdir(parents=True)
+    unused = aged(cache / "old-0123456789abcdef.so", host_library.UNUSED_DAYS + 1)
+    recent = aged(cache / "other-0123456789abcdef.so", host_library.UNUSED_DAYS - 1)
+    killed = aged(cache / ".twice-0123456789abcdef.so.k3j2", 2)
+    building = aged(cache / ".twice-fedcba9876543210.so.x9q1", 0.5)
+    foreign = aged(cache / "notes.txt", 400)
+    load(source(tmp_path), [], SIGNATURES)
+    kept = {path.name for path in cache.iterdir()}
+    assert unused.name not in kept and killed.name not in kept
+    assert {recent.name, building.name, foreign.name} <= kept
+    assert any(name.startswith("twice-") and name.endswith(".so") for name in kept)
+
+
+def test_a_library_loaded_from_the_cache_is_marked_used_and_kept(tmp_path, cache, builds):
+    c = source(tmp_path)
+    load(c, [], SIGNATURES)
+    (library,) = cache.iterdir()
+    then = time.time() - (host_library.UNUSED_DAYS + 1) * host_library.DAY
+    os.utime(library, (then, then))
+    assert call_twice(load(c, [], SIGNATURES)) == 42  # from the cache: marked used
+    assert time.time() - library.stat().st_mtime < host_library.DAY
+    load(c, ["-DUNUSED=1"], SIGNATURES)  # a build, which prunes
+    assert library.exists() and len(builds) == 2
+
+
+def test_a_cache_whose_libraries_cannot_be_marked_is_used_as_it_is(tmp_path, cache, builds,
+                                                                   monkeypatch):
+    c = source(tmp_path)
+    load(c, [], SIGNATURES)
+
+    def refused(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(host_library.os, "utime", refused)
+    assert call_twice(load(c, [], SIGNATURES)) == 42
+    assert len(builds) == 1
 
 
 def test_an_unwritable_cache_builds_for_the_process_and_leaves_nothing(tmp_path, monkeypatch,
