@@ -15,7 +15,6 @@ from ..train.epoch import steps
 from ..train.metrics import EpochMetrics
 
 
-
 def mnist_like(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` MNIST-shaped samples: centred, scaled float32 pixels and int labels
     (throughput does not depend on the values)."""
@@ -42,11 +41,14 @@ class GpunetTrainer:
         self.x = backend.asarray(x)
         self.y = one_hot_encode(labels, backend=backend)
         self.batch_size = batch_size
+        # a step's batch: the same arrays each step, so the step captured (a graph
+        # replay holds the arrays it reads) is replayed, not captured anew each time
+        self.batch = self.x[:batch_size], self.y[:batch_size]
         self.step_path: str | None = None  # how the last epoch's full batches ran
 
     def step(self) -> None:
-        b = self.batch_size
-        for _ in steps(self.model, self.loss, self.optimizer, self.x[:b], self.y[:b], b):
+        """One step: an epoch of the first batch (the default ``graph``, "auto")."""
+        for _ in steps(self.model, self.loss, self.optimizer, *self.batch, self.batch_size):
             pass
 
     def epoch(self) -> None:

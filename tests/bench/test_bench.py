@@ -370,6 +370,30 @@ def test_the_graph_trainer_times_epochs_only_and_trains_as_the_planned_one():
         np.testing.assert_array_equal(a, b)
 
 
+def test_the_trainers_steps_capture_once_and_each_trains(monkeypatch):
+    """A timed step replays the step captured at the first, as an epoch's steps
+    do: the batch's arrays are the same each step (new ones mean a new capture)."""
+    from gpunet.planning import graph
+
+    captures = []
+
+    def counted(*args):
+        captures.append(args)
+        return capture(*args)
+
+    capture = graph.capture
+    monkeypatch.setattr(graph, "capture", counted)
+    x, labels = mnist_like(40)
+    trainer = GpunetTrainer("deep", 1, x, labels, gpunet.get_backend("numpy"))
+    before = [p.copy() for p in trainer.model.params()]
+    for _ in range(6):
+        trainer.step()
+        after = [p.copy() for p in trainer.model.params()]
+        assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+        before = after
+    assert len(captures) == 1
+
+
 @pytest.mark.parametrize("way", ["plain", "planned", "replayed", "eager", "public"])
 def test_each_way_step_instructions_counts_trains(way):
     """The process step_instructions runs under callgrind, here without it."""
