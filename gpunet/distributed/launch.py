@@ -53,6 +53,7 @@ FORWARDED_MARK = "signalled"  # in the ranks' folder once launch has passed a si
 SIGNAL_STATUSES = (129, 130, 143)
 GRACE_S = 3.0  # how long another rank waits, before aborting, for rank 0 to say why
 FORWARD_S = 0.5  # how long a failing rank waits, after saying why, for mpiexec to pass it on
+GONE_S = 5.0  # how long launch waits, once mpiexec has ended, for its ranks to be gone
 MPI_EXTRA = "pip install 'gpunet[mpi]'"
 
 _world: MPICommunicator | None = None  # set by join() on a rank of several
@@ -153,7 +154,9 @@ class _Watch:
     """What ``launch`` sees of its ranks: mpiexec's standard error, passed on as
     it comes, and whether a gpunet error line was in it (``said``); the ranks, by
     the process id each writes into ``folder`` as it joins, in the order they end
-    (``ended``, through pidfds, where Linux has them)."""
+    (``ended``, through pidfds, where Linux has them). Once mpiexec has ended, a
+    rank still running GONE_S later (one stopped, which a signal other than
+    SIGKILL leaves stopped) is killed, so no rank outlives its launch."""
 
     MARK = b"gpunet: error:"
 
@@ -166,19 +169,29 @@ class _Watch:
         self.selector.register(process.stderr, selectors.EVENT_READ, None)
 
     def run(self) -> None:
-        """Until mpiexec has ended and its standard error is closed."""
+        """Until mpiexec has ended and its standard error is closed, and then
+        until every rank is gone, killed where GONE_S has passed."""
         while not self.process.stderr.closed or self.process.poll() is None:
             self._watch_new_ranks()
-            for key, _ in self.selector.select(timeout=0.1):
-                if key.data is None:
-                    self._pass_on()
-                else:
-                    self.ended.append(key.data)
-                    self.selector.unregister(key.fileobj)
-                    os.close(key.fileobj)
+            self._wait(0.1)
+        deadline = time.monotonic() + GONE_S
+        while self.selector.get_map() and (left := deadline - time.monotonic()) > 0:
+            self._wait(left)
         for key in list(self.selector.get_map().values()):
+            with suppress(OSError):  # gone since
+                signal.pidfd_send_signal(key.fileobj, signal.SIGKILL)
             os.close(key.fileobj)
         self.selector.close()
+
+    def _wait(self, timeout: float) -> None:
+        """What comes within ``timeout``: mpiexec's standard error, ranks that end."""
+        for key, _ in self.selector.select(timeout=timeout):
+            if key.data is None:
+                self._pass_on()
+            else:
+                self.ended.append(key.data)
+                self.selector.unregister(key.fileobj)
+                os.close(key.fileobj)
 
     def _pass_on(self) -> None:
         stream = self.process.stderr

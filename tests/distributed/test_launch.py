@@ -1,6 +1,7 @@
 """How a process finds out it is one rank of a launch (gpunet.distributed.launch)."""
 import io
 import os
+import signal
 import subprocess
 import sys
 
@@ -349,3 +350,37 @@ def test_a_rank_that_fails_before_it_joined_joins_to_say_so(launched, monkeypatc
     monkeypatch.setattr(comm, "MPICommunicator", lambda: world)
     assert launch.report("bad option", 2) == 2
     assert launch._world is world and world.sent == [("failed", "bad option", 2)]
+
+
+def watched(tmp_path, ranks):
+    """A _Watch of an "mpiexec" that has already ended, and of ``ranks`` (processes)
+    as ranks 0, 1, ... that wrote their pids into the ranks' folder."""
+    for rank, process in enumerate(ranks):
+        (tmp_path / str(rank)).write_text(str(process.pid))
+    mpiexec = subprocess.Popen([sys.executable, "-c", "pass"], stderr=subprocess.PIPE)
+    mpiexec.wait()
+    watch = launch._Watch(mpiexec, tmp_path, len(ranks))
+    watch._watch_new_ranks()
+    return watch
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="no pidfds: ranks are not watched")
+def test_a_rank_still_running_after_mpiexec_ended_is_killed_after_the_wait(tmp_path,
+                                                                           monkeypatch):
+    """A rank SIGSTOPped (mpiexec's SIGTERM would leave it stopped) is killed once
+    GONE_S has passed; a rank that ends within it is waited for and not killed."""
+    monkeypatch.setattr(launch, "GONE_S", 0.5)
+    stopped = subprocess.Popen(["sleep", "60"])
+    ending = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.1)"])
+    try:
+        os.kill(stopped.pid, signal.SIGSTOP)
+        watch = watched(tmp_path, [stopped, ending])
+        watch.run()
+        assert stopped.wait(timeout=5) == -signal.SIGKILL
+        assert ending.wait(timeout=5) == 0
+        assert watch.ended == [1]  # ended of itself, before the wait was over
+    finally:
+        for process in (stopped, ending):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
