@@ -2,19 +2,18 @@
 
 ``load`` builds a C source with the C compiler ($CC, else ``cc``) into
 gpunet's cache folder for it, $XDG_CACHE_HOME (default ~/.cache)/gpunet/host-c,
-and loads it with ctypes. A library is named by a hash of
-what makes it (the source and the files it includes, the flags, the compiler
-and its version line), so
-an edit or another compiler builds anew; it is written beside its name and
-renamed into place, so no process loads half of one. Each load marks its
-library used (its time stamp); each build removes the libraries no process has
-loaded for UNUSED_DAYS and the temporaries of builds killed a day ago or more,
-so edits and upgrades do not pile up. Where the folder cannot
-be written, the build goes to a temporary folder of the process's own. The
-flags leave out ``-march=native`` (a cache in a home shared by machines with
-other CPUs stays loadable) and fused multiply-adds (``-ffp-contract=off``:
-the C rounds as NumPy does, operation by operation). ``-ftree-vectorize``,
-given outright, lets gcc vectorise loops that need an aliasing check or a
+and loads it with ctypes. A library is named by a hash of what makes it (the
+source and the files it includes, the flags, the compiler and its version
+line), so an edit or another compiler builds anew; it is written beside its
+name and renamed into place, so no process loads half of one. Each load marks
+its library used (its time stamp); each build removes the libraries no process
+has loaded for UNUSED_DAYS and the temporaries of builds killed a day ago or
+more, so edits and upgrades do not pile up. Where the folder cannot be
+written, the build goes to a temporary folder of the process's own. The flags
+leave out ``-march=native`` (a cache in a home shared by machines with other
+CPUs stays loadable) and fused multiply-adds (``-ffp-contract=off``: the C
+rounds as NumPy does, operation by operation). ``-ftree-vectorize``, given
+outright, lets gcc vectorise loops that need an aliasing check or a
 remainder, which -O2 alone leaves scalar (gcc 12's "very-cheap" cost model);
 lanes of independent elements round as the scalar code does, and gcc keeps
 the order of every sum.
