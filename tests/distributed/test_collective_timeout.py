@@ -134,6 +134,7 @@ try:
         comm.allreduce(grads)
 except CollectiveTimeout as exc:
     print(f"rank {comm.rank}: {exc}", flush=True)
+    time.sleep(0.5)  # as launch.finish's FORWARD_S: mpiexec reads the line before the abort
     comm.mpi.Abort(1)  # (MPICH 5's returns, Hydra ending every rank soon after)
 else:
     print(f"rank {comm.rank}: done, {time.process_time() - cpu:.3f} s of CPU, sum {grads[0]:g}")
