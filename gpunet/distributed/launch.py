@@ -19,8 +19,6 @@ grace (a signal to that rank alone).
 from __future__ import annotations
 
 import os
-import re
-import selectors
 import shutil
 import signal
 import subprocess
@@ -33,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from ..files import escaped
+from .launch_watch import LaunchWatch
 from .pmi import abort_launch
 
 if TYPE_CHECKING:
@@ -54,7 +53,6 @@ FORWARDED_MARK = "signalled"  # in the ranks' folder once launch has passed a si
 SIGNAL_STATUSES = (129, 130, 143)
 GRACE_S = 3.0  # how long another rank waits, before aborting, for rank 0 to say why
 FORWARD_S = 0.5  # how long a failing rank waits, after saying why, for mpiexec to pass it on
-GONE_S = 5.0  # how long launch waits, once mpiexec has ended, for its ranks to be gone
 MPI_EXTRA = "pip install 'gpunet[mpi]'"
 
 _world: MPICommunicator | None = None  # set by join() on a rank of several
@@ -134,7 +132,7 @@ def launch(nproc: int, argv: Sequence[str], kept: Callable[[], str]) -> int:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    start_new_session=True,
                                    env={**os.environ, RANKS_VARIABLE: folder})
-        watch = _Watch(process, Path(folder), nproc)
+        watch = LaunchWatch(process, Path(folder), nproc)
         while process.returncode is None:
             try:
                 watch.run()
@@ -150,104 +148,6 @@ def launch(nproc: int, argv: Sequence[str], kept: Callable[[], str]) -> int:
               f"{status}{how}), and mpiexec ended the others; {kept()}", file=sys.stderr,
               flush=True)
     return status
-
-
-class _Watch:
-    """What ``launch`` sees of its ranks: mpiexec's standard output and error,
-    passed on as they come, whether a gpunet error line was in the error
-    (``said``), and the rank whose end ended the run (``first``); the ranks, by
-    the process id each writes into ``folder`` as it joins, in the order they end
-    (``ended``, through pidfds, where Linux has them). Once mpiexec has ended, a
-    rank still running GONE_S later (one stopped, which a signal other than
-    SIGKILL leaves stopped) is killed, so no rank outlives its launch."""
-
-    MARK = b"gpunet: error:"
-    # MPICH's mpiexec names the process whose end ended the job ("BAD TERMINATION
-    # ... PID 1234 RUNNING AT host"): the ranks' pidfds may say the others ended
-    # first, since a killed rank can take longer to finish exiting than the ranks
-    # mpiexec then kills.
-    FAILED_PID = re.compile(rb"^=\s+PID (\d+) RUNNING AT ", re.MULTILINE)
-
-    def __init__(self, process: subprocess.Popen, folder: Path, nproc: int) -> None:
-        self.process, self.folder, self.nproc = process, folder, nproc
-        self.said, self.tails = False, {1: b"", 2: b""}
-        self.failed_pid: int | None = None
-        self.ended: list[int] = []
-        self.pids: dict[int, int] = {}  # rank by process id
-        self.selector = selectors.DefaultSelector()
-        for stream, fd in ((process.stdout, 1), (process.stderr, 2)):
-            if stream is not None:
-                self.selector.register(stream, selectors.EVENT_READ, fd)
-
-    @property
-    def first(self) -> int | None:
-        """The rank mpiexec says ended the run, else the first seen to end."""
-        if self.failed_pid in self.pids:
-            return self.pids[self.failed_pid]
-        return self.ended[0] if self.ended else None
-
-    def run(self) -> None:
-        """Until mpiexec has ended and its standard output and error are closed,
-        and then until every rank is gone, killed where GONE_S has passed."""
-        while self._streams() or self.process.poll() is None:
-            self._watch_new_ranks()
-            self._wait(0.1)
-        deadline = time.monotonic() + GONE_S
-        while self.selector.get_map() and (left := deadline - time.monotonic()) > 0:
-            self._wait(left)
-        for key in list(self.selector.get_map().values()):
-            with suppress(OSError):  # gone since
-                signal.pidfd_send_signal(key.fileobj, signal.SIGKILL)
-            os.close(key.fileobj)
-        self.selector.close()
-
-    def _streams(self) -> bool:
-        """Whether mpiexec's standard output or error is still open."""
-        return any(type(key.fileobj) is not int for key in self.selector.get_map().values())
-
-    def _wait(self, timeout: float) -> None:
-        """What comes within ``timeout``: mpiexec's output, ranks that end."""
-        for key, _ in self.selector.select(timeout=timeout):
-            if type(key.fileobj) is int:  # a rank's pidfd
-                self.ended.append(key.data)
-                self.selector.unregister(key.fileobj)
-                os.close(key.fileobj)
-            else:
-                self._pass_on(key.fileobj, key.data)
-
-    def _pass_on(self, stream: Any, fd: int) -> None:
-        """What mpiexec wrote to ``stream``, written to this process's ``fd``
-        (1 or 2; a closed reader of standard output drops it)."""
-        data = os.read(stream.fileno(), 65536)
-        if not data:
-            self.selector.unregister(stream)
-            stream.close()
-            return
-        with suppress(BrokenPipeError):
-            os.write(fd, data)
-        seen, self.tails[fd] = self.tails[fd] + data, data[-200:]
-        if fd == 2:
-            self.said = self.said or self.MARK in seen
-        elif self.failed_pid is None and (found := self.FAILED_PID.search(seen)):
-            self.failed_pid = int(found.group(1))
-
-    def _watch_new_ranks(self) -> None:
-        if len(self.pids) == self.nproc:
-            return
-        for entry in self.folder.iterdir():
-            if not entry.name.isdigit():
-                continue
-            pid = entry.read_text().strip()
-            if int(entry.name) in self.pids.values() or not pid:
-                continue
-            self.pids[int(pid)] = int(entry.name)
-            if not hasattr(os, "pidfd_open"):
-                continue
-            try:
-                self.selector.register(os.pidfd_open(int(pid)), selectors.EVENT_READ,
-                                       int(entry.name))
-            except ProcessLookupError:
-                self.ended.append(int(entry.name))
 
 
 def explain_ranks() -> str:
