@@ -110,8 +110,8 @@ def launch(nproc: int, argv: Sequence[str], kept: Callable[[], str]) -> int:
     A signal to this process (Ctrl-C, SIGTERM; SIGHUP, which mpiexec ignores, as
     SIGTERM) goes to mpiexec, which forwards it to every rank. Where the run fails
     without a rank saying why (a rank killed by SIGKILL, which takes the others
-    with it), this process says so, naming the rank that ended first and ``kept()``
-    (the last good checkpoint)."""
+    with it), this process says so, naming that rank (``LaunchWatch.first``) and
+    ``kept()`` (the last good checkpoint). mpiexec's output passes through it."""
     try:
         import mpi4py
         mpi4py.rc.initialize = False  # load the MPI library, start nothing
