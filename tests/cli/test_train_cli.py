@@ -14,9 +14,10 @@ import gpunet
 from gpunet.checkpoint import load_checkpoint
 from gpunet.cli import main
 from gpunet.cli import train as train_command
+from gpunet.cli.commands import build_parser
 from gpunet.cli.options import count
 from gpunet.data import DatasetError
-from helpers.paths import README
+from helpers.paths import README, ROOT
 
 
 
@@ -221,6 +222,18 @@ def test_readme_defaults_are_the_commands_defaults(monkeypatch):
             assert (batch, epochs) == ("1", "1")
             settings = train_settings(monkeypatch, "--model", name, "--batch-size", "1")
         assert (settings["learning_rate"], settings["momentum"]) == (float(lr), float(momentum))
+
+
+def test_docs_cli_names_every_option_of_train():
+    """docs/cli.md's table is the full list README points to: an option added
+    to ``gpunet train`` and left out of it fails here."""
+    commands = next(action for action in build_parser()._actions
+                    if isinstance(action, argparse._SubParsersAction))
+    options = {option for action in commands.choices["train"]._actions
+               for option in action.option_strings if option.startswith("--")} - {"--help"}
+    table = (ROOT / "docs" / "cli.md").read_text().split("## Data and checkpoints")[0]
+    named = set(re.findall(r"`(--[a-z-]+)[ `]", table))
+    assert options and options <= named, f"docs/cli.md leaves out {sorted(options - named)}"
 
 
 @pytest.mark.parametrize("args, message", [
