@@ -1,4 +1,6 @@
 """fit and evaluate: history, dropout switching, non-finite losses, exact resumption."""
+import re
+
 import numpy as np
 import pytest
 
@@ -138,17 +140,40 @@ def test_shuffle_false_trains_in_the_stored_order(backend):
 
 
 def test_progress_bar_shows_running_loss_and_accuracy(numpy_backend, capsys):
+    """Each epoch's bar counts its samples to the whole epoch and ends with the
+    epoch's own loss and accuracy."""
     model, x, y = problem(numpy_backend)
-    fit(model, gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.2, 0.9), x, y, epochs=1,
-        batch_size=4, refresh=0.0)
+    history = fit(model, gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.2, 0.9), x, y,
+                  epochs=2, batch_size=4, refresh=0.0)
     err = capsys.readouterr().err
-    assert "epoch 1/1" in err and "loss:" in err and "acc:" in err
+    for stats in history:
+        bar = err[err.index(f"epoch {stats.epoch}/2"):]
+        last = bar[:bar.index("\n")].split("\r")[-1]
+        assert "100%" in last and "sample/s" in last
+        assert re.search(rf"\b{len(x)}(\.0)?/{len(x)}(\.0)? ", last)  # tqdm's unit_scale: 64.0
+        assert f"loss: {stats.loss:.3f} acc: {stats.accuracy:.3f}" in last
+    assert "epoch 1/2" in err[:err.index("\n")]  # the first bar is left on its line
+
+
+@pytest.mark.parametrize("progress, refresh", [(False, 0.0), (True, 3600.0)])
+def test_the_metrics_are_read_once_an_epoch_without_a_bar_or_its_refresh_due(
+        numpy_backend, monkeypatch, progress, refresh):
+    """Reading the metrics waits for the device: never per step unless a refresh is due."""
+    reads = []
+    read = gpunet.train.EpochMetrics.read
+    monkeypatch.setattr(gpunet.train.EpochMetrics, "read",
+                        lambda self, done: reads.append(done) or read(self, done))
+    model, x, y = problem(numpy_backend)
+    fit(model, gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.2, 0.9), x, y, epochs=2,
+        batch_size=4, progress=progress, refresh=refresh)
+    assert reads == [len(x), len(x)]
 
 
 def test_non_finite_loss_names_epoch_and_step(backend):
     model, x, y = problem(backend)
     y[37] = 3e38  # finite, but its loss overflows: rows 30..39 are step 4 at batch size 10
-    with pytest.raises(NonFiniteLoss, match="epoch 1 at step 4") as caught:
+    with pytest.raises(NonFiniteLoss, match="epoch 1 at step 4; try a smaller learning rate"
+                       ) as caught:
         fit(model, gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.1, 0.9), x, y, epochs=2,
             batch_size=10, shuffle=False, progress=False)
     assert (caught.value.epoch, caught.value.step) == (1, 4)
