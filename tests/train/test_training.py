@@ -40,6 +40,17 @@ def test_training_lowers_the_loss(backend):
     assert gpunet.accuracy(model, x, y) == 1.0
 
 
+def test_train_epoch_steps_one_sample_at_a_time_by_default(backend):
+    """The notebook's loop: without a batch size, a step per sample."""
+    trained = []
+    for batch_size in [(), (1,)]:
+        model, x, y = small_problem(backend)
+        gpunet.train_epoch(model, gpunet.SSE(), gpunet.GradientDescent(0.1), x, y, *batch_size)
+        trained.append([host(backend, p) for p in model.params()])
+    for default, one in zip(*trained, strict=True):
+        np.testing.assert_array_equal(default, one)
+
+
 def rows_seen(recorder, x):
     """The indices in ``x`` of the rows the recorder saw, step after step."""
     return [int(np.flatnonzero((x == row).all(axis=1))[0])
