@@ -12,7 +12,7 @@ from ..atomic import writable
 from ..files import reason, shown
 from ..backend.host_threads import threads_in_use
 from ..threads import AUTO, chosen_threads
-from .options import THREADS_HELP, UsageError, count, positive_float, threads_option
+from .options import UsageError, count, positive_float, threads_option
 
 MAX_OP_SIZE = 10 ** 9   # elements per operation: 4 GB a float32 operand, 10x the default's most
 MAX_SAMPLES = 10 ** 6   # in a batch or a timed epoch: 3 GB of MNIST-sized float32 images

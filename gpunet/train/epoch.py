@@ -81,7 +81,7 @@ def _steps(model: Layer, loss: Loss, optimizer: Optimizer, x: Array, y: Array,
         metrics = EpochMetrics(backend, len(x), batch_size, epoch or 0, comm)
     order = backend.permutation(len(x)) if shuffle else None
     full, tail = choose_steps(model, loss, optimizer, backend, x, y, batch_size, order, graph,
-                              comm, metrics)
+                              comm)
     for start in range(0, len(x), batch_size):
         rows = slice(start, min(start + batch_size, len(x)))
         step = full if rows.stop - rows.start == batch_size else tail

@@ -108,7 +108,7 @@ def rank_rows(rows: slice, comm: Communicator) -> tuple[slice, DrawWindow | None
 
 def choose_steps(model: Layer, loss: Loss, optimizer: Optimizer, backend: Backend, x: Array,
                  y: Array, batch_size: int, order: Array | None, graph: str,
-                 comm: Communicator, metrics: EpochMetrics) -> tuple[Step, Step]:
+                 comm: Communicator) -> tuple[Step, Step]:
     """(the step for full batches, the step for the tail) of an epoch over
     ``x``, ``y`` in ``order`` (None: as they are): where the model plans
     (``plan_step``), a GraphStep for one process (replayed as a graph as

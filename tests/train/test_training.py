@@ -5,7 +5,7 @@ import pytest
 import gpunet
 from helpers.arrays import host
 from gpunet.distributed import Communicator
-from gpunet.train import EagerStep, EpochMetrics, GraphStep, choose_steps, steps
+from gpunet.train import EagerStep, GraphStep, choose_steps, steps
 from helpers.random_reference import Recorder, device_key, permutation
 
 
@@ -40,12 +40,15 @@ def test_training_lowers_the_loss(backend):
     assert gpunet.accuracy(model, x, y) == 1.0
 
 
-def test_train_epoch_steps_one_sample_at_a_time_by_default(backend):
+@pytest.mark.parametrize("epoch", [
+    lambda *args: gpunet.train_epoch(*args),
+    lambda *args: [*steps(*args)]])
+def test_train_epoch_and_steps_take_one_sample_at_a_time_by_default(backend, epoch):
     """The notebook's loop: without a batch size, a step per sample."""
     trained = []
     for batch_size in [(), (1,)]:
         model, x, y = small_problem(backend)
-        gpunet.train_epoch(model, gpunet.SSE(), gpunet.GradientDescent(0.1), x, y, *batch_size)
+        epoch(model, gpunet.SSE(), gpunet.GradientDescent(0.1), x, y, *batch_size)
         trained.append([host(backend, p) for p in model.params()])
     for default, one in zip(*trained, strict=True):
         np.testing.assert_array_equal(default, one)
@@ -131,9 +134,8 @@ def dropout_problem(backend):
     (gpunet.SSE(), "on", EagerStep)])  # SSE does not plan: every batch eager
 def test_the_steps_are_chosen_once_per_epoch(numpy_backend, loss, graph, full_kind):
     model, x, y = dropout_problem(numpy_backend)
-    metrics = EpochMetrics(numpy_backend, len(x), 4)
     full, tail = choose_steps(model, loss, gpunet.Momentum(0.1), numpy_backend, x, y, 4, None,
-                              graph, Communicator(), metrics)
+                              graph, Communicator())
     assert type(full) is full_kind and type(tail) is EagerStep
     assert (full is tail) == (full_kind is EagerStep)
 
