@@ -1,5 +1,6 @@
 """fit and evaluate: history, dropout switching, non-finite losses, exact resumption."""
 import re
+import time
 
 import numpy as np
 import pytest
@@ -82,6 +83,34 @@ def test_epoch_loss_and_accuracy_cover_every_sample(backend):
         assert stats.accuracy == hits.mean()
         assert stats.test_loss == pytest.approx(losses[:20].mean(), rel=1e-5)
         assert stats.test_accuracy == hits[:20].mean()
+
+
+@pytest.mark.parametrize("samples", [1, 50])
+def test_epoch_loss_and_accuracy_cover_one_sample_as_many(numpy_backend, samples):
+    """A one-sample epoch's accuracy is its one hit or miss."""
+    gpunet.seed(0)
+    model = gpunet.Sequential([gpunet.Linear(6, 3, backend=numpy_backend)])
+    x, y = sign_problem(numpy_backend, 2, samples)
+    (stats,) = fit(model, gpunet.SoftmaxCrossEntropy(), gpunet.GradientDescent(0.0), x, y,
+                   epochs=1, progress=False)
+    assert stats.accuracy == gpunet.accuracy(model, x, y)
+
+
+def test_each_epoch_reports_its_training_time_speed_and_step_path(numpy_backend):
+    """The seconds are the epoch's own (the evaluation of the test set left out),
+    the speed its samples over them, and the path its full batches took."""
+    model, x, y = problem(numpy_backend)
+    started = time.perf_counter()
+    history = fit(model, gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.2, 0.9), x, y,
+                  epochs=2, batch_size=8, progress=False)
+    took = time.perf_counter() - started
+    assert 0 < sum(stats.seconds for stats in history) <= took
+    for stats in history:
+        assert stats.samples_per_second == len(x) / stats.seconds
+        assert stats.step_path.startswith(("graph", "planned"))  # planned; replayed with a cc
+    (eager,) = fit(model, gpunet.SSE(), gpunet.Momentum(0.2, 0.9), x, y, epochs=1,
+                   batch_size=8, progress=False)
+    assert eager.step_path == "eager"  # SSE does not plan
 
 
 def test_dropout_is_off_after_fit_without_a_test_set(backend):
