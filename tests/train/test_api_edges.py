@@ -90,11 +90,12 @@ def test_widths(layers, widths):
     (lambda x, y: (x, y[:5]), "test inputs and test targets must have the same number of "
                               "rows, got 12 and 5"),
     (lambda x, y: (x[:, :4], y), "test inputs have 4 columns, but the model takes 6 a row"),
-    (lambda x, y: (x[:0], y[:0]), "test inputs must be a 2-D array with at least one row")])
+    (lambda x, y: (x[:0], y[:0]), "test inputs must be a 2-D array with at least one row "
+                                  "(N, columns), got shape (0, 6)")])
 def test_a_bad_test_set_is_refused_before_the_first_epoch(test, message):
     model, x, y = problem()
     ended = []
-    with pytest.raises(ValueError, match=f"^{message}".replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=f"^{message}$".replace("(", r"\(").replace(")", r"\)")):
         gpunet.fit(model, LOSS, gpunet.Momentum(0.1), x, y, epochs=2, progress=False,
                    test=test(x, y), on_epoch_end=ended.append)
     assert ended == []
