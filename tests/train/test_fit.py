@@ -176,18 +176,6 @@ def test_evaluate_takes_every_row_once_in_any_batches(numpy_backend, batch_size)
         whole, rel=1e-6)
 
 
-def test_fit_steps_one_sample_at_a_time_by_default(numpy_backend):
-    """The notebook's loop: without a batch size, a step per sample."""
-    trained = []
-    for batch_size in [{}, {"batch_size": 1}]:
-        model, x, y = problem(numpy_backend, n=12)
-        fit(model, gpunet.SSE(), gpunet.GradientDescent(0.1), x, y, epochs=1, progress=False,
-            **batch_size)
-        trained.append([host(numpy_backend, p) for p in model.params()])
-    for default, one in zip(*trained, strict=True):
-        np.testing.assert_array_equal(default, one)
-
-
 def test_progress_bar_shows_running_loss_and_accuracy(numpy_backend, capsys):
     """Each epoch's bar counts its samples to the whole epoch and ends with the
     epoch's own loss and accuracy."""

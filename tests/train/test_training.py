@@ -41,14 +41,15 @@ def test_training_lowers_the_loss(backend):
 
 
 @pytest.mark.parametrize("epoch", [
-    lambda *args: gpunet.train_epoch(*args),
-    lambda *args: [*steps(*args)]])
-def test_train_epoch_and_steps_take_one_sample_at_a_time_by_default(backend, epoch):
+    lambda *args, **batch_size: gpunet.train_epoch(*args, **batch_size),
+    lambda *args, **batch_size: [*steps(*args, **batch_size)],
+    lambda *args, **batch_size: gpunet.fit(*args, epochs=1, progress=False, **batch_size)])
+def test_train_epoch_steps_and_fit_take_one_sample_at_a_time_by_default(backend, epoch):
     """The notebook's loop: without a batch size, a step per sample."""
     trained = []
-    for batch_size in [(), (1,)]:
+    for batch_size in [{}, {"batch_size": 1}]:
         model, x, y = small_problem(backend)
-        epoch(model, gpunet.SSE(), gpunet.GradientDescent(0.1), x, y, *batch_size)
+        epoch(model, gpunet.SSE(), gpunet.GradientDescent(0.1), x, y, **batch_size)
         trained.append([host(backend, p) for p in model.params()])
     for default, one in zip(*trained, strict=True):
         np.testing.assert_array_equal(default, one)
