@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Mutation testing, not part of CI (about an hour on 2 cores): mutmut plants one bug
 # at a time in gpunet/backend, gpunet/layers, gpunet/planning, gpunet/train, gpunet/distributed,
-# gpunet/losses.py, gpunet/optimizers.py and gpunet/checkpoint/ (pyproject.toml, [tool.mutmut]), runs the tests that cover
-# the changed function, and counts the bugs no test caught ("survived").
+# gpunet/losses.py, gpunet/optimizers.py and gpunet/checkpoint/ (pyproject.toml, [tool.mutmut]),
+# runs the tests that cover the changed function, and counts the bugs no test caught ("survived").
 #
 #   pip install -e '.[test,kernels,mutation]'
 #   scripts/mutation.sh                      # every mutant; or name some: "gpunet.losses*"

@@ -97,8 +97,8 @@ def test_epoch_loss_and_accuracy_cover_one_sample_as_many(numpy_backend, samples
 
 
 def test_each_epoch_reports_its_training_time_speed_and_step_path(numpy_backend):
-    """The seconds are the epoch's own (the evaluation of the test set left out),
-    the speed its samples over them, and the path its full batches took."""
+    """The seconds are the epoch's own, within the run's, the speed its samples
+    over them, and the path its full batches took."""
     model, x, y = problem(numpy_backend)
     started = time.perf_counter()
     history = fit(model, gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.2, 0.9), x, y,
@@ -209,8 +209,8 @@ def test_the_metrics_are_read_once_an_epoch_without_a_bar_or_its_refresh_due(
 def test_non_finite_loss_names_epoch_and_step(backend):
     model, x, y = problem(backend)
     y[37] = 3e38  # finite, but its loss overflows: rows 30..39 are step 4 at batch size 10
-    with pytest.raises(NonFiniteLoss, match="epoch 1 at step 4; try a smaller learning rate"
-                       ) as caught:
+    advice = "epoch 1 at step 4; try a smaller learning rate"
+    with pytest.raises(NonFiniteLoss, match=advice) as caught:
         fit(model, gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.1, 0.9), x, y, epochs=2,
             batch_size=10, shuffle=False, progress=False)
     assert (caught.value.epoch, caught.value.step) == (1, 4)
