@@ -299,7 +299,9 @@ def test_dense_backward_matches_numpy(gpu, cpu, dtype, shape, activation, masked
 def test_dense_softmax_cross_entropy_matches_numpy(gpu, cpu, n, dtype, layout):
     """(n, 10) logits and bias, as given or as non-contiguous views, and one-hot
     targets; the losses and hits go into slices of epoch-sized buffers, as
-    EpochMetrics keeps them, and nothing else of those buffers changes."""
+    EpochMetrics keeps them, and nothing else of those buffers changes. The bias
+    gradient is the gradient's exact column sums within rounding: NumPy's own float32
+    sums, row after row, were 6.4 off at a million rows, the kernel's 0.22 (H200)."""
     zh, bias = rows(n, dtype, -20, 20), draw(10, dtype, "contiguous", -5, 5, seed=1)
     ah = np.eye(10, dtype=dtype)[np.random.default_rng(2).integers(0, 10, n)]
     expected_losses, expected_hits = np.empty(n), np.empty(n, bool)
@@ -312,7 +314,7 @@ def test_dense_softmax_cross_entropy_matches_numpy(gpu, cpu, n, dtype, layout):
                                     on_device(gpu, bias, layout), gpu.asarray(ah), 0.25,
                                     gradient, losses[2:-1], hits[2:-1], db)
     check(gpu, gradient, expected_gradient)
-    check(gpu, db, expected_db, size=n)
+    check(gpu, db, expected_gradient.astype(np.float64).sum(axis=0).astype(dtype), size=n)
     np.testing.assert_allclose(gpu.to_numpy(losses[2:-1]), expected_losses,
                                rtol=RTOL[dtype], atol=ATOL[dtype] * 100)
     np.testing.assert_array_equal(gpu.to_numpy(hits[2:-1]), expected_hits)

@@ -44,11 +44,13 @@ def launch(ranks: int, *args: str, timeout: float = 60) -> subprocess.CompletedP
     """``python -m mpi4py ARGS`` on ``ranks`` ranks (an exception on any rank
     aborts them all), each with one BLAS thread: the ranks share the cores.
     TimeoutExpired after ``timeout`` seconds, the ranks ended."""
+    from helpers.mpi import AS_ROOT  # here: each rank runs this file as a script, without helpers
     threads = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
                                       "MKL_NUM_THREADS")}
     command = [MPIEXEC, "-n", str(ranks), sys.executable, "-m", "mpi4py", *args]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          stdin=subprocess.DEVNULL, env={**os.environ, **threads}) as process:
+                          stdin=subprocess.DEVNULL,
+                          env={**os.environ, **AS_ROOT, **threads}) as process:
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
