@@ -25,7 +25,7 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 
 import gpunet
-from gpunet.backend.graph_step import ROWS, STEP_OPERATIONS, record_calls
+from gpunet.backend.graph_step import OFFSET, STEP_OPERATIONS, record_calls
 from gpunet.planning.graph import step_graph
 from gpunet.planning.step import plan_step
 
@@ -33,20 +33,14 @@ from .bench_core import data, deep_model
 
 
 def timed(backend: gpunet.Backend, spent: dict[str, float]) -> None:
-    """Make each of ``backend``'s STEP_OPERATIONS add its seconds to ``spent``
-    (the outermost calls: a ``gemm_group``'s products are its own)."""
-    depth = [0]
-
+    """Make each of ``backend``'s STEP_OPERATIONS add its seconds to ``spent``."""
     def wrap(name: str, operation: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
-            depth[0] += 1
             start = time.perf_counter()
             try:
                 return operation(*args, **kwargs)
             finally:
-                depth[0] -= 1
-                if not depth[0]:
-                    spent[name] += time.perf_counter() - start
+                spent[name] += time.perf_counter() - start
         return call
 
     for name in STEP_OPERATIONS:
@@ -75,7 +69,7 @@ def operation_times(batch: int, repeats: int,
             for name in STEP_OPERATIONS:
                 in_epoch[name] = min(in_epoch[name], spent[name] / steps)
         graph = step_graph(plan_step(model, loss, optimizer, backend, batch), ())
-        graph.state[0], graph.state[ROWS] = 0, backend.address(graph.x)  # the epoch's first batch
+        graph.state[OFFSET] = 0  # the epoch's first batch
         alone = dict.fromkeys(STEP_OPERATIONS, 0.0)
         for operation, call_args, kwargs in record_calls(backend, graph.record):
             alone[operation.__name__] += min(timeit.repeat(

@@ -29,7 +29,7 @@ from .activations import ActivationCall, activation_call
 from .base import FLOAT_DTYPES, Array, Backend, float_rows, row_length
 from .cublas_capture import captured_cublas
 from .draw_window import DrawWindow
-from .graph_step import ROWS, GraphCaptureError, StateRows
+from .graph_step import GraphCaptureError, StateRows
 from .kernels import DENSE_VARIANTS, dense_kernel, elementwise
 from .planned_step import TargetClasses
 
@@ -110,30 +110,19 @@ class CupyBackend(Backend):
         if self.captured_gemm is None:  # eager: no StateRows, which only a recorded step takes
             a, b = (a.T if trans_a else a), (b.T if trans_b else b)
             return (cupy.multiply if a.shape[1] == 1 else cupy.matmul)(a, b, out=out)
-        # a StateRows is read in place: through the state's pointer to its first
-        # row (cuBLAS), or from the state's row offset (the fallback)
+        if self.captured_gemm == "cuBLAS":  # a StateRows copied into its buffer first
+            a = self.state_rows(a) if type(a) is StateRows else a
+            b = self.state_rows(b) if type(b) is StateRows else b
+            captured_cublas().gemm((a.T if trans_a else a), (b.T if trans_b else b), out)
+            return out
+        # the fallback GEMM reads a StateRows in place, from the state's row offset
         state, steps = None, [0, 0]
         if type(a) is StateRows:
             state, steps[0], a = a.state, a.data.shape[1], a.data[:a.batch]
         if type(b) is StateRows:
             state, steps[1], b = b.state, b.data.shape[1], b.data[:b.batch]
-        a, b = (a.T if trans_a else a), (b.T if trans_b else b)
-        if self.captured_gemm != "cuBLAS":
-            _fallback_gemm(a, b, out, state, steps)
-        elif state is None:
-            captured_cublas().gemm(a, b, out)
-        else:
-            slot = self.address(state) + ROWS * state.itemsize
-            captured_cublas().gemm(a, b, out, [slot if step else 0 for step in steps])
+        _fallback_gemm((a.T if trans_a else a), (b.T if trans_b else b), out, state, steps)
         return out
-
-    def gemm_group(self, *products: tuple) -> None:
-        if self.captured_gemm == "cuBLAS" and captured_cublas().gemm_group(
-                [((a.T if trans_a else a), (b.T if trans_b else b), out)
-                 for a, b, out, trans_a, trans_b in products]):
-            return
-        for a, b, out, trans_a, trans_b in products:
-            self.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b)
 
     def dense_forward(self, z: Array, bias: Array, y: Array, *,
                       activation: str | ActivationCall | None = None,
@@ -209,8 +198,11 @@ class CupyBackend(Backend):
                                                   state=state)
 
     # -- a graph step (graph_step.py): the same operations, one kernel each --------
-    def address(self, array: Array) -> int:
-        return array.data.ptr
+    def state_rows(self, rows: StateRows) -> Array:
+        """The rows ``rows`` names, copied into its buffer by one kernel that reads
+        the offset on the device when it runs."""
+        data = rows.data
+        return elementwise("state_rows")(data, rows.state, np.int64(data.shape[1]), rows.buffer)
 
     def update_and_advance(self, param: Array, grad: Array, velocity: Array | None,
                            rates: Array, scratch: Array, state: Array, delta: Array) -> None:

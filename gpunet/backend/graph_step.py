@@ -2,9 +2,9 @@
 
 A graph step reads what varies from step to step from a small uint64 state
 array on the device: at OFFSET the step's first row in the epoch's order, at
-COUNTER its first dropout counter, at KEY the random key, and at ROWS the
-address of its first input row, through which a device's matrix products read
-the batch in place (``StateRows``). The output stage reads its targets and
+COUNTER its first dropout counter, at KEY the random key. Its first layer's
+products read the batch's inputs from row state[OFFSET] (``StateRows``). The
+output stage reads its targets and
 places its losses and hits at OFFSET (``dense_softmax_cross_entropy``'s
 ``state``), a dense stage's dropout draws from COUNTER and KEY
 (``dense_forward``'s ``state``), and ``update_and_advance`` updates the
@@ -24,31 +24,31 @@ import numpy as np
 Array = Any
 Replay = Callable[[], None]
 # A graph state's entries (uint64): the step's first row in the epoch's order,
-# its first dropout counter, the random key, the address of its first input row.
-OFFSET, COUNTER, KEY, ROWS = range(4)
-STATE_SIZE = 4
+# its first dropout counter, the random key.
+OFFSET, COUNTER, KEY = range(3)
+STATE_SIZE = 3
 # The backend operations a graph step calls: what the stand-in records.
-STEP_OPERATIONS = ("gemm", "gemm_group", "dense_forward", "dense_softmax_cross_entropy",
-                   "dense_backward", "update_and_advance")
+STEP_OPERATIONS = ("gemm", "dense_forward", "dense_softmax_cross_entropy", "dense_backward",
+                   "update_and_advance")
 Call = tuple[Callable[..., Any], tuple, dict]  # a recorded operation and its arguments
 
 
-def graph_state(offset: int, counter: int, key: int, rows: int) -> np.ndarray:
+def graph_state(offset: int, counter: int, key: int) -> np.ndarray:
     """A graph state (or a step's change to one) as a host uint64 array."""
     state = np.zeros(STATE_SIZE, np.uint64)
-    state[OFFSET], state[COUNTER], state[KEY], state[ROWS] = offset, counter, key, rows
+    state[OFFSET], state[COUNTER], state[KEY] = offset, counter, key
     return state
 
 
 @dataclass(frozen=True)
 class StateRows:
-    """The ``batch`` rows of ``data`` (C-contiguous, one row per sample, at
-    ``address``) from the row whose address is state[ROWS]: a graph step's
-    batch, read in place."""
+    """The ``batch`` rows of ``data`` (C-contiguous, one row per sample) from
+    row state[OFFSET]: a graph step's batch. ``buffer``, (batch, row length) of
+    data's dtype, is where a device backend copies them to (``state_rows``)."""
     data: Array
     state: Array
     batch: int
-    address: int
+    buffer: Array
 
 
 class GraphCaptureError(RuntimeError):
@@ -64,15 +64,10 @@ class GraphStepOperations:
     # Those graph mode "auto" tries (planning/graph.py): none, the planned step.
     AUTO_GRAPH_GEMMS: tuple[str, ...] = ()
 
-    def address(self, array: Array) -> int:
-        """The address of ``array``'s first element, as a state's ROWS holds it."""
-        return array.ctypes.data
-
     def state_rows(self, rows: StateRows) -> Array:
-        """The array ``rows`` names, found from the address in its state."""
-        data = rows.data
-        start = (int(rows.state[ROWS]) - rows.address) // data.strides[0]
-        return data[start:start + rows.batch]
+        """The rows ``rows`` names, read where they lie (a view of its data)."""
+        start = int(rows.state[OFFSET])
+        return rows.data[start:start + rows.batch]
 
     def update_and_advance(self, param: Array, grad: Array, velocity: Array | None,
                            rates: Array, scratch: Array, state: Array, delta: Array) -> None:
@@ -110,7 +105,8 @@ class GraphStepOperations:
 
 def record_calls(backend: GraphStepOperations, record: Replay) -> list[Call]:
     """Run ``record()`` once and return the calls of ``backend``'s
-    STEP_OPERATIONS it made, in order: on a device, each is one graph node."""
+    STEP_OPERATIONS it made, in order: on a device, each is one kernel (a
+    product reading a ``StateRows`` two: the copy of its rows, then the product)."""
     calls: list[Call] = []
     with _recording(backend, calls):
         record()
@@ -120,19 +116,11 @@ def record_calls(backend: GraphStepOperations, record: Replay) -> list[Call]:
 @contextlib.contextmanager
 def _recording(backend: GraphStepOperations, calls: list[Call]) -> Iterator[None]:
     """While open, each of ``backend``'s STEP_OPERATIONS runs and appends
-    (operation, args, kwargs) to ``calls``, but those another one calls (as
-    ``gemm_group`` calls ``gemm``), which are part of its node."""
-    depth = [0]
-
+    (operation, args, kwargs) to ``calls``."""
     def recorded(operation: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
-            if not depth[0]:
-                calls.append((operation, args, kwargs))
-            depth[0] += 1
-            try:
-                return operation(*args, **kwargs)
-            finally:
-                depth[0] -= 1
+            calls.append((operation, args, kwargs))
+            return operation(*args, **kwargs)
         return call
 
     for name in STEP_OPERATIONS:

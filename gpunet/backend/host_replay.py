@@ -89,11 +89,6 @@ class BoundCalls:
             product(x.T if trans_a else x, y.T if trans_b else y, out=out)
         return [with_rows]
 
-    def gemm_group(self, *products) -> list[Call]:
-        return [call for a, b, out, trans_a, trans_b in products
-                for call in self.of(self.backend.gemm, (a, b, out),
-                                    {"trans_a": trans_a, "trans_b": trans_b})]
-
     def dense_forward(self, z, bias, y, *, activation=None, dropout=None, mask=None,
                       state=None, window=None) -> list[Call] | None:
         if ((dropout is not None and state is None) or y is not z

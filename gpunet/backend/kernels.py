@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .activations import ACTIVATIONS
-from .graph_step import COUNTER, KEY, STATE_SIZE
+from .graph_step import COUNTER, KEY, OFFSET, STATE_SIZE
 from .splitmix import GAMMA, MIX1, MIX2
 
 if TYPE_CHECKING:
@@ -177,6 +177,10 @@ KERNELS: dict[str, KernelSpec] = _specs(
     # and counter in its state; its update with the rates on the device, which
     # advances the state.
     *(_dense_forward(activation, True, from_state=True) for activation in (None, *ACTIVATIONS)),
+    # Its batch's inputs (StateRows): the rows of the epoch's (N, width) data from
+    # row state[OFFSET], copied into a buffer for the products (cuBLAS takes host pointers).
+    ("state_rows", "raw T data, raw uint64 state, int64 width", "T rows",
+     f"rows = data[(ptrdiff_t)state[{OFFSET}] * width + i]"),
     ("sgd_update_and_advance", "T g, raw T rates, raw uint64 delta", "T param, raw uint64 state",
      f"param -= rates[0] * g; {ADVANCE}"),
     ("momentum_update_and_advance", "T g, raw T rates, raw uint64 delta",

@@ -1,5 +1,4 @@
-"""Matrix products: ``gemm``, which the eager Linear layer and a planned step
-both call, and ``gemm_group``, a planned step's two products of one backward stage."""
+"""Matrix products: ``gemm``, which the eager Linear layer and a planned step both call."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,7 +6,6 @@ from typing import Any
 from .graph_step import StateRows
 
 Array = Any
-Product = tuple  # (a, b, out, trans_a, trans_b): gemm's arguments
 
 
 class MatrixProducts:
@@ -29,12 +27,6 @@ class MatrixProducts:
         if a.shape[1] == 1:
             return self.xp.multiply(a, b, out=out)
         return self.matmul(a, b, out)
-
-    def gemm_group(self, *products: Product) -> None:
-        """Several products, each ``gemm``'s (a, b, out, trans_a, trans_b), as one
-        operation: one grouped cuBLAS call on a device."""
-        for a, b, out, trans_a, trans_b in products:
-            self.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b)
 
     def matmul(self, a: Array, b: Array, out: Array | None = None) -> Array:
         """a b of two matrices, into ``out`` if given: ``gemm``'s product."""

@@ -87,10 +87,13 @@ def _training_results(config: Config, backend: Backend, clock: Any,
                       say: Callable[[str], None], watch: LoadWatch) -> list[dict]:
     results = []
     x, labels = mnist_like(max(config.epoch_samples, max(config.batch_sizes)))
+    # "gpunet" on CuPy is the planned step run eagerly, beside "gpunet graph", its CUDA
+    # graph (which "auto" would replay for both); elsewhere "auto", the backend's best
+    graph = "off" if backend.name == "cupy" else "auto"
     for model in config.models:
         for batch_size in config.batch_sizes:
             n = _epoch_size(config, batch_size)
-            trainer = GpunetTrainer(model, batch_size, x[:n], labels[:n], backend)
+            trainer = GpunetTrainer(model, batch_size, x[:n], labels[:n], backend, graph=graph)
             results += _time_trainer(trainer, model, batch_size, clock, config, say, watch)
             if backend.name == "cupy":  # an epoch replaying the planned step as a CUDA graph
                 trainer = GpunetTrainer(model, batch_size, x[:n], labels[:n], backend, graph="on")

@@ -47,8 +47,9 @@ class GpunetTrainer:
         self.step_path: str | None = None  # how the last epoch's full batches ran
 
     def step(self) -> None:
-        """One step: an epoch of the first batch (the default ``graph``, "auto")."""
-        for _ in steps(self.model, self.loss, self.optimizer, *self.batch, self.batch_size):
+        """One step: an epoch of the first batch, run as ``graph`` says."""
+        for _ in steps(self.model, self.loss, self.optimizer, *self.batch, self.batch_size,
+                       graph=self.graph):
             pass
 
     def epoch(self) -> None:

@@ -31,11 +31,11 @@ class FlatBuffers:
 class StepPlan:
     """One training step of ``model`` for batches of ``batch`` rows: forward,
     softmax cross-entropy, backward and update, every intermediate written into
-    a buffer allocated here. A deep-model step is 12 backend calls: per stage a
+    a buffer allocated here. A deep-model step is 14 backend calls: per stage a
     product and a fused bias/dropout/activation forward, the last stage's the
     loss with its bias and bias gradient; per stage but the last a fused
-    gradient and bias gradient; per stage the weight gradient's product, grouped
-    with the input gradient's but for the first; one update."""
+    gradient and bias gradient; per stage the weight gradient's product, and
+    but for the first the input gradient's; one update."""
 
     def __init__(self, model: Layer, stages: list[DenseStage], loss: Loss, optimizer: Optimizer,
                  backend: Backend, batch: int, whole: int | None = None) -> None:
@@ -125,10 +125,9 @@ class StepPlan:
             dz = gy if db is None else b.dense_backward(y, gy, dz, db, activation=activation,
                                                         mask=mask)
             h = x if h is None else h
-            if down is None:
-                b.gemm(dz, h, out=w_grad, trans_a=True)
-            else:
-                b.gemm_group((dz, h, w_grad, True, False), (dz, w, down, False, False))
+            b.gemm(dz, h, out=w_grad, trans_a=True)
+            if down is not None:
+                b.gemm(dz, w, out=down)
         if reduce is not None:
             reduce(self.model())
         if state is None:

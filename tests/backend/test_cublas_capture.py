@@ -1,7 +1,7 @@
 """The libcublas calls of a recorded step (``CapturedCublas``), checked against
 a libcublas of Python: each call's arguments are read as cuBLAS reads them
-(column-major, leading dimensions, operations, scalars and arrays of pointers
-at their addresses) from host memory, so the products come out right only if
+(column-major, leading dimensions, operations, scalars at their addresses)
+from host memory, so the products come out right only if
 gpunet passes what cuBLAS expects. CuPy is a stand-in whose arrays are NumPy's."""
 from __future__ import annotations
 
@@ -72,44 +72,19 @@ class PythonCublas:
                        value(b), ldb, self.scalar(beta), value(c), ldc)
         return 0
 
-    def batched(self, handle, op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                count) -> int:
-        self.calls.append("batched")
-        for i in range(count):
-            at = [int(read(value(p), np.uint64, count)[i]) for p in (a, b, c)]
-            gemm_reference(self.dtype, op_a, op_b, m, n, k, self.scalar(alpha), at[0], lda,
-                           at[1], ldb, self.scalar(beta), at[2], ldc)
-        return 0
-
-    def grouped(self, handle, op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                groups, sizes) -> int:
-        self.calls.append("grouped")
-        total = sum(sizes[g] for g in range(groups))
-        pointers = [read(value(p), np.uint64, total) for p in (a, b, c)]
-        i = 0
-        for g in range(groups):
-            for _ in range(sizes[g]):
-                gemm_reference(self.dtype, op_a[g], op_b[g], m[g], n[g], k[g], alpha[g],
-                               int(pointers[0][i]), lda[g], int(pointers[1][i]), ldb[g],
-                               beta[g], int(pointers[2][i]), ldc[g])
-                i += 1
-        return 0
-
 
 @pytest.fixture(params=[np.float32, np.float64])
 def cublas(request, monkeypatch):
     """(CapturedCublas over PythonCublas, the PythonCublas, the dtype)."""
     cupy = types.ModuleType("cupy")
-    cupy.asarray = device
     cupy.cuda = types.SimpleNamespace(device=types.SimpleNamespace(get_cublas_handle=lambda: 7))
     monkeypatch.setitem(sys.modules, "cupy", cupy)
     module = fresh_backend_module("cublas_capture.py", "gpunet.backend._cublas_capture_over_python")
     library, dtype = PythonCublas(request.param), np.dtype(request.param)
     captured = object.__new__(module.CapturedCublas)
-    captured.functions, captured.batched = {dtype: library.gemm}, {dtype: library.batched}
-    captured.grouped = {dtype: library.grouped}
+    captured.functions = {dtype: library.gemm}
     captured.scalars = {dtype: (np.ones(1, dtype), np.zeros(1, dtype))}
-    captured.pointers, captured.groups = {}, {}
+    captured.calls = {}
     return captured, library, dtype
 
 
@@ -132,42 +107,15 @@ def test_gemm_is_the_product_for_every_transpose(cublas, trans_a, trans_b):
     assert library.calls == ["gemm"]
 
 
-@pytest.mark.parametrize("which", ["a", "b"])
-def test_gemm_reads_an_operand_through_the_states_pointer(cublas, which):
-    """A graph step's batch: rows offset.. of the epoch's data, through state[ROWS]."""
-    from gpunet.backend.graph_step import ROWS, graph_state
-
+def test_a_products_arguments_are_built_once(cublas):
+    """The same operands again reuse the first call's arguments; new ones are a
+    new call's, each product right."""
     captured, library, dtype = cublas
-    data, offset, batch = draw((10, 6), dtype, 2), 4, 3
-    state = device(graph_state(offset, 0, 0, data.ctypes.data + offset * data.strides[0]))
-    slot = state.ctypes.data + ROWS * state.itemsize
-    rows = data[offset:offset + batch]
-    if which == "a":  # the first layer's forward product: x W^T
-        w, out = draw((5, 6), dtype, 3), device(np.zeros((batch, 5), dtype))
-        captured.gemm(data[:batch], w.T, out, [slot, 0])
-        expected = rows @ w.T
-    else:  # its weight gradient: dz^T x
-        dz, out = draw((batch, 5), dtype, 4), device(np.zeros((5, 6), dtype))
-        captured.gemm(dz.T, data[:batch], out, [0, slot])
-        expected = dz.T @ rows
-    np.testing.assert_allclose(out, expected, rtol=1e-6)
-    assert library.calls == ["batched"]
-
-
-def test_gemm_group_is_a_backward_stages_two_products_in_one_call(cublas):
-    captured, library, dtype = cublas
-    dz, h, w = draw((4, 3), dtype, 5), draw((4, 6), dtype, 6), draw((3, 6), dtype, 7)
-    w_grad, down = device(np.zeros((3, 6), dtype)), device(np.zeros((4, 6), dtype))
-    for _ in range(2):  # the second call reuses the first's arrays
-        assert captured.gemm_group([(dz.T, h, w_grad), (dz, w, down)])
-    np.testing.assert_allclose(w_grad, dz.T @ h, rtol=1e-6)
-    np.testing.assert_allclose(down, dz @ w, rtol=1e-6)
-    assert library.calls == ["grouped", "grouped"] and len(captured.groups) == 1
-
-
-def test_without_a_grouped_gemm_the_group_runs_nothing(cublas):
-    captured, library, dtype = cublas
-    captured.grouped = None  # libcublas before CUDA 12.5
-    dz = draw((2, 2), dtype, 8)
-    assert not captured.gemm_group([(dz, dz, device(np.zeros((2, 2), dtype)))])
-    assert library.calls == []
+    a, b, out = draw((4, 3), dtype, 5), draw((3, 6), dtype, 6), device(np.zeros((4, 6), dtype))
+    for _ in range(2):
+        captured.gemm(a, b, out)
+    other = device(np.zeros((6, 6), dtype))
+    captured.gemm(b.T, b, other)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-6)
+    np.testing.assert_allclose(other, b.T @ b, rtol=1e-6)
+    assert library.calls == ["gemm"] * 3 and len(captured.calls) == 2

@@ -26,6 +26,7 @@ import ctypes
 import re
 import shutil
 import subprocess
+import sys
 from types import SimpleNamespace
 from typing import Any, Callable
 
@@ -496,7 +497,7 @@ def test_dense_softmax_cross_entropy_at_a_graph_states_rows(kernels, cpu, dtype)
     z, a = logits_and_targets(4, 3, "one-hot", dtype)
     epoch_targets = np.concatenate([np.zeros((5, 3), dtype), a, np.zeros((2, 3), dtype)])
     bias = draw(3, dtype, -5.0, 5.0, seed=12)
-    state = graph_state(5, 0, 0, 0)
+    state = graph_state(5, 0, 0)
     (gradient, losses, hits, db), expected = both(
         kernels, cpu, dense_loss(z, bias, epoch_targets, 0.25, state))
     batch = dense_loss(z, bias, a, 0.25)(cpu)
@@ -656,7 +657,7 @@ def test_dense_forward_from_state(kernels, cpu, activation, dtype):
     counters stay as they were."""
     z = draw((7, 3), dtype, seed=8, extremes=EXTREMES)
     bias = draw(3, dtype, -1.0, 1.0, seed=9)
-    state = graph_state(5, 678, 12345, 0)
+    state = graph_state(5, 678, 12345)
 
     def forward(backend: Any, from_state: bool) -> tuple[np.ndarray, np.ndarray, int]:
         backend.restart(12345, 0 if from_state else 678 + 40)
@@ -682,13 +683,13 @@ def test_update_and_advance(kernels, cpu, momentum, dtype):
     computes it, then the state moved on by delta (once, whatever the size)."""
     param, velocity, grad = (draw(100, dtype, seed=seed) for seed in (5, 6, 7))
     rates = np.array([0.1, 0.9, 1 - 0.9], dtype)
-    delta = graph_state(3, 40, 0, 96)
+    delta = graph_state(3, 40, 5)  # a key's step too: every entry advances
     results = []
     for backend in (kernels, cpu):
-        p, v, state = param.copy(), velocity.copy(), graph_state(4, 99, 7, 1000)
+        p, v, state = param.copy(), velocity.copy(), graph_state(4, 99, 7)
         backend.update_and_advance(p, grad, v if momentum else None, rates, np.empty_like(p),
                                    state, delta)
-        np.testing.assert_array_equal(state, [7, 139, 7, 1096])
+        np.testing.assert_array_equal(state, [7, 139, 12])
         results.append((p, v))
     expected_p, expected_v = param.copy(), velocity.copy()
     if momentum:
@@ -719,14 +720,30 @@ def test_fallback_gemm(kernels, cpu, shape, trans_a, trans_b, dtype):
     assert (np.abs(out - a @ b) <= bound).all()
 
 
+class NumpyCublas:
+    """``captured_cublas()`` as NumPy: each product into its ``out``, each call noted."""
+
+    def __init__(self) -> None:
+        self.operands: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        self.operands.append((a, b))
+        np.matmul(a, b, out=out)
+
+
+@covers("state_rows")
+@pytest.mark.parametrize("gemm", ["fallback GEMM", "cuBLAS"])
 @pytest.mark.parametrize("which", ["a", "b"])
-def test_fallback_gemm_reads_a_graph_steps_batch_at_its_offset(kernels, which):
+def test_a_captured_product_reads_a_graph_steps_batch_at_its_offset(kernels, cpu, which, gemm):
     """A StateRows operand (the first layer's x W^T and dz^T x) is read from row
-    state[OFFSET] of the epoch's data."""
-    data, state = draw((9, 4), np.float32, seed=16), graph_state(5, 0, 0, 0)
-    rows = StateRows(data, state, 3, data.ctypes.data)
+    state[OFFSET] of the epoch's data: in place by the fallback GEMM; copied into
+    the StateRows' buffer by one kernel, then multiplied, for cuBLAS."""
+    data, state = draw((9, 4), np.float32, seed=16), graph_state(5, 0, 0)
+    buffer = np.full((3, 4), np.nan, np.float32)
+    rows, cublas = StateRows(data, state, 3, buffer), NumpyCublas()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(kernels, "captured_gemm", "fallback GEMM", raising=False)
+        patch.setattr(kernels, "captured_gemm", gemm, raising=False)
+        patch.setattr(sys.modules[type(kernels).__module__], "captured_cublas", lambda: cublas)
         if which == "a":
             w = draw((2, 4), np.float32, seed=17)
             out, expected = kernels.gemm(rows, w, np.empty((3, 2), np.float32), trans_b=True), \
@@ -736,6 +753,11 @@ def test_fallback_gemm_reads_a_graph_steps_batch_at_its_offset(kernels, which):
             out, expected = kernels.gemm(dz, rows, np.empty((2, 4), np.float32), trans_a=True), \
                 dz.T @ data[5:8]
     check(out, expected, precision=np.float32)
+    if gemm == "cuBLAS":
+        np.testing.assert_array_equal(buffer, data[5:8])
+        assert any(operand is buffer for operand in cublas.operands[0])
+    else:
+        assert np.isnan(buffer).all() and not cublas.operands
 
 
 def test_block_operations_copy_strided_inputs_and_refuse_strided_outputs(kernels):

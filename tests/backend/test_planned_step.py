@@ -70,7 +70,7 @@ def test_the_output_stage_with_classes_gives_the_general_numbers_bit_for_bit(num
     labels[batch:batch + 2] = 1, 1  # the edge rows' targets: -inf and 0 log-probabilities
     epoch = np.eye(k, dtype=dtype)[labels]
     bias = np.zeros(k, dtype)
-    state = graph_state(batch, 0, 0, 0) if at_state else None
+    state = graph_state(batch, 0, 0) if at_state else None
     a = epoch if at_state else epoch[batch:2 * batch]
     classes = numpy_backend.target_classes(a, batch)
     general = stage(numpy_backend, z, bias, a, 1 / batch, state, None)

@@ -32,7 +32,7 @@ def test_the_fused_stage_keeps_a_draw_equal_to_p(backend, from_state):
     u, p = draws_and_p(backend)
     xp = backend.xp
     z, mask = xp.zeros((2, 32), np.float32), xp.empty((2, 32), np.float32)
-    state = (xp.asarray(graph_state(0, 0, backend.key, 0)), 0) if from_state else None
+    state = (xp.asarray(graph_state(0, 0, backend.key)), 0) if from_state else None
     y = backend.dense_forward(z, xp.ones(32, np.float32), z, dropout=(p, 1.0), mask=mask,
                               state=state)
     np.testing.assert_array_equal(host(backend, y), (u >= p).astype(np.float32))
