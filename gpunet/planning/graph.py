@@ -11,7 +11,7 @@ the optimizer's rates, also on the device, advancing the state
 (``update_and_advance``): so one recording serves every full batch of every
 epoch. After a warm-up step through the plan (which makes the optimizer's
 state) and one recorded step run eagerly (which makes what a capture may not:
-compiled kernels, cuBLAS's arrays of pointers), the backend captures it
+compiled kernels, cuBLAS's calls' arguments), the backend captures it
 (``capture``: a CUDA graph on CuPy; on NumPy calls bound once, its stages in C,
 or the recorded calls), once per run: again only when the epoch's size changes
 or a value baked into the capture does (``StepPlan.baked``: dropout p, the

@@ -1,4 +1,4 @@
-"""The planned step: the eager step's numbers bit for bit, in 12 backend calls
+"""The planned step: the eager step's numbers bit for bit, in 14 backend calls
 for the deep model, on buffers allocated once; other models train eagerly."""
 from __future__ import annotations
 
