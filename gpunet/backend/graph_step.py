@@ -3,12 +3,11 @@
 A graph step reads what varies from step to step from a small uint64 state
 array on the device: at OFFSET the step's first row in the epoch's order, at
 COUNTER its first dropout counter, at KEY the random key. Its first layer's
-products read the batch's inputs from row state[OFFSET] (``StateRows``). The
-output stage reads its targets and
-places its losses and hits at OFFSET (``dense_softmax_cross_entropy``'s
-``state``), a dense stage's dropout draws from COUNTER and KEY
-(``dense_forward``'s ``state``), and ``update_and_advance`` updates the
-parameters with rates held on the device, then moves the state on. ``capture``
+products read the batch's inputs from row state[OFFSET] (``StateRows``), the
+output stage reads its targets and places its losses and hits there
+(``dense_softmax_cross_entropy``'s ``state``), a dense stage's dropout draws
+from COUNTER and KEY (``dense_forward``'s ``state``), and ``update_and_advance``
+updates the parameters with rates held on the device, then moves the state on. ``capture``
 is, on a device, a CUDA graph of the step; here its stand-in, the step's
 operations recorded as it runs once and called again, with the same arguments,
 at each replay.
