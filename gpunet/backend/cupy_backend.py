@@ -13,8 +13,9 @@ A graph step (``gpunet/planning/graph.py``) is captured as a CUDA graph on a
 stream of its own and launched on the current one. Under capture nothing may
 allocate (the pool's addresses are baked into the graph) and CuPy's cuBLAS
 bindings refuse to run, so the captured products call libcublas itself
-(``cublas_capture.py``); where that fails, a small GEMM kernel of
-``kernels.py``.
+(``cublas_capture.py``), but those summing at most SHORT_SUM terms, which take
+the tiled GEMM kernel of ``block_kernels.py``; where cuBLAS cannot be captured,
+that kernel takes them all.
 """
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ from .graph_step import GraphCaptureError, StateRows
 from .kernels import DENSE_VARIANTS, dense_kernel, elementwise
 from .planned_step import TargetClasses
 
+# A recorded step's products summing at most this many terms take the tiled GEMM kernel:
+# on an H200 (2026-12-04, benchmarks/gpu_products.py) it ran the deep model's four such
+# products in 1.5-2.3 µs each, cuBLAS in 4-5 µs with its split-K sum.
+SHORT_SUM = 32
 # dense_forward's kernel names by its arguments, looked up without a Python call each step
 _FORWARD_NAMES = {(activation, dropout, from_state):
                   dense_kernel("forward", activation, dropout, from_state)
@@ -113,7 +118,11 @@ class CupyBackend(Backend):
         if self.captured_gemm == "cuBLAS":  # a StateRows copied into its buffer first
             a = self.state_rows(a) if type(a) is StateRows else a
             b = self.state_rows(b) if type(b) is StateRows else b
-            captured_cublas().gemm((a.T if trans_a else a), (b.T if trans_b else b), out)
+            a, b = (a.T if trans_a else a), (b.T if trans_b else b)
+            if a.shape[1] <= SHORT_SUM:
+                _fallback_gemm(a, b, out, None, [0, 0])
+            else:
+                captured_cublas().gemm(a, b, out)
             return out
         # the fallback GEMM reads a StateRows in place, from the state's row offset
         state, steps = None, [0, 0]

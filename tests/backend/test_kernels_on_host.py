@@ -715,9 +715,14 @@ def test_fallback_gemm(kernels, cpu, shape, trans_a, trans_b, dtype):
         patch.setattr(kernels, "captured_gemm", "fallback GEMM", raising=False)
         out = np.full((m, n), np.nan, dtype)
         assert kernels.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b) is out
-    a, b = (a.T if trans_a else a).astype(np.float64), (b.T if trans_b else b).astype(np.float64)
-    bound = k * np.finfo(dtype).eps * (np.abs(a) @ np.abs(b))
-    assert (np.abs(out - a @ b) <= bound).all()
+    check_product(out, (a.T if trans_a else a), (b.T if trans_b else b))
+
+
+def check_product(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """``out`` is a b within the rounding a sum of k products in out's dtype may have."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    bound = a.shape[1] * np.finfo(out.dtype).eps * (np.abs(a) @ np.abs(b))
+    assert out.shape == (a.shape[0], b.shape[1]) and (np.abs(out - a @ b) <= bound).all()
 
 
 class NumpyCublas:
@@ -735,29 +740,46 @@ class NumpyCublas:
 @pytest.mark.parametrize("gemm", ["fallback GEMM", "cuBLAS"])
 @pytest.mark.parametrize("which", ["a", "b"])
 def test_a_captured_product_reads_a_graph_steps_batch_at_its_offset(kernels, cpu, which, gemm):
-    """A StateRows operand (the first layer's x W^T and dz^T x) is read from row
-    state[OFFSET] of the epoch's data: in place by the fallback GEMM; copied into
-    the StateRows' buffer by one kernel, then multiplied, for cuBLAS."""
-    data, state = draw((9, 4), np.float32, seed=16), graph_state(5, 0, 0)
-    buffer = np.full((3, 4), np.nan, np.float32)
-    rows, cublas = StateRows(data, state, 3, buffer), NumpyCublas()
+    """A StateRows operand (the first layer's x W^T and dz^T x, sums of more than
+    32 terms) is read from row state[OFFSET] of the epoch's data: in place by the
+    fallback GEMM; copied into the StateRows' buffer by one kernel, then
+    multiplied, for cuBLAS."""
+    batch, width = 33, 40
+    data, state = draw((70, width), np.float32, seed=16), graph_state(5, 0, 0)
+    buffer, mine = np.full((batch, width), np.nan, np.float32), data[5:5 + batch]
+    rows, cublas = StateRows(data, state, batch, buffer), NumpyCublas()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(kernels, "captured_gemm", gemm, raising=False)
         patch.setattr(sys.modules[type(kernels).__module__], "captured_cublas", lambda: cublas)
         if which == "a":
-            w = draw((2, 4), np.float32, seed=17)
-            out, expected = kernels.gemm(rows, w, np.empty((3, 2), np.float32), trans_b=True), \
-                data[5:8] @ w.T
+            w = draw((2, width), np.float32, seed=17)
+            out = kernels.gemm(rows, w, np.empty((batch, 2), np.float32), trans_b=True)
+            check_product(out, mine, w.T)
         else:
-            dz = draw((3, 2), np.float32, seed=18)
-            out, expected = kernels.gemm(dz, rows, np.empty((2, 4), np.float32), trans_a=True), \
-                dz.T @ data[5:8]
-    check(out, expected, precision=np.float32)
+            dz = draw((batch, 2), np.float32, seed=18)
+            out = kernels.gemm(dz, rows, np.empty((2, width), np.float32), trans_a=True)
+            check_product(out, dz.T, mine)
     if gemm == "cuBLAS":
-        np.testing.assert_array_equal(buffer, data[5:8])
+        np.testing.assert_array_equal(buffer, mine)
         assert any(operand is buffer for operand in cublas.operands[0])
     else:
         assert np.isnan(buffer).all() and not cublas.operands
+
+
+@pytest.mark.parametrize("k", [1, 32, 33])
+def test_a_recorded_steps_short_sums_take_the_tiled_kernel(kernels, k):
+    """On the cuBLAS path, a product summing at most SHORT_SUM (32) terms runs the
+    tiled GEMM kernel, which was faster for such products on an H200; a longer
+    one runs cuBLAS. Both give the product."""
+    module = sys.modules[type(kernels).__module__]
+    a, b = draw((5, k), np.float32, seed=19), draw((k, 3), np.float32, seed=20)
+    cublas = NumpyCublas()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
+        patch.setattr(module, "captured_cublas", lambda: cublas)
+        out = kernels.gemm(a, b, np.full((5, 3), np.nan, np.float32))
+    check_product(out, a, b)
+    assert module.SHORT_SUM == 32 and bool(cublas.operands) == (k > 32)
 
 
 def test_block_operations_copy_strided_inputs_and_refuse_strided_outputs(kernels):
