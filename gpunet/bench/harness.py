@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from ..backend import Backend, BackendUnavailable, get_backend
+from ..models import PRESETS
 from . import peers
 from .environment import describe_environment
 from .flags import LoadWatch, marks
@@ -12,7 +13,7 @@ from .ops import OPS, op_case
 from .roofline import roofline
 from .scaling import scaling_results
 from .timing import MIN_REPEATS, CudaEventClock, HostClock, Timing, measure
-from .trainers import MODELS, GpunetTrainer, mnist_like, step_memory
+from .trainers import GpunetTrainer, mnist_like, step_memory
 
 PEERS = ("torch", "notebook")
 
@@ -20,7 +21,7 @@ PEERS = ("torch", "notebook")
 @dataclass
 class Config:
     backends: list[str] = field(default_factory=lambda: ["numpy", "cupy"])
-    models: list[str] = field(default_factory=lambda: list(MODELS))
+    models: list[str] = field(default_factory=lambda: list(PRESETS))
     batch_sizes: list[int] = field(default_factory=lambda: [1, 32, 128, 1024, 8192])
     op_sizes: list[int] = field(default_factory=lambda: [10 ** k for k in range(3, 9)])
     ops: list[str] = field(default_factory=lambda: list(OPS))

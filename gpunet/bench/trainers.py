@@ -9,7 +9,7 @@ from .. import seeding
 from ..backend import Backend
 from ..functional import one_hot_encode
 from ..losses import SoftmaxCrossEntropy
-from ..models import NOTEBOOK_RATES, PRESETS as MODELS, mnist_model
+from ..models import NOTEBOOK_RATES, mnist_model
 from ..optimizers import Momentum
 from ..train.epoch import steps
 from ..train.metrics import EpochMetrics

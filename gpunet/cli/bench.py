@@ -21,12 +21,12 @@ MAX_SAMPLES = 10 ** 6   # in a batch or a timed epoch: 3 GB of MNIST-sized float
 def add_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     from ..bench.harness import PEERS, Config
     from ..bench.ops import OPS
-    from ..bench.trainers import MODELS
+    from ..models import PRESETS
     defaults, quick = Config(), Config.quick()
     cmd = commands.add_parser("bench", help="benchmark backends, kernels and peers")
     cmd.add_argument("--backends", nargs="+", choices=["numpy", "cupy"], default=None,
                      help="backends to measure (default: numpy and cupy, where usable)")
-    cmd.add_argument("--models", nargs="+", choices=MODELS, default=None,
+    cmd.add_argument("--models", nargs="+", choices=PRESETS, default=None,
                      help="models whose training step and epoch are timed (default: "
                           f"{' '.join(defaults.models)}; --quick: {' '.join(quick.models)})")
     cmd.add_argument("--batch-sizes", nargs="+", type=count(1, MAX_SAMPLES), default=None, metavar="N",
