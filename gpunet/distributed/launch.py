@@ -54,6 +54,8 @@ SIGNAL_STATUSES = (129, 130, 143)
 GRACE_S = 3.0  # how long another rank waits, before aborting, for rank 0 to say why
 FORWARD_S = 0.5  # how long a failing rank waits, after saying why, for mpiexec to pass it on
 MPI_EXTRA = "pip install 'gpunet[mpi]'"
+# Open MPI's mpiexec starts nothing as root unless both are 1 (its --allow-run-as-root check).
+OPEN_MPI_AS_ROOT = ("OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM")
 
 _world: MPICommunicator | None = None  # set by join() on a rank of several
 _agreed = False  # the ranks agreed on the run (agree(final=True)): failures are said as below
@@ -104,6 +106,20 @@ def mpiexec_path() -> str | None:
     return str(beside) if beside.is_file() else shutil.which("mpiexec")
 
 
+def refuses_root(mpiexec: str, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether ``mpiexec`` would refuse to start ranks here: this process runs as
+    root, OPEN_MPI_AS_ROOT are not both 1, and it is Open MPI's (its ``--version``
+    says so: a GPU container's, run as root). MPICH's starts as any user."""
+    if os.geteuid() != 0 or all(environ.get(name) == "1" for name in OPEN_MPI_AS_ROOT):
+        return False
+    try:
+        version = subprocess.run([mpiexec, "--version"], capture_output=True, text=True,
+                                 stdin=subprocess.DEVNULL, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "Open MPI" in version or "OpenRTE" in version
+
+
 def launch(nproc: int, argv: Sequence[str], kept: Callable[[], str]) -> int:
     """Run ``nproc`` ranks of ``gpunet argv`` on this machine under mpiexec, this
     process staying their launcher; returns the exit status (128 + N for signal N).
@@ -124,6 +140,10 @@ def launch(nproc: int, argv: Sequence[str], kept: Callable[[], str]) -> int:
     if mpiexec is None:
         raise LaunchError(f"--nproc {nproc} needs mpiexec, found neither beside "
                           f"{sys.executable} nor on PATH: {MPI_EXTRA} (the mpich wheel brings it)")
+    if refuses_root(mpiexec):
+        raise LaunchError(f"--nproc {nproc}: Open MPI's mpiexec ({mpiexec}) starts no ranks as "
+                          f"root: run gpunet as another user, or set {OPEN_MPI_AS_ROOT[0]}=1 "
+                          f"and {OPEN_MPI_AS_ROOT[1]}=1 to allow it")
     sys.stdout.flush()
     with tempfile.TemporaryDirectory(prefix="gpunet-ranks-") as folder:
         command = [mpiexec, "-n", str(nproc), sys.executable, "-m", "mpi4py", "-m", "gpunet",

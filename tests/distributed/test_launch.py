@@ -350,3 +350,42 @@ def test_a_rank_that_fails_before_it_joined_joins_to_say_so(launched, monkeypatc
     assert launch.report("bad option", 2) == 2
     assert launch._world is world and world.sent == [("failed", "bad option", 2)]
 
+
+
+def fake_mpiexec(folder, version: str) -> str:
+    """An mpiexec whose --version prints ``version``; anything else fails the test."""
+    path = folder / "mpiexec"
+    path.write_text(f"#!/bin/sh\n[ \"$1\" = --version ] && echo '{version}' && exit 0\nexit 99\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.mark.parametrize("version, root, allowed, refused", [
+    ("mpiexec (OpenRTE) 4.1.6", True, {}, True),  # Open MPI 4
+    ("mpiexec (Open MPI) 5.0.3", True, {}, True),  # Open MPI 5
+    ("mpiexec (OpenRTE) 4.1.6", True, {"OMPI_ALLOW_RUN_AS_ROOT": "1"}, True),  # one is not both
+    ("mpiexec (OpenRTE) 4.1.6", True, dict.fromkeys(launch.OPEN_MPI_AS_ROOT, "1"), False),
+    ("mpiexec (OpenRTE) 4.1.6", False, {}, False),  # not root
+    ("HYDRA build details:\n    Version: 4.3.0", True, {}, False),  # MPICH
+])
+def test_open_mpis_mpiexec_as_root_is_refused_unless_allowed(monkeypatch, tmp_path, version, root,
+                                                            allowed, refused):
+    monkeypatch.setattr(os, "geteuid", lambda: 0 if root else 1000)
+    assert launch.refuses_root(fake_mpiexec(tmp_path, version), allowed) == refused
+
+
+def test_nproc_as_root_under_open_mpi_is_one_line_naming_the_way_out(monkeypatch, tmp_path,
+                                                                    capsys):
+    """gpunet train --nproc 2 starts nothing and exits 2 with one line saying what to do."""
+    pytest.importorskip("mpi4py", reason="needs mpi4py: pip install 'gpunet[mpi]'")
+    from gpunet.cli import main
+    mpiexec = fake_mpiexec(tmp_path, "mpiexec (OpenRTE) 4.1.6")
+    monkeypatch.setattr(launch, "mpiexec_path", lambda: mpiexec)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    for name in launch.OPEN_MPI_AS_ROOT:
+        monkeypatch.delenv(name, raising=False)
+    assert main(["train", "--nproc", "2", "--epochs", "1"]) == 2
+    assert capsys.readouterr().err == (
+        f"gpunet: error: --nproc 2: Open MPI's mpiexec ({mpiexec}) starts no ranks as root: run "
+        "gpunet as another user, or set OMPI_ALLOW_RUN_AS_ROOT=1 and "
+        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 to allow it\n")
