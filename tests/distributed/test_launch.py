@@ -374,6 +374,12 @@ def test_open_mpis_mpiexec_as_root_is_refused_unless_allowed(monkeypatch, tmp_pa
     assert launch.refuses_root(fake_mpiexec(tmp_path, version), allowed) == refused
 
 
+def test_an_mpiexec_that_cannot_run_is_not_taken_for_a_refusal(monkeypatch, tmp_path):
+    """Its own failure to start then says what is wrong, at the launch."""
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert not launch.refuses_root(str(tmp_path / "missing" / "mpiexec"), {})
+
+
 def test_nproc_as_root_under_open_mpi_is_one_line_naming_the_way_out(monkeypatch, tmp_path,
                                                                     capsys):
     """gpunet train --nproc 2 starts nothing and exits 2 with one line saying what to do."""
