@@ -243,6 +243,26 @@ def test_gemm_matches_numpy(gpu, cpu, dtype, n, k, m, trans_a, trans_b, given_ou
     check(gpu, result, cpu.gemm(ah, bh, trans_a=trans_a, trans_b=trans_b), size=k)
 
 
+@pytest.mark.parametrize("path", ["cuBLAS", "fallback GEMM"])
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("n, k, m", GEMM_SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_recorded_steps_gemm_matches_numpy(gpu, cpu, monkeypatch, dtype, n, k, m, trans_a,
+                                             trans_b, path):
+    """gemm as a planned or graph step makes it, into the buffer given: libcublas's
+    plain call, but sums of at most SHORT_SUM terms by the tiled kernel ("cuBLAS"),
+    or the tiled kernel alone (the capture's "fallback GEMM")."""
+    from gpunet.backend.cublas_capture import captured_cublas
+    ah, bh = operands(n, k, m, dtype, trans_a, trans_b)
+    out = gpu.xp.full((n, m), np.nan, dtype)
+    captured_cublas().prepare(gpu.xp.cuda.get_current_stream())
+    monkeypatch.setattr(gpu, "captured_gemm", path)
+    assert gpu.gemm(gpu.asarray(ah), gpu.asarray(bh), out, trans_a=trans_a,
+                    trans_b=trans_b) is out
+    check(gpu, out, cpu.gemm(ah, bh, trans_a=trans_a, trans_b=trans_b), size=k)
+
+
 def dense_forward_on(backend: gpunet.Backend, zh: np.ndarray, bias: np.ndarray,
                      activation: str | None, dropout: tuple[float, float] | None) -> tuple:
     """``backend``'s dense_forward in place (y is z), from the state gpunet.seed(7)
