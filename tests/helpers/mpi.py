@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 
-from gpunet.distributed.launch import mpiexec_path
+from gpunet.distributed.launch import OPEN_MPI_AS_ROOT, mpiexec_path
 
 MPIEXEC = mpiexec_path()
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-# Open MPI's mpiexec refuses to start as root unless both are set (GPU containers run
+# Open MPI's mpiexec refuses to start as root unless both are 1 (GPU containers run
 # as root; seen on the H200 of 2026-12-04); MPICH's ignores them.
-AS_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+AS_ROOT = dict.fromkeys(OPEN_MPI_AS_ROOT, "1")
 
 
 def mpiexec(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
