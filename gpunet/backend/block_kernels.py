@@ -12,7 +12,8 @@ float type ``T`` whose body uses ``threadIdx``, ``blockIdx``, ``blockDim``,
 - ``dense_softmax_cross_entropy[_from_state]``: one block; its threads take
   rows tid, tid + blockDim, ... as kernels.py's row kernel does, then db = the
   column sums of the gradient g.
-- ``gemm``: C = op(A) op(B), TILE x TILE tiles of both staged in shared memory.
+- ``gemm``: C = op(A) op(B), TILE x TILE tiles of both staged in shared memory,
+  each block's sum split into up to SLICES slices that add up as a tree.
 
 Sums are in a fixed order, whatever the block: column c's lane p in [0, LANES)
 adds x[p, c], x[p + LANES, c], ... from T(0) in row order; then the LANES
@@ -47,23 +48,26 @@ if TYPE_CHECKING:
 Array = Any
 LANES = 32  # partial sums per column: the fixed order's row stride
 COLUMNS = 8  # dense_backward's columns per block: a float32 warp reads 32-byte rows
-OUTPUT_THREADS = 256  # the output stage's one block; 256 threads always fit an SM's registers
-TILE = 16  # gemm: TILE x TILE outputs per block, a thread each
+OUTPUT_THREADS = 1024  # the output stage's one block: a row a thread up to 1024 rows
+TILE = 8  # gemm: TILE x TILE outputs per block, a thread each per slice of the sum
+SLICES = 16  # gemm: at most this many slices of a sum per block (TILE * TILE * SLICES <= 1024)
 OPTIONS = ("--std=c++17",)
 C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
 
 @dataclass(frozen=True)
 class BlockKernel:
-    """A ``__global__`` template over ``T``: its CUDA name, parameters and body."""
+    """A ``__global__`` template over ``T``: its CUDA name, parameters and body.
+    Any block of up to 1024 threads may launch it: ``__launch_bounds__`` keeps its
+    registers within what so many threads share (64 each)."""
 
     name: str
     params: str
     body: str
 
     def template(self) -> str:
-        return (f"template<typename T>\n__global__ void {self.name}({self.params})\n"
-                f"{{\n{self.body}\n}}\n")
+        return (f"template<typename T>\n__global__ void __launch_bounds__(1024)"
+                f" {self.name}({self.params})\n{{\n{self.body}\n}}\n")
 
 
 # db[c] for the block's columns c = first + t % (blockDim.x / LANES), from
@@ -140,8 +144,13 @@ def _dense_softmax_cross_entropy(from_state: bool) -> BlockKernel:
 # C = op(a) op(b), (m, n) with row stride ldc; op(a) is (m, k), a stored (m, lda)
 # or, with trans_a, (k, lda) and read transposed; b likewise. Each operand
 # starts state[OFFSET] * its step elements in (none where state is null).
-# Thread (x, y) of block (bx, by) sums C[by T + y, bx T + x] over k in order;
-# each tile is loaded with threadIdx.x along its stored rows (coalesced).
+# Block (bx, by) takes the TILE x TILE outputs C[by T + y, bx T + x]; its
+# blockDim.z slices (a power of two) split the sum: slice z adds, from T(0) and
+# in order, the terms of chunks z, z + slices, ... of TILE terms each, staging
+# them in its own tiles (loaded with threadIdx.x along the stored rows:
+# coalesced); then the slices' partials pair up as a tree, partial[z] +=
+# partial[z + h] for h = slices/2, ..., 1. Short products get many blocks, long
+# sums many slices: a step's small products are latency, not arithmetic.
 GEMM = BlockKernel(
     "gpunet_gemm",
     "const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c, long long m,"
@@ -149,27 +158,35 @@ GEMM = BlockKernel(
     " int trans_b, const unsigned long long* __restrict__ state, long long a_step,"
     " long long b_step",
     "\n".join([
-        f"  __shared__ T a_tile[{TILE}][{TILE} + 1];  // [i][l]: op(a) at (row0 + i, l0 + l)",
-        f"  __shared__ T b_tile[{TILE}][{TILE} + 1];  // [l][j]: op(b) at (l0 + l, col0 + j)",
+        f"  __shared__ T a_tile[{SLICES}][{TILE}][{TILE} + 1];  // [z][i][l]: op(a)(row0+i, l0+l)",
+        f"  __shared__ T b_tile[{SLICES}][{TILE}][{TILE} + 1];  // [z][l][j]: op(b)(l0+l, col0+j)",
+        f"  __shared__ T partial[{SLICES}][{TILE}][{TILE}];",
         f"  const long long offset = state ? (long long)state[{OFFSET}] : 0;",
         "  a += offset * a_step; b += offset * b_step;",
-        "  const unsigned x = threadIdx.x, y = threadIdx.y;",
+        "  const unsigned x = threadIdx.x, y = threadIdx.y, z = threadIdx.z, slices = blockDim.z;",
         f"  const long long row0 = (long long)blockIdx.y * {TILE},"
-        f" col0 = (long long)blockIdx.x * {TILE};",
+        f" col0 = (long long)blockIdx.x * {TILE}, chunks = (k + {TILE} - 1) / {TILE};",
         "  T sum = T(0);",
-        f"  for (long long l0 = 0; l0 < k; l0 += {TILE}) {{",
+        "  for (long long first = 0; first < chunks; first += slices) {",
+        f"    const long long l0 = (first + z) * {TILE};",
         "    const long long ai = row0 + (trans_a ? x : y), al = l0 + (trans_a ? y : x);",
         "    const T av = ai < m && al < k ? a[trans_a ? al * lda + ai : ai * lda + al] : T(0);",
-        "    if (trans_a) a_tile[x][y] = av; else a_tile[y][x] = av;",
+        "    if (trans_a) a_tile[z][x][y] = av; else a_tile[z][y][x] = av;",
         "    const long long bl = l0 + (trans_b ? x : y), bj = col0 + (trans_b ? y : x);",
         "    const T bv = bl < k && bj < n ? b[trans_b ? bj * ldb + bl : bl * ldb + bj] : T(0);",
-        "    if (trans_b) b_tile[x][y] = bv; else b_tile[y][x] = bv;",
+        "    if (trans_b) b_tile[z][x][y] = bv; else b_tile[z][y][x] = bv;",
         "    __syncthreads();",
-        f"    const int depth = k - l0 < {TILE} ? (int)(k - l0) : {TILE};",
-        "    for (int l = 0; l < depth; ++l) sum += a_tile[y][l] * b_tile[l][x];",
+        f"    const int depth = k - l0 < 0 ? 0 : k - l0 < {TILE} ? (int)(k - l0) : {TILE};",
+        "    for (int l = 0; l < depth; ++l) sum += a_tile[z][y][l] * b_tile[z][l][x];",
         "    __syncthreads();",
         "  }",
-        "  if (row0 + y < m && col0 + x < n) c[(row0 + y) * ldc + col0 + x] = sum;"]))
+        "  partial[z][y][x] = sum;",
+        "  for (unsigned half = slices / 2; half > 0; half /= 2) {",
+        "    __syncthreads();",
+        "    if (z < half) partial[z][y][x] += partial[z + half][y][x];",
+        "  }",
+        "  if (z == 0 && row0 + y < m && col0 + x < n)",
+        "    c[(row0 + y) * ldc + col0 + x] = partial[0][y][x];"]))
 
 BLOCK_KERNELS: dict[str, BlockKernel] = {
     **{dense_kernel("backward", *variant): _dense_backward(*variant)
@@ -257,7 +274,13 @@ def gemm(a: Array, b: Array, c: Array, *, trans_a: bool = False, trans_b: bool =
     defaults to a's; give it where a is a larger array read at an offset."""
     m, n = c.shape
     k = (a.shape[0] if trans_a else a.shape[1]) if depth is None else depth
-    launch("gemm", c.dtype, (-(-n // TILE), -(-m // TILE)), (TILE, TILE),
+    launch("gemm", c.dtype, (-(-n // TILE), -(-m // TILE)), (TILE, TILE, slices(k)),
            (a, b, c, np.int64(m), np.int64(n), np.int64(k), np.int64(a.shape[1]),
             np.int64(b.shape[1]), np.int64(n), np.int32(trans_a), np.int32(trans_b), state,
             np.int64(a_step), np.int64(b_step)))
+
+
+def slices(k: int) -> int:
+    """The slices ``gemm`` splits a sum of ``k`` terms into: one per chunk of
+    TILE terms, rounded up to a power of two, at most SLICES."""
+    return min(SLICES, 1 << max(0, -(-k // TILE) - 1).bit_length())

@@ -22,7 +22,7 @@ import pytest
 import gpunet
 from gpunet.backend import block_kernels
 from gpunet.backend.activations import ACTIVATIONS
-from gpunet.backend.block_kernels import LANES, TILE
+from gpunet.backend.block_kernels import LANES, SLICES, TILE
 from gpunet.backend.graph_step import OFFSET, STATE_SIZE
 from helpers.block_kernel_source import build_host_launch, check_sums
 
@@ -193,9 +193,10 @@ def check_product(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
     assert (np.abs(c - a @ b) <= bound).all()
 
 
-# (m, k, n): within a tile, cut short in each dimension, whole tiles, k = 0, m = 0.
+# (m, k, n): within a tile, cut short in each dimension, whole tiles, k = 0, m = 0;
+# sums of 3 chunks (4 slices, one idle) and of more chunks than slices, cut short.
 GEMM_SHAPES = [(1, 1, 1), (7, 5, 3), (17, 33, 18), (TILE, 2 * TILE, TILE), (40, 0, 5),
-               (0, 4, 3)]
+               (0, 4, 3), (9, 3 * TILE, 2), (3, SLICES * TILE * 2 + 5, 10)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -209,6 +210,41 @@ def test_gemm(host, shape, trans_a, trans_b, dtype):
     c = np.full((m, n), np.nan, dtype)
     block_kernels.gemm(a, b, c, trans_a=trans_a, trans_b=trans_b)
     check_product(c, a.T if trans_a else a, b.T if trans_b else b)
+
+
+def sliced_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a b summed in gemm's documented order: slice z of slices(k) adds, from 0,
+    the terms of chunks z, z + slices, ... in order; then the slices pair up as a
+    tree, partial[z] += partial[z + h] for h = slices/2, ..., 1."""
+    k = a.shape[1]
+    count = block_kernels.slices(k)
+    partial = np.zeros((count, a.shape[0], b.shape[1]), a.dtype)
+    for chunk in range(-(-k // TILE)):
+        for term in range(chunk * TILE, min(k, (chunk + 1) * TILE)):
+            partial[chunk % count] += a[:, term:term + 1] * b[term:term + 1, :]
+    half = count // 2
+    while half:
+        partial[:half] += partial[half:2 * half]
+        half //= 2
+    return partial[0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [TILE, 3 * TILE + 1, SLICES * TILE, SLICES * TILE * 3 - 2])
+def test_gemm_sums_in_the_documented_order(host, k, dtype):
+    """Each output is bit for bit the sliced sum the kernel documents, so a graph
+    replay and the planned step, which launch it alike, agree exactly; 1, 4, 16
+    and 16 slices, the last with a round of chunks cut short."""
+    a, b = draw((9, k), dtype, -6, 6, 21), draw((k, 11), dtype, -6, 6, 22)
+    c = np.full((9, 11), np.nan, dtype)
+    block_kernels.gemm(a, b, c)
+    np.testing.assert_array_equal(c, sliced_product(a, b))
+
+
+def test_gemm_slices_are_a_power_of_two_a_chunk_each_at_most_slices():
+    assert [block_kernels.slices(k) for k in (0, 1, TILE, TILE + 1, 3 * TILE, 4 * TILE + 1)] == [
+        1, 1, 1, 2, 4, 8]
+    assert block_kernels.slices(10**6) == SLICES and TILE * TILE * SLICES <= 1024
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -1,12 +1,12 @@
 """The block kernels (gpunet/backend/block_kernels.py) as a host library for g++ -fopenmp,
 and a ``launch`` that runs them on NumPy arrays as CuPy would on CuPy's.
 
-A CUDA block becomes an OpenMP team of blockDim.x * blockDim.y threads:
+A CUDA block becomes an OpenMP team of blockDim.x * blockDim.y * blockDim.z threads:
 ``threadIdx`` comes from omp_get_thread_num(), ``__syncthreads()`` is an OpenMP
 barrier, ``__shared__`` is ``static`` (one instance, shared by the team), and
 the blocks of the grid run one after another, x fastest. Each kernel gets an
 ``extern "C"`` function per float type, ``host_<name>_<type>(grid x, grid y,
-block x, block y, the kernel's parameters)``.
+block x, block y, block z, the kernel's parameters)``.
 """
 from __future__ import annotations
 
@@ -33,10 +33,11 @@ static dim3 gridDim, blockDim, blockIdx;
 static inline dim3 thread_index()
 {
   const unsigned t = omp_get_thread_num();
-  return {t % blockDim.x, t / blockDim.x, 0};
+  return {t % blockDim.x, t / blockDim.x % blockDim.y, t / (blockDim.x * blockDim.y)};
 }
 #define threadIdx (thread_index())
 #define __global__
+#define __launch_bounds__(threads)
 #define __device__
 #define __shared__ static
 #define __syncthreads() _Pragma("omp barrier")
@@ -72,15 +73,16 @@ def host_source() -> str:
         for c_type in C_TYPES.values():
             typed = re.sub(r"\bT\b", c_type, kernel.params)
             parts.append(f"""\
-extern "C" void host_{name}_{c_type}(unsigned gx, unsigned gy, unsigned bx, unsigned by, {typed})
+extern "C" void host_{name}_{c_type}(unsigned gx, unsigned gy, unsigned bx, unsigned by,
+                                  unsigned bz, {typed})
 {{
-  gridDim = {{gx, gy, 1}}; blockDim = {{bx, by, 1}};
+  gridDim = {{gx, gy, 1}}; blockDim = {{bx, by, bz}};
   for (unsigned y = 0; y < gy; ++y)
     for (unsigned x = 0; x < gx; ++x) {{
       blockIdx = {{x, y, 0}};
-      #pragma omp parallel num_threads(bx * by)
+      #pragma omp parallel num_threads(bx * by * bz)
       {{
-        if ((unsigned)omp_get_num_threads() != bx * by) abort();
+        if ((unsigned)omp_get_num_threads() != bx * by * bz) abort();
         {kernel.name}<{c_type}>({names});
       }}
     }}
@@ -110,12 +112,12 @@ def host_launch(library: ctypes.CDLL) -> Callable[..., None]:
                 assert type(arg) is want.type, f"{name}: {p.name} {type(arg)} is not {want}"
                 values.append(np.ctypeslib.as_ctypes_type(want)(arg))
         gx, gy = (max(1, g) for g in (tuple(grid) + (1,))[:2])
-        bx, by = (max(1, b) for b in (tuple(block) + (1,))[:2])
-        assert bx * by <= 1024, f"{name}: {bx} x {by} threads in a block"
+        bx, by, bz = (max(1, b) for b in (tuple(block) + (1, 1))[:3])
+        assert bx * by * bz <= 1024, f"{name}: {bx} x {by} x {bz} threads in a block"
         function = getattr(library, f"host_{name}_{C_TYPES[np.dtype(dtype)]}")
-        function.argtypes = [ctypes.c_uint] * 4 + [
+        function.argtypes = [ctypes.c_uint] * 5 + [
             ctypes.c_void_p if p.pointer else type(v) for p, v in zip(ps, values)]
-        function(gx, gy, bx, by, *values)
+        function(gx, gy, bx, by, bz, *values)
     return launch
 
 
