@@ -2,7 +2,9 @@
 CUPTI tracing, which sees CuPy's launches and graph nodes too), epoch wall times,
 and the eager epoch's host work (cProfile).
 
-    PYTHONPATH=. python -m benchmarks.gpu_kernel_profile OUT
+    PYTHONPATH=. python -m benchmarks.gpu_kernel_profile OUT [MODEL:BATCH ...]
+
+(by default the deep and wide models at batch 128 and 1024).
 """
 from __future__ import annotations
 
@@ -20,11 +22,11 @@ from gpunet.bench.trainers import GpunetTrainer, mnist_like
 CASES = (("deep", 128), ("deep", 1024), ("wide", 128), ("wide", 1024))
 
 
-def main(out: str) -> None:
+def main(out: str, cases: tuple[tuple[str, int], ...] = CASES) -> None:
     from torch.profiler import ProfilerActivity, profile
     backend = gpunet.get_backend("cupy")
     x, labels = mnist_like(60_000)
-    for model, batch in CASES:
+    for model, batch in cases:
         for graph in ("off", "on"):
             trainer = GpunetTrainer(model, batch, x, labels, backend, graph=graph)
             for _ in range(2):
@@ -62,4 +64,5 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], tuple((m, int(b)) for m, b in (c.split(":") for c in sys.argv[2:]))
+         or CASES)

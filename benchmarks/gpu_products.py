@@ -1,11 +1,13 @@
-"""Each product of the deep model's planned step, by each product path gpunet has on
+"""Each product of a preset model's planned step, by each product path gpunet has on
 CuPy: the device time a call takes (torch.profiler's CUPTI, kernels and split-K sums
-together), for the next design of the step's products.
+together), for the design of the step's products.
 
-    PYTHONPATH=. python -m benchmarks.gpu_products [--batch-sizes 128 1024]
+    PYTHONPATH=. python -m benchmarks.gpu_products [--models deep wide]
+                                                   [--batch-sizes 128 1024]
 
-Paths: "cupy.matmul" (eager layers), "cuBLAS" (a planned or graph step:
-``cublas_capture.py``, one plain call) and "fallback GEMM" (``block_kernels.gemm``).
+Paths: "cupy.matmul" (eager layers), "cuBLAS" (``cublas_capture.py``'s one plain
+call), "tiled GEMM" (``block_kernels.gemm``, also the fallback where cuBLAS cannot be
+captured) and "recorded step" (the one of the two a planned or graph step takes).
 """
 from __future__ import annotations
 
@@ -16,21 +18,26 @@ import numpy as np
 
 import gpunet
 
-PATHS = ("cupy.matmul", "cuBLAS", "fallback GEMM")
+PATHS = ("cupy.matmul", "cuBLAS", "tiled GEMM", "recorded step")
 CALLS = 50
 
 
-def products(batch: int) -> dict[str, tuple[tuple[int, int], tuple[int, int], bool, bool]]:
-    """The deep model's (784 -> 30 -> 10 -> 10) products at ``batch``: name ->
-    (a's shape, b's shape, trans_a, trans_b), a and b as a step stores them."""
-    return {"x W1^T": ((batch, 784), (30, 784), False, True),
-            "y1 W2^T": ((batch, 30), (10, 30), False, True),
-            "y2 W3^T": ((batch, 10), (10, 10), False, True),
-            "dz3^T y2": ((batch, 10), (batch, 10), True, False),
-            "dz3 W3": ((batch, 10), (10, 10), False, False),
-            "dz2^T y1": ((batch, 10), (batch, 30), True, False),
-            "dz2 W2": ((batch, 10), (10, 30), False, False),
-            "dz1^T x": ((batch, 30), (batch, 784), True, False)}
+def products(model: str, batch: int) -> dict[str, tuple[tuple[int, int], tuple[int, int],
+                                                     bool, bool]]:
+    """Preset ``model``'s products at ``batch``: name -> (a's shape, b's shape,
+    trans_a, trans_b), a and b as a step stores them: each layer's y W^T (x for
+    the first input), then, last layer first, dz^T y and but for the first dz W."""
+    from gpunet.models import PRESET_MODELS
+    linears = [layer for layer in PRESET_MODELS[model].layers if layer["layer"] == "Linear"]
+    dims = [linears[0]["input_dim"], *(layer["output_dim"] for layer in linears)]
+    name = ["x", *(f"y{i}" for i in range(1, len(dims)))]
+    out = {f"{name[i]} W{i + 1}^T": ((batch, dims[i]), (dims[i + 1], dims[i]), False, True)
+           for i in range(len(dims) - 1)}
+    for i in range(len(dims) - 1, 0, -1):
+        out[f"dz{i}^T {name[i - 1]}"] = ((batch, dims[i]), (batch, dims[i - 1]), True, False)
+        if i > 1:
+            out[f"dz{i} W{i}"] = ((batch, dims[i]), (dims[i], dims[i - 1]), False, False)
+    return out
 
 
 def device_us(run: Callable[[], None], synchronize: Callable[[], None]) -> float:
@@ -48,8 +55,15 @@ def device_us(run: Callable[[], None], synchronize: Callable[[], None]) -> float
 def on_path(backend: Any, path: str, a: Any, b: Any, out: Any, trans_a: bool,
             trans_b: bool) -> Callable[[], None]:
     """One product by ``path``."""
+    from gpunet.backend import block_kernels
+    from gpunet.backend.cublas_capture import captured_cublas
+    if path == "cuBLAS":
+        return lambda: captured_cublas().gemm(a.T if trans_a else a, b.T if trans_b else b, out)
+    if path == "tiled GEMM":
+        return lambda: block_kernels.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b)
+
     def run() -> None:
-        backend.captured_gemm = None if path == "cupy.matmul" else path
+        backend.captured_gemm = None if path == "cupy.matmul" else "cuBLAS"
         try:
             backend.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b)
         finally:
@@ -59,6 +73,7 @@ def on_path(backend: Any, path: str, a: Any, b: Any, out: Any, trans_a: bool,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["deep"])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 1024])
     args = parser.parse_args()
     import cupy
@@ -67,11 +82,11 @@ def main() -> None:
     backend = gpunet.get_backend("cupy")
     captured_cublas().prepare(cupy.cuda.get_current_stream())
     rng = np.random.default_rng(0)
-    print(f"{'product':<10} {'batch':>5} " + " ".join(f"{p:>14}" for p in PATHS)
+    print(f"{'model':<5} {'product':<10} {'batch':>5} " + " ".join(f"{p:>14}" for p in PATHS)
           + "   (µs of device time a call)")
-    for batch in args.batch_sizes:
+    for model, batch in ((m, b) for m in args.models for b in args.batch_sizes):
         totals = dict.fromkeys(PATHS, 0.0)
-        for name, (a_shape, b_shape, trans_a, trans_b) in products(batch).items():
+        for name, (a_shape, b_shape, trans_a, trans_b) in products(model, batch).items():
             a, b = (cupy.asarray(rng.standard_normal(s, np.float32)) for s in (a_shape, b_shape))
             m = a_shape[1] if trans_a else a_shape[0]
             n = b_shape[0] if trans_b else b_shape[1]
@@ -80,9 +95,10 @@ def main() -> None:
                                      backend.synchronize) for path in PATHS}
             for path in PATHS:
                 totals[path] += times[path]
-            print(f"{name:<10} {batch:>5} " + " ".join(f"{times[p]:>14.2f}" for p in PATHS),
-                  flush=True)
-        print(f"{'all':<10} {batch:>5} " + " ".join(f"{totals[p]:>14.2f}" for p in PATHS))
+            print(f"{model:<5} {name:<10} {batch:>5} "
+                  + " ".join(f"{times[p]:>14.2f}" for p in PATHS), flush=True)
+        print(f"{model:<5} {'all':<10} {batch:>5} "
+              + " ".join(f"{totals[p]:>14.2f}" for p in PATHS))
 
 
 if __name__ == "__main__":

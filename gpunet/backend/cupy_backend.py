@@ -13,9 +13,9 @@ A graph step (``gpunet/planning/graph.py``) is captured as a CUDA graph on a
 stream of its own and launched on the current one. Under capture nothing may
 allocate (the pool's addresses are baked into the graph) and CuPy's cuBLAS
 bindings refuse to run, so the captured products call libcublas itself
-(``cublas_capture.py``), but those summing at most SHORT_SUM terms, which take
-the tiled GEMM kernel of ``block_kernels.py``; where cuBLAS cannot be captured,
-that kernel takes them all.
+(``cublas_capture.py``), but the small ones (``_tiled``), which take the tiled
+GEMM kernel of ``block_kernels.py``; where cuBLAS cannot be captured, that
+kernel takes them all.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ import cupy
 import numpy as np
 
 from . import block_kernels
+from .block_kernels import TILE, slices
 from .activations import ActivationCall, activation_call
 from .base import FLOAT_DTYPES, Array, Backend, float_rows, row_length
 from .cublas_capture import captured_cublas
@@ -34,10 +35,15 @@ from .graph_step import GraphCaptureError, StateRows
 from .kernels import DENSE_VARIANTS, dense_kernel, elementwise
 from .planned_step import TargetClasses
 
-# A recorded step's products summing at most this many terms take the tiled GEMM kernel:
-# on an H200 (2026-12-04, benchmarks/gpu_products.py) it ran the deep model's four such
-# products in 1.5-2.3 µs each, cuBLAS in 4-5 µs with its split-K sum.
-SHORT_SUM = 32
+# A recorded step's products that take the tiled GEMM kernel, the rest cuBLAS: sums of
+# at most TILED_SUM terms (two rounds of its slices) over at most TILED_THREADS threads
+# (one wave of an H200's 132 SMs of 2048). On an H200 (2026-12-04,
+# benchmarks/gpu_products.py, the deep and the wide models at batch 128, 256 and 1024)
+# those took 1.5-3.7 µs tiled (6.1 for the wide model's 128 x 128 y1 W2^T), 4-7.2 by
+# cuBLAS (50 for the wide model's dz3^T y2); the others took 5.9 to 193 µs tiled, more
+# than by cuBLAS, but the wide model's dz3^T y2 at batch 1024 (11 tiled, 50 by cuBLAS).
+TILED_SUM = 256
+TILED_THREADS = 1 << 18
 # dense_forward's kernel names by its arguments, looked up without a Python call each step
 _FORWARD_NAMES = {(activation, dropout, from_state):
                   dense_kernel("forward", activation, dropout, from_state)
@@ -115,16 +121,13 @@ class CupyBackend(Backend):
         if self.captured_gemm is None:  # eager: no StateRows, which only a recorded step takes
             a, b = (a.T if trans_a else a), (b.T if trans_b else b)
             return (cupy.multiply if a.shape[1] == 1 else cupy.matmul)(a, b, out=out)
-        if self.captured_gemm == "cuBLAS":  # a StateRows copied into its buffer first
-            a = self.state_rows(a) if type(a) is StateRows else a
+        k = (a.buffer if type(a) is StateRows else a).shape[0 if trans_a else 1]
+        if self.captured_gemm == "cuBLAS" and not _tiled(*out.shape, k):
+            a = self.state_rows(a) if type(a) is StateRows else a  # copied into its buffer
             b = self.state_rows(b) if type(b) is StateRows else b
-            a, b = (a.T if trans_a else a), (b.T if trans_b else b)
-            if a.shape[1] <= SHORT_SUM:
-                _fallback_gemm(a, b, out, None, [0, 0])
-            else:
-                captured_cublas().gemm(a, b, out)
+            captured_cublas().gemm((a.T if trans_a else a), (b.T if trans_b else b), out)
             return out
-        # the fallback GEMM reads a StateRows in place, from the state's row offset
+        # the tiled GEMM reads a StateRows in place, from the state's row offset
         state, steps = None, [0, 0]
         if type(a) is StateRows:
             state, steps[0], a = a.state, a.data.shape[1], a.data[:a.batch]
@@ -267,6 +270,13 @@ class CupyBackend(Backend):
             raise GraphCaptureError(f"{gemm}: {type(error).__name__}: {error}") from error
         graph.launch()
         return graph.launch
+
+
+def _tiled(m: int, n: int, k: int) -> bool:
+    """Whether a recorded step's (m, k) (k, n) product takes the tiled GEMM kernel
+    on the cuBLAS path."""
+    return k <= TILED_SUM and -(-m // TILE) * -(-n // TILE) * TILE * TILE * slices(k) \
+        <= TILED_THREADS
 
 
 def _fallback_gemm(a: Array, b: Array, out: Array, state: Array | None,

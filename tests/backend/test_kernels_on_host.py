@@ -737,20 +737,22 @@ class NumpyCublas:
 
 
 @covers("state_rows")
-@pytest.mark.parametrize("gemm", ["fallback GEMM", "cuBLAS"])
+@pytest.mark.parametrize("route", ["fallback GEMM", "cuBLAS, tiled", "cuBLAS"])
 @pytest.mark.parametrize("which", ["a", "b"])
-def test_a_captured_product_reads_a_graph_steps_batch_at_its_offset(kernels, cpu, which, gemm):
-    """A StateRows operand (the first layer's x W^T and dz^T x, sums of more than
-    32 terms) is read from row state[OFFSET] of the epoch's data: in place by the
-    fallback GEMM; copied into the StateRows' buffer by one kernel, then
-    multiplied, for cuBLAS."""
+def test_a_captured_product_reads_a_graph_steps_batch_at_its_offset(kernels, cpu, which, route):
+    """A StateRows operand (the first layer's x W^T and dz^T x) is read from row
+    state[OFFSET] of the epoch's data: in place by the tiled GEMM, on the
+    fallback path or on the cuBLAS path for a small product (``_tiled``); copied
+    into the StateRows' buffer by one kernel, then multiplied, for cuBLAS."""
     batch, width = 33, 40
     data, state = draw((70, width), np.float32, seed=16), graph_state(5, 0, 0)
     buffer, mine = np.full((batch, width), np.nan, np.float32), data[5:5 + batch]
     rows, cublas = StateRows(data, state, batch, buffer), NumpyCublas()
+    module = sys.modules[type(kernels).__module__]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(kernels, "captured_gemm", gemm, raising=False)
-        patch.setattr(sys.modules[type(kernels).__module__], "captured_cublas", lambda: cublas)
+        patch.setattr(kernels, "captured_gemm", route.split(",")[0], raising=False)
+        patch.setattr(module, "captured_cublas", lambda: cublas)
+        patch.setattr(module, "TILED_SUM", 0 if route == "cuBLAS" else module.TILED_SUM)
         if which == "a":
             w = draw((2, width), np.float32, seed=17)
             out = kernels.gemm(rows, w, np.empty((batch, 2), np.float32), trans_b=True)
@@ -759,7 +761,7 @@ def test_a_captured_product_reads_a_graph_steps_batch_at_its_offset(kernels, cpu
             dz = draw((batch, 2), np.float32, seed=18)
             out = kernels.gemm(dz, rows, np.empty((2, width), np.float32), trans_a=True)
             check_product(out, dz.T, mine)
-    if gemm == "cuBLAS":
+    if route == "cuBLAS":
         np.testing.assert_array_equal(buffer, mine)
         assert any(operand is buffer for operand in cublas.operands[0])
     else:
@@ -767,19 +769,36 @@ def test_a_captured_product_reads_a_graph_steps_batch_at_its_offset(kernels, cpu
 
 
 @pytest.mark.parametrize("k", [1, 32, 33])
-def test_a_recorded_steps_short_sums_take_the_tiled_kernel(kernels, k):
-    """On the cuBLAS path, a product summing at most SHORT_SUM (32) terms runs the
-    tiled GEMM kernel, which was faster for such products on an H200; a longer
-    one runs cuBLAS. Both give the product."""
+def test_a_recorded_steps_small_products_take_the_tiled_kernel(kernels, k):
+    """On the cuBLAS path, a product summing at most TILED_SUM terms (here 32)
+    runs the tiled GEMM kernel, a longer one cuBLAS; both give the product."""
     module = sys.modules[type(kernels).__module__]
     a, b = draw((5, k), np.float32, seed=19), draw((k, 3), np.float32, seed=20)
     cublas = NumpyCublas()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
         patch.setattr(module, "captured_cublas", lambda: cublas)
+        patch.setattr(module, "TILED_SUM", 32)
         out = kernels.gemm(a, b, np.full((5, 3), np.nan, np.float32))
     check_product(out, a, b)
-    assert module.SHORT_SUM == 32 and bool(cublas.operands) == (k > 32)
+    assert bool(cublas.operands) == (k > 32)
+
+
+# (m, n, k) of products the tiled kernel ran faster than cuBLAS on an H200, and of
+# some it ran slower: the deep and wide models' at batch 128 and 1024.
+FASTER_TILED = [(128, 10, 30), (10, 30, 128), (128, 30, 10), (128, 128, 256), (10, 128, 128),
+                (1024, 30, 10), (1024, 128, 10), (10, 30, 256)]
+FASTER_BY_CUBLAS = [(128, 30, 784), (30, 784, 128), (128, 256, 128), (10, 10, 1024),
+                    (256, 128, 256), (1024, 128, 256)]
+
+
+def test_a_recorded_steps_products_take_the_path_measured_faster(kernels):
+    """``_tiled`` sends the products the tiled kernel ran faster on an H200 to it,
+    and those cuBLAS ran faster to cuBLAS: a sum of at most TILED_SUM terms over
+    at most TILED_THREADS threads."""
+    tiled = sys.modules[type(kernels).__module__]._tiled
+    assert [tiled(*shape) for shape in FASTER_TILED] == [True] * len(FASTER_TILED)
+    assert [tiled(*shape) for shape in FASTER_BY_CUBLAS] == [False] * len(FASTER_BY_CUBLAS)
 
 
 def test_block_operations_copy_strided_inputs_and_refuse_strided_outputs(kernels):
