@@ -88,13 +88,20 @@ ADVANCE = f"if (i == 0) for (int s = 0; s < {STATE_SIZE}; ++s) state[s] += delta
 Entry = Callable[[str], str]  # a row's entry at an index, as C: e.g. "p[row + {}]".format
 
 
-def _first_largest(entry: Entry, best: str) -> str:
-    """In a loop over j: index ``best`` moves to j where entry j beats entry
-    ``best``, so it ends at the first largest, a NaN counting as largest (as
-    NumPy's argmax); v == v is the not-NaN test, as CUDA's isnan has no integer
+def _first_largest(*entries: tuple[Entry, str, str], indices: bool = True) -> str:
+    """One loop over a row's k entries that leaves, for each (entry, best,
+    type_), ``best``_value (of ``type_``) its first largest entry, a NaN counting
+    as largest (as NumPy's argmax), and with ``indices`` index ``best`` at it. The
+    entry is kept, not read again at ``best``, so the loop's reads do not wait on
+    one another; v == v is the not-NaN test, as CUDA's isnan has no integer
     overload."""
-    return (f"if ({entry(best)} == {entry(best)} && !({entry('j')} <= {entry(best)}))"
-            f" {best} = j;")
+    index = "{0} = j; " if indices else ""
+    declare = [(f"ptrdiff_t {best} = 0; " if indices else "")
+               + f"{type_} {best}_value = {type_}(0);" for _, best, type_ in entries]
+    bodies = [f"{{ const {type_} v = {entry('j')}; if (j == 0 || ({best}_value =="
+              f" {best}_value && !(v <= {best}_value))) {{ {index.format(best)}{best}_value = v;"
+              " } }" for entry, best, type_ in entries]
+    return " ".join([*declare, "for (ptrdiff_t j = 0; j < k; ++j) {", *bodies, "}"])
 
 
 def _softmax_cross_entropy(logit: Entry, hit: bool) -> str:
@@ -105,10 +112,9 @@ def _softmax_cross_entropy(logit: Entry, hit: bool) -> str:
     largest logit is at the first largest target, as ``matches``."""
     return " ".join([
         "const ptrdiff_t row = (ptrdiff_t)i * k;",
-        "ptrdiff_t top = 0, want = 0;" if hit else "ptrdiff_t top = 0;",
-        "for (ptrdiff_t j = 1; j < k; ++j) {", _first_largest(logit, "top"),
-        *([_first_largest("a[row + {}]".format, "want")] if hit else []), "}",
-        f"const T largest = {logit('top')}; T total = T(0);",
+        _first_largest((logit, "top", "T"), *([("a[row + {}]".format, "want", "T")] if hit
+                                              else []), indices=hit),
+        "const T largest = top_value; T total = T(0);",
         f"for (ptrdiff_t j = 0; j < k; ++j) {{ g[row + j] = exp({logit('j')} - largest);"
         " total += g[row + j]; }",
         "const T log_total = log(total); T sum = T(0);",
@@ -160,10 +166,10 @@ KERNELS: dict[str, KernelSpec] = _specs(
     # Whether a row of p and a row of t have their largest entry at the same
     # index; T and U may be any real or bool type.
     ("matches", "raw T p, raw U t, int64 k", "bool hit",
-     " ".join(["const ptrdiff_t row = (ptrdiff_t)i * k; ptrdiff_t bp = 0, bt = 0;",
-               "for (ptrdiff_t j = 1; j < k; ++j) {",
-               _first_largest("p[row + {}]".format, "bp"),
-               _first_largest("t[row + {}]".format, "bt"), "} hit = bp == bt"])),
+     " ".join(["const ptrdiff_t row = (ptrdiff_t)i * k;",
+               _first_largest(("p[row + {}]".format, "bp", "T"),
+                              ("t[row + {}]".format, "bt", "U")),
+               "hit = bp == bt"])),
     ("dropout", f"T x, {DRAW_PARAMS}", "T y, T mask", f"{DRAW_MASK} y = x * mask"),
     ("sgd_update", "T g, T lr", "T param", "param -= lr * g"),
     # The notebook's momentum; damping = 1 - momentum, rounded once on the host as NumPy does.
