@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     import cupy
 
 Array = Any
-LANES = 32  # partial sums per column: the fixed order's row stride
+LANES = 128  # partial sums per column: the fixed order's row stride
 COLUMNS = 8  # dense_backward's columns per block: a float32 warp reads 32-byte rows
 OUTPUT_THREADS = 1024  # the output stage's one block: a row a thread up to 1024 rows
 TILE = 8  # gemm: TILE x TILE outputs per block, a thread each per slice of the sum
@@ -148,7 +148,8 @@ def _dense_softmax_cross_entropy(from_state: bool) -> BlockKernel:
 # blockDim.z slices (a power of two) split the sum: slice z adds, from T(0) and
 # in order, the terms of chunks z, z + slices, ... of TILE terms each, staging
 # them in its own tiles (loaded with threadIdx.x along the stored rows:
-# coalesced); then the slices' partials pair up as a tree, partial[z] +=
+# coalesced; the next round's read while a round adds up); then the slices'
+# partials pair up as a tree, partial[z] +=
 # partial[z + h] for h = slices/2, ..., 1. Short products get many blocks, long
 # sums many slices: a step's small products are latency, not arithmetic.
 GEMM = BlockKernel(
@@ -166,16 +167,20 @@ GEMM = BlockKernel(
         "  const unsigned x = threadIdx.x, y = threadIdx.y, z = threadIdx.z, slices = blockDim.z;",
         f"  const long long row0 = (long long)blockIdx.y * {TILE},"
         f" col0 = (long long)blockIdx.x * {TILE}, chunks = (k + {TILE} - 1) / {TILE};",
-        "  T sum = T(0);",
+        "  // this thread's entries of op(a) and op(b) at sum index l of its tiles, 0 outside",
+        "  const long long ai = row0 + (trans_a ? x : y), bj = col0 + (trans_b ? y : x);",
+        "  const unsigned al = trans_a ? y : x, bl = trans_b ? x : y;",
+        "  auto a_at = [&](long long l) {",
+        "    return ai < m && l < k ? a[trans_a ? l * lda + ai : ai * lda + l] : T(0); };",
+        "  auto b_at = [&](long long l) {",
+        "    return l < k && bj < n ? b[trans_b ? bj * ldb + l : l * ldb + bj] : T(0); };",
+        f"  T av = a_at(z * {TILE} + al), bv = b_at(z * {TILE} + bl), sum = T(0);",
         "  for (long long first = 0; first < chunks; first += slices) {",
-        f"    const long long l0 = (first + z) * {TILE};",
-        "    const long long ai = row0 + (trans_a ? x : y), al = l0 + (trans_a ? y : x);",
-        "    const T av = ai < m && al < k ? a[trans_a ? al * lda + ai : ai * lda + al] : T(0);",
+        f"    const long long l0 = (first + z) * {TILE}, next = l0 + slices * {TILE};",
         "    if (trans_a) a_tile[z][x][y] = av; else a_tile[z][y][x] = av;",
-        "    const long long bl = l0 + (trans_b ? x : y), bj = col0 + (trans_b ? y : x);",
-        "    const T bv = bl < k && bj < n ? b[trans_b ? bj * ldb + bl : bl * ldb + bj] : T(0);",
         "    if (trans_b) b_tile[z][x][y] = bv; else b_tile[z][y][x] = bv;",
         "    __syncthreads();",
+        "    av = a_at(next + al); bv = b_at(next + bl);  // read while this round adds",
         f"    const int depth = k - l0 < 0 ? 0 : k - l0 < {TILE} ? (int)(k - l0) : {TILE};",
         "    for (int l = 0; l < depth; ++l) sum += a_tile[z][y][l] * b_tile[z][l][x];",
         "    __syncthreads();",
@@ -236,7 +241,7 @@ def dense_backward(gy: Array, db: Array, *, y: Array | None = None, mask: Array 
     ``db``; with neither ``activation`` nor ``mask``, db = the sums of gy alone.
     ``values`` are the activation's parameters; every array is C-contiguous,
     (rows, k) but db (k,), of db's dtype. ``columns`` per block of columns *
-    LANES threads (at most 32)."""
+    LANES threads (at most 1024 // LANES)."""
     rows, k = gy.shape
     t = db.dtype.type
     launch(dense_kernel("backward", activation, mask is not None), db.dtype,

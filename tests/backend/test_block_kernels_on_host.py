@@ -120,8 +120,9 @@ def test_dense_backward(host, cpu, activation, dropout, shape, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 1), (100, 30), (1024, 10), (33, 70)])
 def test_dense_backward_sums_in_one_order_whatever_the_block(host, shape, dtype):
-    """db is bit for bit the same for 1 to 32 columns a block, and run to run."""
-    runs = [backward("tanh", True, shape, dtype, columns) for columns in (1, 4, 8, 8, 32)]
+    """db is bit for bit the same for 1 to 1024 // LANES columns a block, and run to run."""
+    most = 1024 // LANES
+    runs = [backward("tanh", True, shape, dtype, columns) for columns in (1, 2, most, most)]
     for *_, dz, db in runs:
         np.testing.assert_array_equal(dz, runs[0][3])
         np.testing.assert_array_equal(db, runs[0][4])
@@ -179,8 +180,9 @@ def test_dense_softmax_cross_entropy(host, cpu, shape, dtype, offset):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(100, 30), (1024, 10), (33, 70)])
 def test_output_stage_sums_in_one_order_whatever_the_block(host, shape, dtype):
-    """The gradient and db are bit for bit the same for 32 to 1024 threads, and run to run."""
-    runs = [output_stage(shape, dtype, threads=threads) for threads in (32, 96, 256, 256, 1024)]
+    """The gradient and db are bit for bit the same for LANES to 1024 threads, and run to run."""
+    runs = [output_stage(shape, dtype, threads=threads)
+            for threads in (LANES, 3 * LANES, 1024, 1024)]
     for run in runs:
         for got, first in zip(run[3:], runs[0][3:]):
             np.testing.assert_array_equal(got, first)
