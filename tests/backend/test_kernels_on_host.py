@@ -743,7 +743,8 @@ def test_a_captured_product_reads_a_graph_steps_batch_at_its_offset(kernels, cpu
     """A StateRows operand (the first layer's x W^T and dz^T x) is read from row
     state[OFFSET] of the epoch's data: in place by the tiled GEMM, on the
     fallback path or on the cuBLAS path for a small product (``_tiled``); copied
-    into the StateRows' buffer by one kernel, then multiplied, for cuBLAS."""
+    into the StateRows' buffer by one kernel, then multiplied, for cuBLAS (here
+    for any product)."""
     batch, width = 33, 40
     data, state = draw((70, width), np.float32, seed=16), graph_state(5, 0, 0)
     buffer, mine = np.full((batch, width), np.nan, np.float32), data[5:5 + batch]
@@ -752,7 +753,8 @@ def test_a_captured_product_reads_a_graph_steps_batch_at_its_offset(kernels, cpu
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(kernels, "captured_gemm", route.split(",")[0], raising=False)
         patch.setattr(module, "captured_cublas", lambda: cublas)
-        patch.setattr(module, "TILED_SUM", 0 if route == "cuBLAS" else module.TILED_SUM)
+        if route == "cuBLAS":
+            patch.setattr(module, "_tiled", lambda *product: False)
         if which == "a":
             w = draw((2, width), np.float32, seed=17)
             out = kernels.gemm(rows, w, np.empty((batch, 2), np.float32), trans_b=True)
@@ -784,18 +786,22 @@ def test_a_recorded_steps_small_products_take_the_tiled_kernel(kernels, k):
     assert bool(cublas.operands) == (k > 32)
 
 
-# (m, n, k) of products the tiled kernel ran faster than cuBLAS on an H200, and of
-# some it ran slower: the deep and wide models' at batch 128 and 1024.
-FASTER_TILED = [(128, 10, 30), (10, 30, 128), (128, 30, 10), (128, 128, 256), (10, 128, 128),
-                (1024, 30, 10), (1024, 128, 10), (10, 30, 256)]
-FASTER_BY_CUBLAS = [(128, 30, 784), (30, 784, 128), (128, 256, 128), (10, 10, 1024),
-                    (256, 128, 256), (1024, 128, 256)]
+# (m, n, k, whether it reads the batch's rows) of products the tiled kernel ran faster
+# than cuBLAS on an H200 (reading the rows in place against cuBLAS after its copy of
+# them), and of some it ran slower: the deep and wide models' at batch 128 and 1024.
+FASTER_TILED = [(128, 10, 30, False), (10, 30, 128, False), (128, 30, 10, False),
+                (128, 128, 256, False), (10, 128, 128, False), (1024, 30, 10, False),
+                (1024, 128, 10, False), (10, 30, 256, False), (128, 30, 784, True)]
+FASTER_BY_CUBLAS = [(128, 30, 784, False), (30, 784, 128, False), (128, 256, 128, False),
+                    (10, 10, 1024, False), (256, 128, 256, False), (1024, 128, 256, False),
+                    (1024, 30, 784, True), (30, 784, 1024, True), (128, 256, 784, True),
+                    (256, 784, 128, True)]
 
 
 def test_a_recorded_steps_products_take_the_path_measured_faster(kernels):
     """``_tiled`` sends the products the tiled kernel ran faster on an H200 to it,
-    and those cuBLAS ran faster to cuBLAS: a sum of at most TILED_SUM terms over
-    at most TILED_THREADS threads."""
+    and those cuBLAS ran faster to cuBLAS: a sum of at most TILED_SUM terms
+    (TILED_ROWS_SUM reading the batch's rows) over at most TILED_THREADS threads."""
     tiled = sys.modules[type(kernels).__module__]._tiled
     assert [tiled(*shape) for shape in FASTER_TILED] == [True] * len(FASTER_TILED)
     assert [tiled(*shape) for shape in FASTER_BY_CUBLAS] == [False] * len(FASTER_BY_CUBLAS)
