@@ -148,10 +148,10 @@ def _dense_softmax_cross_entropy(from_state: bool) -> BlockKernel:
 # blockDim.z slices (a power of two) split the sum: slice z adds, from T(0) and
 # in order, the terms of chunks z, z + slices, ... of TILE terms each, staging
 # them in its own tiles (loaded with threadIdx.x along the stored rows:
-# coalesced; the next round's read while a round adds up); then the slices'
-# partials pair up as a tree, partial[z] +=
-# partial[z + h] for h = slices/2, ..., 1. Short products get many blocks, long
-# sums many slices: a step's small products are latency, not arithmetic.
+# coalesced; a round's chunks read while the round before adds up); then the
+# slices' partials pair up as a tree, partial[z] += partial[z + h] for h =
+# slices/2, ..., 1. Small products get many blocks, long sums many slices: a
+# step's products are latency, not arithmetic.
 GEMM = BlockKernel(
     "gpunet_gemm",
     "const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c, long long m,"

@@ -39,14 +39,14 @@ from .planned_step import TargetClasses
 # at most TILED_SUM terms (two rounds of its slices) over at most TILED_THREADS threads
 # (one wave of an H200's 132 SMs of 2048). On an H200 (2026-12-04,
 # benchmarks/gpu_products.py, the deep and the wide models at batch 128, 256 and 1024)
-# those took 1.5-3.7 µs tiled (6.1 for the wide model's 128 x 128 y1 W2^T), 4-7.2 by
-# cuBLAS (50 for the wide model's dz3^T y2); the others took 5.9 to 193 µs tiled, more
-# than by cuBLAS, but the wide model's dz3^T y2 at batch 1024 (11 tiled, 50 by cuBLAS).
+# those took 1.4-3.7 µs tiled (6.0 for the wide model's 128 x 128 y1 W2^T), 4-7.2 by
+# cuBLAS (50 for the wide model's dz3^T y2); the others took 5.8 to 190 µs tiled, more
+# than by cuBLAS, but the wide model's dz3^T y2 at batch 1024 (9.4 tiled, 51 by cuBLAS).
 TILED_SUM = 256
 TILED_THREADS = 1 << 18
-# A product reading the batch's rows in place spares cuBLAS's copy of them (1.8 µs at
-# batch 128), so it takes sums of up to TILED_ROWS_SUM terms tiled: the deep model's x W1^T
-# at batch 128 took 8.0 µs so against 7.5 by cuBLAS after the copy.
+# A product reading the batch's rows in place spares cuBLAS's copy of them (1.6-1.8 µs
+# at batch 128), so it takes sums of up to TILED_ROWS_SUM terms tiled: there the deep
+# model's x W1^T took 8.0 µs tiled against 7.5 by cuBLAS and the copy.
 TILED_ROWS_SUM = 1024
 # dense_forward's kernel names by its arguments, looked up without a Python call each step
 _FORWARD_NAMES = {(activation, dropout, from_state):

@@ -807,6 +807,15 @@ def test_a_recorded_steps_products_take_the_path_measured_faster(kernels):
     assert [tiled(*shape) for shape in FASTER_BY_CUBLAS] == [False] * len(FASTER_BY_CUBLAS)
 
 
+def test_a_product_a_block_past_one_wave_takes_cublas(kernels):
+    """``_tiled`` counts whole blocks of TILE x TILE outputs: a sum of 64 terms
+    (8 slices, 512 threads a block) over 2 x 256 blocks fits one wave, over 2 x
+    257 (one output past) does not, whichever side it is on."""
+    tiled = sys.modules[type(kernels).__module__]._tiled
+    assert tiled(9, 2048, 64, False) and tiled(2048, 9, 64, False)
+    assert not tiled(9, 2049, 64, False) and not tiled(2049, 9, 64, False)
+
+
 def test_block_operations_copy_strided_inputs_and_refuse_strided_outputs(kernels):
     """A block kernel reads and writes through plain pointers: a strided input is
     copied first, a strided output refused by name."""
