@@ -285,6 +285,7 @@ def gemm(a: Array, b: Array, c: Array, *, trans_a: bool = False, trans_b: bool =
             np.int64(a_step), np.int64(b_step)))
 
 
+@functools.cache  # a step asks the same few each time: a C call, not one in Python
 def slices(k: int) -> int:
     """The slices ``gemm`` splits a sum of ``k`` terms into: one per chunk of
     TILE terms, rounded up to a power of two, at most SLICES."""
