@@ -51,7 +51,6 @@ COLUMNS = 8  # dense_backward's columns per block: a float32 warp reads 32-byte 
 OUTPUT_THREADS = 1024  # the output stage's one block: a row a thread up to 1024 rows
 TILE = 8  # gemm: TILE x TILE outputs per block, a thread each per slice of the sum
 SLICES = 16  # gemm: at most this many slices of a sum per block (TILE * TILE * SLICES <= 1024)
-ROUNDS = 8  # gemm: the rounds of chunks (one a slice) a thread reads before adding them up
 OPTIONS = ("--std=c++17",)
 C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
@@ -149,10 +148,10 @@ def _dense_softmax_cross_entropy(from_state: bool) -> BlockKernel:
 # blockDim.z slices (a power of two) split the sum: slice z adds, from T(0) and
 # in order, the terms of chunks z, z + slices, ... of TILE terms each, staging
 # them in its own tiles (loaded with threadIdx.x along the stored rows:
-# coalesced; ROUNDS rounds of chunks read at once, then added up round by
-# round); then the slices' partials pair up as a tree, partial[z] +=
-# partial[z + h] for h = slices/2, ..., 1. Small products get many blocks, long
-# sums many slices: a step's products are latency, not arithmetic.
+# coalesced; a round's chunks read while the round before adds up); then the
+# slices' partials pair up as a tree, partial[z] += partial[z + h] for h =
+# slices/2, ..., 1. Small products get many blocks, long sums many slices: a
+# step's products are latency, not arithmetic.
 GEMM = BlockKernel(
     "gpunet_gemm",
     "const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c, long long m,"
@@ -175,24 +174,16 @@ GEMM = BlockKernel(
         "    return ai < m && l < k ? a[trans_a ? l * lda + ai : ai * lda + l] : T(0); };",
         "  auto b_at = [&](long long l) {",
         "    return l < k && bj < n ? b[trans_b ? bj * ldb + l : l * ldb + bj] : T(0); };",
-        f"  T av[{ROUNDS}], bv[{ROUNDS}], sum = T(0);",
-        f"  for (long long first = 0; first < chunks; first += slices * {ROUNDS}) {{",
-        "    // every read of ROUNDS rounds at once, so they wait on memory together",
-        "    #pragma unroll",
-        f"    for (int r = 0; r < {ROUNDS}; ++r) {{",
-        f"      const long long l0 = (first + r * slices + z) * {TILE};",
-        "      av[r] = a_at(l0 + al); bv[r] = b_at(l0 + bl);",
-        "    }",
-        "    #pragma unroll",
-        f"    for (int r = 0; r < {ROUNDS} && first + r * slices < chunks; ++r) {{",
-        f"      const long long l0 = (first + r * slices + z) * {TILE};",
-        "      if (trans_a) a_tile[z][x][y] = av[r]; else a_tile[z][y][x] = av[r];",
-        "      if (trans_b) b_tile[z][x][y] = bv[r]; else b_tile[z][y][x] = bv[r];",
-        "      __syncthreads();",
-        f"      const int depth = k - l0 < 0 ? 0 : k - l0 < {TILE} ? (int)(k - l0) : {TILE};",
-        "      for (int l = 0; l < depth; ++l) sum += a_tile[z][y][l] * b_tile[z][l][x];",
-        "      __syncthreads();",
-        "    }",
+        f"  T av = a_at(z * {TILE} + al), bv = b_at(z * {TILE} + bl), sum = T(0);",
+        "  for (long long first = 0; first < chunks; first += slices) {",
+        f"    const long long l0 = (first + z) * {TILE}, next = l0 + slices * {TILE};",
+        "    if (trans_a) a_tile[z][x][y] = av; else a_tile[z][y][x] = av;",
+        "    if (trans_b) b_tile[z][x][y] = bv; else b_tile[z][y][x] = bv;",
+        "    __syncthreads();",
+        "    av = a_at(next + al); bv = b_at(next + bl);  // read while this round adds",
+        f"    const int depth = k - l0 < 0 ? 0 : k - l0 < {TILE} ? (int)(k - l0) : {TILE};",
+        "    for (int l = 0; l < depth; ++l) sum += a_tile[z][y][l] * b_tile[z][l][x];",
+        "    __syncthreads();",
         "  }",
         "  partial[z][y][x] = sum;",
         "  for (unsigned half = slices / 2; half > 0; half /= 2) {",
