@@ -1,7 +1,7 @@
 """The operations of a graph step, counted with the NumPy stand-in. On a device
-each is one kernel of the CUDA graph (a product one cuBLAS call, plus its
-split-K sum where cuBLAS splits), and a product reading the batch's rows two,
-the copy of the rows first. On an H200 (2026-12-04) the graph's kernels ran
+each is one kernel of the CUDA graph: a product one tiled GEMM kernel, or one
+cuBLAS call (plus its split-K sum where cuBLAS splits, and, reading the batch's
+rows, the copy of the rows first). On an H200 (2026-12-04) the graph's kernels ran
 back to back, 0.1 µs apart, the shortest 1.3 µs: what a step costs is its
 kernels' work, not their number (docs/gpu-cost-model.md)."""
 from __future__ import annotations

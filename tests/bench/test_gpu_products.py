@@ -1,0 +1,37 @@
+"""benchmarks/gpu_products.py times the products a planned step makes: the same
+operands' shapes and transposes, in the step's order, for each preset it takes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gpunet
+from benchmarks.gpu_products import products
+from gpunet.backend.graph_step import StateRows, record_calls
+from gpunet.bench.trainers import mnist_like
+from gpunet.planning.graph import StepGraph
+from gpunet.planning.step import plan_step
+from helpers.models import model_of
+
+BATCH = 16
+
+
+@pytest.mark.parametrize("name", ["deep", "wide"])
+def test_the_products_timed_are_the_planned_steps(numpy_backend, name):
+    model = model_of(name, numpy_backend)
+    gpunet.set_train(model, True)
+    plan = plan_step(model, gpunet.SoftmaxCrossEntropy(), gpunet.Momentum(0.5, 0.9),
+                     numpy_backend, BATCH)
+    graph = StepGraph(plan, ("stand-in",))
+    x, labels = mnist_like(2 * BATCH)
+    graph.start_epoch(x, gpunet.one_hot_encode(labels, backend=numpy_backend)
+                      .astype(np.float32), None)
+    graph.step(slice(0, BATCH))  # the warm-up through the plan makes the optimizer's state
+
+    def shape(operand):
+        return (operand.buffer if type(operand) is StateRows else operand).shape
+    made = [(shape(args[0]), shape(args[1]), kwargs.get("trans_a", False),
+             kwargs.get("trans_b", False))
+            for operation, args, kwargs in record_calls(numpy_backend, graph.record)
+            if operation.__name__ == "gemm"]
+    assert made == list(products(name, BATCH).values())
