@@ -138,7 +138,7 @@ class CupyBackend(Backend):
             state, steps[0], a = a.state, a.data.shape[1], a.data[:a.batch]
         if type(b) is StateRows:
             state, steps[1], b = b.state, b.data.shape[1], b.data[:b.batch]
-        _fallback_gemm((a.T if trans_a else a), (b.T if trans_b else b), out, state, steps)
+        _tiled_gemm((a.T if trans_a else a), (b.T if trans_b else b), out, state, steps)
         return out
 
     def dense_forward(self, z: Array, bias: Array, y: Array, *,
@@ -284,7 +284,7 @@ def _tiled(m: int, n: int, k: int, rows: bool) -> bool:
         -(-m // TILE) * -(-n // TILE) * TILE * TILE * slices(k) <= TILED_THREADS
 
 
-def _fallback_gemm(a: Array, b: Array, out: Array, state: Array | None,
+def _tiled_gemm(a: Array, b: Array, out: Array, state: Array | None,
                    steps: list[int]) -> None:
     """out = a b by the tiled GEMM kernel, each of ``a`` and ``b`` read as it
     lies or transposed; an operand with a row length in ``steps`` (a graph
