@@ -220,7 +220,7 @@ ACTIVATIONS = [None, *FORMULAS]
 DENSE_SHAPES = [(0, 30), (1, 1), (128, 30), (1000, 256)]
 # (n, k, m) of op(a) op(b): the deep model's products, one row, and k = 1 (an outer product).
 GEMM_SHAPES = [(128, 784, 30), (30, 128, 784), (1, 30, 10), (30, 1, 784), (0, 5, 3),
-               (256, 784, 128)]  # the last beyond TILED_WORK: cuBLAS on a recorded step
+               (256, 784, 128)]  # the last too long to tile: cuBLAS on a recorded step
 
 
 def operands(n: int, k: int, m: int, dtype: Any, trans_a: bool,
@@ -252,8 +252,8 @@ def test_gemm_matches_numpy(gpu, cpu, dtype, n, k, m, trans_a, trans_b, given_ou
 def test_a_recorded_steps_gemm_matches_numpy(gpu, cpu, monkeypatch, dtype, n, k, m, trans_a,
                                              trans_b, path):
     """gemm as a planned or graph step makes it, into the buffer given: libcublas's
-    plain call, but products of at most TILED_WORK multiply-adds by the tiled
-    kernel ("cuBLAS"), or the tiled kernel alone (the capture's "fallback GEMM")."""
+    plain call, but the small products (``_tiled``) by the tiled kernel
+    ("cuBLAS"), or the tiled kernel alone (the capture's "fallback GEMM")."""
     from gpunet.backend.cublas_capture import captured_cublas
     ah, bh = operands(n, k, m, dtype, trans_a, trans_b)
     out = gpu.xp.full((n, m), np.nan, dtype)
