@@ -50,7 +50,7 @@ def stand_in_cupy() -> types.ModuleType:
         setattr(cupy, name, getattr(np, name))
     cupy.matmul = lambda a, b, out=None: out
     cupy.multiply = lambda a, b, out=None: out
-    cupy.cuda = types.SimpleNamespace(get_current_stream=lambda: None)
+    cupy.cuda = types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(ptr=0))
     return cupy
 
 
@@ -60,12 +60,17 @@ class NoOpCublas:
     def prepare(self, stream: Any) -> None:
         pass
 
-    def gemm(self, *args: Any) -> None:
-        pass
+    def gemm(self, a: Any, b: Any, out: Any, bound: list | None = None) -> None:
+        no_op(bound=bound)
 
 
-def no_op(*args: Any, **kwargs: Any) -> None:
-    pass
+def no_op(*args: Any, bound: list | None = None, **kwargs: Any) -> None:
+    """A kernel's launch, doing nothing; with ``bound``, a BoundLaunch of it
+    (of no arguments: binding them is not a step's work) appended."""
+    from gpunet.backend.bound_launch import BoundLaunch
+
+    if bound is not None:
+        bound.append(BoundLaunch(no_op, 0, (1,), (1,), ()))
 
 
 def stub_backend() -> Any:
@@ -87,7 +92,8 @@ def stub_backend() -> Any:
             sys.modules["cupy"] = saved
     module.elementwise = functools.cache(NoOpKernel)  # not kernels.py's cache of real ones
     module.block_kernels = types.SimpleNamespace(dense_backward=no_op, gemm=no_op,
-                                                 dense_softmax_cross_entropy=no_op)
+                                                 dense_softmax_cross_entropy=no_op,
+                                                 launch_grid=no_op)
     module.captured_cublas = functools.cache(NoOpCublas)
     backend = module.CupyBackend()
     backend.restart(0)

@@ -14,6 +14,9 @@ float type ``T`` whose body uses ``threadIdx``, ``blockIdx``, ``blockDim``,
   column sums of the gradient g.
 - ``gemm``: C = op(A) op(B), TILE x TILE tiles of both staged in shared memory,
   each block's sum split into up to SLICES slices that add up as a tree.
+- ``grid_<name>``: the elementwise kernels a recorded step runs (kernels.py's
+  rows ``GRID_ROWS`` names), as grid-stride loops: launched as the rest are,
+  so a step's every launch can be bound once (bound_launch.py).
 
 Sums are in a fixed order, whatever the block: column c's lane p in [0, LANES)
 adds x[p, c], x[p + LANES, c], ... from T(0) in row order; then the LANES
@@ -38,9 +41,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .bound_launch import Bound, BoundLaunch
 from .graph_step import OFFSET
-from .kernels import (DENSE_VARIANTS, _activation_params, _formulas, _softmax_cross_entropy,
-                      dense_kernel)
+from .kernels import (ACTIVATIONS, DENSE_VARIANTS, KERNELS, KernelSpec, _activation_params,
+                      _formulas, _softmax_cross_entropy, dense_kernel)
 
 if TYPE_CHECKING:
     import cupy
@@ -51,6 +55,7 @@ COLUMNS = 8  # dense_backward's columns per block: a float32 warp reads 32-byte 
 OUTPUT_THREADS = 1024  # the output stage's one block: a row a thread up to 1024 rows
 TILE = 8  # gemm: TILE x TILE outputs per block, a thread each per slice of the sum
 SLICES = 16  # gemm: at most this many slices of a sum per block (TILE * TILE * SLICES <= 1024)
+GRID_THREADS, GRID_BLOCKS = 256, 4096  # a grid kernel's block, and at most this many blocks
 OPTIONS = ("--std=c++17",)
 C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
@@ -193,12 +198,58 @@ GEMM = BlockKernel(
         "  if (z == 0 && row0 + y < m && col0 + x < n)",
         "    c[(row0 + y) * ldc + col0 + x] = partial[0][y][x];"]))
 
+# The elementwise kernels of a recorded step, by their rows in KERNELS: each
+# with (the in-parameters that are arrays, the rest but raw ones scalars; of
+# those the ones of a row, element i % k of a (k,) array; the outputs the
+# operation reads, as it updates them).
+GRID_ROWS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    **{dense_kernel("forward", *variant): (("z", "bias"), ("bias",), ())
+       for variant in DENSE_VARIANTS},
+    **{dense_kernel("forward", activation, True, from_state=True): (("z", "bias"), ("bias",), ())
+       for activation in (None, *ACTIVATIONS)},
+    "state_rows": ((), (), ()),
+    "sgd_update_and_advance": (("g",), (), ("param",)),
+    "momentum_update_and_advance": (("g",), (), ("param", "velocity")),
+}
+C_NAMES = {"T": "T", "uint64": "unsigned long long", "int64": "long long"}
+
+
+def _grid(spec: KernelSpec, arrays: tuple[str, ...], columns: tuple[str, ...],
+          updated: tuple[str, ...]) -> BlockKernel:
+    """``spec``'s operation once per element i < n of a grid-stride loop, as
+    CuPy's ElementwiseKernel runs it over C-contiguous arrays: an array
+    parameter ``x`` is element x_[i] (x_[i % k] for ``columns``), a raw one the
+    whole array, a scalar its value. No __restrict__: an output may be an input."""
+    params, loads, stores = [], [], []
+    for output, text in ((False, spec.in_params), (True, spec.out_params)):
+        for param in text.split(", "):
+            *raw, type_, name = param.split()
+            const, c_type = "" if output else "const ", C_NAMES[type_]
+            if raw:
+                params.append(f"{const}{c_type}* {name}")
+            elif output or name in arrays:
+                params.append(f"{const}{c_type}* {name}_")
+                at = "i % k" if name in columns else "i"
+                loads.append(f"{const}{c_type} {name}"
+                             + (f" = {name}_[{at}];" if name in arrays + updated else ";"))
+                stores += [f"{name}_[i] = {name};"] if output else []
+            else:
+                params.append(f"{c_type} {name}")
+    params.append("long long n" + (", long long k" if columns else ""))
+    return BlockKernel(spec.name.replace("gpunet_", "gpunet_grid_", 1), ", ".join(params),
+                       "\n".join([
+                           "  for (long long i = (long long)blockIdx.x * blockDim.x"
+                           " + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {",
+                           f"    {' '.join(loads)}", f"    {spec.operation};",
+                           f"    {' '.join(stores)}", "  }"]))
+
 BLOCK_KERNELS: dict[str, BlockKernel] = {
     **{dense_kernel("backward", *variant): _dense_backward(*variant)
        for variant in DENSE_VARIANTS},
     "dense_softmax_cross_entropy": _dense_softmax_cross_entropy(False),
     "dense_softmax_cross_entropy_from_state": _dense_softmax_cross_entropy(True),
     "gemm": GEMM,
+    **{f"grid_{name}": _grid(KERNELS[name], *shape) for name, shape in GRID_ROWS.items()},
 }
 
 
@@ -227,16 +278,36 @@ def _function(name: str, dtype: np.dtype) -> cupy.RawKernel:
 
 
 def launch(name: str, dtype: np.dtype, grid: tuple[int, ...], block: tuple[int, ...],
-           args: tuple) -> None:
+           args: tuple, bound: list[Bound] | None = None) -> None:
     """Kernel ``name`` for ``dtype`` on the current stream: ``grid`` blocks of
     ``block`` threads, ``args`` in the kernel's order (CuPy arrays, None for a
-    null pointer, NumPy scalars of the parameters' exact types)."""
-    _function(name, dtype)(grid, block, args)
+    null pointer, NumPy scalars of the parameters' exact types). With
+    ``bound``, the launch is bound once, appended to it and launched bound."""
+    kernel = _function(name, dtype)
+    if bound is None:
+        kernel(grid, block, args)
+        return
+    import cupy
+
+    bound.append(BoundLaunch(cupy.cuda.driver.launchKernel, kernel.kernel.ptr, grid, block,
+                             args))
+    bound[-1](cupy.cuda.get_current_stream().ptr)
+
+
+def launch_grid(name: str, dtype: np.dtype, n: int, args: tuple, columns: int | None = None,
+                bound: list[Bound] | None = None) -> None:
+    """``grid_<name>`` over ``n`` elements, ``args`` its row's parameters in
+    order (arrays C-contiguous, scalars NumPy's of their exact types), then
+    ``columns``, k of its row's arrays (k,), if it has them."""
+    blocks = min(GRID_BLOCKS, -(-n // GRID_THREADS))
+    launch(f"grid_{name}", dtype, (blocks,), (GRID_THREADS,),
+           (*args, np.int64(n), *(() if columns is None else (np.int64(columns),))), bound)
 
 
 def dense_backward(gy: Array, db: Array, *, y: Array | None = None, mask: Array | None = None,
                    dz: Array | None = None, activation: str | None = None,
-                   values: tuple[float, ...] = (), columns: int = COLUMNS) -> None:
+                   values: tuple[float, ...] = (), columns: int = COLUMNS,
+                   bound: list[Bound] | None = None) -> None:
     """dz = f'(y) gy (times ``mask``) into ``dz`` and db[c] = sum_r dz[r, c] into
     ``db``; with neither ``activation`` nor ``mask``, db = the sums of gy alone.
     ``values`` are the activation's parameters; every array is C-contiguous,
@@ -248,13 +319,14 @@ def dense_backward(gy: Array, db: Array, *, y: Array | None = None, mask: Array 
            (-(-k // columns),), (columns * LANES,),
            (*(() if activation is None else (y,)), gy, *(() if mask is None else (mask,)),
             np.int64(rows), np.int64(k), *map(t, values),
-            *(() if activation is None and mask is None else (dz,)), db))
+            *(() if activation is None and mask is None else (dz,)), db), bound)
 
 
 def dense_softmax_cross_entropy(z: Array, bias: Array, a: Array, scale: float, gradient: Array,
                                 losses: Array, hits: Array, db: Array, *,
                                 state: Array | None = None,
-                                threads: int = OUTPUT_THREADS) -> None:
+                                threads: int = OUTPUT_THREADS,
+                                bound: list[Bound] | None = None) -> None:
     """The output stage of (B, k) logits z + ``bias`` against targets ``a``:
     each row's loss (float64) and hit, gradient = (softmax - a) * ``scale``, and
     db = its column sums, in one block of ``threads`` (a multiple of LANES).
@@ -266,12 +338,12 @@ def dense_softmax_cross_entropy(z: Array, bias: Array, a: Array, scale: float, g
     launch("dense_softmax_cross_entropy" + ("" if state is None else "_from_state"), z.dtype,
            (1,), (threads,),
            (z, bias, a, np.int64(rows), np.int64(k), z.dtype.type(scale),
-            *(() if state is None else (state,)), losses, hits, gradient, db))
+            *(() if state is None else (state,)), losses, hits, gradient, db), bound)
 
 
 def gemm(a: Array, b: Array, c: Array, *, trans_a: bool = False, trans_b: bool = False,
          state: Array | None = None, a_step: int = 0, b_step: int = 0,
-         depth: int | None = None) -> None:
+         depth: int | None = None, bound: list[Bound] | None = None) -> None:
     """c = op(a) op(b), op(x) = x^T where its flag is set; every array
     C-contiguous, of c's dtype, c (m, n). With a graph step's ``state``, a
     starts a_step * state[OFFSET] elements in and b b_step * state[OFFSET]
@@ -282,7 +354,7 @@ def gemm(a: Array, b: Array, c: Array, *, trans_a: bool = False, trans_b: bool =
     launch("gemm", c.dtype, (-(-n // TILE), -(-m // TILE)), (TILE, TILE, slices(k)),
            (a, b, c, np.int64(m), np.int64(n), np.int64(k), np.int64(a.shape[1]),
             np.int64(b.shape[1]), np.int64(n), np.int32(trans_a), np.int32(trans_b), state,
-            np.int64(a_step), np.int64(b_step)))
+            np.int64(a_step), np.int64(b_step)), bound)
 
 
 @functools.cache  # a step asks the same few each time: a C call, not one in Python

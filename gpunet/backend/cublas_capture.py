@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import ctypes
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import cupy
 import numpy as np
+
+from .bound_launch import Bound
 
 Array = Any
 CUBLAS_WORKSPACE_BYTES = 32 << 20  # NVIDIA's advice for Hopper; ample for earlier GPUs
@@ -56,16 +59,20 @@ class CapturedCublas:
                                   ctypes.c_void_p(self.workspace.data.ptr),
                                   ctypes.c_size_t(CUBLAS_WORKSPACE_BYTES)), "SetWorkspace")
 
-    def gemm(self, a: Array, b: Array, out: Array) -> None:
+    def gemm(self, a: Array, b: Array, out: Array, bound: list[Bound] | None = None) -> None:
         """out = a b of C-contiguous matrices or transposes of them: in cuBLAS's
         column-major terms out^T = b^T a^T, each operand's memory read as it
-        lies (op N) or transposed (op T)."""
+        lies (op N) or transposed (op T). With ``bound``, the call is appended
+        to it, bound (on the stream ``prepare`` set, whatever stream it is given)."""
         handle = cupy.cuda.device.get_cublas_handle()
         key = (handle, *((x.data.ptr, x.shape, x.strides, x.dtype) for x in (a, b, out)))
         arguments = self.calls.get(key)
         if arguments is None:
             arguments = self.calls[key] = self._arguments(handle, a, b, out)
-        _check(self.functions[out.dtype](*arguments), "gemm")
+        call = functools.partial(_call, self.functions[out.dtype], arguments)
+        if bound is not None:
+            bound.append(call)
+        call(0)
 
     def _arguments(self, handle: int, a: Array, b: Array, out: Array) -> tuple:
         """The arguments of ``gemm``'s call, as ctypes objects."""
@@ -97,6 +104,11 @@ def _operand(x: Array) -> tuple[int, int] | None:
     if x.T.flags.c_contiguous:
         return OP_T, x.shape[0]
     return None
+
+
+def _call(function: Callable[..., int], arguments: tuple, stream: int) -> None:
+    """``function(*arguments)``, a libcublas GEMM on its handle's stream (not ``stream``)."""
+    _check(function(*arguments), "gemm")
 
 
 def _check(status: int, call: str) -> None:

@@ -29,6 +29,7 @@ from . import block_kernels
 from .block_kernels import TILE, slices
 from .activations import ActivationCall, activation_call
 from .base import FLOAT_DTYPES, Array, Backend, float_rows, row_length
+from .bound_launch import Bound
 from .cublas_capture import captured_cublas
 from .draw_window import DrawWindow
 from .graph_step import GraphCaptureError, StateRows
@@ -59,7 +60,8 @@ class CupyBackend(Backend):
     xp = cupy
     array_type = cupy.ndarray
     GRAPH_GEMMS = ("cuBLAS", "fallback GEMM")
-    captured_gemm: str | None = None  # while capturing: the GRAPH_GEMMS entry products use
+    captured_gemm: str | None = None  # while recording: the GRAPH_GEMMS entry products use
+    bound: list[Bound] | None = None  # while binding a recorded step (bind): its launches
 
     def to_numpy(self, x: Array) -> np.ndarray:
         return cupy.asnumpy(x)
@@ -130,7 +132,8 @@ class CupyBackend(Backend):
         if self.captured_gemm == "cuBLAS" and not _tiled(*out.shape, k, rows):
             a = self.state_rows(a) if type(a) is StateRows else a  # copied into its buffer
             b = self.state_rows(b) if type(b) is StateRows else b
-            captured_cublas().gemm((a.T if trans_a else a), (b.T if trans_b else b), out)
+            captured_cublas().gemm((a.T if trans_a else a), (b.T if trans_b else b), out,
+                                   self.bound)
             return out
         # the tiled GEMM reads a StateRows in place, from the state's row offset
         state, steps = None, [0, 0]
@@ -138,7 +141,8 @@ class CupyBackend(Backend):
             state, steps[0], a = a.state, a.data.shape[1], a.data[:a.batch]
         if type(b) is StateRows:
             state, steps[1], b = b.state, b.data.shape[1], b.data[:b.batch]
-        _tiled_gemm((a.T if trans_a else a), (b.T if trans_b else b), out, state, steps)
+        _tiled_gemm((a.T if trans_a else a), (b.T if trans_b else b), out, state, steps,
+                    self.bound)
         return out
 
     def dense_forward(self, z: Array, bias: Array, y: Array, *,
@@ -151,13 +155,20 @@ class CupyBackend(Backend):
             z, bias = _cast(y.dtype, z, bias)
         call = activation_call(activation) if type(activation) is str else activation
         from_state = dropout is not None and state is not None
-        kernel = elementwise(_FORWARD_NAMES[call and call.name, dropout is not None, from_state])
-        draws = ()
+        name = _FORWARD_NAMES[call and call.name, dropout is not None, from_state]
+        draws: tuple = ()
         if dropout is not None:  # the key and first counter: the state's (and a skip), or the next
-            draws = ((state[0], np.uint64(state[1])) if from_state else (
-                np.uint64(self.key), np.uint64(self.take_draws(z.shape, window)))) + dropout
-        kernel(z, bias, *draws, *(call.values if call else ()),
-               *((y,) if mask is None else (y, mask)))
+            draws = (state[0], np.uint64(state[1])) if from_state else (
+                np.uint64(self.key), np.uint64(self.take_draws(z.shape, window)))
+        values, outputs = (*(dropout or ()), *(call.values if call else ())), (y, mask)[
+            :1 + (mask is not None)]
+        if self.captured_gemm is None:
+            elementwise(name)(z, bias, *draws, *values, *outputs)
+        else:  # a recorded step's buffers (C-contiguous): its grid kernel, bound when binding
+            t = y.dtype.type
+            block_kernels.launch_grid(name, y.dtype, y.size,
+                                      (z, bias, *draws, *map(t, values), *outputs),
+                                      columns=bias.size, bound=self.bound)
         return y
 
     def dense_backward(self, y: Array | None, gy: Array, dz: Array | None, db: Array, *,
@@ -181,7 +192,7 @@ class CupyBackend(Backend):
         call = activation_call(activation) if type(activation) is str else activation
         block_kernels.dense_backward(gy, db, y=y, mask=mask, dz=dz,
                                      activation=call and call.name,
-                                     values=call.values if call else ())
+                                     values=call.values if call else (), bound=self.bound)
         return given if dz is None else dz
 
     def target_classes(self, a: Array, batch: int) -> None:
@@ -212,22 +223,26 @@ class CupyBackend(Backend):
             z, bias, a = (cupy.ascontiguousarray(x) for x in (z, bias, a))
         _require_contiguous(operation, gradient=gradient, losses=losses, hits=hits, db=db)
         block_kernels.dense_softmax_cross_entropy(z, bias, a, scale, gradient, losses, hits, db,
-                                                  state=state)
+                                                  state=state, bound=self.bound)
 
-    # -- a graph step (graph_step.py): the same operations, one kernel each --------
+    # -- a graph step (graph_step.py): the same operations, one kernel each, a
+    # grid kernel for the elementwise ones (block_kernels.py), bound when binding
     def state_rows(self, rows: StateRows) -> Array:
         """The rows ``rows`` names, copied into its buffer by one kernel that reads
         the offset on the device when it runs."""
-        data = rows.data
-        return elementwise("state_rows")(data, rows.state, np.int64(data.shape[1]), rows.buffer)
+        data, buffer = rows.data, rows.buffer
+        block_kernels.launch_grid("state_rows", buffer.dtype, buffer.size,
+                                  (data, rows.state, np.int64(data.shape[1]), buffer),
+                                  bound=self.bound)
+        return buffer
 
     def update_and_advance(self, param: Array, grad: Array, velocity: Array | None,
                            rates: Array, scratch: Array, state: Array, delta: Array) -> None:
-        if velocity is None:
-            elementwise("sgd_update_and_advance")(grad, rates, delta, param, state)
-        else:
-            elementwise("momentum_update_and_advance")(grad, rates, delta, param, velocity,
-                                                       state)
+        name = "sgd_update_and_advance" if velocity is None else "momentum_update_and_advance"
+        block_kernels.launch_grid(name, param.dtype, param.size,
+                                  (grad, rates, delta, param,
+                                   *(() if velocity is None else (velocity,)), state),
+                                  bound=self.bound)
 
     def run_step(self, record: Callable[[], None]) -> None:
         """``record()`` run as a capture would run it, its products through
@@ -239,6 +254,25 @@ class CupyBackend(Backend):
             record()
         finally:
             self.captured_gemm = None
+
+    def bind(self, record: Callable[[], None]) -> Callable[[], None]:
+        """``record()`` run as ``run_step`` runs it, each kernel launch and
+        libcublas call bound once with its arguments (bound_launch.py); returns
+        what makes them again, in order, on the current stream: the same calls,
+        no Python but a loop of launches."""
+        self.bound = bound = []
+        try:
+            self.run_step(record)
+        finally:
+            self.bound = None
+        cublas = captured_cublas()
+
+        def replay() -> None:
+            stream = cupy.cuda.get_current_stream()
+            cublas.prepare(stream)
+            for launch in bound:
+                launch(stream.ptr)
+        return replay
 
     def capture(self, record: Callable[[], None], gemm: str) -> Callable[[], None]:
         """``record()`` captured as a CUDA graph on a non-blocking stream (CuPy
@@ -284,8 +318,8 @@ def _tiled(m: int, n: int, k: int, rows: bool) -> bool:
         -(-m // TILE) * -(-n // TILE) * TILE * TILE * slices(k) <= TILED_THREADS
 
 
-def _tiled_gemm(a: Array, b: Array, out: Array, state: Array | None,
-                   steps: list[int]) -> None:
+def _tiled_gemm(a: Array, b: Array, out: Array, state: Array | None, steps: list[int],
+                bound: list[Bound] | None) -> None:
     """out = a b by the tiled GEMM kernel, each of ``a`` and ``b`` read as it
     lies or transposed; an operand with a row length in ``steps`` (a graph
     step's batch) starts at row state[OFFSET]."""
@@ -295,7 +329,7 @@ def _tiled_gemm(a: Array, b: Array, out: Array, state: Array | None,
         given.append((x.T if transposed else cupy.ascontiguousarray(x), transposed))
     (a, trans_a), (b, trans_b) = given
     block_kernels.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b, state=state,
-                       a_step=steps[0], b_step=steps[1])
+                       a_step=steps[0], b_step=steps[1], bound=bound)
 
 
 @functools.cache

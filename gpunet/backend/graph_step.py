@@ -15,6 +15,7 @@ at each replay.
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -88,6 +89,13 @@ class GraphStepOperations:
         """Run ``record()``, a step of backend operations, without capturing it,
         making the calls a capture of it makes."""
         record()
+
+    def bind(self, record: Replay) -> Replay:
+        """Run ``record()`` as ``run_step`` runs it and return what runs it so
+        again: the planned step, each time. A device backend binds its launches
+        once instead (CupyBackend.bind)."""
+        self.run_step(record)
+        return functools.partial(self.run_step, record)
 
     def capture(self, record: Replay, gemm: str) -> Replay:
         """Run ``record()``, a step of backend operations, once and return what

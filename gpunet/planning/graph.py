@@ -17,7 +17,9 @@ or the recorded calls), once per run: again only when the epoch's size changes
 or a value baked into the capture does (``StepPlan.baked``: dropout p, the
 optimizer's state arrays). A changed learning rate, momentum, random key or
 counter is written to the device (one small copy, only then). Where the graph
-is not wanted (``graph_gemms``), the same recording runs as the planned step.
+is not wanted (``graph_gemms``), the same recording is bound once and run eagerly
+as the planned step (``Backend.bind``: on CuPy its launches with their arguments
+built once).
 The host keeps its own counters in step by arithmetic, so the tail batch, run
 eagerly through the layers, draws where it would have.
 """
@@ -152,9 +154,9 @@ class StepGraph:
         self.baked = baked
         if self.replay is not None:
             self.replay()
-        elif self.gemms and self.recorded:
+        elif self.recorded:  # captured, or with no GEMM to capture with, bound (``capture``)
             self.replay, self.path = capture(b, self.record, self.gemms)
-        else:  # eagerly: the planned step, or before the first capture
+        else:  # eagerly, the first time
             b.run_step(self.record)
             self.recorded = True
         b.take_counters(plan.counters)
@@ -184,9 +186,10 @@ class StepGraph:
 
 def capture(backend: Backend, record: Replay, gemms: tuple[str, ...]) -> tuple[Replay, str]:
     """(replay, path): ``record`` captured with the first of ``gemms`` (the
-    backend's GRAPH_GEMMS) that captures, and run once; when none does,
-    ``record`` itself (the planned step, run eagerly each time). The path names
-    the GEMM, or "planned", and why each tried before it failed."""
+    backend's GRAPH_GEMMS) that captures, and run once; when none does (or
+    none is given), bound and run once (``Backend.bind``: the planned step,
+    eagerly each time). The path names the GEMM, or "planned", and why each
+    tried before it failed."""
     failed: list[str] = []
     for gemm in gemms:
         try:
@@ -195,8 +198,7 @@ def capture(backend: Backend, record: Replay, gemms: tuple[str, ...]) -> tuple[R
             failed.append(str(exc))
             continue
         return replay, f"graph ({'; '.join([gemm, *failed])})"
-    record()
-    return record, f"planned ({'; '.join(failed)})"
+    return backend.bind(record), "planned" + (f" ({'; '.join(failed)})" if failed else "")
 
 
 def _identical(first: tuple | list, second: tuple | list) -> bool:

@@ -38,7 +38,9 @@ from gpunet.backend.activations import ACTIVATIONS as FORMULAS, ActivationCall
 from gpunet.backend.draw_window import DrawWindow
 from gpunet.backend.graph_step import StateRows, graph_state
 from gpunet.backend.kernels import DENSE_VARIANTS, KERNELS, KernelSpec, dense_kernel
+from gpunet.backend.block_kernels import BLOCK_KERNELS
 from helpers.block_kernel_source import build_host_launch, check_sums
+from helpers.block_kernel_source import params as block_params
 from helpers.kernel_source import C_TYPES, PLACEHOLDERS, Param, params, render
 
 if shutil.which("g++") is None:
@@ -167,11 +169,20 @@ def kernels(run, block_launch) -> Any:
     def elementwise(name: str) -> Run:
         return lambda *args, **size: run(name, *args, **size)
 
+    def launch(name: str, dtype: Any, grid: Any, block: Any, args: tuple, bound: Any = None
+               ) -> None:
+        """``block_launch``; a grid kernel over elements counts as its row's run."""
+        block_launch(name, dtype, grid, block, args, bound)
+        if name.startswith("grid_"):
+            n = [p.name for p in block_params(BLOCK_KERNELS[name].params)].index("n")
+            for ran in RECORDING if args[n] > 0 else ():
+                ran.add(name.removeprefix("grid_"))
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cupy_backend, "cupy", SimpleNamespace(empty=np.empty,
                                                             ascontiguousarray=np.ascontiguousarray))
         patch.setattr(cupy_backend, "elementwise", elementwise)
-        patch.setattr(cupy_backend.block_kernels, "launch", block_launch)
+        patch.setattr(cupy_backend.block_kernels, "launch", launch)
         # Not constructed: a constructed backend would reseed from real CuPy on gpunet.seed.
         yield object.__new__(cupy_backend.CupyBackend)
 
@@ -675,6 +686,74 @@ def test_dense_forward_from_state(kernels, cpu, activation, dtype):
     check(y, cpu_y)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation, dropout, from_state", [
+    (activation, dropout, from_state) for activation, dropout in DENSE_VARIANTS
+    for from_state in (False, True)[:1 + dropout]])
+def test_a_recorded_steps_dense_forward_is_the_eager_one_bit_for_bit(kernels, activation, dropout,
+                                                                     from_state, dtype):
+    """Recorded, dense_forward runs its row as a grid kernel (block_kernels.py):
+    over a (7, 3) z, its bias a row's, the same y and mask as CuPy's kernel of
+    that row; z itself may be y."""
+    z = draw((7, 3), dtype, seed=8, extremes=EXTREMES)
+    bias = draw(3, dtype, -1.0, 1.0, seed=9)
+    results = []
+    for recorded in (None, "cuBLAS"):
+        kernels.restart(12345, 678)
+        y, mask = z.copy(), np.empty_like(z) if dropout else None
+        with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
+            patch.setattr(kernels, "captured_gemm", recorded, raising=False)
+            kernels.dense_forward(y, bias, y, activation=activation,
+                                  dropout=(0.3, 2.0) if dropout else None, mask=mask,
+                                  state=(graph_state(5, 678, 12345), 40) if from_state else None)
+        results.append((y, mask, kernels.drawn))
+    for eager, recorded in zip(*results, strict=True):
+        np.testing.assert_array_equal(eager, recorded)
+
+
+def test_a_bound_step_replays_its_launches_on_the_arrays_it_bound(kernels):
+    """``bind`` runs a step as ``run_step`` does, binding each launch and
+    libcublas call once (a tiled product, a cuBLAS one, a grid kernel, a block
+    kernel, the update); its replay makes them again, in order, on the arrays as
+    they are then: the numbers ``run_step`` gives, with no Python per kernel."""
+    module = sys.modules[type(kernels).__module__]
+    x, w, tall = (draw(shape, np.float32, seed=seed)
+                  for shape, seed in (((5, 4), 30), ((3, 4), 31), ((300, 4), 32)))
+    z, square = np.empty((5, 3), np.float32), np.empty((4, 4), np.float32)
+    bias, db, param = draw(3, np.float32, seed=33), np.empty(3, np.float32), draw(16, np.float32,
+                                                                                 seed=34)
+    state, rates, delta = graph_state(0, 0, 0), np.array([0.5], np.float32), graph_state(1, 2, 3)
+
+    def step() -> None:
+        kernels.gemm(x, w, z, trans_b=True)  # a short sum: tiled
+        kernels.gemm(tall, tall, square, trans_a=True)  # 300 terms: cuBLAS
+        kernels.dense_forward(z, bias, z, activation="tanh")
+        kernels.dense_backward(z, z, z, db, activation="tanh")
+        kernels.update_and_advance(param, square.reshape(16), None, rates, None, state, delta)
+
+    cublas, prepared = NumpyCublas(), []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "captured_cublas", lambda: cublas)
+        patch.setattr(cublas, "prepare", prepared.append, raising=False)
+        current = SimpleNamespace(ptr=7)
+        patch.setattr(module.cupy, "cuda", SimpleNamespace(get_current_stream=lambda: current),
+                      raising=False)
+        replay = kernels.bind(step)
+        assert kernels.bound is None and kernels.captured_gemm is None
+        assert len(cublas.operands) == 1 and list(state) == [1, 2, 3]
+        x += 1.0
+        tall *= 2.0
+        before = (param.copy(), state.copy())
+        replay()
+        replayed = (param.copy(), state.copy(), z.copy(), db.copy())
+        param[...], state[...] = before
+        kernels.run_step(step)
+    assert len(cublas.operands) == 2 and prepared == [current] * 3
+    assert list(replayed[1]) == [2, 4, 6]
+    for got, expected in zip(replayed, (param, state, z, db), strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
 @covers("sgd_update_and_advance", "momentum_update_and_advance")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("momentum", [False, True])
@@ -731,8 +810,11 @@ class NumpyCublas:
     def __init__(self) -> None:
         self.operands: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray, bound: list | None = None
+             ) -> None:
         self.operands.append((a, b))
+        if bound is not None:  # bound: the same product again, whatever the stream
+            bound.append(lambda stream: np.matmul(a, b, out=out))
         np.matmul(a, b, out=out)
 
 

@@ -96,9 +96,12 @@ def host_launch(library: ctypes.CDLL) -> Callable[..., None]:
     place of CuPy's. Each argument must be what CuPy would pass right: an array
     C-contiguous, of the pointer's type; a scalar a NumPy scalar of the
     parameter's type. Grid and block dimensions are raised to 1 as CuPy's
-    ``Function.__call__`` (cupy/cuda/function.pyx) raises them."""
+    ``Function.__call__`` (cupy/cuda/function.pyx) raises them. With ``bound``,
+    a call that launches it again is appended to it, as a BoundLaunch would be."""
     def launch(name: str, dtype: np.dtype, grid: tuple[int, ...], block: tuple[int, ...],
-               args: tuple) -> None:
+               args: tuple, bound: list | None = None) -> None:
+        if bound is not None:  # bound: the same launch again, whatever the stream
+            bound.append(lambda stream: launch(name, dtype, grid, block, args))
         ps = params(BLOCK_KERNELS[name].params)
         assert len(args) == len(ps), f"{name} takes {len(ps)} arguments, got {len(args)}"
         values: list[Any] = []

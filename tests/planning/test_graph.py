@@ -6,6 +6,7 @@ give the planned step's numbers bit for bit."""
 from __future__ import annotations
 
 import json
+import types
 
 import numpy as np
 import pytest
@@ -148,12 +149,17 @@ class FakeBackend:
     GRAPH_GEMMS = ("cuBLAS", "fallback GEMM")
 
     def __init__(self, failing):
-        self.failing, self.tried = failing, []
+        self.failing, self.tried, self.bound = failing, [], False
 
     def capture(self, record, gemm):
         self.tried.append(gemm)
         if gemm in self.failing:
             raise GraphCaptureError(f"{gemm}: refused")
+        record()
+        return record
+
+    def bind(self, record):
+        self.bound = True
         record()
         return record
 
@@ -164,11 +170,13 @@ class FakeBackend:
     (("cuBLAS", "fallback GEMM"), ["cuBLAS", "fallback GEMM"],
      "planned (cuBLAS: refused; fallback GEMM: refused)")])
 def test_a_failed_cublas_capture_falls_back_to_the_gemm_kernel(failing, tried, path):
-    """The step runs once either way; with no capture, eagerly each time. The
-    path names the GEMM that captured, or none, and why each before it failed."""
+    """The step runs once either way; with no capture, bound (``Backend.bind``)
+    and run eagerly each time. The path names the GEMM that captured, or none,
+    and why each before it failed."""
     backend, ran = FakeBackend(failing), []
     replay, got = graphs.capture(backend, lambda: ran.append(1), backend.GRAPH_GEMMS)
     assert (got, backend.tried, len(ran)) == (path, tried, 1)
+    assert backend.bound == got.startswith("planned")
     replay()
     assert len(ran) == 2
 
@@ -225,18 +233,21 @@ class StandInStream:
         return StandInGraph(self.backend.captured_gemm, self.launched)
 
 
+CURRENT = types.SimpleNamespace(ptr=0)  # the stand-in cupy's current stream
+
+
 @pytest.fixture
 def cupy_capture(monkeypatch):
     """make(fails, cublas_error=None, refused=()) -> (CupyBackend, its stand-in stream,
     the streams cuBLAS was prepared on): the real ``CupyBackend.capture``; the record
     a step raises from under a capture with a GEMM in ``refused``."""
     import sys
-    import types
 
     cupy = types.ModuleType("cupy")
     cupy.ndarray = type("ndarray", (), {})
-    cupy.cuda = types.SimpleNamespace(Stream=StandInStream,
-                                      runtime=types.SimpleNamespace(CUDARuntimeError=CUDARuntimeError))
+    runtime = types.SimpleNamespace(CUDARuntimeError=CUDARuntimeError)
+    cupy.cuda = types.SimpleNamespace(Stream=StandInStream, get_current_stream=lambda: CURRENT,
+                                      runtime=runtime)
     monkeypatch.setitem(sys.modules, "cupy", cupy)
     prepared = []
 
@@ -272,7 +283,9 @@ def test_cupy_backend_capture_falls_back_when_the_stream_refuses(cupy_capture, f
     """CupyBackend.capture, through graphs.capture: a capture the stream refuses
     (at begin_capture or end_capture) is a GraphCaptureError, so the next GEMM is
     tried; the step runs once, under the capture that worked (its products through
-    that GEMM) and launched once, or eagerly when none did; replays launch the graph."""
+    that GEMM) and launched once, or, when none did, eagerly as the first
+    recorded step ran (``run_step``), bound (``bind``: its replays launch what it
+    bound, here nothing); replays launch the graph."""
     backend, stream, prepared = cupy_capture(fails)
     ran = []
     replay, got = graphs.capture(backend, lambda: ran.append(backend.captured_gemm),
@@ -281,15 +294,16 @@ def test_cupy_backend_capture_falls_back_when_the_stream_refuses(cupy_capture, f
     assert all(f"{gemm}: CUDARuntimeError: " in got for gemm in fails), got  # each failure's
     tried = list(backend.GRAPH_GEMMS[:1 + ("cuBLAS" in fails)])
     assert [gemm for call, gemm in stream.log if call == "begin_capture"] == tried
-    assert prepared == [stream]  # libcublas readied for the stream of the capture
-    assert backend.captured_gemm is None and stream.entered == 0
+    # libcublas readied for the stream of the capture, then for the current one
+    assert prepared == [stream] + [CURRENT] * (path == "planned")
+    assert backend.captured_gemm is None and backend.bound is None and stream.entered == 0
     # under a capture the step is recorded (its products through that GEMM), not run
     begun = [gemm for gemm in tried if fails.get(gemm) != "begin_capture"]
-    assert [gemm for gemm in ran if gemm is not None] == begun
     if path == "planned":
-        assert ran.count(None) == 1 and stream.launched == []  # run once, eagerly
+        assert ran == begun + ["cuBLAS"] and stream.launched == []  # run once, bound
         replay()
-        assert ran.count(None) == 2 and stream.launched == []
+        assert ran == begun + ["cuBLAS"] and stream.launched == []
+        assert prepared == [stream, CURRENT, CURRENT]
     else:
         gemm = path.removeprefix("graph (").removesuffix(")")
         assert None not in ran and stream.launched == [gemm]  # run once: the launch
