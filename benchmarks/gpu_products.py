@@ -7,7 +7,9 @@ together), for the design of the step's products.
 
 Paths: "cupy.matmul" (eager layers), "cuBLAS" (``cublas_capture.py``'s one plain
 call), "tiled GEMM" (``block_kernels.gemm``, also the fallback where cuBLAS cannot be
-captured) and "recorded step" (the one of the two a planned or graph step takes).
+captured) and "recorded step" (the one of the two a planned or graph step takes, for
+operands that are plain arrays: the first layer's products read the batch's rows,
+which ``_tiled`` weighs otherwise; ``gpu_kernel_profile`` shows what the step runs).
 """
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ class CapturedCublas:
         arguments = self.calls.get(key)
         if arguments is None:
             arguments = self.calls[key] = self._arguments(handle, a, b, out)
-        call = functools.partial(_call, self.functions[out.dtype], arguments)
+        call = BoundGemm(self.functions[out.dtype], arguments)
         if bound is not None:
             bound.append(call)
         call(0)
@@ -106,9 +106,15 @@ def _operand(x: Array) -> tuple[int, int] | None:
     return None
 
 
-def _call(function: Callable[..., int], arguments: tuple, stream: int) -> None:
-    """``function(*arguments)``, a libcublas GEMM on its handle's stream (not ``stream``)."""
-    _check(function(*arguments), "gemm")
+class BoundGemm:
+    """A libcublas GEMM ``function`` with its ``arguments`` built once; called
+    with a stream, it runs on its handle's, which ``prepare`` set."""
+
+    def __init__(self, function: Callable[..., int], arguments: tuple) -> None:
+        self.function, self.arguments = function, arguments
+
+    def __call__(self, stream: int) -> None:
+        _check(self.function(*self.arguments), "gemm")
 
 
 def _check(status: int, call: str) -> None:

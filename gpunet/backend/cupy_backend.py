@@ -30,7 +30,7 @@ from .block_kernels import TILE, slices
 from .activations import ActivationCall, activation_call
 from .base import FLOAT_DTYPES, Array, Backend, float_rows, row_length
 from .bound_launch import Bound
-from .cublas_capture import captured_cublas
+from .cublas_capture import BoundGemm, captured_cublas
 from .draw_window import DrawWindow
 from .graph_step import GraphCaptureError, StateRows
 from .kernels import DENSE_VARIANTS, dense_kernel, elementwise
@@ -46,9 +46,12 @@ from .planned_step import TargetClasses
 TILED_SUM = 256
 TILED_THREADS = 1 << 18
 # A product reading the batch's rows in place spares cuBLAS's copy of them (1.6-1.8 µs
-# at batch 128), so it takes sums of up to TILED_ROWS_SUM terms tiled: there the deep
-# model's x W1^T took 8.0 µs tiled against 7.5 by cuBLAS and the copy.
+# at batch 128) and, in a bound step, a launch and a libcublas call (4.6 and 13 µs of
+# the H200's host): so it takes sums of up to TILED_ROWS_SUM terms tiled over one wave,
+# and sums of up to TILED_SUM over two. There the deep model's x W1^T took 8.0 µs tiled
+# against 7.5 by cuBLAS and the copy, its dz1^T x 5.8 against 4.1 and the copy.
 TILED_ROWS_SUM = 1024
+TILED_ROWS_THREADS = 2 * TILED_THREADS
 # dense_forward's kernel names by its arguments, looked up without a Python call each step
 _FORWARD_NAMES = {(activation, dropout, from_state):
                   dense_kernel("forward", activation, dropout, from_state)
@@ -258,18 +261,20 @@ class CupyBackend(Backend):
     def bind(self, record: Callable[[], None]) -> Callable[[], None]:
         """``record()`` run as ``run_step`` runs it, each kernel launch and
         libcublas call bound once with its arguments (bound_launch.py); returns
-        what makes them again, in order, on the current stream: the same calls,
-        no Python but a loop of launches."""
+        what makes them again, in order, on the current stream (the cuBLAS
+        handle's set to it first, if there are libcublas calls): the same
+        calls, no Python but a loop of launches."""
         self.bound = bound = []
         try:
             self.run_step(record)
         finally:
             self.bound = None
-        cublas = captured_cublas()
+        cublas = captured_cublas() if any(type(call) is BoundGemm for call in bound) else None
 
         def replay() -> None:
             stream = cupy.cuda.get_current_stream()
-            cublas.prepare(stream)
+            if cublas is not None:
+                cublas.prepare(stream)
             for launch in bound:
                 launch(stream.ptr)
         return replay
@@ -314,8 +319,10 @@ class CupyBackend(Backend):
 def _tiled(m: int, n: int, k: int, rows: bool) -> bool:
     """Whether a recorded step's (m, k) (k, n) product takes the tiled GEMM kernel
     on the cuBLAS path; ``rows``: it reads a batch's rows (a StateRows)."""
-    return k <= (TILED_ROWS_SUM if rows else TILED_SUM) and \
-        -(-m // TILE) * -(-n // TILE) * TILE * TILE * slices(k) <= TILED_THREADS
+    threads = -(-m // TILE) * -(-n // TILE) * TILE * TILE * slices(k)
+    if rows and k <= TILED_SUM:
+        return threads <= TILED_ROWS_THREADS
+    return k <= (TILED_ROWS_SUM if rows else TILED_SUM) and threads <= TILED_THREADS
 
 
 def _tiled_gemm(a: Array, b: Array, out: Array, state: Array | None, steps: list[int],

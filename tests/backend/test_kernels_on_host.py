@@ -39,6 +39,7 @@ from gpunet.backend.draw_window import DrawWindow
 from gpunet.backend.graph_step import StateRows, graph_state
 from gpunet.backend.kernels import DENSE_VARIANTS, KERNELS, KernelSpec, dense_kernel
 from gpunet.backend.block_kernels import BLOCK_KERNELS
+from gpunet.backend.cublas_capture import BoundGemm
 from helpers.block_kernel_source import build_host_launch, check_sums
 from helpers.block_kernel_source import params as block_params
 from helpers.kernel_source import C_TYPES, PLACEHOLDERS, Param, params, render
@@ -814,7 +815,7 @@ class NumpyCublas:
              ) -> None:
         self.operands.append((a, b))
         if bound is not None:  # bound: the same product again, whatever the stream
-            bound.append(lambda stream: np.matmul(a, b, out=out))
+            bound.append(BoundGemm(lambda: np.matmul(a, b, out=out) is None, ()))
         np.matmul(a, b, out=out)
 
 
@@ -871,9 +872,12 @@ def test_a_recorded_steps_small_products_take_the_tiled_kernel(kernels, k):
 # (m, n, k, whether it reads the batch's rows) of products the tiled kernel ran faster
 # than cuBLAS on an H200 (reading the rows in place against cuBLAS after its copy of
 # them), and of some it ran slower: the deep and wide models' at batch 128 and 1024.
+# The deep model's dz1^T x at 128 took as long either way (5.8 µs tiled, 4.1 + 1.6 by
+# cuBLAS and the copy), and tiled spares a bound step a launch and a libcublas call.
 FASTER_TILED = [(128, 10, 30, False), (10, 30, 128, False), (128, 30, 10, False),
                 (128, 128, 256, False), (10, 128, 128, False), (1024, 30, 10, False),
-                (1024, 128, 10, False), (10, 30, 256, False), (128, 30, 784, True)]
+                (1024, 128, 10, False), (10, 30, 256, False), (128, 30, 784, True),
+                (30, 784, 128, True)]
 FASTER_BY_CUBLAS = [(128, 30, 784, False), (30, 784, 128, False), (128, 256, 128, False),
                     (10, 10, 1024, False), (256, 128, 256, False), (1024, 128, 256, False),
                     (1024, 30, 784, True), (30, 784, 1024, True), (128, 256, 784, True),
@@ -883,7 +887,8 @@ FASTER_BY_CUBLAS = [(128, 30, 784, False), (30, 784, 128, False), (128, 256, 128
 def test_a_recorded_steps_products_take_the_path_measured_faster(kernels):
     """``_tiled`` sends the products the tiled kernel ran faster on an H200 to it,
     and those cuBLAS ran faster to cuBLAS: a sum of at most TILED_SUM terms
-    (TILED_ROWS_SUM reading the batch's rows) over at most TILED_THREADS threads."""
+    (TILED_ROWS_SUM reading the batch's rows) over at most TILED_THREADS threads,
+    one wave; reading the rows, a sum of at most TILED_SUM over two waves."""
     tiled = sys.modules[type(kernels).__module__]._tiled
     assert [tiled(*shape) for shape in FASTER_TILED] == [True] * len(FASTER_TILED)
     assert [tiled(*shape) for shape in FASTER_BY_CUBLAS] == [False] * len(FASTER_BY_CUBLAS)
@@ -896,6 +901,15 @@ def test_a_product_a_block_past_one_wave_takes_cublas(kernels):
     tiled = sys.modules[type(kernels).__module__]._tiled
     assert tiled(9, 2048, 64, False) and tiled(2048, 9, 64, False)
     assert not tiled(9, 2049, 64, False) and not tiled(2049, 9, 64, False)
+
+
+def test_a_product_reading_the_rows_takes_two_waves_for_a_short_sum_one_for_a_long(kernels):
+    """Reading the batch's rows, a sum of at most TILED_SUM terms (here 64: 512
+    threads a block) is tiled over up to two waves (2 x 512 blocks, not 2 x 513);
+    a longer one (257 terms: 16 slices, 1024 threads) over one (2 x 128, not 2 x 129)."""
+    tiled = sys.modules[type(kernels).__module__]._tiled
+    assert tiled(9, 4096, 64, True) and not tiled(9, 4097, 64, True)
+    assert tiled(9, 1024, 257, True) and not tiled(9, 1025, 257, True)
 
 
 def test_block_operations_copy_strided_inputs_and_refuse_strided_outputs(kernels):
