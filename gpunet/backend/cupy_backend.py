@@ -33,6 +33,7 @@ from .bound_launch import Bound
 from .cublas_capture import BoundGemm, captured_cublas
 from .draw_window import DrawWindow
 from .graph_step import GraphCaptureError, StateRows
+from .side_stream import SideStream
 from .kernels import DENSE_VARIANTS, dense_kernel, elementwise
 from .planned_step import TargetClasses
 
@@ -65,6 +66,7 @@ class CupyBackend(Backend):
     GRAPH_GEMMS = ("cuBLAS", "fallback GEMM")
     captured_gemm: str | None = None  # while recording: the GRAPH_GEMMS entry products use
     bound: list[Bound] | None = None  # while binding a recorded step (bind): its launches
+    side: SideStream | None = None  # while capturing: where products aside go
 
     def to_numpy(self, x: Array) -> np.ndarray:
         return cupy.asnumpy(x)
@@ -126,7 +128,7 @@ class CupyBackend(Backend):
     # as they are, without copies), or the outer product over one row; but
     # under a capture.
     def gemm(self, a: Array, b: Array, out: Array | None = None, *, trans_a: bool = False,
-             trans_b: bool = False) -> Array:
+             trans_b: bool = False, aside: bool = False) -> Array:
         if self.captured_gemm is None:  # eager: no StateRows, which only a recorded step takes
             a, b = (a.T if trans_a else a), (b.T if trans_b else b)
             return (cupy.multiply if a.shape[1] == 1 else cupy.matmul)(a, b, out=out)
@@ -144,6 +146,11 @@ class CupyBackend(Backend):
             state, steps[0], a = a.state, a.data.shape[1], a.data[:a.batch]
         if type(b) is StateRows:
             state, steps[1], b = b.state, b.data.shape[1], b.data[:b.batch]
+        if aside and self.side is not None:  # captured beside the step, until its update
+            with self.side.fork(cupy.cuda.get_current_stream()):
+                _tiled_gemm((a.T if trans_a else a), (b.T if trans_b else b), out, state, steps,
+                            self.bound)
+            return out
         _tiled_gemm((a.T if trans_a else a), (b.T if trans_b else b), out, state, steps,
                     self.bound)
         return out
@@ -241,6 +248,8 @@ class CupyBackend(Backend):
 
     def update_and_advance(self, param: Array, grad: Array, velocity: Array | None,
                            rates: Array, scratch: Array, state: Array, delta: Array) -> None:
+        if self.side is not None:  # the products captured aside are done first
+            self.side.join(cupy.cuda.get_current_stream())
         name = "sgd_update_and_advance" if velocity is None else "momentum_update_and_advance"
         block_kernels.launch_grid(name, param.dtype, param.size,
                                   (grad, rates, delta, param,
@@ -286,13 +295,13 @@ class CupyBackend(Backend):
         what launches it again, on the current stream, so it stays in order
         with the eager work there. GraphCaptureError, nothing launched, where
         the capture fails."""
-        stream = _capture_stream()
+        stream, side = _capture_stream(), _side_stream()
         if gemm == "cuBLAS":
             try:  # outside the capture: loads libcublas, allocates, sets the stream
                 captured_cublas().prepare(stream)
             except Exception as exc:  # e.g. a libcublas ctypes cannot open: fall back
                 raise GraphCaptureError(f"{gemm}: {type(exc).__name__}: {exc}") from exc
-        self.captured_gemm, error = gemm, None
+        self.captured_gemm, self.side, error = gemm, side, None
         try:
             with stream:
                 try:
@@ -308,8 +317,8 @@ class CupyBackend(Backend):
                         graph = stream.end_capture()
                     except cupy.cuda.runtime.CUDARuntimeError as exc:
                         error = error or exc
-        finally:
-            self.captured_gemm = None
+        finally:  # a capture that failed may have forked without joining: forget it
+            self.captured_gemm, self.side, side.open = None, None, False
         if error is not None:
             raise GraphCaptureError(f"{gemm}: {type(error).__name__}: {error}") from error
         graph.launch()
@@ -342,6 +351,12 @@ def _tiled_gemm(a: Array, b: Array, out: Array, state: Array | None, steps: list
 @functools.cache
 def _capture_stream() -> cupy.cuda.Stream:
     return cupy.cuda.Stream(non_blocking=True)
+
+
+@functools.cache
+def _side_stream() -> SideStream:
+    return SideStream(cupy.cuda.Stream(non_blocking=True), cupy.cuda.Event(disable_timing=True),
+                      cupy.cuda.Event(disable_timing=True))
 
 
 def _given(out: Array | None) -> tuple[Array, ...]:

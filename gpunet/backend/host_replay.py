@@ -65,7 +65,8 @@ class BoundCalls:
         calls = bind(*args, **kwargs) if bind is not None else None
         return calls or [functools.partial(operation, *args, **kwargs)]
 
-    def gemm(self, a, b, out=None, *, trans_a=False, trans_b=False) -> list[Call] | None:
+    def gemm(self, a, b, out=None, *, trans_a=False, trans_b=False,
+             aside=False) -> list[Call] | None:
         """The product as ``gemm`` makes it, one NumPy call: gemm's choice of
         function (``products.py``, ``NumpyBackend.matmul``) made once, here, so a
         replay calls NumPy directly; a batch's rows, which move each step, found

@@ -125,7 +125,7 @@ class StepPlan:
             dz = gy if db is None else b.dense_backward(y, gy, dz, db, activation=activation,
                                                         mask=mask)
             h = x if h is None else h
-            b.gemm(dz, h, out=w_grad, trans_a=True)
+            b.gemm(dz, h, out=w_grad, trans_a=True, aside=down is not None)
             if down is not None:
                 b.gemm(dz, w, out=down)
         if reduce is not None:

@@ -22,6 +22,7 @@ and broadcast arrays; tests/backend/test_cupy_kernels.py checks all that on a GP
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import re
 import shutil
@@ -753,6 +754,52 @@ def test_a_bound_step_replays_its_launches_on_the_arrays_it_bound(kernels):
     assert list(replayed[1]) == [2, 4, 6]
     for got, expected in zip(replayed, (param, state, z, db), strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+class LoggedSide:
+    """A SideStream that logs its forks and joins, and the work done inside a fork."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    @contextlib.contextmanager
+    def fork(self, main: Any) -> Any:
+        self.log.append("fork")
+        yield
+        self.log.append("back")
+
+    def join(self, main: Any) -> None:
+        self.log.append("join")
+
+
+def test_a_captured_product_aside_forks_onto_the_side_stream_until_the_update(kernels):
+    """Capturing (``side`` set), a tiled product marked aside runs forked onto the
+    side stream, a cuBLAS one on the capture's (the handle's), and the update joins
+    first; not capturing, aside changes nothing."""
+    module = sys.modules[type(kernels).__module__]
+    a, b, long_a = (draw(shape, np.float32, seed=seed)
+                    for shape, seed in (((5, 4), 40), ((4, 3), 41), ((300, 5), 42)))
+    param, state = np.zeros(3, np.float32), graph_state(0, 0, 0)
+    for side in (LoggedSide(), None):
+        cublas = NumpyCublas()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
+            patch.setattr(kernels, "side", side, raising=False)
+            patch.setattr(module, "captured_cublas", lambda: cublas)
+            patch.setattr(module.cupy, "cuda", SimpleNamespace(get_current_stream=lambda: None),
+                          raising=False)
+            short = kernels.gemm(a, b, np.empty((5, 3), np.float32), aside=True)
+            log = list(side.log) if side else []
+            long = kernels.gemm(long_a, long_a, np.empty((5, 5), np.float32), trans_a=True,
+                                aside=True)
+            assert (side.log if side else []) == log  # cuBLAS's: not forked
+            kernels.update_and_advance(param, np.ones(3, np.float32), None,
+                                       np.ones(1, np.float32), None, state, graph_state(1, 1, 1))
+        check_product(short, a, b)
+        check_product(long, long_a.T, long_a)
+        assert len(cublas.operands) == 1
+        if side:
+            assert side.log == ["fork", "back", "join"]
 
 
 @covers("sgd_update_and_advance", "momentum_update_and_advance")

@@ -267,6 +267,7 @@ def cupy_capture(monkeypatch):
         backend = module.CupyBackend()
         stream = StandInStream(backend, fails)
         monkeypatch.setattr(module, "_capture_stream", lambda: stream)
+        monkeypatch.setattr(module, "_side_stream", lambda: types.SimpleNamespace(open=False))
         return backend, stream, prepared
 
     return make

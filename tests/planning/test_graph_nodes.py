@@ -37,6 +37,11 @@ def test_the_deep_models_graph_step_is_these_14_operations(numpy_backend):
     y = gpunet.one_hot_encode(labels, backend=numpy_backend).astype(np.float32)
     graph.start_epoch(x, y, None)
     graph.step(slice(0, BATCH))  # the warm-up through the plan makes the optimizer's state
-    operations = [operation.__name__
-                  for operation, _, _ in record_calls(numpy_backend, graph.record)]
+    calls = record_calls(numpy_backend, graph.record)
+    operations = [operation.__name__ for operation, _, _ in calls]
     assert operations == DEEP_STEP and len(operations) == 14
+    # aside: the upper stages' weight gradients, which nothing reads before the update
+    aside = [i for i, (_, _, kwargs) in enumerate(calls) if kwargs.get("aside")]
+    assert aside == [6, 9]
+    assert all(calls[i][2]["out"] is stage.linear.w_grad
+               for i, stage in zip(aside, plan.stages[::-1], strict=False))

@@ -1,0 +1,45 @@
+"""A second stream for the work a captured step can do beside its chain of kernels.
+
+A step's kernels form a chain, each reading what the one before wrote, but for
+the weight gradients of the upper stages (``gemm``'s ``aside``): nothing reads
+those before the update. Captured on a stream of their own, forked from the
+capture's stream by an event and joined back by another before the update,
+they become a branch of the CUDA graph that runs beside the chain (CUDA's
+cross-stream capture: ``cudaEventRecord`` on the capturing stream, then
+``cudaStreamWaitEvent`` on the other, draws it into the capture). The numbers
+are the same: no kernel of the branch writes what the chain reads.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+Stream = Any  # cupy.cuda.Stream
+Event = Any  # cupy.cuda.Event
+
+
+class SideStream:
+    """``stream``, forked from and joined to a capture's stream through the
+    events ``forked`` and ``joined``, made before any capture (nothing is
+    created while capturing)."""
+
+    def __init__(self, stream: Stream, forked: Event, joined: Event) -> None:
+        self.stream, self.forked, self.joined = stream, forked, joined
+        self.open = False  # work forked since the last join
+
+    @contextlib.contextmanager
+    def fork(self, main: Stream) -> Iterator[None]:
+        """Inside, the current stream is this one, after what ``main`` holds so far."""
+        self.forked.record(main)
+        self.stream.wait_event(self.forked)
+        self.open = True
+        with self.stream:
+            yield
+
+    def join(self, main: Stream) -> None:
+        """``main``'s later work waits for what was forked here (if anything was)."""
+        if self.open:
+            self.joined.record(self.stream)
+            main.wait_event(self.joined)
+            self.open = False

@@ -1,0 +1,52 @@
+"""The side stream of a captured step (gpunet/backend/side_stream.py), with stand-ins
+for CuPy's streams and events that log what is asked of them."""
+from __future__ import annotations
+
+from gpunet.backend.side_stream import SideStream
+
+
+class Logged:
+    """A stand-in stream or event: each call and each ``with`` logged by name."""
+
+    def __init__(self, name: str, log: list) -> None:
+        self.name, self.log = name, log
+
+    def record(self, stream: "Logged") -> None:
+        self.log.append((self.name, "recorded on", stream.name))
+
+    def wait_event(self, event: "Logged") -> None:
+        self.log.append((self.name, "waits for", event.name))
+
+    def __enter__(self) -> "Logged":
+        self.log.append((self.name, "current"))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.log.append((self.name, "no longer current"))
+
+
+def side_and_main() -> tuple[SideStream, Logged, list]:
+    log: list = []
+    side = SideStream(Logged("side", log), Logged("forked", log), Logged("joined", log))
+    return side, Logged("main", log), log
+
+
+def test_work_forked_runs_on_the_side_after_main_and_main_waits_for_it_at_the_join():
+    side, main, log = side_and_main()
+    with side.fork(main):
+        log.append("a product")
+    side.join(main)
+    assert log == [("forked", "recorded on", "main"), ("side", "waits for", "forked"),
+                   ("side", "current"), "a product", ("side", "no longer current"),
+                   ("joined", "recorded on", "side"), ("main", "waits for", "joined")]
+
+
+def test_a_join_with_nothing_forked_since_the_last_does_nothing():
+    side, main, log = side_and_main()
+    side.join(main)
+    with side.fork(main):
+        pass
+    side.join(main)
+    del log[:]
+    side.join(main)
+    assert log == [] and not side.open
