@@ -95,7 +95,6 @@ def stub_backend() -> Any:
                                                  dense_softmax_cross_entropy=no_op,
                                                  launch_grid=no_op)
     module.captured_cublas = functools.cache(NoOpCublas)
-    module._workspace = no_op  # the tiled products' workspaces: none needed
     backend = module.CupyBackend()
     backend.restart(0)
     return backend

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -57,7 +56,6 @@ OUTPUT_THREADS = 1024  # the output stage's one block: a row a thread up to 1024
 TILE = 8  # gemm: TILE x TILE outputs per block, a thread each per slice of the sum
 SLICES = 16  # gemm: at most this many slices of a sum per block (TILE * TILE * SLICES <= 1024)
 GRID_THREADS, GRID_BLOCKS = 256, 4096  # a grid kernel's block, and at most this many blocks
-WAVE_THREADS = 1 << 18  # the threads one wave of an H200 holds (132 SMs of 2048), rounded down
 OPTIONS = ("--std=c++17",)
 C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
@@ -151,24 +149,20 @@ def _dense_softmax_cross_entropy(from_state: bool) -> BlockKernel:
 # C = op(a) op(b), (m, n) with row stride ldc; op(a) is (m, k), a stored (m, lda)
 # or, with trans_a, (k, lda) and read transposed; b likewise. Each operand
 # starts state[OFFSET] * its step elements in (none where state is null).
-# Blocks (bx, by, s) for s < gridDim.z = split take the TILE x TILE outputs
-# C[by T + y, bx T + x]; the G = split * slices slices of their threads
-# (blockDim.z slices a block, both powers of two) split the sum: slice g = z
-# split + s adds, from T(0) and in order, the terms of chunks g, g + G, ... of
-# TILE terms each, staging them in its block's tiles (loaded with threadIdx.x
-# along the stored rows: coalesced; a round's chunks read while the round before
-# adds up); then the slices' partials pair up as a tree, partial[g] +=
-# partial[g + h] for h = G/2, ..., 1: within a block for h >= split, then, in
-# the tile's last block to finish (a ticket each tile, counted atomically and
-# reset by that block), across blocks through ``scratch``. Small products get
-# many blocks, long sums many slices: a step's products are latency, not
-# arithmetic.
+# Block (bx, by) takes the TILE x TILE outputs C[by T + y, bx T + x]; its
+# blockDim.z slices (a power of two) split the sum: slice z adds, from T(0) and
+# in order, the terms of chunks z, z + slices, ... of TILE terms each, staging
+# them in its own tiles (loaded with threadIdx.x along the stored rows:
+# coalesced; a round's chunks read while the round before adds up); then the
+# slices' partials pair up as a tree, partial[z] += partial[z + h] for h =
+# slices/2, ..., 1. Small products get many blocks, long sums many slices: a
+# step's products are latency, not arithmetic.
 GEMM = BlockKernel(
     "gpunet_gemm",
     "const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c, long long m,"
     " long long n, long long k, long long lda, long long ldb, long long ldc, int trans_a,"
     " int trans_b, const unsigned long long* __restrict__ state, long long a_step,"
-    " long long b_step, T* __restrict__ scratch, unsigned* __restrict__ tickets",
+    " long long b_step",
     "\n".join([
         f"  __shared__ T a_tile[{SLICES}][{TILE}][{TILE} + 1];  // [z][i][l]: op(a)(row0+i, l0+l)",
         f"  __shared__ T b_tile[{SLICES}][{TILE}][{TILE} + 1];  // [z][l][j]: op(b)(l0+l, col0+j)",
@@ -176,7 +170,6 @@ GEMM = BlockKernel(
         f"  const long long offset = state ? (long long)state[{OFFSET}] : 0;",
         "  a += offset * a_step; b += offset * b_step;",
         "  const unsigned x = threadIdx.x, y = threadIdx.y, z = threadIdx.z, slices = blockDim.z;",
-        "  const unsigned split = gridDim.z, s = blockIdx.z, g = z * split + s, G = slices * split;",
         f"  const long long row0 = (long long)blockIdx.y * {TILE},"
         f" col0 = (long long)blockIdx.x * {TILE}, chunks = (k + {TILE} - 1) / {TILE};",
         "  // this thread's entries of op(a) and op(b) at sum index l of its tiles, 0 outside",
@@ -186,9 +179,9 @@ GEMM = BlockKernel(
         "    return ai < m && l < k ? a[trans_a ? l * lda + ai : ai * lda + l] : T(0); };",
         "  auto b_at = [&](long long l) {",
         "    return l < k && bj < n ? b[trans_b ? bj * ldb + l : l * ldb + bj] : T(0); };",
-        f"  T av = a_at(g * {TILE} + al), bv = b_at(g * {TILE} + bl), sum = T(0);",
-        "  for (long long first = 0; first < chunks; first += G) {",
-        f"    const long long l0 = (first + g) * {TILE}, next = l0 + G * {TILE};",
+        f"  T av = a_at(z * {TILE} + al), bv = b_at(z * {TILE} + bl), sum = T(0);",
+        "  for (long long first = 0; first < chunks; first += slices) {",
+        f"    const long long l0 = (first + z) * {TILE}, next = l0 + slices * {TILE};",
         "    if (trans_a) a_tile[z][x][y] = av; else a_tile[z][y][x] = av;",
         "    if (trans_b) b_tile[z][x][y] = bv; else b_tile[z][y][x] = bv;",
         "    __syncthreads();",
@@ -201,25 +194,6 @@ GEMM = BlockKernel(
         "  for (unsigned half = slices / 2; half > 0; half /= 2) {",
         "    __syncthreads();",
         "    if (z < half) partial[z][y][x] += partial[z + half][y][x];",
-        "  }",
-        "  if (split > 1) {",
-        "    __shared__ bool last;",
-        "    const long long tile = (long long)blockIdx.y * gridDim.x + blockIdx.x,"
-        " tiles = (long long)gridDim.x * gridDim.y;",
-        f"    const long long cell = tile * {TILE * TILE} + y * {TILE} + x;",
-        f"    if (z == 0) scratch[s * tiles * {TILE * TILE} + cell] = partial[0][y][x];",
-        "    __threadfence();",
-        "    __syncthreads();",
-        "    if (x == 0 && y == 0 && z == 0) last = atomicAdd(tickets + tile, 1u) == split - 1;",
-        "    __syncthreads();",
-        "    if (!last) return;",
-        "    __threadfence();",
-        f"    if (z < split) partial[z][y][x] = __ldcg(scratch + z * tiles * {TILE * TILE} + cell);",
-        "    for (unsigned half = split / 2; half > 0; half /= 2) {",
-        "      __syncthreads();",
-        "      if (z < half) partial[z][y][x] += partial[z + half][y][x];",
-        "    }",
-        "    if (x == 0 && y == 0 && z == 0) tickets[tile] = 0;",
         "  }",
         "  if (z == 0 && row0 + y < m && col0 + x < n)",
         "    c[(row0 + y) * ldc + col0 + x] = partial[0][y][x];"]))
@@ -369,50 +343,18 @@ def dense_softmax_cross_entropy(z: Array, bias: Array, a: Array, scale: float, g
 
 def gemm(a: Array, b: Array, c: Array, *, trans_a: bool = False, trans_b: bool = False,
          state: Array | None = None, a_step: int = 0, b_step: int = 0,
-         depth: int | None = None, workspace: tuple[Array, Array] | None = None,
-         bound: list[Bound] | None = None) -> None:
+         depth: int | None = None, bound: list[Bound] | None = None) -> None:
     """c = op(a) op(b), op(x) = x^T where its flag is set; every array
     C-contiguous, of c's dtype, c (m, n). With a graph step's ``state``, a
     starts a_step * state[OFFSET] elements in and b b_step * state[OFFSET]
     (a row's length: row offset state[OFFSET]). ``depth``, op(a)'s columns,
-    defaults to a's; give it where a is a larger array read at an offset.
-    ``workspace``: ``workspace(m, n, k, ...)``'s, where ``splits(m, n, k)`` > 1."""
+    defaults to a's; give it where a is a larger array read at an offset."""
     m, n = c.shape
     k = (a.shape[0] if trans_a else a.shape[1]) if depth is None else depth
-    split = splits(m, n, k)
-    if split > 1 and workspace is None:
-        raise ValueError(f"a ({m}, {n}) product of {k} terms takes {split} blocks a tile and "
-                         "needs their workspace (block_kernels.workspace)")
-    launch("gemm", c.dtype, (-(-n // TILE), -(-m // TILE), split), (TILE, TILE, slices(k)),
+    launch("gemm", c.dtype, (-(-n // TILE), -(-m // TILE)), (TILE, TILE, slices(k)),
            (a, b, c, np.int64(m), np.int64(n), np.int64(k), np.int64(a.shape[1]),
             np.int64(b.shape[1]), np.int64(n), np.int32(trans_a), np.int32(trans_b), state,
-            np.int64(a_step), np.int64(b_step), *(workspace or (None, None))), bound)
-
-
-@functools.cache
-def splits(m: int, n: int, k: int) -> int:
-    """The blocks ``gemm`` splits each tile's sum of ``k`` terms among (a power of
-    two, at most SLICES): doubled while they all still fit one wave
-    (WAVE_THREADS) and each of the splits * slices(k) slices keeps a chunk."""
-    blocks, threads = -(-m // TILE) * -(-n // TILE), TILE * TILE * slices(k)
-    split = 1
-    while (split < SLICES and blocks * threads * 2 * split <= WAVE_THREADS
-           and 2 * split * slices(k) <= -(-k // TILE)):
-        split *= 2
-    return split
-
-
-def workspace(m: int, n: int, k: int, dtype: np.dtype,
-              zeros: Callable[..., Array]) -> tuple[Array, Array] | None:
-    """What ``gemm`` needs where ``splits(m, n, k)`` blocks share a tile: a
-    scratch for their sums (``dtype``) and a ticket per tile (uint32 zeros, each
-    reset by its tile's last block), made by ``zeros`` (an array module's); None
-    where one block takes each tile."""
-    split = splits(m, n, k)
-    if split == 1:
-        return None
-    tiles = -(-m // TILE) * -(-n // TILE)
-    return zeros(split * tiles * TILE * TILE, dtype), zeros(tiles, np.uint32)
+            np.int64(a_step), np.int64(b_step)), bound)
 
 
 @functools.cache  # a step asks the same few each time: a C call, not one in Python

@@ -345,24 +345,7 @@ def _tiled_gemm(a: Array, b: Array, out: Array, state: Array | None, steps: list
         given.append((x.T if transposed else cupy.ascontiguousarray(x), transposed))
     (a, trans_a), (b, trans_b) = given
     block_kernels.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b, state=state,
-                       a_step=steps[0], b_step=steps[1],
-                       workspace=_workspace(out, a.shape[0] if trans_a else a.shape[1]),
-                       bound=bound)
-
-
-def _workspace(out: Array, k: int) -> tuple[Array, Array] | None:
-    """The tiled GEMM's workspace for a product of ``k`` terms into ``out``
-    (block_kernels.workspace): the output's own, so products beside one
-    another do not share one."""
-    return _workspace_at(out.data.ptr, *out.shape, k, out.dtype)
-
-
-@functools.cache  # kept for good: a captured graph reads it
-def _workspace_at(out: int, m: int, n: int, k: int,
-                  dtype: np.dtype) -> tuple[Array, Array] | None:
-    """``_workspace`` of the output at address ``out``, made by the first (eager)
-    run of a recorded step, before any capture."""
-    return block_kernels.workspace(m, n, k, dtype, cupy.zeros)
+                       a_step=steps[0], b_step=steps[1], bound=bound)
 
 
 @functools.cache

@@ -54,14 +54,9 @@ def test_block_kernel_compiles_with_nvrtc(nvrtc, name, dtype, arch):
                                   if name.startswith("dense_backward") or name == "gemm"])
 def test_loads_do_not_wait_for_stores(nvrtc, name):
     """Every global load of these kernels is of a const __restrict__ input, so
-    NVRTC takes the read-only path (ld.global.nc), free to run ahead of stores;
-    but gemm's last block of a tile reads the other blocks' sums through L2
-    (__ldcg: ld.global.cg), after their stores."""
+    NVRTC takes the read-only path (ld.global.nc), free to run ahead of stores."""
     loads = re.findall(r"ld\.global\.\S+", ptx_of(nvrtc, name, DTYPES[0], ARCHS[-1]))
-    coherent = [load for load in loads if load.startswith("ld.global.cg.")]
-    assert len(coherent) == (name == "gemm")
-    assert loads and all(load.startswith("ld.global.nc.") for load in loads
-                         if load not in coherent), loads
+    assert loads and all(load.startswith("ld.global.nc.") for load in loads), loads
 
 
 def test_each_module_is_built_once():

@@ -188,13 +188,6 @@ def test_output_stage_sums_in_one_order_whatever_the_block(host, shape, dtype):
             np.testing.assert_array_equal(got, first)
 
 
-def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, **kwargs: Any) -> None:
-    """``block_kernels.gemm`` with the workspace its split needs, if any."""
-    k = kwargs.get("depth") or (a.shape[0] if kwargs.get("trans_a") else a.shape[1])
-    block_kernels.gemm(a, b, c, **kwargs,
-                       workspace=block_kernels.workspace(*c.shape, k, c.dtype, np.zeros))
-
-
 def check_product(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
     """``c`` is a b within the rounding a sum of k products may have (exactly 0 for k = 0)."""
     a, b = a.astype(np.float64), b.astype(np.float64)
@@ -217,16 +210,16 @@ def test_gemm(host, shape, trans_a, trans_b, dtype):
     a = draw((k, m) if trans_a else (m, k), dtype, -6, 6, 16)
     b = draw((n, k) if trans_b else (k, n), dtype, -6, 6, 17)
     c = np.full((m, n), np.nan, dtype)
-    gemm(a, b, c, trans_a=trans_a, trans_b=trans_b)
+    block_kernels.gemm(a, b, c, trans_a=trans_a, trans_b=trans_b)
     check_product(c, a.T if trans_a else a, b.T if trans_b else b)
 
 
 def sliced_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a b summed in gemm's documented order: slice g of G = splits * slices(k)
-    adds, from 0, the terms of chunks g, g + G, ... in order; then the slices
-    pair up as a tree, partial[g] += partial[g + h] for h = G/2, ..., 1."""
+    """a b summed in gemm's documented order: slice z of slices(k) adds, from 0,
+    the terms of chunks z, z + slices, ... in order; then the slices pair up as a
+    tree, partial[z] += partial[z + h] for h = slices/2, ..., 1."""
     k = a.shape[1]
-    count = block_kernels.slices(k) * block_kernels.splits(a.shape[0], b.shape[1], k)
+    count = block_kernels.slices(k)
     partial = np.zeros((count, a.shape[0], b.shape[1]), a.dtype)
     for chunk in range(-(-k // TILE)):
         for term in range(chunk * TILE, min(k, (chunk + 1) * TILE)):
@@ -239,41 +232,15 @@ def sliced_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("k", [TILE, 3 * TILE + 1, SLICES * TILE, SLICES * TILE * 3 - 2,
-                               SLICES * TILE * 4 + 3, 784])
+@pytest.mark.parametrize("k", [TILE, 3 * TILE + 1, SLICES * TILE, SLICES * TILE * 3 - 2])
 def test_gemm_sums_in_the_documented_order(host, k, dtype):
     """Each output is bit for bit the sliced sum the kernel documents, so a graph
     replay and the planned step, which launch it alike, agree exactly; 1, 4, 16
-    slices in one block, then 16 in each of 2, 4 and 4 blocks (the last two with
-    a round of chunks cut short)."""
+    and 16 slices, the last with a round of chunks cut short."""
     a, b = draw((9, k), dtype, -6, 6, 21), draw((k, 11), dtype, -6, 6, 22)
     c = np.full((9, 11), np.nan, dtype)
-    gemm(a, b, c)
+    block_kernels.gemm(a, b, c)
     np.testing.assert_array_equal(c, sliced_product(a, b))
-
-
-def test_gemm_splits_a_sum_among_blocks_while_they_fit_one_wave_each_slice_a_chunk():
-    """The deep model's x W1^T at batch 128 takes 4 blocks a tile (98 chunks,
-    64 slices); short sums, and products that fill a wave, one."""
-    splits = block_kernels.splits
-    assert [splits(128, 30, 784), splits(9, 11, 4 * SLICES * TILE),
-            splits(9, 11, 4 * SLICES * TILE - TILE - 1), splits(128, 10, 30), splits(30, 784, 128),
-            splits(1, 1, 10**6)] == [4, 4, 2, 1, 1, SLICES]
-
-
-def test_a_tile_of_several_blocks_resets_its_ticket_and_a_split_gemm_needs_a_workspace(host):
-    """The ticket each tile's blocks count is back to 0 after a product (so the
-    next one, or a graph's replay, starts clean); without a workspace a split
-    product is refused by name."""
-    a, b = draw((9, 784), np.float32, -1, 1, 23), draw((784, 11), np.float32, -1, 1, 24)
-    space = block_kernels.workspace(9, 11, 784, np.dtype(np.float32), np.zeros)
-    for _ in range(2):
-        c = np.full((9, 11), np.nan, np.float32)
-        block_kernels.gemm(a, b, c, workspace=space)
-        np.testing.assert_array_equal(c, sliced_product(a, b))
-        assert space[1].shape == (4,) and not space[1].any()
-    with pytest.raises(ValueError, match=r"a \(9, 11\) product of 784 terms takes 4 blocks"):
-        block_kernels.gemm(a, b, c)
 
 
 def test_gemm_slices_are_a_power_of_two_a_chunk_each_at_most_slices():
@@ -295,12 +262,12 @@ def test_gemm_reads_rows_at_the_states_offset(host, offset, dtype):
     weights, gz = draw((units, width), dtype, -1, 1, 19), draw((batch, units), dtype, -1, 1, 20)
     state = state_at(offset)
     z = np.full((batch, units), np.nan, dtype)
-    gemm(x, weights, z, trans_b=True, state=state, a_step=width)
+    block_kernels.gemm(x, weights, z, trans_b=True, state=state, a_step=width)
     check_product(z, rows, weights.T)
     dw = np.full((units, width), np.nan, dtype)
-    gemm(gz, x, dw, trans_a=True, state=state, b_step=width)
+    block_kernels.gemm(gz, x, dw, trans_a=True, state=state, b_step=width)
     check_product(dw, gz.T, rows)
     xt = np.ascontiguousarray(x.T)  # (width, N): the batch's rows are columns from the offset
     dwt = np.full((width, units), np.nan, dtype)
-    gemm(xt, gz, dwt, state=state, a_step=1, depth=batch)
+    block_kernels.gemm(xt, gz, dwt, state=state, a_step=1, depth=batch)
     check_product(dwt, rows.T, gz)

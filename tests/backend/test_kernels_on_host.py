@@ -40,7 +40,6 @@ from gpunet.backend.draw_window import DrawWindow
 from gpunet.backend.graph_step import StateRows, graph_state
 from gpunet.backend.kernels import DENSE_VARIANTS, KERNELS, KernelSpec, dense_kernel
 from gpunet.backend.block_kernels import BLOCK_KERNELS
-from gpunet.backend.block_kernels import workspace as block_kernels_workspace
 from gpunet.backend.cublas_capture import BoundGemm
 from helpers.block_kernel_source import build_host_launch, check_sums
 from helpers.block_kernel_source import params as block_params
@@ -186,8 +185,6 @@ def kernels(run, block_launch) -> Any:
                                                             ascontiguousarray=np.ascontiguousarray))
         patch.setattr(cupy_backend, "elementwise", elementwise)
         patch.setattr(cupy_backend.block_kernels, "launch", launch)
-        patch.setattr(cupy_backend, "_workspace", lambda out, k: block_kernels_workspace(
-            *out.shape, k, out.dtype, np.zeros))
         # Not constructed: a constructed backend would reseed from real CuPy on gpunet.seed.
         yield object.__new__(cupy_backend.CupyBackend)
 

@@ -4,10 +4,9 @@ and a ``launch`` that runs them on NumPy arrays as CuPy would on CuPy's.
 A CUDA block becomes an OpenMP team of blockDim.x * blockDim.y * blockDim.z threads:
 ``threadIdx`` comes from omp_get_thread_num(), ``__syncthreads()`` is an OpenMP
 barrier, ``__shared__`` is ``static`` (one instance, shared by the team), and
-the blocks of the grid run one after another, x fastest, so ``__threadfence()``
-is nothing and ``atomicAdd`` a plain add (one thread of a team calls it). Each
-kernel gets an ``extern "C"`` function per float type, ``host_<name>_<type>(grid
-x, grid y, grid z, block x, block y, block z, the kernel's parameters)``.
+the blocks of the grid run one after another, x fastest. Each kernel gets an
+``extern "C"`` function per float type, ``host_<name>_<type>(grid x, grid y,
+block x, block y, block z, the kernel's parameters)``.
 """
 from __future__ import annotations
 
@@ -42,18 +41,10 @@ static inline dim3 thread_index()
 #define __device__
 #define __shared__ static
 #define __syncthreads() _Pragma("omp barrier")
-#define __threadfence()
-#define __ldcg(p) (*(p))
-static inline unsigned atomicAdd(unsigned* p, unsigned v)  // one thread of a team calls it
-{
-  const unsigned old = *p;
-  *p = old + v;
-  return old;
-}
 """
 # The C types a parameter may have, as NumPy scalars (by value) or arrays (pointers).
 SCALARS = {"long long": np.int64, "int": np.int32, "unsigned long long": np.uint64,
-           "unsigned": np.uint32, "double": np.float64, "bool": np.bool_}
+           "double": np.float64, "bool": np.bool_}
 
 
 class Param(NamedTuple):
@@ -82,14 +73,13 @@ def host_source() -> str:
         for c_type in C_TYPES.values():
             typed = re.sub(r"\bT\b", c_type, kernel.params)
             parts.append(f"""\
-extern "C" void host_{name}_{c_type}(unsigned gx, unsigned gy, unsigned gz, unsigned bx,
-                                  unsigned by, unsigned bz, {typed})
+extern "C" void host_{name}_{c_type}(unsigned gx, unsigned gy, unsigned bx, unsigned by,
+                                  unsigned bz, {typed})
 {{
-  gridDim = {{gx, gy, gz}}; blockDim = {{bx, by, bz}};
-  for (unsigned bz_ = 0; bz_ < gz; ++bz_)
-  for (unsigned by_ = 0; by_ < gy; ++by_)
-    for (unsigned bx_ = 0; bx_ < gx; ++bx_) {{
-      blockIdx = {{bx_, by_, bz_}};
+  gridDim = {{gx, gy, 1}}; blockDim = {{bx, by, bz}};
+  for (unsigned y = 0; y < gy; ++y)
+    for (unsigned x = 0; x < gx; ++x) {{
+      blockIdx = {{x, y, 0}};
       #pragma omp parallel num_threads(bx * by * bz)
       {{
         if ((unsigned)omp_get_num_threads() != bx * by * bz) abort();
@@ -124,13 +114,13 @@ def host_launch(library: ctypes.CDLL) -> Callable[..., None]:
             else:
                 assert type(arg) is want.type, f"{name}: {p.name} {type(arg)} is not {want}"
                 values.append(np.ctypeslib.as_ctypes_type(want)(arg))
-        gx, gy, gz = (max(1, g) for g in (tuple(grid) + (1, 1))[:3])
+        gx, gy = (max(1, g) for g in (tuple(grid) + (1,))[:2])
         bx, by, bz = (max(1, b) for b in (tuple(block) + (1, 1))[:3])
         assert bx * by * bz <= 1024, f"{name}: {bx} x {by} x {bz} threads in a block"
         function = getattr(library, f"host_{name}_{C_TYPES[np.dtype(dtype)]}")
-        function.argtypes = [ctypes.c_uint] * 6 + [
+        function.argtypes = [ctypes.c_uint] * 5 + [
             ctypes.c_void_p if p.pointer else type(v) for p, v in zip(ps, values)]
-        function(gx, gy, gz, bx, by, bz, *values)
+        function(gx, gy, bx, by, bz, *values)
     return launch
 
 
