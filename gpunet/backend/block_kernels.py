@@ -197,6 +197,10 @@ GEMM = BlockKernel(
         "  }",
         "  if (z == 0 && row0 + y < m && col0 + x < n)",
         "    c[(row0 + y) * ldc + col0 + x] = partial[0][y][x];"]))
+# A recorded step's dense stages whose forward is fused into their product's
+# GEMM (``gemm_<row>``): those without dropout, and those drawing from the state.
+FUSED_ROWS = [dense_kernel("forward", activation, dropout, from_state=dropout)
+              for activation in (None, *ACTIVATIONS) for dropout in (False, True)]
 
 # The elementwise kernels of a recorded step, by their rows in KERNELS: each
 # with (the in-parameters that are arrays, the rest but raw ones scalars; of
@@ -243,6 +247,44 @@ def _grid(spec: KernelSpec, arrays: tuple[str, ...], columns: tuple[str, ...],
                            f"    {' '.join(loads)}", f"    {spec.operation};",
                            f"    {' '.join(stores)}", "  }"]))
 
+def _fused_gemm(spec: KernelSpec) -> BlockKernel:
+    """GEMM, each output then put through a dense forward row of kernels.py as
+    its z (row i of C, its bias that column's): C = y, and its other outputs
+    (the mask) at the same place. The row's parameters, after GEMM's, are named
+    e_<name>; in the row's own scope (a lambda) they have their names."""
+    params, arguments, declared, stores = [], [], [], []
+    for output, text in ((False, spec.in_params), (True, spec.out_params)):
+        for param in text.split(", "):
+            *raw, type_, name = param.split()
+            c_type = C_NAMES[type_]
+            if name in ("z", "y"):  # the GEMM's output, before and after
+                continue
+            if output:
+                params.append(f"{c_type}* __restrict__ e_{name}")
+                declared.append(f"{c_type} {name};")
+                stores.append(f"e_{name}[i] = {name};")
+            elif name == "bias":
+                params.append(f"const {c_type}* __restrict__ e_bias")
+            else:
+                params.append(f"const {c_type}* __restrict__ e_{name}" if raw
+                              else f"{c_type} e_{name}")
+                arguments.append((f"const {c_type}* {name}" if raw else f"{c_type} {name}",
+                                  f"e_{name}"))
+    lambda_params = ", ".join(["const long long i, const T z, const T bias",
+                               *(p for p, _ in arguments)])
+    call = ", ".join(["(row0 + y) * ldc + col0 + x, partial[0][y][x], e_bias[col0 + x]",
+                      *(a for _, a in arguments)])
+    body = GEMM.body.rsplit("\n", 1)[0]  # but the store of C
+    return BlockKernel(spec.name.replace("gpunet_", "gpunet_gemm_", 1),
+                       f"{GEMM.params}, {', '.join(params)}",
+                       "\n".join([body,
+                                  f"    [&]({lambda_params}) {{",
+                                  f"      T y; {' '.join(declared)}",
+                                  f"      {spec.operation};",
+                                  f"      c[i] = y; {' '.join(stores)}",
+                                  f"    }}({call});"]))
+
+
 BLOCK_KERNELS: dict[str, BlockKernel] = {
     **{dense_kernel("backward", *variant): _dense_backward(*variant)
        for variant in DENSE_VARIANTS},
@@ -250,6 +292,7 @@ BLOCK_KERNELS: dict[str, BlockKernel] = {
     "dense_softmax_cross_entropy_from_state": _dense_softmax_cross_entropy(True),
     "gemm": GEMM,
     **{f"grid_{name}": _grid(KERNELS[name], *shape) for name, shape in GRID_ROWS.items()},
+    **{f"gemm_{name}": _fused_gemm(KERNELS[name]) for name in FUSED_ROWS},
 }
 
 
@@ -343,18 +386,23 @@ def dense_softmax_cross_entropy(z: Array, bias: Array, a: Array, scale: float, g
 
 def gemm(a: Array, b: Array, c: Array, *, trans_a: bool = False, trans_b: bool = False,
          state: Array | None = None, a_step: int = 0, b_step: int = 0,
-         depth: int | None = None, bound: list[Bound] | None = None) -> None:
+         depth: int | None = None, forward: tuple[str, tuple] | None = None,
+         bound: list[Bound] | None = None) -> None:
     """c = op(a) op(b), op(x) = x^T where its flag is set; every array
     C-contiguous, of c's dtype, c (m, n). With a graph step's ``state``, a
     starts a_step * state[OFFSET] elements in and b b_step * state[OFFSET]
     (a row's length: row offset state[OFFSET]). ``depth``, op(a)'s columns,
-    defaults to a's; give it where a is a larger array read at an offset."""
+    defaults to a's; give it where a is a larger array read at an offset.
+    ``forward``: (a row of FUSED_ROWS, its arguments but z and y, in its
+    order), which then takes each output as its z, in place."""
     m, n = c.shape
     k = (a.shape[0] if trans_a else a.shape[1]) if depth is None else depth
-    launch("gemm", c.dtype, (-(-n // TILE), -(-m // TILE)), (TILE, TILE, slices(k)),
+    launch("gemm" if forward is None else f"gemm_{forward[0]}", c.dtype,
+           (-(-n // TILE), -(-m // TILE)), (TILE, TILE, slices(k)),
            (a, b, c, np.int64(m), np.int64(n), np.int64(k), np.int64(a.shape[1]),
             np.int64(b.shape[1]), np.int64(n), np.int32(trans_a), np.int32(trans_b), state,
-            np.int64(a_step), np.int64(b_step)), bound)
+            np.int64(a_step), np.int64(b_step), *(() if forward is None else forward[1])),
+           bound)
 
 
 @functools.cache  # a step asks the same few each time: a C call, not one in Python

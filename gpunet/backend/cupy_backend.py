@@ -163,15 +163,8 @@ class CupyBackend(Backend):
                       window: DrawWindow | None = None) -> Array:
         if z.dtype != y.dtype or bias.dtype != y.dtype:
             z, bias = _cast(y.dtype, z, bias)
-        call = activation_call(activation) if type(activation) is str else activation
-        from_state = dropout is not None and state is not None
-        name = _FORWARD_NAMES[call and call.name, dropout is not None, from_state]
-        draws: tuple = ()
-        if dropout is not None:  # the key and first counter: the state's (and a skip), or the next
-            draws = (state[0], np.uint64(state[1])) if from_state else (
-                np.uint64(self.key), np.uint64(self.take_draws(z.shape, window)))
-        values, outputs = (*(dropout or ()), *(call.values if call else ())), (y, mask)[
-            :1 + (mask is not None)]
+        name, draws, values = self._forward(z.shape, activation, dropout, state, window)
+        outputs = (y,) if mask is None else (y, mask)
         if self.captured_gemm is None:
             elementwise(name)(z, bias, *draws, *values, *outputs)
         else:  # a recorded step's buffers (C-contiguous): its grid kernel, bound when binding
@@ -180,6 +173,41 @@ class CupyBackend(Backend):
                                       (z, bias, *draws, *map(t, values), *outputs),
                                       columns=bias.size, bound=self.bound)
         return y
+
+    def gemm_dense_forward(self, h: Array, w: Array, z: Array, bias: Array, *,
+                           activation: str | ActivationCall | None = None,
+                           dropout: tuple[float, float] | None = None,
+                           mask: Array | None = None,
+                           state: tuple[Array, int] | None = None,
+                           window: DrawWindow | None = None) -> Array:
+        rows = type(h) is StateRows
+        if (self.captured_gemm is None or bias.dtype != z.dtype or (
+                self.captured_gemm == "cuBLAS" and not _tiled(*z.shape, w.shape[1], rows))):
+            return super().gemm_dense_forward(h, w, z, bias, activation=activation,
+                                              dropout=dropout, mask=mask, state=state,
+                                              window=window)
+        # a recorded step's tiled product, its dense forward fused (block_kernels.FUSED_ROWS)
+        name, draws, values = self._forward(z.shape, activation, dropout, state, window)
+        a, steps = (h.data[:h.batch], [h.data.shape[1], 0]) if rows else (h, [0, 0])
+        t = z.dtype.type
+        _tiled_gemm(a, w.T, z, h.state if rows else None, steps, self.bound,
+                    (name, (bias, *draws, *map(t, values), *(() if mask is None else (mask,)))))
+        return z
+
+    def _forward(self, shape: tuple[int, ...], activation: str | ActivationCall | None,
+                 dropout: tuple[float, float] | None, state: tuple[Array, int] | None,
+                 window: DrawWindow | None) -> tuple[str, tuple, tuple]:
+        """A dense forward's (kernel row name, draws: the key and first counter,
+        the state's and a skip or this backend's next, then its other scalars:
+        dropout's (p, scale) and the activation's)."""
+        call = activation_call(activation) if type(activation) is str else activation
+        from_state = dropout is not None and state is not None
+        draws: tuple = ()
+        if dropout is not None:
+            draws = (state[0], np.uint64(state[1])) if from_state else (
+                np.uint64(self.key), np.uint64(self.take_draws(shape, window)))
+        return (_FORWARD_NAMES[call and call.name, dropout is not None, from_state], draws,
+                (*(dropout or ()), *(call.values if call else ())))
 
     def dense_backward(self, y: Array | None, gy: Array, dz: Array | None, db: Array, *,
                        activation: str | ActivationCall | None = None,
@@ -335,17 +363,17 @@ def _tiled(m: int, n: int, k: int, rows: bool) -> bool:
 
 
 def _tiled_gemm(a: Array, b: Array, out: Array, state: Array | None, steps: list[int],
-                bound: list[Bound] | None) -> None:
+                bound: list[Bound] | None, forward: tuple[str, tuple] | None = None) -> None:
     """out = a b by the tiled GEMM kernel, each of ``a`` and ``b`` read as it
     lies or transposed; an operand with a row length in ``steps`` (a graph
-    step's batch) starts at row state[OFFSET]."""
+    step's batch) starts at row state[OFFSET]; ``forward``: block_kernels.gemm's."""
     given = []
     for x in (a, b):
         transposed = not x.flags.c_contiguous and x.T.flags.c_contiguous
         given.append((x.T if transposed else cupy.ascontiguousarray(x), transposed))
     (a, trans_a), (b, trans_b) = given
     block_kernels.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b, state=state,
-                       a_step=steps[0], b_step=steps[1], bound=bound)
+                       a_step=steps[0], b_step=steps[1], forward=forward, bound=bound)
 
 
 @functools.cache

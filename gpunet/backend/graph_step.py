@@ -28,7 +28,7 @@ Replay = Callable[[], None]
 OFFSET, COUNTER, KEY = range(3)
 STATE_SIZE = 3
 # The backend operations a graph step calls: what the stand-in records.
-STEP_OPERATIONS = ("gemm", "dense_forward", "dense_softmax_cross_entropy", "dense_backward",
+STEP_OPERATIONS = ("gemm", "gemm_dense_forward", "dense_softmax_cross_entropy", "dense_backward",
                    "update_and_advance")
 Call = tuple[Callable[..., Any], tuple, dict]  # a recorded operation and its arguments
 
@@ -123,11 +123,20 @@ def record_calls(backend: GraphStepOperations, record: Replay) -> list[Call]:
 @contextlib.contextmanager
 def _recording(backend: GraphStepOperations, calls: list[Call]) -> Iterator[None]:
     """While open, each of ``backend``'s STEP_OPERATIONS runs and appends
-    (operation, args, kwargs) to ``calls``."""
+    (operation, args, kwargs) to ``calls``; but those one of them calls
+    (``gemm_dense_forward``'s ``gemm``), which it makes again."""
+    inside = [False]  # within a recorded operation
+
     def recorded(operation: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
+            if inside[0]:
+                return operation(*args, **kwargs)
             calls.append((operation, args, kwargs))
-            return operation(*args, **kwargs)
+            inside[0] = True
+            try:
+                return operation(*args, **kwargs)
+            finally:
+                inside[0] = False
         return call
 
     for name in STEP_OPERATIONS:

@@ -105,6 +105,12 @@ class BoundCalls:
         forward = ACTIVATIONS[activation.name].forward  # Backend.activate's, bound
         return [stage, functools.partial(forward, np, z, z, *activation.values)]
 
+    def gemm_dense_forward(self, h, w, z, bias, **forward) -> list[Call]:
+        """Its product's calls, then its dense forward's (each as bound, or recorded)."""
+        backend = self.backend
+        return (self.of(backend.gemm, (h, w), {"out": z, "trans_b": True})
+                + self.of(backend.dense_forward, (z, bias, z), forward))
+
     def dense_backward(self, y, gy, dz, db, *, activation=None, mask=None) -> list[Call] | None:
         activation = None if activation is None else activation_call(activation)
         if (activation is None or activation.name not in ACTIVATION_CODES

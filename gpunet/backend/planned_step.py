@@ -43,6 +43,21 @@ class PlannedStepOperations:
     _draws: Callable[[int, int], Array]
     key: int
 
+    gemm: Callable[..., Array]
+
+    def gemm_dense_forward(self, h: Array, w: Array, z: Array, bias: Array, *,
+                           activation: str | ActivationCall | None = None,
+                           dropout: tuple[float, float] | None = None,
+                           mask: Array | None = None,
+                           state: tuple[Array, int] | None = None,
+                           window: DrawWindow | None = None) -> Array:
+        """A dense stage's forward into ``z``: its product z = h W^T (``h`` may
+        be a graph step's StateRows), then ``dense_forward(z, bias, z, ...)``
+        in place; one kernel where a device fuses the two. Returns ``z``."""
+        self.gemm(h, w, out=z, trans_b=True)
+        return self.dense_forward(z, bias, z, activation=activation, dropout=dropout,
+                                  mask=mask, state=state, window=window)
+
     def dense_forward(self, z: Array, bias: Array, y: Array, *,
                       activation: str | ActivationCall | None = None,
                       dropout: tuple[float, float] | None = None,

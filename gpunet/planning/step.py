@@ -31,11 +31,11 @@ class FlatBuffers:
 class StepPlan:
     """One training step of ``model`` for batches of ``batch`` rows: forward,
     softmax cross-entropy, backward and update, every intermediate written into
-    a buffer allocated here. A deep-model step is 14 backend calls: per stage a
-    product and a fused bias/dropout/activation forward, the last stage's the
-    loss with its bias and bias gradient; per stage but the last a fused
-    gradient and bias gradient; per stage the weight gradient's product, and
-    but for the first the input gradient's; one update."""
+    a buffer allocated here. A deep-model step is 12 backend calls: per stage
+    but the last its product fused with its bias, dropout and activation; the
+    last stage's product, then the loss with its bias and bias gradient; per
+    stage but the last a fused gradient and bias gradient; per stage the weight
+    gradient's product, and but for the first the input gradient's; one update."""
 
     def __init__(self, model: Layer, stages: list[DenseStage], loss: Loss, optimizer: Optimizer,
                  backend: Backend, batch: int, whole: int | None = None) -> None:
@@ -111,11 +111,10 @@ class StepPlan:
         b, h = self.backend, x
         dropouts = dropouts or [stage.dropout_args for stage in self.stages]
         for (w, z, bias, activation, mask, skip), dropout in zip(self.forwards, dropouts):
-            b.gemm(h, w, out=z, trans_b=True)
-            b.dense_forward(z, bias, z, activation=activation, dropout=dropout,
-                            mask=mask, window=window,
-                            state=None if state is None or mask is None else (state, skip))
-            h = z
+            h = b.gemm_dense_forward(h, w, z, bias, activation=activation, dropout=dropout,
+                                     mask=mask, window=window,
+                                     state=None if state is None or mask is None else (state,
+                                                                                       skip))
         last = self.stages[-1].linear
         b.gemm(h, last.w, out=self.outputs[-1], trans_b=True)
         b.dense_softmax_cross_entropy(self.outputs[-1], last.b, targets, self.scale,

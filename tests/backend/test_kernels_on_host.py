@@ -39,8 +39,7 @@ from gpunet.backend.activations import ACTIVATIONS as FORMULAS, ActivationCall
 from gpunet.backend.draw_window import DrawWindow
 from gpunet.backend.graph_step import StateRows, graph_state
 from gpunet.backend.kernels import DENSE_VARIANTS, KERNELS, KernelSpec, dense_kernel
-from gpunet.backend.block_kernels import BLOCK_KERNELS
-from gpunet.backend.cublas_capture import BoundGemm
+from gpunet.backend.block_kernels import BLOCK_KERNELS, FUSED_ROWS
 from helpers.block_kernel_source import build_host_launch, check_sums
 from helpers.block_kernel_source import params as block_params
 from helpers.kernel_source import C_TYPES, PLACEHOLDERS, Param, params, render
@@ -713,6 +712,44 @@ def test_a_recorded_steps_dense_forward_is_the_eager_one_bit_for_bit(kernels, ac
         np.testing.assert_array_equal(eager, recorded)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows", [False, True], ids=["plain", "rows"])
+@pytest.mark.parametrize("row", FUSED_ROWS)
+def test_a_recorded_steps_product_and_forward_fused_are_them_apart_bit_for_bit(kernels, row,
+                                                                              rows, dtype):
+    """Recorded, gemm_dense_forward of a tiled product is one GEMM kernel with
+    the stage's forward row as its epilogue: the same y (in z) and mask as the
+    tiled product, then dense_forward; cuBLAS's products it leaves apart."""
+    activation = next(a for a in (None, *FORMULAS) if row in (
+        dense_kernel("forward", a, False), dense_kernel("forward", a, True, from_state=True)))
+    dropout = row.endswith("_from_state")
+    h_data, w = draw((40, 12), dtype, seed=50), draw((5, 12), dtype, seed=51)
+    bias, state = draw(5, dtype, -1.0, 1.0, seed=52), graph_state(3, 678, 12345)
+    h = StateRows(h_data, state, 9, np.empty((9, 12), dtype)) if rows else h_data[3:12]
+    forward = dict(activation=activation, dropout=(0.3, 2.0) if dropout else None,
+                   state=(state, 40) if dropout else None)
+    module, results = sys.modules[type(kernels).__module__], []
+    for way in ("fused", "apart", "cuBLAS"):
+        z = np.full((9, 5), np.nan, dtype)
+        mask = np.full((9, 5), np.nan, dtype) if dropout else None
+        cublas = NumpyCublas()
+        with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
+            patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
+            patch.setattr(module, "_tiled", lambda *product: way != "cuBLAS")
+            patch.setattr(module, "captured_cublas", lambda: cublas)
+            if way == "apart":
+                kernels.gemm(h, w, out=z, trans_b=True)
+                out = kernels.dense_forward(z, bias, z, mask=mask, **forward)
+            else:
+                out = kernels.gemm_dense_forward(h, w, z, bias, mask=mask, **forward)
+        assert out is z and len(cublas.operands) == (way == "cuBLAS")
+        results.append((z, mask))
+    for fused, apart in zip(results[0], results[1], strict=True):
+        np.testing.assert_array_equal(fused, apart)
+    if dropout:  # by cuBLAS, the product's sums may round apart; the draws may not
+        np.testing.assert_array_equal(results[2][1], results[0][1])
+
+
 def test_a_bound_step_replays_its_launches_on_the_arrays_it_bound(kernels):
     """``bind`` runs a step as ``run_step`` does, binding each launch and
     libcublas call once (a tiled product, a cuBLAS one, a grid kernel, a block
@@ -862,6 +899,8 @@ class NumpyCublas:
              ) -> None:
         self.operands.append((a, b))
         if bound is not None:  # bound: the same product again, whatever the stream
+            from gpunet.backend.cublas_capture import BoundGemm  # imports CuPy, as kernels does
+
             bound.append(BoundGemm(lambda: np.matmul(a, b, out=out) is None, ()))
         np.matmul(a, b, out=out)
 

@@ -31,7 +31,7 @@ def test_the_products_timed_are_the_planned_steps(numpy_backend, name):
     def shape(operand):
         return (operand.buffer if type(operand) is StateRows else operand).shape
     made = [(shape(args[0]), shape(args[1]), kwargs.get("trans_a", False),
-             kwargs.get("trans_b", False))
+             kwargs.get("trans_b", operation.__name__ == "gemm_dense_forward"))
             for operation, args, kwargs in record_calls(numpy_backend, graph.record)
-            if operation.__name__ == "gemm"]
+            if operation.__name__ in ("gemm", "gemm_dense_forward")]
     assert made == list(products(name, BATCH).values())
