@@ -14,6 +14,8 @@ float type ``T`` whose body uses ``threadIdx``, ``blockIdx``, ``blockDim``,
   column sums of the gradient g.
 - ``gemm``: C = op(A) op(B), TILE x TILE tiles of both staged in shared memory,
   each block's sum split into up to SLICES slices that add up as a tree.
+- ``gemm_<row>``: ``gemm`` with a dense forward row of kernels.py (``FUSED_ROWS``)
+  as its epilogue, so a hidden stage's product and forward are one kernel.
 - ``grid_<name>``: the elementwise kernels a recorded step runs (kernels.py's
   rows ``GRID_ROWS`` names), as grid-stride loops: launched as the rest are,
   so a step's every launch can be bound once (bound_launch.py).
@@ -197,6 +199,7 @@ GEMM = BlockKernel(
         "  }",
         "  if (z == 0 && row0 + y < m && col0 + x < n)",
         "    c[(row0 + y) * ldc + col0 + x] = partial[0][y][x];"]))
+
 # A recorded step's dense stages whose forward is fused into their product's
 # GEMM (``gemm_<row>``): those without dropout, and those drawing from the state.
 FUSED_ROWS = [dense_kernel("forward", activation, dropout, from_state=dropout)
@@ -246,6 +249,7 @@ def _grid(spec: KernelSpec, arrays: tuple[str, ...], columns: tuple[str, ...],
                            " + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {",
                            f"    {' '.join(loads)}", f"    {spec.operation};",
                            f"    {' '.join(stores)}", "  }"]))
+
 
 def _fused_gemm(spec: KernelSpec) -> BlockKernel:
     """GEMM, each output then put through a dense forward row of kernels.py as

@@ -9,16 +9,21 @@ planned step), since one kernel type takes them. Scalars travel as kernel
 arguments, so no operation waits for the device. Import this module only
 after ``probe_cuda()`` said a device is usable.
 
-A graph step (``gpunet/planning/graph.py``) is captured as a CUDA graph on a
-stream of its own and launched on the current one. Under capture nothing may
-allocate (the pool's addresses are baked into the graph) and CuPy's cuBLAS
-bindings refuse to run, so the captured products call libcublas itself
-(``cublas_capture.py``), but the small ones (``_tiled``), which take the tiled
-GEMM kernel of ``block_kernels.py``; where cuBLAS cannot be captured, that
-kernel takes them all.
+A graph step (``gpunet/planning/graph.py``) is recorded: run eagerly
+(``run_step``), captured as a CUDA graph on a stream of its own and launched on
+the current one (``capture``; its ``aside`` products on a second stream, a
+branch of the graph), or bound once and replayed eagerly, the planned step
+(``bind``). Under capture nothing may allocate (the pool's addresses are baked
+into the graph) and CuPy's cuBLAS bindings refuse to run, so a recorded step's
+products call libcublas itself (``cublas_capture.py``), but the small ones
+(``_tiled``), which take the tiled GEMM kernel of ``block_kernels.py``, a hidden
+stage's with its forward; where cuBLAS cannot be captured, that kernel takes
+them all. A recorded step's elementwise operations are grid kernels, so every
+launch of it can be bound.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 
@@ -53,7 +58,7 @@ TILED_THREADS = 1 << 18
 # against 7.5 by cuBLAS and the copy, its dz1^T x 5.8 against 4.1 and the copy.
 TILED_ROWS_SUM = 1024
 TILED_ROWS_THREADS = 2 * TILED_THREADS
-# dense_forward's kernel names by its arguments, looked up without a Python call each step
+# dense_forward's kernel row names by its arguments (activation, dropout, from_state)
 _FORWARD_NAMES = {(activation, dropout, from_state):
                   dense_kernel("forward", activation, dropout, from_state)
                   for activation, dropout in DENSE_VARIANTS for from_state in (False, True)}
@@ -122,11 +127,10 @@ class CupyBackend(Backend):
         elementwise("momentum_update")(grad, lr, momentum, 1 - momentum, param, velocity)
 
     # -- the operations of a planned step (planned_step.py): one kernel each, with
-    # no Python calls of their own on the usual path (dtypes and shapes as
-    # expected), as a step's host work is these calls. gemm is products.py's,
-    # inline: one cuBLAS call (cupy.matmul takes its transposed views and ``out``
-    # as they are, without copies), or the outer product over one row; but
-    # under a capture.
+    # few Python calls of their own on the usual path (dtypes and shapes as
+    # expected). gemm is products.py's, inline: one cuBLAS call (cupy.matmul
+    # takes its transposed views and ``out`` as they are, without copies), or
+    # the outer product over one row; but in a recorded step.
     def gemm(self, a: Array, b: Array, out: Array | None = None, *, trans_a: bool = False,
              trans_b: bool = False, aside: bool = False) -> Array:
         if self.captured_gemm is None:  # eager: no StateRows, which only a recorded step takes
@@ -146,13 +150,11 @@ class CupyBackend(Backend):
             state, steps[0], a = a.state, a.data.shape[1], a.data[:a.batch]
         if type(b) is StateRows:
             state, steps[1], b = b.state, b.data.shape[1], b.data[:b.batch]
-        if aside and self.side is not None:  # captured beside the step, until its update
-            with self.side.fork(cupy.cuda.get_current_stream()):
-                _tiled_gemm((a.T if trans_a else a), (b.T if trans_b else b), out, state, steps,
-                            self.bound)
-            return out
-        _tiled_gemm((a.T if trans_a else a), (b.T if trans_b else b), out, state, steps,
-                    self.bound)
+        beside = (self.side.fork(cupy.cuda.get_current_stream())  # captured beside the step
+                  if aside and self.side is not None else contextlib.nullcontext())
+        with beside:
+            _tiled_gemm((a.T if trans_a else a), (b.T if trans_b else b), out, state, steps,
+                        self.bound)
         return out
 
     def dense_forward(self, z: Array, bias: Array, y: Array, *,
