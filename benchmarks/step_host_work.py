@@ -5,8 +5,9 @@
 Loads ``CupyBackend`` over a stand-in ``cupy`` whose arrays are NumPy's and
 whose kernels, products and cuBLAS calls do nothing, builds the deep model's
 one-process planned step (batch 128, softmax cross-entropy, Momentum: a
-``StepGraph`` run without capture, as ``--graph off`` runs it) on it, and
-prints the Python function calls one step makes (``sys.setprofile``'s "call"
+``StepGraph`` run without capture, as ``--graph off`` runs it: bound once,
+``CupyBackend.bind``, each step then a loop of its launches, here no-ops) on
+it, and prints the Python function calls one step makes (``sys.setprofile``'s "call"
 events, which issue #23's limit of 60 counts, and its "c_call" events, calls
 into C; the stand-in's no-ops not counted) and its microseconds: the median,
 min and max over ``--repeats`` repeats of ``--steps`` steps each. The
