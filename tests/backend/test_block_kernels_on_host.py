@@ -22,7 +22,7 @@ import pytest
 import gpunet
 from gpunet.backend import block_kernels
 from gpunet.backend.activations import ACTIVATIONS
-from gpunet.backend.block_kernels import LANES, SLICES, TILE
+from gpunet.backend.block_kernels import GRID_BLOCKS, GRID_THREADS, LANES, SLICES, TILE
 from gpunet.backend.graph_step import OFFSET, STATE_SIZE
 from helpers.block_kernel_source import build_host_launch, check_sums
 
@@ -271,3 +271,18 @@ def test_gemm_reads_rows_at_the_states_offset(host, offset, dtype):
     dwt = np.full((width, units), np.nan, dtype)
     block_kernels.gemm(xt, gz, dwt, state=state, a_step=1, depth=batch)
     check_product(dwt, rows.T, gz)
+
+
+def test_a_grid_kernel_takes_a_thread_an_element_in_at_most_grid_blocks(monkeypatch):
+    """launch_grid: blocks of GRID_THREADS, as many as the elements need up to
+    GRID_BLOCKS (the loop strides over the rest), n and k after the row's arguments."""
+    launched = []
+    monkeypatch.setattr(block_kernels, "launch", lambda *args: launched.append(args))
+    sizes = (1, GRID_THREADS, GRID_THREADS + 1, GRID_THREADS * GRID_BLOCKS * 2)
+    for n in sizes:
+        block_kernels.launch_grid("dense_forward_identity", np.dtype(np.float32), n, ("z",),
+                                  columns=3)
+    assert [args[2:4] for args in launched] == [((1,), (GRID_THREADS,)), ((1,), (GRID_THREADS,)),
+                                                ((2,), (GRID_THREADS,)),
+                                                ((GRID_BLOCKS,), (GRID_THREADS,))]
+    assert [args[4] for args in launched] == [("z", np.int64(n), np.int64(3)) for n in sizes]

@@ -172,8 +172,12 @@ def kernels(run, block_launch) -> Any:
 
     def launch(name: str, dtype: Any, grid: Any, block: Any, args: tuple, bound: Any = None
                ) -> None:
-        """``block_launch``; a grid kernel over elements counts as its row's run."""
+        """``block_launch``; a grid kernel over elements counts as its row's run;
+        a bound launch notes the stream each replay gives it in STREAMS."""
         block_launch(name, dtype, grid, block, args, bound)
+        if bound is not None:
+            again = bound[-1]
+            bound[-1] = lambda stream: (STREAMS.append(stream), again(stream))
         if name.startswith("grid_"):
             n = [p.name for p in block_params(BLOCK_KERNELS[name].params)].index("n")
             for ran in RECORDING if args[n] > 0 else ():
@@ -224,6 +228,7 @@ def expect(cpu: gpunet.Backend, op: str, *args: Any) -> Any:
 # names ``run`` adds to while a recording is made (test_every_kernel_is_checked).
 COVERS: dict[Callable[..., Any], set[str]] = {}
 RECORDING: list[set[str]] = []
+STREAMS: list[int] = []  # the streams bound launches were given (kernels' launch)
 
 
 def covers(*names: str) -> Callable[[Any], Any]:
@@ -735,7 +740,8 @@ def test_a_recorded_steps_product_and_forward_fused_are_them_apart_bit_for_bit(k
         cublas = NumpyCublas()
         with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
             patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
-            patch.setattr(module, "_tiled", lambda *product: way != "cuBLAS")
+            if way == "cuBLAS":  # else _tiled's own choice for a sum of 12 terms: tiled
+                patch.setattr(module, "_tiled", lambda *product: False)
             patch.setattr(module, "captured_cublas", lambda: cublas)
             if way == "apart":
                 kernels.gemm(h, w, out=z, trans_b=True)
@@ -746,27 +752,32 @@ def test_a_recorded_steps_product_and_forward_fused_are_them_apart_bit_for_bit(k
         results.append((z, mask))
     for fused, apart in zip(results[0], results[1], strict=True):
         np.testing.assert_array_equal(fused, apart)
-    if dropout:  # by cuBLAS, the product's sums may round apart; the draws may not
+    check(results[2][0], results[0][0])  # by cuBLAS, the product's sums may round apart
+    if dropout:  # the draws may not
         np.testing.assert_array_equal(results[2][1], results[0][1])
 
 
-def test_a_bound_step_replays_its_launches_on_the_arrays_it_bound(kernels):
+@pytest.mark.parametrize("with_cublas", [True, False], ids=["a cuBLAS product", "no cuBLAS"])
+def test_a_bound_step_replays_its_launches_on_the_arrays_it_bound(kernels, with_cublas):
     """``bind`` runs a step as ``run_step`` does, binding each launch and
-    libcublas call once (a tiled product, a cuBLAS one, a grid kernel, a block
-    kernel, the update); its replay makes them again, in order, on the arrays as
-    they are then: the numbers ``run_step`` gives, with no Python per kernel."""
+    libcublas call once (a tiled product with its forward, a cuBLAS product, a
+    grid kernel, a block kernel, the update); its replay makes them again, in
+    order, on the current stream and the arrays as they are then: the numbers
+    ``run_step`` gives, with no Python per kernel; the cuBLAS handle readied
+    for the stream only where there is a libcublas call."""
     module = sys.modules[type(kernels).__module__]
     x, w, tall = (draw(shape, np.float32, seed=seed)
                   for shape, seed in (((5, 4), 30), ((3, 4), 31), ((300, 4), 32)))
-    z, square = np.empty((5, 3), np.float32), np.empty((4, 4), np.float32)
+    z, square = np.empty((5, 3), np.float32), draw((4, 4), np.float32, seed=35)
     bias, db, param = draw(3, np.float32, seed=33), np.empty(3, np.float32), draw(16, np.float32,
                                                                                  seed=34)
     state, rates, delta = graph_state(0, 0, 0), np.array([0.5], np.float32), graph_state(1, 2, 3)
 
     def step() -> None:
-        kernels.gemm(x, w, z, trans_b=True)  # a short sum: tiled
-        kernels.gemm(tall, tall, square, trans_a=True)  # 300 terms: cuBLAS
-        kernels.dense_forward(z, bias, z, activation="tanh")
+        kernels.gemm_dense_forward(x, w, z, bias, activation="tanh")  # a short sum: tiled
+        if with_cublas:
+            kernels.gemm(tall, tall, square, trans_a=True)  # 300 terms: cuBLAS
+        kernels.dense_forward(z, bias, z, activation="relu")
         kernels.dense_backward(z, z, z, db, activation="tanh")
         kernels.update_and_advance(param, square.reshape(16), None, rates, None, state, delta)
 
@@ -779,15 +790,18 @@ def test_a_bound_step_replays_its_launches_on_the_arrays_it_bound(kernels):
                       raising=False)
         replay = kernels.bind(step)
         assert kernels.bound is None and kernels.captured_gemm is None
-        assert len(cublas.operands) == 1 and list(state) == [1, 2, 3]
+        assert len(cublas.operands) == with_cublas and list(state) == [1, 2, 3]
         x += 1.0
         tall *= 2.0
         before = (param.copy(), state.copy())
+        del STREAMS[:]
         replay()
         replayed = (param.copy(), state.copy(), z.copy(), db.copy())
+        assert STREAMS == [7] * 4  # each kernel launch bound, on the current stream
         param[...], state[...] = before
         kernels.run_step(step)
-    assert len(cublas.operands) == 2 and prepared == [current] * 3
+    assert len(cublas.operands) == 2 * with_cublas
+    assert prepared == [current] * (2 + with_cublas)  # bind's and run_step's; the replay's
     assert list(replayed[1]) == [2, 4, 6]
     for got, expected in zip(replayed, (param, state, z, db), strict=True):
         np.testing.assert_array_equal(got, expected)
@@ -995,6 +1009,7 @@ def test_a_product_reading_the_rows_takes_two_waves_for_a_short_sum_one_for_a_lo
     a longer one (257 terms: 16 slices, 1024 threads) over one (2 x 128, not 2 x 129)."""
     tiled = sys.modules[type(kernels).__module__]._tiled
     assert tiled(9, 4096, 64, True) and not tiled(9, 4097, 64, True)
+    assert tiled(9, 2048, 256, True) and not tiled(9, 2056, 256, True)  # TILED_SUM itself
     assert tiled(9, 1024, 257, True) and not tiled(9, 1025, 257, True)
 
 

@@ -44,6 +44,7 @@ def test_work_forked_runs_on_the_side_after_main_and_main_waits_for_it_at_the_jo
 def test_a_join_with_nothing_forked_since_the_last_does_nothing():
     side, main, log = side_and_main()
     side.join(main)
+    assert log == []
     with side.fork(main):
         pass
     side.join(main)
