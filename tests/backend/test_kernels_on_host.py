@@ -175,6 +175,7 @@ def kernels(run, block_launch) -> Any:
         """``block_launch``; a grid kernel over elements counts as its row's run;
         a bound launch notes the stream each replay gives it in STREAMS."""
         block_launch(name, dtype, grid, block, args, bound)
+        LAUNCHED.append(name)
         if bound is not None:
             again = bound[-1]
             bound[-1] = lambda stream: (STREAMS.append(stream), again(stream))
@@ -229,6 +230,7 @@ def expect(cpu: gpunet.Backend, op: str, *args: Any) -> Any:
 COVERS: dict[Callable[..., Any], set[str]] = {}
 RECORDING: list[set[str]] = []
 STREAMS: list[int] = []  # the streams bound launches were given (kernels' launch)
+LAUNCHED: list[str] = []  # the block kernels kernels' launch ran, by name
 
 
 def covers(*names: str) -> Callable[[Any], Any]:
@@ -755,6 +757,51 @@ def test_a_recorded_steps_product_and_forward_fused_are_them_apart_bit_for_bit(k
     check(results[2][0], results[0][0])  # by cuBLAS, the product's sums may round apart
     if dropout:  # the draws may not
         np.testing.assert_array_equal(results[2][1], results[0][1])
+
+
+def test_an_eager_product_and_forward_are_gemm_then_dense_forward_with_its_window(kernels):
+    """Not recorded (a rank's planned step), gemm_dense_forward is the product
+    (cupy.matmul), then dense_forward with the rank's DrawWindow: the same y,
+    mask and counters as those two called apart."""
+    module = sys.modules[type(kernels).__module__]
+    h, w = draw((6, 4), np.float32, seed=60), draw((3, 4), np.float32, seed=61)
+    bias, window = draw(3, np.float32, seed=62), DrawWindow(rows=10, start=4)
+    results = []
+    for fused in (True, False):
+        kernels.restart(99, 5)
+        z, mask = np.empty((6, 3), np.float32), np.empty((6, 3), np.float32)
+        forward = dict(activation="tanh", dropout=(0.3, 2.0), mask=mask, window=window)
+        with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
+            patch.setattr(module.cupy, "matmul", np.matmul, raising=False)
+            if fused:
+                kernels.gemm_dense_forward(h, w, z, bias, **forward)
+            else:
+                kernels.gemm(h, w, out=z, trans_b=True)
+                kernels.dense_forward(z, bias, z, **forward)
+        results.append((z, mask, kernels.drawn))
+    assert results[0][2] == results[1][2] == 5 + 10 * 3
+    for fused, apart in zip(*results, strict=True):
+        np.testing.assert_array_equal(fused, apart)
+
+
+@pytest.mark.parametrize("rows", [False, True], ids=["plain", "rows"])
+def test_a_recorded_forward_product_of_300_terms_is_fused_only_reading_the_rows(kernels, rows):
+    """A sum of 300 terms takes the tiled kernel, and so its forward, only
+    reading the batch's rows (TILED_ROWS_SUM); plain, it is cuBLAS's."""
+    module = sys.modules[type(kernels).__module__]
+    data, w, bias = (draw(shape, np.float32, seed=seed)
+                     for shape, seed in (((12, 300), 63), ((5, 300), 64), (5, 65)))
+    state = graph_state(2, 0, 0)
+    h = StateRows(data, state, 8, np.empty((8, 300), np.float32)) if rows else data[2:10]
+    cublas, z = NumpyCublas(), np.empty((8, 5), np.float32)
+    del LAUNCHED[:]
+    with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
+        patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
+        patch.setattr(module, "captured_cublas", lambda: cublas)
+        kernels.gemm_dense_forward(h, w, z, bias, activation="tanh")
+    assert len(cublas.operands) == (not rows)
+    assert LAUNCHED == (["gemm_dense_forward_tanh"] if rows else ["grid_dense_forward_tanh"])
+    check(z, np.tanh(data[2:10] @ w.T + bias))
 
 
 @pytest.mark.parametrize("with_cublas", [True, False], ids=["a cuBLAS product", "no cuBLAS"])
