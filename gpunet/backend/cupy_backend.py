@@ -16,7 +16,7 @@ branch of the graph), or bound once and replayed eagerly, the planned step
 (``bind``). Under capture nothing may allocate (the pool's addresses are baked
 into the graph) and CuPy's cuBLAS bindings refuse to run, so a recorded step's
 products call libcublas itself (``cublas_capture.py``), but the small ones
-(``_tiled``), which take the tiled GEMM kernel of ``block_kernels.py``, a hidden
+(``_tiled``), which take the tiled GEMM kernel of ``block_kernels/gemm.py``, a hidden
 stage's with its forward; where cuBLAS cannot be captured, that kernel takes
 them all. A recorded step's elementwise operations are grid kernels, so every
 launch of it can be bound.
@@ -266,7 +266,7 @@ class CupyBackend(Backend):
                                                   state=state, bound=self.bound)
 
     # -- a graph step (graph_step.py): the same operations, one kernel each, a
-    # grid kernel for the elementwise ones (block_kernels.py), bound when binding
+    # grid kernel for the elementwise ones (block_kernels/grid.py), bound when binding
     def state_rows(self, rows: StateRows) -> Array:
         """The rows ``rows`` names, copied into its buffer by one kernel that reads
         the offset on the device when it runs."""

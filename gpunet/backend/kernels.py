@@ -21,7 +21,7 @@ updates in place. A ``raw`` parameter is the whole array instead, indexed in
 C order whatever its strides: the row kernels run one thread per row ``i`` of
 ``k`` entries, for the reductions along a row that a loss and a match need.
 Kernels that share memory within a block (sums over the rows, the fallback
-product) are ``block_kernels.py``'s.
+product) are ``block_kernels/``'s.
 """
 from __future__ import annotations
 
@@ -177,7 +177,7 @@ KERNELS: dict[str, KernelSpec] = _specs(
      "velocity = momentum * velocity + damping * g; param -= lr * velocity"),
     # A planned step's dense stages (planned_step.py): forward, elementwise
     # over (N, k) with bias (k,) broadcast (backward and the output stage are
-    # block kernels: block_kernels.py).
+    # block kernels: block_kernels/reductions.py).
     *(_dense_forward(activation, dropout) for activation, dropout in DENSE_VARIANTS),
     # A graph step (graph_step.py): its dropout stages drawing from the key
     # and counter in its state; its update with the rates on the device, which

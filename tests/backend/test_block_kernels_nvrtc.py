@@ -1,4 +1,4 @@
-"""The block kernels (gpunet/backend/block_kernels.py), checked without a device:
+"""The block kernels (gpunet/backend/block_kernels/), checked without a device:
 each compiles with NVRTC, cleanly, for compute_80 and compute_90 in float32 and
 float64, instantiated by its name expression as CuPy's RawModule does; float32
 code never touches double precision but to round a loss once into its float64

@@ -1,4 +1,4 @@
-"""The block kernels (gpunet/backend/block_kernels.py), run on the host against NumPy.
+"""The block kernels (gpunet/backend/block_kernels/), run on the host against NumPy.
 
 Their text, verbatim, is compiled with g++ -fopenmp, a CUDA block an OpenMP team
 (helpers/block_kernel_source.py), and block_kernels' own launch functions run
@@ -42,10 +42,10 @@ GRAD_EXTREMES = ((0.0, np.inf), (-1.0, np.nan), (2.0, np.inf), (np.nan, 1.0), (-
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory) -> None:
-    """block_kernels.launch replaced by the host's, for the module."""
+    """block_kernels.launches.launch replaced by the host's, for the module."""
     launch = build_host_launch(tmp_path_factory.mktemp("block_kernels"))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(block_kernels, "launch", launch)
+        patch.setattr(block_kernels.launches, "launch", launch)
         yield
 
 
@@ -277,7 +277,7 @@ def test_a_grid_kernel_takes_a_thread_an_element_in_at_most_grid_blocks(monkeypa
     """launch_grid: blocks of GRID_THREADS, as many as the elements need up to
     GRID_BLOCKS (the loop strides over the rest), n and k after the row's arguments."""
     launched = []
-    monkeypatch.setattr(block_kernels, "launch", lambda *args: launched.append(args))
+    monkeypatch.setattr(block_kernels.launches, "launch", lambda *args: launched.append(args))
     sizes = (1, GRID_THREADS, GRID_THREADS + 1, GRID_THREADS * GRID_BLOCKS * 2)
     for n in sizes:
         block_kernels.launch_grid("dense_forward_identity", np.dtype(np.float32), n, ("z",),

@@ -11,7 +11,7 @@ the inputs of mixed dtypes the NumPy backend takes.
 
 This proves the formulas: the arithmetic, the handling of inf and NaN, the row
 and column loops and their indexing, the order of the arguments, the dropout
-masks bit for bit. The block kernels (``block_kernels.py``: a dense stage's
+masks bit for bit. The block kernels (``block_kernels/``: a dense stage's
 backward, the output stage, the fallback GEMM) run through the host's OpenMP
 blocks (``helpers/block_kernel_source.py``). Eager ``gemm`` is ``cupy.matmul`` and a
 recorded step's is libcublas (tests/backend/test_cublas_capture.py), so neither is
@@ -154,7 +154,7 @@ def bind(ps: list[Param], args: tuple) -> dict[str, np.dtype]:
 
 @pytest.fixture(scope="module")
 def block_launch(tmp_path_factory) -> Run:
-    """``block_kernels.launch`` on the host (tests/helpers/block_kernel_source.py)."""
+    """``launches.launch`` on the host (tests/helpers/block_kernel_source.py)."""
     return build_host_launch(tmp_path_factory.mktemp("block_kernels"))
 
 
@@ -188,7 +188,7 @@ def kernels(run, block_launch) -> Any:
         patch.setattr(cupy_backend, "cupy", SimpleNamespace(empty=np.empty,
                                                             ascontiguousarray=np.ascontiguousarray))
         patch.setattr(cupy_backend, "elementwise", elementwise)
-        patch.setattr(cupy_backend.block_kernels, "launch", launch)
+        patch.setattr(cupy_backend.block_kernels.launches, "launch", launch)
         # Not constructed: a constructed backend would reseed from real CuPy on gpunet.seed.
         yield object.__new__(cupy_backend.CupyBackend)
 
@@ -700,7 +700,7 @@ def test_dense_forward_from_state(kernels, cpu, activation, dtype):
     for from_state in (False, True)[:1 + dropout]])
 def test_a_recorded_steps_dense_forward_is_the_eager_one_bit_for_bit(kernels, activation, dropout,
                                                                      from_state, dtype):
-    """Recorded, dense_forward runs its row as a grid kernel (block_kernels.py):
+    """Recorded, dense_forward runs its row as a grid kernel (block_kernels/grid.py):
     over a (7, 3) z, its bias a row's, the same y and mask as CuPy's kernel of
     that row; z itself may be y."""
     z = draw((7, 3), dtype, seed=8, extremes=EXTREMES)

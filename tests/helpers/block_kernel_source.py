@@ -1,4 +1,4 @@
-"""The block kernels (gpunet/backend/block_kernels.py) as a host library for g++ -fopenmp,
+"""The block kernels (gpunet/backend/block_kernels/) as a host library for g++ -fopenmp,
 and a ``launch`` that runs them on NumPy arrays as CuPy would on CuPy's.
 
 A CUDA block becomes an OpenMP team of blockDim.x * blockDim.y * blockDim.z threads:
@@ -92,7 +92,7 @@ extern "C" void host_{name}_{c_type}(unsigned gx, unsigned gy, unsigned bx, unsi
 
 
 def host_launch(library: ctypes.CDLL) -> Callable[..., None]:
-    """``block_kernels.launch`` on the host: the same arguments, NumPy arrays in
+    """``block_kernels.launches.launch`` on the host: the same arguments, NumPy arrays in
     place of CuPy's. Each argument must be what CuPy would pass right: an array
     C-contiguous, of the pointer's type; a scalar a NumPy scalar of the
     parameter's type. Grid and block dimensions are raised to 1 as CuPy's

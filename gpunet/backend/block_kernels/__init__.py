@@ -1,0 +1,33 @@
+"""The CUDA kernels that run as blocks sharing memory, as data, and their launches.
+
+``BLOCK_KERNELS`` maps each name to a ``BlockKernel`` (template.py): a C++
+template over the float type ``T`` whose body uses ``threadIdx``, ``blockIdx``,
+``blockDim``, ``__shared__`` and ``__syncthreads()``; ``source`` renders it
+after ``PRELUDE`` (``column_sums``, the one reduction they share), so NVRTC
+(tests/backend/test_block_kernels_nvrtc.py) and g++ with a block as an OpenMP team
+(tests/backend/test_block_kernels_on_host.py) check the text CuPy compiles.
+
+- reductions.py: ``dense_backward_<activation>[_dropout]``, dz = f'(y) gy
+  (times the mask), elementwise, and db = its column sums, a block taking
+  ``columns`` columns; ``dense_softmax_cross_entropy[_from_state]``, one block
+  whose threads take rows tid, tid + blockDim, ... as kernels.py's row kernel
+  does, then db = the column sums of the gradient g. Both sum in one fixed order.
+- gemm.py: ``gemm``, C = op(A) op(B), TILE x TILE tiles of both staged in shared
+  memory, each block's sum split into up to SLICES slices that add up as a tree;
+  ``gemm_<row>``, the same with a dense forward row of kernels.py (``FUSED_ROWS``)
+  as its epilogue, so a hidden stage's product and forward are one kernel.
+- grid.py: ``grid_<name>``, the elementwise kernels a recorded step runs
+  (kernels.py's rows ``GRID_ROWS`` names), as grid-stride loops.
+- launches.py: the kernels by name, each module built once, and every launch.
+"""
+from .gemm import FUSED_ROWS, SLICES, TILE, slices
+from .grid import GRID_BLOCKS, GRID_ROWS, GRID_THREADS
+from .launches import (BLOCK_KERNELS, dense_backward, dense_softmax_cross_entropy, gemm,
+                       launch_grid, module, name_expression, source)
+from .reductions import COLUMNS, LANES, OUTPUT_THREADS, PRELUDE
+from .template import C_TYPES, OPTIONS, BlockKernel
+
+__all__ = ["BLOCK_KERNELS", "C_TYPES", "COLUMNS", "FUSED_ROWS", "GRID_BLOCKS", "GRID_ROWS",
+           "GRID_THREADS", "LANES", "OPTIONS", "OUTPUT_THREADS", "PRELUDE", "SLICES", "TILE",
+           "BlockKernel", "dense_backward", "dense_softmax_cross_entropy", "gemm",
+           "launch_grid", "module", "name_expression", "slices", "source"]

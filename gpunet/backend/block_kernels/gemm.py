@@ -1,0 +1,113 @@
+"""The tiled GEMM, alone or with a dense forward row of kernels.py as its epilogue."""
+from __future__ import annotations
+
+import functools
+
+from ..graph_step import OFFSET
+from ..kernels import ACTIVATIONS, KernelSpec, dense_kernel
+from .template import C_NAMES, BlockKernel
+
+TILE = 8  # TILE x TILE outputs per block, a thread each per slice of the sum
+SLICES = 16  # at most this many slices of a sum per block (TILE * TILE * SLICES <= 1024)
+
+
+# C = op(a) op(b), (m, n) with row stride ldc; op(a) is (m, k), a stored (m, lda)
+# or, with trans_a, (k, lda) and read transposed; b likewise. Each operand
+# starts state[OFFSET] * its step elements in (none where state is null).
+# Block (bx, by) takes the TILE x TILE outputs C[by T + y, bx T + x]; its
+# blockDim.z slices (a power of two) split the sum: slice z adds, from T(0) and
+# in order, the terms of chunks z, z + slices, ... of TILE terms each, staging
+# them in its own tiles (loaded with threadIdx.x along the stored rows:
+# coalesced; a round's chunks read while the round before adds up); then the
+# slices' partials pair up as a tree, partial[z] += partial[z + h] for h =
+# slices/2, ..., 1. Small products get many blocks, long sums many slices: a
+# step's products are latency, not arithmetic.
+GEMM = BlockKernel(
+    "gpunet_gemm",
+    "const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c, long long m,"
+    " long long n, long long k, long long lda, long long ldb, long long ldc, int trans_a,"
+    " int trans_b, const unsigned long long* __restrict__ state, long long a_step,"
+    " long long b_step",
+    "\n".join([
+        f"  __shared__ T a_tile[{SLICES}][{TILE}][{TILE} + 1];  // [z][i][l]: op(a)(row0+i, l0+l)",
+        f"  __shared__ T b_tile[{SLICES}][{TILE}][{TILE} + 1];  // [z][l][j]: op(b)(l0+l, col0+j)",
+        f"  __shared__ T partial[{SLICES}][{TILE}][{TILE}];",
+        f"  const long long offset = state ? (long long)state[{OFFSET}] : 0;",
+        "  a += offset * a_step; b += offset * b_step;",
+        "  const unsigned x = threadIdx.x, y = threadIdx.y, z = threadIdx.z, slices = blockDim.z;",
+        f"  const long long row0 = (long long)blockIdx.y * {TILE},"
+        f" col0 = (long long)blockIdx.x * {TILE}, chunks = (k + {TILE} - 1) / {TILE};",
+        "  // this thread's entries of op(a) and op(b) at sum index l of its tiles, 0 outside",
+        "  const long long ai = row0 + (trans_a ? x : y), bj = col0 + (trans_b ? y : x);",
+        "  const unsigned al = trans_a ? y : x, bl = trans_b ? x : y;",
+        "  auto a_at = [&](long long l) {",
+        "    return ai < m && l < k ? a[trans_a ? l * lda + ai : ai * lda + l] : T(0); };",
+        "  auto b_at = [&](long long l) {",
+        "    return l < k && bj < n ? b[trans_b ? bj * ldb + l : l * ldb + bj] : T(0); };",
+        f"  T av = a_at(z * {TILE} + al), bv = b_at(z * {TILE} + bl), sum = T(0);",
+        "  for (long long first = 0; first < chunks; first += slices) {",
+        f"    const long long l0 = (first + z) * {TILE}, next = l0 + slices * {TILE};",
+        "    if (trans_a) a_tile[z][x][y] = av; else a_tile[z][y][x] = av;",
+        "    if (trans_b) b_tile[z][x][y] = bv; else b_tile[z][y][x] = bv;",
+        "    __syncthreads();",
+        "    av = a_at(next + al); bv = b_at(next + bl);  // read while this round adds",
+        f"    const int depth = k - l0 < 0 ? 0 : k - l0 < {TILE} ? (int)(k - l0) : {TILE};",
+        "    for (int l = 0; l < depth; ++l) sum += a_tile[z][y][l] * b_tile[z][l][x];",
+        "    __syncthreads();",
+        "  }",
+        "  partial[z][y][x] = sum;",
+        "  for (unsigned half = slices / 2; half > 0; half /= 2) {",
+        "    __syncthreads();",
+        "    if (z < half) partial[z][y][x] += partial[z + half][y][x];",
+        "  }",
+        "  if (z == 0 && row0 + y < m && col0 + x < n)",
+        "    c[(row0 + y) * ldc + col0 + x] = partial[0][y][x];"]))
+
+# A recorded step's dense stages whose forward is fused into their product's
+# GEMM (``gemm_<row>``): those without dropout, and those drawing from the state.
+FUSED_ROWS = [dense_kernel("forward", activation, dropout, from_state=dropout)
+              for activation in (None, *ACTIVATIONS) for dropout in (False, True)]
+
+def fused_gemm(spec: KernelSpec) -> BlockKernel:
+    """GEMM, each output then put through a dense forward row of kernels.py as
+    its z (row i of C, its bias that column's): C = y, and its other outputs
+    (the mask) at the same place. The row's parameters, after GEMM's, are named
+    e_<name>; in the row's own scope (a lambda) they have their names."""
+    params, arguments, declared, stores = [], [], [], []
+    for output, text in ((False, spec.in_params), (True, spec.out_params)):
+        for param in text.split(", "):
+            *raw, type_, name = param.split()
+            c_type = C_NAMES[type_]
+            if name in ("z", "y"):  # the GEMM's output, before and after
+                continue
+            if output:
+                params.append(f"{c_type}* __restrict__ e_{name}")
+                declared.append(f"{c_type} {name};")
+                stores.append(f"e_{name}[i] = {name};")
+            elif name == "bias":
+                params.append(f"const {c_type}* __restrict__ e_bias")
+            else:
+                params.append(f"const {c_type}* __restrict__ e_{name}" if raw
+                              else f"{c_type} e_{name}")
+                arguments.append((f"const {c_type}* {name}" if raw else f"{c_type} {name}",
+                                  f"e_{name}"))
+    lambda_params = ", ".join(["const long long i, const T z, const T bias",
+                               *(p for p, _ in arguments)])
+    call = ", ".join(["(row0 + y) * ldc + col0 + x, partial[0][y][x], e_bias[col0 + x]",
+                      *(a for _, a in arguments)])
+    body = GEMM.body.rsplit("\n", 1)[0]  # but the store of C
+    return BlockKernel(spec.name.replace("gpunet_", "gpunet_gemm_", 1),
+                       f"{GEMM.params}, {', '.join(params)}",
+                       "\n".join([body,
+                                  f"    [&]({lambda_params}) {{",
+                                  f"      T y; {' '.join(declared)}",
+                                  f"      {spec.operation};",
+                                  f"      c[i] = y; {' '.join(stores)}",
+                                  f"    }}({call});"]))
+
+
+@functools.cache  # a step asks the same few each time: a C call, not one in Python
+def slices(k: int) -> int:
+    """The slices ``gemm`` splits a sum of ``k`` terms into: one per chunk of
+    TILE terms, rounded up to a power of two, at most SLICES."""
+    return min(SLICES, 1 << max(0, -(-k // TILE) - 1).bit_length())

@@ -1,0 +1,151 @@
+"""Every block kernel by name, built once, and its launches.
+
+Every launch goes through ``launch``, so the tests can run the kernels on the
+host. It relies on CuPy 14's ``RawModule`` (cupy/_core/raw.pyx: ``RawModule.
+get_function`` looks a template's name expression up in the compiled module's
+mapping and builds a new ``RawKernel`` on each call, hence the cache here) and
+``Function.__call__`` (cupy/cuda/function.pyx: each grid and block dimension is
+raised to at least 1, so a grid of 0 blocks runs one, which the kernels' bounds
+make harmless; ``_pointer`` passes a CuPy array as its pointer, None as a null
+pointer and a NumPy scalar by value as its dtype's C type, while a Python float
+would go as a double, hence the exact NumPy scalars).
+"""
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..bound_launch import Bound, BoundLaunch
+from ..kernels import DENSE_VARIANTS, KERNELS, dense_kernel
+from .gemm import FUSED_ROWS, GEMM, TILE, fused_gemm, slices
+from .grid import GRID_BLOCKS, GRID_ROWS, GRID_THREADS, grid_kernel
+from .reductions import (COLUMNS, LANES, OUTPUT_THREADS, PRELUDE, dense_backward_kernel,
+                         softmax_cross_entropy_kernel)
+from .template import C_TYPES, OPTIONS, BlockKernel
+
+if TYPE_CHECKING:
+    import cupy
+
+Array = Any
+
+BLOCK_KERNELS: dict[str, BlockKernel] = {
+    **{dense_kernel("backward", *variant): dense_backward_kernel(*variant)
+       for variant in DENSE_VARIANTS},
+    "dense_softmax_cross_entropy": softmax_cross_entropy_kernel(False),
+    "dense_softmax_cross_entropy_from_state": softmax_cross_entropy_kernel(True),
+    "gemm": GEMM,
+    **{f"grid_{name}": grid_kernel(KERNELS[name], *shape) for name, shape in GRID_ROWS.items()},
+    **{f"gemm_{name}": fused_gemm(KERNELS[name]) for name in FUSED_ROWS},
+}
+
+
+def source(name: str) -> str:
+    """The CUDA source of ``BLOCK_KERNELS[name]``: the prelude and the template."""
+    return PRELUDE + BLOCK_KERNELS[name].template()
+
+
+def name_expression(name: str, dtype: np.dtype) -> str:
+    """The instance of ``name``'s template for ``dtype``, e.g. "gpunet_gemm<float>"."""
+    return f"{BLOCK_KERNELS[name].name}<{C_TYPES[dtype]}>"
+
+
+@functools.cache
+def module(name: str) -> cupy.RawModule:
+    """``name``'s module, float and double, built once (compiled on first use)."""
+    import cupy
+
+    return cupy.RawModule(code=source(name), options=OPTIONS,
+                          name_expressions=[name_expression(name, np.dtype(d)) for d in C_TYPES])
+
+
+@functools.cache
+def _function(name: str, dtype: np.dtype) -> cupy.RawKernel:
+    return module(name).get_function(name_expression(name, dtype))
+
+
+def launch(name: str, dtype: np.dtype, grid: tuple[int, ...], block: tuple[int, ...],
+           args: tuple, bound: list[Bound] | None = None) -> None:
+    """Kernel ``name`` for ``dtype`` on the current stream: ``grid`` blocks of
+    ``block`` threads, ``args`` in the kernel's order (CuPy arrays, None for a
+    null pointer, NumPy scalars of the parameters' exact types). With
+    ``bound``, the launch is bound once, appended to it and launched bound."""
+    kernel = _function(name, dtype)
+    if bound is None:
+        kernel(grid, block, args)
+        return
+    import cupy
+
+    bound.append(BoundLaunch(cupy.cuda.driver.launchKernel, kernel.kernel.ptr, grid, block,
+                             args))
+    bound[-1](cupy.cuda.get_current_stream().ptr)
+
+
+def launch_grid(name: str, dtype: np.dtype, n: int, args: tuple, columns: int | None = None,
+                bound: list[Bound] | None = None) -> None:
+    """``grid_<name>`` over ``n`` elements, ``args`` its row's parameters in
+    order (arrays C-contiguous, scalars NumPy's of their exact types), then
+    ``columns``, k of its row's arrays (k,), if it has them."""
+    blocks = min(GRID_BLOCKS, -(-n // GRID_THREADS))
+    launch(f"grid_{name}", dtype, (blocks,), (GRID_THREADS,),
+           (*args, np.int64(n), *(() if columns is None else (np.int64(columns),))), bound)
+
+
+def dense_backward(gy: Array, db: Array, *, y: Array | None = None, mask: Array | None = None,
+                   dz: Array | None = None, activation: str | None = None,
+                   values: tuple[float, ...] = (), columns: int = COLUMNS,
+                   bound: list[Bound] | None = None) -> None:
+    """dz = f'(y) gy (times ``mask``) into ``dz`` and db[c] = sum_r dz[r, c] into
+    ``db``; with neither ``activation`` nor ``mask``, db = the sums of gy alone.
+    ``values`` are the activation's parameters; every array is C-contiguous,
+    (rows, k) but db (k,), of db's dtype. ``columns`` per block of columns *
+    LANES threads (at most 1024 // LANES)."""
+    rows, k = gy.shape
+    t = db.dtype.type
+    launch(dense_kernel("backward", activation, mask is not None), db.dtype,
+           (-(-k // columns),), (columns * LANES,),
+           (*(() if activation is None else (y,)), gy, *(() if mask is None else (mask,)),
+            np.int64(rows), np.int64(k), *map(t, values),
+            *(() if activation is None and mask is None else (dz,)), db), bound)
+
+
+def dense_softmax_cross_entropy(z: Array, bias: Array, a: Array, scale: float, gradient: Array,
+                                losses: Array, hits: Array, db: Array, *,
+                                state: Array | None = None,
+                                threads: int = OUTPUT_THREADS,
+                                bound: list[Bound] | None = None) -> None:
+    """The output stage of (B, k) logits z + ``bias`` against targets ``a``:
+    each row's loss (float64) and hit, gradient = (softmax - a) * ``scale``, and
+    db = its column sums, in one block of ``threads`` (a multiple of LANES).
+    With a graph step's ``state``, ``a``, ``losses`` and ``hits`` are the
+    epoch's, read and written from row state[OFFSET]; else the batch's. Every
+    array is C-contiguous, of z's dtype but losses (float64), hits (bool) and
+    state (uint64); z is left as it is."""
+    rows, k = z.shape
+    launch("dense_softmax_cross_entropy" + ("" if state is None else "_from_state"), z.dtype,
+           (1,), (threads,),
+           (z, bias, a, np.int64(rows), np.int64(k), z.dtype.type(scale),
+            *(() if state is None else (state,)), losses, hits, gradient, db), bound)
+
+
+def gemm(a: Array, b: Array, c: Array, *, trans_a: bool = False, trans_b: bool = False,
+         state: Array | None = None, a_step: int = 0, b_step: int = 0,
+         depth: int | None = None, forward: tuple[str, tuple] | None = None,
+         bound: list[Bound] | None = None) -> None:
+    """c = op(a) op(b), op(x) = x^T where its flag is set; every array
+    C-contiguous, of c's dtype, c (m, n). With a graph step's ``state``, a
+    starts a_step * state[OFFSET] elements in and b b_step * state[OFFSET]
+    (a row's length: row offset state[OFFSET]). ``depth``, op(a)'s columns,
+    defaults to a's; give it where a is a larger array read at an offset.
+    ``forward``: (a row of FUSED_ROWS, its arguments but z and y, in its
+    order), which then takes each output as its z, in place."""
+    m, n = c.shape
+    k = (a.shape[0] if trans_a else a.shape[1]) if depth is None else depth
+    launch("gemm" if forward is None else f"gemm_{forward[0]}", c.dtype,
+           (-(-n // TILE), -(-m // TILE)), (TILE, TILE, slices(k)),
+           (a, b, c, np.int64(m), np.int64(n), np.int64(k), np.int64(a.shape[1]),
+            np.int64(b.shape[1]), np.int64(n), np.int32(trans_a), np.int32(trans_b), state,
+            np.int64(a_step), np.int64(b_step), *(() if forward is None else forward[1])),
+           bound)
+

@@ -1,0 +1,27 @@
+"""A block kernel as data: a ``__global__`` template over the float type ``T``,
+and the C names of the types its parameters take."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+OPTIONS = ("--std=c++17",)
+C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+C_NAMES = {"T": "T", "uint64": "unsigned long long", "int64": "long long"}  # kernels.py's types
+
+
+@dataclass(frozen=True)
+class BlockKernel:
+    """A ``__global__`` template over ``T``: its CUDA name, parameters and body.
+    Any block of up to 1024 threads may launch it: ``__launch_bounds__`` keeps its
+    registers within what so many threads share (64 each)."""
+
+    name: str
+    params: str
+    body: str
+
+    def template(self) -> str:
+        return (f"template<typename T>\n__global__ void __launch_bounds__(1024)"
+                f" {self.name}({self.params})\n{{\n{self.body}\n}}\n")
+
