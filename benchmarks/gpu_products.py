@@ -3,13 +3,16 @@ CuPy: the device time a call takes (torch.profiler's CUPTI, kernels and split-K 
 together), for the design of the step's products.
 
     PYTHONPATH=. python -m benchmarks.gpu_products [--models deep wide]
-                                                   [--batch-sizes 128 1024]
+                                                   [--batch-sizes 128 1024] [--slices]
 
 Paths: "cupy.matmul" (eager layers), "cuBLAS" (``cublas_capture.py``'s one plain
 call), "tiled GEMM" (``block_kernels.gemm``, also the fallback where cuBLAS cannot be
 captured) and "recorded step" (the one of the two a planned or graph step takes, for
 operands that are plain arrays: the first layer's products read the batch's rows,
 which ``_tiled`` weighs otherwise; ``gpu_kernel_profile`` shows what the step runs).
+With ``--slices``, a second table: the tiled GEMM with each number of slices a
+block may split a sum into (``block_kernels.gemm``'s ``sum_slices``), beside
+the number ``block_kernels.slices`` picks, to tune that rule on the device.
 """
 from __future__ import annotations
 
@@ -73,10 +76,37 @@ def on_path(backend: Any, path: str, a: Any, b: Any, out: Any, trans_a: bool,
     return run
 
 
+def slices_table(models: list[str], batch_sizes: list[int]) -> None:
+    """Device µs of a tiled product with each power-of-two slices; * marks the
+    fastest, and the last column is what ``block_kernels.slices`` picks."""
+    import cupy
+
+    from gpunet.backend import block_kernels
+    counts = [1 << i for i in range(block_kernels.SLICES.bit_length())]
+    print(f"\n{'model':<5} {'product':<10} {'batch':>5} "
+          + " ".join(f"{f'{c} slices':>10}" for c in counts) + "  picked  (tiled GEMM, µs)")
+    rng = np.random.default_rng(0)
+    for model, batch in ((m, b) for m in models for b in batch_sizes):
+        for name, (a_shape, b_shape, trans_a, trans_b) in products(model, batch).items():
+            a, b = (cupy.asarray(rng.standard_normal(s, np.float32)) for s in (a_shape, b_shape))
+            out = cupy.empty((a_shape[1] if trans_a else a_shape[0],
+                              b_shape[0] if trans_b else b_shape[1]), np.float32)
+            times = [device_us(lambda c=c: block_kernels.gemm(
+                a, b, out, trans_a=trans_a, trans_b=trans_b, sum_slices=c),
+                cupy.cuda.get_current_stream().synchronize) for c in counts]
+            best = min(times)
+            print(f"{model:<5} {name:<10} {batch:>5} " + " ".join(
+                f"{t:>9.2f}{'*' if t == best else ' '}" for t in times)
+                + f"  {block_kernels.slices(a_shape[0] if trans_a else a_shape[1]):>6}",
+                flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["deep"])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 1024])
+    parser.add_argument("--slices", action="store_true",
+                        help="also time the tiled GEMM with each number of slices")
     args = parser.parse_args()
     import cupy
 
@@ -101,6 +131,8 @@ def main() -> None:
                   + " ".join(f"{times[p]:>14.2f}" for p in PATHS), flush=True)
         print(f"{model:<5} {'all':<10} {batch:>5} "
               + " ".join(f"{totals[p]:>14.2f}" for p in PATHS))
+    if args.slices:
+        slices_table(args.models, args.batch_sizes)
 
 
 if __name__ == "__main__":

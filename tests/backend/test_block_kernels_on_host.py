@@ -214,12 +214,12 @@ def test_gemm(host, shape, trans_a, trans_b, dtype):
     check_product(c, a.T if trans_a else a, b.T if trans_b else b)
 
 
-def sliced_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a b summed in gemm's documented order: slice z of slices(k) adds, from 0,
-    the terms of chunks z, z + slices, ... in order; then the slices pair up as a
-    tree, partial[z] += partial[z + h] for h = slices/2, ..., 1."""
+def sliced_product(a: np.ndarray, b: np.ndarray, count: int | None = None) -> np.ndarray:
+    """a b summed in gemm's documented order: slice z of ``count`` (slices(k) if
+    None) adds, from 0, the terms of chunks z, z + count, ... in order; then the
+    slices pair up as a tree, partial[z] += partial[z + h] for h = count/2, ..., 1."""
     k = a.shape[1]
-    count = block_kernels.slices(k)
+    count = count or block_kernels.slices(k)
     partial = np.zeros((count, a.shape[0], b.shape[1]), a.dtype)
     for chunk in range(-(-k // TILE)):
         for term in range(chunk * TILE, min(k, (chunk + 1) * TILE)):
@@ -241,6 +241,18 @@ def test_gemm_sums_in_the_documented_order(host, k, dtype):
     c = np.full((9, 11), np.nan, dtype)
     block_kernels.gemm(a, b, c)
     np.testing.assert_array_equal(c, sliced_product(a, b))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("count", [1, 2, 4, 8, SLICES])
+def test_gemm_sums_in_the_documented_order_of_the_slices_it_is_given(host, count, dtype):
+    """``sum_slices`` in place of slices(k): the sliced sum of so many slices,
+    bit for bit, for a sum of 5 rounds of 16 chunks cut short."""
+    k = SLICES * TILE * 5 - 3
+    a, b = draw((10, k), dtype, -6, 6, 23), draw((k, 9), dtype, -6, 6, 24)
+    c = np.full((10, 9), np.nan, dtype)
+    block_kernels.gemm(a, b, c, sum_slices=count)
+    np.testing.assert_array_equal(c, sliced_product(a, b, count))
 
 
 def test_gemm_slices_are_a_power_of_two_a_chunk_each_at_most_slices():

@@ -35,3 +35,29 @@ def test_the_products_timed_are_the_planned_steps(numpy_backend, name):
             for operation, args, kwargs in record_calls(numpy_backend, graph.record)
             if operation.__name__ in ("gemm", "gemm_dense_forward")]
     assert made == list(products(name, BATCH).values())
+
+
+def test_the_slices_table_times_each_count_and_marks_the_fastest(monkeypatch, capsys):
+    """``--slices``: each product with 1, 2, 4, 8 and 16 slices (the launches
+    say so), the fastest starred, and the count ``slices`` picks last."""
+    import sys
+    import types
+
+    import benchmarks.gpu_products as bench
+    from gpunet.backend import block_kernels
+    stream = types.SimpleNamespace(synchronize=lambda: None)
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(
+        asarray=np.asarray, empty=np.empty,
+        cuda=types.SimpleNamespace(get_current_stream=lambda: stream)))
+    launched = []
+    monkeypatch.setattr(block_kernels.launches, "launch",
+                        lambda name, dtype, grid, block, args, bound: launched.append(block[2]))
+    fastest = {1: 5.0, 2: 4.0, 4: 3.0, 8: 1.0, 16: 2.0}
+    monkeypatch.setattr(bench, "device_us", lambda run, synchronize: (
+        run(), fastest[launched[-1]])[1])
+    bench.slices_table(["deep"], [BATCH])
+    rows = capsys.readouterr().out.strip().splitlines()[1:]
+    assert launched == [1, 2, 4, 8, 16] * len(products("deep", BATCH))
+    for row, (a_shape, _, trans_a, _) in zip(rows, products("deep", BATCH).values()):
+        assert row.split()[-6:] == ["5.00", "4.00", "3.00", "1.00*", "2.00",
+                                   str(block_kernels.slices(a_shape[0 if trans_a else 1]))]
