@@ -150,9 +150,7 @@ class CupyBackend(Backend):
             state, steps[0], a = a.state, a.data.shape[1], a.data[:a.batch]
         if type(b) is StateRows:
             state, steps[1], b = b.state, b.data.shape[1], b.data[:b.batch]
-        beside = (self.side.fork(cupy.cuda.get_current_stream())  # captured beside the step
-                  if aside and self.side is not None else contextlib.nullcontext())
-        with beside:
+        with self._beside(aside):
             _tiled_gemm((a.T if trans_a else a), (b.T if trans_b else b), out, state, steps,
                         self.bound)
         return out
@@ -234,6 +232,38 @@ class CupyBackend(Backend):
                                      activation=call and call.name,
                                      values=call.values if call else (), bound=self.bound)
         return given if dz is None else dz
+
+    def gemm_dense_backward(self, g: Array, w: Array, gy: Array, y: Array | None,
+                            dz: Array | None, db: Array, *,
+                            activation: str | ActivationCall | None = None,
+                            mask: Array | None = None) -> Array:
+        call = activation_call(activation) if type(activation) is str else activation
+        y = y if call else None  # as dense_backward reads them
+        dz = dz if call or mask is not None else None
+        shape = gy.shape[:1] + db.shape
+        if (self.captured_gemm is None or (self.captured_gemm == "cuBLAS"
+                                           and not _tiled(*gy.shape, g.shape[1], False))
+                or any(x is not None and (x.shape != shape or x.dtype != db.dtype
+                                          or not x.flags.c_contiguous) for x in (gy, y, mask, dz))
+                or not db.flags.c_contiguous):
+            return super().gemm_dense_backward(g, w, gy, y, dz, db, activation=call, mask=mask)
+        # a recorded step's tiled product, giving dz too (block_kernels.BACKWARD_ROWS) where
+        # there is one; the column sums, which only the update reads, aside
+        epilogue = None if dz is None else (
+            dense_kernel("backward", call and call.name, mask is not None),
+            (*((y,) if call else ()), *(() if mask is None else (mask,)),
+             *map(db.dtype.type, call.values if call else ()), dz))
+        _tiled_gemm(g, w, gy, None, [0, 0], self.bound, epilogue)
+        with self._beside(True):
+            block_kernels.dense_backward(gy if dz is None else dz, db, bound=self.bound)
+        return gy if dz is None else dz
+
+    def _beside(self, aside: bool) -> contextlib.AbstractContextManager:
+        """Where ``aside`` work goes: forked onto the side stream while
+        capturing (``side_stream.py``), else on the current stream."""
+        if aside and self.side is not None:
+            return self.side.fork(cupy.cuda.get_current_stream())
+        return contextlib.nullcontext()
 
     def target_classes(self, a: Array, batch: int) -> None:
         """None: the output stage's kernel reads each target row whole, and
@@ -365,17 +395,17 @@ def _tiled(m: int, n: int, k: int, rows: bool) -> bool:
 
 
 def _tiled_gemm(a: Array, b: Array, out: Array, state: Array | None, steps: list[int],
-                bound: list[Bound] | None, forward: tuple[str, tuple] | None = None) -> None:
+                bound: list[Bound] | None, epilogue: tuple[str, tuple] | None = None) -> None:
     """out = a b by the tiled GEMM kernel, each of ``a`` and ``b`` read as it
     lies or transposed; an operand with a row length in ``steps`` (a graph
-    step's batch) starts at row state[OFFSET]; ``forward``: block_kernels.gemm's."""
+    step's batch) starts at row state[OFFSET]; ``epilogue``: block_kernels.gemm's."""
     given = []
     for x in (a, b):
         transposed = not x.flags.c_contiguous and x.T.flags.c_contiguous
         given.append((x.T if transposed else cupy.ascontiguousarray(x), transposed))
     (a, trans_a), (b, trans_b) = given
     block_kernels.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b, state=state,
-                       a_step=steps[0], b_step=steps[1], forward=forward, bound=bound)
+                       a_step=steps[0], b_step=steps[1], epilogue=epilogue, bound=bound)
 
 
 @functools.cache

@@ -111,6 +111,12 @@ class BoundCalls:
         return (self.of(backend.gemm, (h, w), {"out": z, "trans_b": True})
                 + self.of(backend.dense_forward, (z, bias, z), forward))
 
+    def gemm_dense_backward(self, g, w, gy, y, dz, db, **backward) -> list[Call]:
+        """Its product's calls, then its dense backward's (each as bound, or recorded)."""
+        backend = self.backend
+        return (self.of(backend.gemm, (g, w), {"out": gy})
+                + self.of(backend.dense_backward, (y, gy, dz, db), backward))
+
     def dense_backward(self, y, gy, dz, db, *, activation=None, mask=None) -> list[Call] | None:
         activation = None if activation is None else activation_call(activation)
         if (activation is None or activation.name not in ACTIVATION_CODES

@@ -104,6 +104,17 @@ class PlannedStepOperations:
         self.xp.add.reduce(gy, axis=0, out=db)  # gy.sum(axis=0), without its Python layer
         return gy
 
+    def gemm_dense_backward(self, g: Array, w: Array, gy: Array, y: Array | None,
+                            dz: Array | None, db: Array, *,
+                            activation: str | ActivationCall | None = None,
+                            mask: Array | None = None) -> Array:
+        """The gradient passed down to a dense stage, gy = g W (``g`` the dz of
+        the stage above, ``w`` its weights), then that stage's
+        ``dense_backward(y, gy, dz, db, ...)``; one kernel and the column sums
+        where a device fuses them. Returns the stage's dz."""
+        self.gemm(g, w, out=gy)
+        return self.dense_backward(y, gy, dz, db, activation=activation, mask=mask)
+
     def target_classes(self, a: Array, batch: int) -> TargetClasses | None:
         """The TargetClasses of targets ``a`` (N, k) for steps of ``batch`` rows
         when every row is one-hot (one entry 1, the others 0); None otherwise.

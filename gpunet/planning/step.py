@@ -31,11 +31,11 @@ class FlatBuffers:
 class StepPlan:
     """One training step of ``model`` for batches of ``batch`` rows: forward,
     softmax cross-entropy, backward and update, every intermediate written into
-    a buffer allocated here. A deep-model step is 12 backend calls: per stage
+    a buffer allocated here. A deep-model step is 10 backend calls: per stage
     but the last its product fused with its bias, dropout and activation; the
     last stage's product, then the loss with its bias and bias gradient; per
-    stage but the last a fused gradient and bias gradient; per stage the weight
-    gradient's product, and but for the first the input gradient's; one update."""
+    stage the weight gradient's product, and but for the first the input
+    gradient's fused with the stage below's gradient and bias gradient; one update."""
 
     def __init__(self, model: Layer, stages: list[DenseStage], loss: Loss, optimizer: Optimizer,
                  backend: Backend, batch: int, whole: int | None = None) -> None:
@@ -59,20 +59,19 @@ class StepPlan:
         self.skips = [sum(sizes[:i]) for i in range(len(stages))]
         # Each call's arguments, built once, so run() is a loop of direct calls:
         # per hidden stage forward (w, z, b, activation, mask, skip); per
-        # stage backward, last first, (y or None, gy, dz, db (None: the last,
-        # whose bias gradient comes with the loss), activation, mask, dW, input
-        # (None: run's x), w, gradient passed down (None: the first)).
+        # stage backward, last first, (dW, input (None: run's x), w, the stage
+        # below's dense_backward arguments (y or None, gy, dz, db, activation,
+        # mask), None for the first).
         inputs = [None, *self.outputs[:-1]]
-        below = [None, *self.output_grads[:-1]]
+        below = [None, *((z if s.activation else None, gy, dz, s.linear.b_grad, s.activation,
+                          mask) for s, z, gy, dz, mask in zip(
+                              stages[:-1], self.outputs, self.output_grads, self.fused_grads,
+                              self.masks))]
         self.forwards = [(s.linear.w, z, s.linear.b, s.activation, mask, skip)
                          for s, z, mask, skip in zip(stages[:-1], self.outputs, self.masks,
                                                      self.skips)]
-        self.backwards = [(z if s.activation else None, gy, dz,
-                           s.linear.b_grad if s is not stages[-1] else None, s.activation,
-                           mask, s.linear.w_grad, h, s.linear.w, down)
-                          for s, z, gy, dz, mask, h, down in zip(
-                              stages, self.outputs, self.output_grads, self.fused_grads,
-                              self.masks, inputs, below)][::-1]
+        self.backwards = [(s.linear.w_grad, h, s.linear.w, down)
+                          for s, h, down in zip(stages, inputs, below)][::-1]
         self.flat = FlatBuffers(model.flat())
 
     def baked(self) -> tuple[tuple, list[Array]]:
@@ -120,13 +119,13 @@ class StepPlan:
         b.dense_softmax_cross_entropy(self.outputs[-1], last.b, targets, self.scale,
                                       self.output_grads[-1], losses, hits, last.b_grad, state,
                                       classes)
-        for y, gy, dz, db, activation, mask, w_grad, h, w, down in self.backwards:
-            dz = gy if db is None else b.dense_backward(y, gy, dz, db, activation=activation,
-                                                        mask=mask)
-            h = x if h is None else h
-            b.gemm(dz, h, out=w_grad, trans_a=True, aside=down is not None)
+        dz = self.output_grads[-1]
+        for w_grad, h, w, down in self.backwards:
+            b.gemm(dz, x if h is None else h, out=w_grad, trans_a=True, aside=down is not None)
             if down is not None:
-                b.gemm(dz, w, out=down)
+                y, gy, dz_down, db, activation, mask = down
+                dz = b.gemm_dense_backward(dz, w, gy, y, dz_down, db, activation=activation,
+                                           mask=mask)
         if reduce is not None:
             reduce(self.model())
         if state is None:

@@ -2,7 +2,7 @@
 each compiles with NVRTC, cleanly, for compute_80 and compute_90 in float32 and
 float64, instantiated by its name expression as CuPy's RawModule does; float32
 code never touches double precision but to round a loss once into its float64
-output; the dense backward and GEMM loads all go through the read-only path,
+output; the dense backward and GEMM loads (fused too) go through the read-only path,
 so none waits behind a store (``__restrict__``); each module is built once.
 
 NVRTC comes from CuPy (``cupy.cuda.nvrtc``) and the ``nvidia-cuda-nvrtc-cu12``
@@ -51,7 +51,7 @@ def test_block_kernel_compiles_with_nvrtc(nvrtc, name, dtype, arch):
 
 
 @pytest.mark.parametrize("name", [name for name in BLOCK_KERNELS
-                                  if name.startswith("dense_backward") or name == "gemm"])
+                                  if name.startswith(("dense_backward", "gemm"))])
 def test_loads_do_not_wait_for_stores(nvrtc, name):
     """Every global load of these kernels is of a const __restrict__ input, so
     NVRTC takes the read-only path (ld.global.nc), free to run ahead of stores."""

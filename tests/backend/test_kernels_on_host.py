@@ -784,6 +784,98 @@ def test_an_eager_product_and_forward_are_gemm_then_dense_forward_with_its_windo
         np.testing.assert_array_equal(fused, apart)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation, dropout", DENSE_VARIANTS)
+def test_a_recorded_steps_product_and_backward_fused_are_them_apart_bit_for_bit(
+        kernels, activation, dropout, dtype):
+    """Recorded, gemm_dense_backward of a tiled product is one GEMM kernel with
+    the stage's backward row as its epilogue (a plain GEMM with neither
+    activation nor dropout), then the column sums of dz alone: the same gy, dz
+    and db as the tiled product, then dense_backward; cuBLAS's products it
+    leaves apart."""
+    module = sys.modules[type(kernels).__module__]
+    g, w = draw((9, 12), dtype, -1.0, 1.0, seed=70), draw((12, 5), dtype, -1.0, 1.0, seed=71)
+    y = draw((9, 5), dtype, -1.0, 1.0, seed=72) if activation else None
+    mask = (draw((9, 5), dtype, 0.0, 1.0, seed=73) >= 0.3) * dtype(1 / 0.7) if dropout else None
+    results = []
+    for way in ("fused", "apart", "cuBLAS"):
+        gy, dz, db = (np.full(shape, np.nan, dtype) for shape in ((9, 5), (9, 5), 5))
+        cublas = NumpyCublas()
+        del LAUNCHED[:]
+        with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
+            patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
+            if way == "cuBLAS":  # else _tiled's own choice for a sum of 12 terms: tiled
+                patch.setattr(module, "_tiled", lambda *product: False)
+            patch.setattr(module, "captured_cublas", lambda: cublas)
+            if way == "apart":
+                kernels.gemm(g, w, out=gy)
+                out = kernels.dense_backward(y, gy, dz, db, activation=activation, mask=mask)
+            else:
+                out = kernels.gemm_dense_backward(g, w, gy, y, dz, db, activation=activation,
+                                                  mask=mask)
+        assert out is (dz if activation or dropout else gy)
+        assert len(cublas.operands) == (way == "cuBLAS")
+        if way == "fused":
+            row = dense_kernel("backward", activation, dropout)
+            assert LAUNCHED == [f"gemm_{row}" if activation or dropout else "gemm",
+                                "dense_backward_identity"]
+        results.append((gy, out, db))
+    for fused, apart in zip(results[0], results[1], strict=True):
+        np.testing.assert_array_equal(fused, apart)
+    check(results[2][0], results[0][0])  # by cuBLAS, the product's sums may round apart
+
+
+def test_a_recorded_backwards_column_sums_fork_aside_while_capturing(kernels):
+    """Capturing (``side`` set), gemm_dense_backward's column sums, which only
+    the update reads, run forked onto the side stream; its product, which the
+    next product reads, stays on the capture's."""
+    g, w, y = (draw(shape, np.float32, seed=seed)
+               for shape, seed in (((6, 4), 74), ((4, 3), 75), ((6, 3), 76)))
+    log = LoggedSide()
+
+    @contextlib.contextmanager
+    def fork(main: Any) -> Any:
+        log.log.append(("fork", list(LAUNCHED)))
+        yield
+        log.log.append(("back", list(LAUNCHED)))
+
+    log.fork = fork
+    del LAUNCHED[:]
+    with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
+        patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
+        patch.setattr(kernels, "side", log, raising=False)
+        patch.setattr(sys.modules[type(kernels).__module__].cupy, "cuda",
+                      SimpleNamespace(get_current_stream=lambda: None), raising=False)
+        kernels.gemm_dense_backward(g, w, np.empty((6, 3), np.float32), y,
+                                    np.empty((6, 3), np.float32), np.empty(3, np.float32),
+                                    activation="tanh")
+    fused = "gemm_dense_backward_tanh"
+    assert log.log == [("fork", [fused]), ("back", [fused, "dense_backward_identity"])]
+
+
+def test_an_eager_product_and_backward_are_gemm_then_dense_backward(kernels):
+    """Not recorded (a rank's planned step), gemm_dense_backward is the product
+    (cupy.matmul), then dense_backward: the same gy, dz and db as the two apart."""
+    module = sys.modules[type(kernels).__module__]
+    g, w = draw((6, 4), np.float32, seed=77), draw((4, 3), np.float32, seed=78)
+    y = draw((6, 3), np.float32, -1.0, 1.0, seed=79)
+    mask = (draw((6, 3), np.float32, 0.0, 1.0, seed=80) >= 0.3) * np.float32(2.0)
+    results = []
+    for fused in (True, False):
+        gy, dz, db = np.empty((6, 3), np.float32), np.empty((6, 3), np.float32), np.empty(
+            3, np.float32)
+        with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
+            patch.setattr(module.cupy, "matmul", np.matmul, raising=False)
+            if fused:
+                kernels.gemm_dense_backward(g, w, gy, y, dz, db, activation="tanh", mask=mask)
+            else:
+                kernels.gemm(g, w, out=gy)
+                kernels.dense_backward(y, gy, dz, db, activation="tanh", mask=mask)
+        results.append((gy, dz, db))
+    for fused, apart in zip(*results, strict=True):
+        np.testing.assert_array_equal(fused, apart)
+
+
 @pytest.mark.parametrize("rows", [False, True], ids=["plain", "rows"])
 def test_a_recorded_forward_product_of_300_terms_is_fused_only_reading_the_rows(kernels, rows):
     """A sum of 300 terms takes the tiled kernel, and so its forward, only

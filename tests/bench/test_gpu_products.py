@@ -33,7 +33,7 @@ def test_the_products_timed_are_the_planned_steps(numpy_backend, name):
     made = [(shape(args[0]), shape(args[1]), kwargs.get("trans_a", False),
              kwargs.get("trans_b", operation.__name__ == "gemm_dense_forward"))
             for operation, args, kwargs in record_calls(numpy_backend, graph.record)
-            if operation.__name__ in ("gemm", "gemm_dense_forward")]
+            if operation.__name__ in ("gemm", "gemm_dense_forward", "gemm_dense_backward")]
     assert made == list(products(name, BATCH).values())
 
 

@@ -15,19 +15,21 @@ after ``PRELUDE`` (``column_sums``, the one reduction they share), so NVRTC
 - gemm.py: ``gemm``, C = op(A) op(B), TILE x TILE tiles of both staged in shared
   memory, each block's sum split into up to SLICES slices that add up as a tree;
   ``gemm_<row>``, the same with a dense forward row of kernels.py (``FUSED_ROWS``)
-  as its epilogue, so a hidden stage's product and forward are one kernel.
+  as its epilogue, so a hidden stage's product and forward are one kernel, or
+  with a dense backward's dz (``BACKWARD_ROWS``), so the product giving a stage's
+  gy also gives its dz.
 - grid.py: ``grid_<name>``, the elementwise kernels a recorded step runs
   (kernels.py's rows ``GRID_ROWS`` names), as grid-stride loops.
 - launches.py: the kernels by name, each module built once, and every launch.
 """
-from .gemm import FUSED_ROWS, SLICES, TILE, slices
+from .gemm import BACKWARD_ROWS, FUSED_ROWS, SLICES, TILE, slices
 from .grid import GRID_BLOCKS, GRID_ROWS, GRID_THREADS
 from .launches import (BLOCK_KERNELS, dense_backward, dense_softmax_cross_entropy, gemm,
                        launch_grid, module, name_expression, source)
 from .reductions import COLUMNS, LANES, OUTPUT_THREADS, PRELUDE
 from .template import C_TYPES, OPTIONS, BlockKernel
 
-__all__ = ["BLOCK_KERNELS", "C_TYPES", "COLUMNS", "FUSED_ROWS", "GRID_BLOCKS", "GRID_ROWS",
+__all__ = ["BACKWARD_ROWS", "BLOCK_KERNELS", "C_TYPES", "COLUMNS", "FUSED_ROWS", "GRID_BLOCKS", "GRID_ROWS",
            "GRID_THREADS", "LANES", "OPTIONS", "OUTPUT_THREADS", "PRELUDE", "SLICES", "TILE",
            "BlockKernel", "dense_backward", "dense_softmax_cross_entropy", "gemm",
            "launch_grid", "module", "name_expression", "slices", "source"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 
 from ..graph_step import OFFSET
-from ..kernels import ACTIVATIONS, KernelSpec, dense_kernel
+from ..kernels import ACTIVATIONS, DENSE_VARIANTS, KernelSpec, _formulas, dense_kernel
 from .template import C_NAMES, BlockKernel
 
 TILE = 8  # TILE x TILE outputs per block, a thread each per slice of the sum
@@ -67,6 +67,11 @@ GEMM = BlockKernel(
 # GEMM (``gemm_<row>``): those without dropout, and those drawing from the state.
 FUSED_ROWS = [dense_kernel("forward", activation, dropout, from_state=dropout)
               for activation in (None, *ACTIVATIONS) for dropout in (False, True)]
+# A recorded step's dense backwards fused into the product that gives their gy
+# (``gemm_<row>``): those that compute a dz, with an activation or dropout.
+BACKWARD_ROWS = {dense_kernel("backward", activation, dropout): (activation, dropout)
+                 for activation, dropout in DENSE_VARIANTS if activation or dropout}
+
 
 def fused_gemm(spec: KernelSpec) -> BlockKernel:
     """GEMM, each output then put through a dense forward row of kernels.py as
@@ -104,6 +109,35 @@ def fused_gemm(spec: KernelSpec) -> BlockKernel:
                                   f"      {spec.operation};",
                                   f"      c[i] = y; {' '.join(stores)}",
                                   f"    }}({call});"]))
+
+
+
+def fused_gemm_backward(activation: str | None, dropout: bool) -> BlockKernel:
+    """GEMM, each output then taken as a dense stage's gy: C = gy, and dz =
+    f'(y) gy (times the mask) at the same place, as reductions.py's
+    dense_backward computes them (its column sums, db, are left to it). The
+    parameters after GEMM's: the stage's outputs y (with an activation), its
+    mask (with dropout), the activation's scalars, dz; named e_<name>, and in
+    the epilogue's own scope (a lambda) by their values' names."""
+    _, gradient = _formulas(activation)
+    scalars = ACTIVATIONS[activation].params if activation else ()
+    at = "(row0 + y) * ldc + col0 + x"
+    params = [*(["const T* __restrict__ e_outputs"] if activation else []),
+              *(["const T* __restrict__ e_mask"] if dropout else []),
+              *(f"T e_{name}" for name in scalars), "T* __restrict__ e_dz"]
+    values = [("const long long i", at), ("const T gy", "partial[0][y][x]"),
+              *([("const T y", f"e_outputs[{at}]")] if activation else []),
+              *([("const T keep", f"e_mask[{at}]")] if dropout else []),
+              *((f"const T {name}", f"e_{name}") for name in scalars)]
+    body = GEMM.body.rsplit("\n", 1)[0]  # but the store of C
+    return BlockKernel(f"gpunet_gemm_{dense_kernel('backward', activation, dropout)}",
+                       f"{GEMM.params}, {', '.join(params)}",
+                       "\n".join([body,
+                                  f"    [&]({', '.join(p for p, _ in values)}) {{",
+                                  f"      T gx = {gradient};" + (" gx *= keep;" if dropout
+                                                                  else ""),
+                                  "      c[i] = gy; e_dz[i] = gx;",
+                                  f"    }}({', '.join(v for _, v in values)});"]))
 
 
 @functools.cache  # a step asks the same few each time: a C call, not one in Python

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..bound_launch import Bound, BoundLaunch
 from ..kernels import DENSE_VARIANTS, KERNELS, dense_kernel
-from .gemm import FUSED_ROWS, GEMM, TILE, fused_gemm, slices
+from .gemm import BACKWARD_ROWS, FUSED_ROWS, GEMM, TILE, fused_gemm, fused_gemm_backward, slices
 from .grid import GRID_BLOCKS, GRID_ROWS, GRID_THREADS, grid_kernel
 from .reductions import (COLUMNS, LANES, OUTPUT_THREADS, PRELUDE, dense_backward_kernel,
                          softmax_cross_entropy_kernel)
@@ -38,6 +38,7 @@ BLOCK_KERNELS: dict[str, BlockKernel] = {
     "gemm": GEMM,
     **{f"grid_{name}": grid_kernel(KERNELS[name], *shape) for name, shape in GRID_ROWS.items()},
     **{f"gemm_{name}": fused_gemm(KERNELS[name]) for name in FUSED_ROWS},
+    **{f"gemm_{row}": fused_gemm_backward(*variant) for row, variant in BACKWARD_ROWS.items()},
 }
 
 
@@ -131,23 +132,25 @@ def dense_softmax_cross_entropy(z: Array, bias: Array, a: Array, scale: float, g
 
 def gemm(a: Array, b: Array, c: Array, *, trans_a: bool = False, trans_b: bool = False,
          state: Array | None = None, a_step: int = 0, b_step: int = 0,
-         depth: int | None = None, forward: tuple[str, tuple] | None = None,
+         depth: int | None = None, epilogue: tuple[str, tuple] | None = None,
          sum_slices: int | None = None, bound: list[Bound] | None = None) -> None:
     """c = op(a) op(b), op(x) = x^T where its flag is set; every array
     C-contiguous, of c's dtype, c (m, n). With a graph step's ``state``, a
     starts a_step * state[OFFSET] elements in and b b_step * state[OFFSET]
     (a row's length: row offset state[OFFSET]). ``depth``, op(a)'s columns,
     defaults to a's; give it where a is a larger array read at an offset.
-    ``forward``: (a row of FUSED_ROWS, its arguments but z and y, in its
-    order), which then takes each output as its z, in place. ``sum_slices``
+    ``epilogue``: (a row of FUSED_ROWS, its arguments but z and y, in its
+    order), which then takes each output as its z, in place; or (a row of
+    BACKWARD_ROWS, its kernel's arguments after GEMM's), which takes each as
+    its gy, c keeping it. ``sum_slices``
     (a power of two, at most SLICES) splits each sum into so many slices in
     place of ``slices``' choice: each gives other bits, so a step keeps that one."""
     m, n = c.shape
     k = (a.shape[0] if trans_a else a.shape[1]) if depth is None else depth
-    launch("gemm" if forward is None else f"gemm_{forward[0]}", c.dtype,
+    launch("gemm" if epilogue is None else f"gemm_{epilogue[0]}", c.dtype,
            (-(-n // TILE), -(-m // TILE)), (TILE, TILE, sum_slices or slices(k)),
            (a, b, c, np.int64(m), np.int64(n), np.int64(k), np.int64(a.shape[1]),
             np.int64(b.shape[1]), np.int64(n), np.int32(trans_a), np.int32(trans_b), state,
-            np.int64(a_step), np.int64(b_step), *(() if forward is None else forward[1])),
+            np.int64(a_step), np.int64(b_step), *(() if epilogue is None else epilogue[1])),
            bound)
 
