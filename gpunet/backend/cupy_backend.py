@@ -54,7 +54,8 @@ TILED_THREADS = 1 << 18
 # A product reading the batch's rows in place spares cuBLAS's copy of them (1.6-1.8 µs
 # at batch 128) and, in a bound step, a launch and a libcublas call (4.6 and 13 µs of
 # the H200's host): so it takes sums of up to TILED_ROWS_SUM terms tiled over one wave,
-# and sums of up to TILED_SUM over two. There the deep model's x W1^T took 8.0 µs tiled
+# and sums of up to TILED_SUM over two waves of its own slices (which ``slices`` then
+# halves to run in one). There the deep model's x W1^T took 8.0 µs tiled
 # against 7.5 by cuBLAS and the copy, its dz1^T x 5.8 against 4.1 and the copy.
 TILED_ROWS_SUM = 1024
 TILED_ROWS_THREADS = 2 * TILED_THREADS

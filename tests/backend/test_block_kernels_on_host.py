@@ -215,11 +215,12 @@ def test_gemm(host, shape, trans_a, trans_b, dtype):
 
 
 def sliced_product(a: np.ndarray, b: np.ndarray, count: int | None = None) -> np.ndarray:
-    """a b summed in gemm's documented order: slice z of ``count`` (slices(k) if
-    None) adds, from 0, the terms of chunks z, z + count, ... in order; then the
-    slices pair up as a tree, partial[z] += partial[z + h] for h = count/2, ..., 1."""
+    """a b summed in gemm's documented order: slice z of ``count`` (if None,
+    slices(k, its blocks)) adds, from 0, the terms of chunks z, z + count, ... in
+    order; then the slices pair up as a tree, partial[z] += partial[z + h] for h =
+    count/2, ..., 1."""
     k = a.shape[1]
-    count = count or block_kernels.slices(k)
+    count = count or block_kernels.slices(k, -(-a.shape[0] // TILE) * -(-b.shape[1] // TILE))
     partial = np.zeros((count, a.shape[0], b.shape[1]), a.dtype)
     for chunk in range(-(-k // TILE)):
         for term in range(chunk * TILE, min(k, (chunk + 1) * TILE)):
@@ -259,6 +260,28 @@ def test_gemm_slices_are_a_power_of_two_a_chunk_each_at_most_slices():
     assert [block_kernels.slices(k) for k in (0, 1, TILE, TILE + 1, 3 * TILE, 4 * TILE + 1)] == [
         1, 1, 1, 2, 4, 8]
     assert block_kernels.slices(10**6) == SLICES and TILE * TILE * SLICES <= 1024
+
+
+def test_gemm_slices_halve_until_the_blocks_take_one_wave():
+    """The deep model's x W1^T at batch 128 (64 tiles) keeps its 16 slices; its
+    dz1^T x (392 tiles, 1.5 waves of 16) takes 8; any number of tiles, at least 1."""
+    wave = block_kernels.WAVE_THREADS // (TILE * TILE)  # tiles of one slice in a wave
+    assert block_kernels.slices(784, 64) == block_kernels.slices(128, wave // SLICES) == SLICES
+    assert block_kernels.slices(128, 392) == block_kernels.slices(128, wave // SLICES + 1) == 8
+    assert block_kernels.slices(128, wave) == block_kernels.slices(128, 10 * wave) == 1
+    assert block_kernels.slices(8, 10 * wave) == 1
+
+
+def test_gemm_launches_its_blocks_with_the_slices_for_their_number(monkeypatch):
+    """gemm's blocks are TILE x TILE x slices(k, blocks): 392 of 8 slices for a
+    (30, 128) (128, 784) product, as the deep model's dz1^T x at batch 128."""
+    launched = []
+    monkeypatch.setattr(block_kernels.launches, "launch",
+                        lambda name, dtype, grid, block, args, bound: launched.append(
+                            (grid, block)))
+    block_kernels.gemm(np.empty((128, 30), np.float32), np.empty((128, 784), np.float32),
+                       np.empty((30, 784), np.float32), trans_a=True)
+    assert launched == [((98, 4), (TILE, TILE, 8))]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -22,14 +22,15 @@ after ``PRELUDE`` (``column_sums``, the one reduction they share), so NVRTC
   (kernels.py's rows ``GRID_ROWS`` names), as grid-stride loops.
 - launches.py: the kernels by name, each module built once, and every launch.
 """
-from .gemm import BACKWARD_ROWS, FUSED_ROWS, SLICES, TILE, slices
+from .gemm import BACKWARD_ROWS, FUSED_ROWS, SLICES, TILE, WAVE_THREADS, slices
 from .grid import GRID_BLOCKS, GRID_ROWS, GRID_THREADS
 from .launches import (BLOCK_KERNELS, dense_backward, dense_softmax_cross_entropy, gemm,
                        launch_grid, module, name_expression, source)
 from .reductions import COLUMNS, LANES, OUTPUT_THREADS, PRELUDE
 from .template import C_TYPES, OPTIONS, BlockKernel
 
-__all__ = ["BACKWARD_ROWS", "BLOCK_KERNELS", "C_TYPES", "COLUMNS", "FUSED_ROWS", "GRID_BLOCKS", "GRID_ROWS",
-           "GRID_THREADS", "LANES", "OPTIONS", "OUTPUT_THREADS", "PRELUDE", "SLICES", "TILE",
-           "BlockKernel", "dense_backward", "dense_softmax_cross_entropy", "gemm",
-           "launch_grid", "module", "name_expression", "slices", "source"]
+__all__ = ["BACKWARD_ROWS", "BLOCK_KERNELS", "C_TYPES", "COLUMNS", "FUSED_ROWS",
+           "GRID_BLOCKS", "GRID_ROWS", "GRID_THREADS", "LANES", "OPTIONS", "OUTPUT_THREADS",
+           "PRELUDE", "SLICES", "TILE", "WAVE_THREADS", "BlockKernel", "dense_backward",
+           "dense_softmax_cross_entropy", "gemm", "launch_grid", "module", "name_expression",
+           "slices", "source"]

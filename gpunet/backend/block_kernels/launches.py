@@ -142,13 +142,14 @@ def gemm(a: Array, b: Array, c: Array, *, trans_a: bool = False, trans_b: bool =
     ``epilogue``: (a row of FUSED_ROWS, its arguments but z and y, in its
     order), which then takes each output as its z, in place; or (a row of
     BACKWARD_ROWS, its kernel's arguments after GEMM's), which takes each as
-    its gy, c keeping it. ``sum_slices``
-    (a power of two, at most SLICES) splits each sum into so many slices in
-    place of ``slices``' choice: each gives other bits, so a step keeps that one."""
+    its gy, c keeping it. ``sum_slices`` (a power of two, at most SLICES)
+    splits each sum into so many slices in place of ``slices``' choice for its
+    blocks: each gives other bits, so a step keeps that one."""
     m, n = c.shape
     k = (a.shape[0] if trans_a else a.shape[1]) if depth is None else depth
-    launch("gemm" if epilogue is None else f"gemm_{epilogue[0]}", c.dtype,
-           (-(-n // TILE), -(-m // TILE)), (TILE, TILE, sum_slices or slices(k)),
+    grid = (-(-n // TILE), -(-m // TILE))
+    launch("gemm" if epilogue is None else f"gemm_{epilogue[0]}", c.dtype, grid,
+           (TILE, TILE, sum_slices or slices(k, grid[0] * grid[1])),
            (a, b, c, np.int64(m), np.int64(n), np.int64(k), np.int64(a.shape[1]),
             np.int64(b.shape[1]), np.int64(n), np.int32(trans_a), np.int32(trans_b), state,
             np.int64(a_step), np.int64(b_step), *(() if epilogue is None else epilogue[1])),
