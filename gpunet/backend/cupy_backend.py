@@ -31,7 +31,7 @@ import cupy
 import numpy as np
 
 from . import block_kernels
-from .block_kernels import TILE, slices
+from .block_kernels import MAX_LOGITS, TILE, slices
 from .activations import ActivationCall, activation_call
 from .base import FLOAT_DTYPES, Array, Backend, float_rows, row_length
 from .bound_launch import Bound
@@ -59,6 +59,10 @@ TILED_THREADS = 1 << 18
 # against 7.5 by cuBLAS and the copy, its dz1^T x 5.8 against 4.1 and the copy.
 TILED_ROWS_SUM = 1024
 TILED_ROWS_THREADS = 2 * TILED_THREADS
+# The last stage's tiled product, fused into the output stage's one block, where a row's
+# logits take at most so many terms in all (a thread's own serial work): the deep
+# model's 10 x 10, not the wide model's 10 x 128.
+FUSED_OUTPUT_TERMS = 256
 # dense_forward's kernel row names by its arguments (activation, dropout, from_state)
 _FORWARD_NAMES = {(activation, dropout, from_state):
                   dense_kernel("forward", activation, dropout, from_state)
@@ -274,8 +278,10 @@ class CupyBackend(Backend):
     def dense_softmax_cross_entropy(self, z: Array, bias: Array, a: Array, scale: float,
                                     gradient: Array, losses: Array, hits: Array, db: Array,
                                     state: Array | None = None,
-                                    classes: TargetClasses | None = None) -> None:
-        # classes: always None here (target_classes), the kernel reading each target row
+                                    classes: TargetClasses | None = None,
+                                    product: tuple[Array, Array] | None = None) -> None:
+        # classes: always None here (target_classes), the kernel reading each target row;
+        # product: (h, w), z = h w^T first (gemm_dense_softmax_cross_entropy)
         operation = "dense_softmax_cross_entropy"
         k = z.shape[-1]
         rows = z.shape[:1] if state is None else a.shape[:1]  # the epoch's, with a state
@@ -294,7 +300,25 @@ class CupyBackend(Backend):
             z, bias, a = (cupy.ascontiguousarray(x) for x in (z, bias, a))
         _require_contiguous(operation, gradient=gradient, losses=losses, hits=hits, db=db)
         block_kernels.dense_softmax_cross_entropy(z, bias, a, scale, gradient, losses, hits, db,
-                                                  state=state, bound=self.bound)
+                                                  state=state, product=product, bound=self.bound)
+
+    def gemm_dense_softmax_cross_entropy(self, h: Array, w: Array, z: Array, bias: Array,
+                                         a: Array, scale: float, gradient: Array,
+                                         losses: Array, hits: Array, db: Array,
+                                         state: Array | None = None,
+                                         classes: TargetClasses | None = None) -> None:
+        (rows, k), depth = z.shape, w.shape[-1]
+        if (self.captured_gemm is None or type(h) is StateRows or k > MAX_LOGITS
+                or k * depth > FUSED_OUTPUT_TERMS
+                or (self.captured_gemm == "cuBLAS" and not _tiled(rows, k, depth, False))
+                or h.shape != (rows, depth) or w.shape != (k, depth)
+                or any(x.dtype != z.dtype or not x.flags.c_contiguous
+                       for x in (h, w, z, bias, a, gradient, db))):
+            return super().gemm_dense_softmax_cross_entropy(h, w, z, bias, a, scale, gradient,
+                                                            losses, hits, db, state, classes)
+        # a recorded step's tiled product, fused into the output stage: each row's logits
+        self.dense_softmax_cross_entropy(z, bias, a, scale, gradient, losses, hits, db, state,
+                                         classes, product=(h, w))
 
     # -- a graph step (graph_step.py): the same operations, one kernel each, a
     # grid kernel for the elementwise ones (block_kernels/grid.py), bound when binding

@@ -28,7 +28,7 @@ Replay = Callable[[], None]
 OFFSET, COUNTER, KEY = range(3)
 STATE_SIZE = 3
 # The backend operations a graph step calls: what the stand-in records.
-STEP_OPERATIONS = ("gemm", "gemm_dense_forward", "dense_softmax_cross_entropy",
+STEP_OPERATIONS = ("gemm", "gemm_dense_forward", "gemm_dense_softmax_cross_entropy",
                    "gemm_dense_backward", "update_and_advance")
 Call = tuple[Callable[..., Any], tuple, dict]  # a recorded operation and its arguments
 
@@ -124,7 +124,7 @@ def record_calls(backend: GraphStepOperations, record: Replay) -> list[Call]:
 def _recording(backend: GraphStepOperations, calls: list[Call]) -> Iterator[None]:
     """While open, each of ``backend``'s STEP_OPERATIONS runs and appends
     (operation, args, kwargs) to ``calls``; but those one of them calls
-    (``gemm_dense_forward``'s ``gemm``, ``gemm_dense_backward``'s two), which it
+    (a fused operation's parts: ``gemm_dense_forward``'s ``gemm``, ...), which it
     makes again."""
     inside = [False]  # within a recorded operation
 

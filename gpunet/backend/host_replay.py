@@ -127,6 +127,12 @@ class BoundCalls:
                                   None if mask is None else at(mask), at(db), *gy.shape,
                                   ACTIVATION_CODES[activation.name], alpha)]
 
+    def gemm_dense_softmax_cross_entropy(self, h, w, z, *output, **named) -> list[Call]:
+        """Its product's calls, then its output stage's (each as bound, or recorded)."""
+        backend = self.backend
+        return (self.of(backend.gemm, (h, w), {"out": z, "trans_b": True})
+                + self.of(backend.dense_softmax_cross_entropy, (z, *output), named))
+
     def dense_softmax_cross_entropy(self, z, bias, a, scale, gradient, losses, hits, db,
                                     state=None, classes=None) -> list[Call] | None:
         f32 = np.float32

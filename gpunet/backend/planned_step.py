@@ -128,6 +128,18 @@ class PlannedStepOperations:
         classes = (a @ xp.arange(k, dtype=a.dtype)).astype(np.intp)
         return TargetClasses(classes, xp.arange(n) % batch * k + classes)
 
+    def gemm_dense_softmax_cross_entropy(self, h: Array, w: Array, z: Array, bias: Array,
+                                         a: Array, scale: float, gradient: Array,
+                                         losses: Array, hits: Array, db: Array,
+                                         state: Array | None = None,
+                                         classes: TargetClasses | None = None) -> None:
+        """The last stage's product z = h W^T, then the output stage
+        ``dense_softmax_cross_entropy(z, bias, a, ...)``; one kernel where a
+        device fuses the two."""
+        self.gemm(h, w, out=z, trans_b=True)
+        self.dense_softmax_cross_entropy(z, bias, a, scale, gradient, losses, hits, db, state,
+                                         classes)
+
     def dense_softmax_cross_entropy(self, z: Array, bias: Array, a: Array, scale: float,
                                     gradient: Array, losses: Array, hits: Array, db: Array,
                                     state: Array | None = None,

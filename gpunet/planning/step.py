@@ -31,9 +31,9 @@ class FlatBuffers:
 class StepPlan:
     """One training step of ``model`` for batches of ``batch`` rows: forward,
     softmax cross-entropy, backward and update, every intermediate written into
-    a buffer allocated here. A deep-model step is 10 backend calls: per stage
+    a buffer allocated here. A deep-model step is 9 backend calls: per stage
     but the last its product fused with its bias, dropout and activation; the
-    last stage's product, then the loss with its bias and bias gradient; per
+    last stage's product fused with the loss, its bias and bias gradient; per
     stage the weight gradient's product, and but for the first the input
     gradient's fused with the stage below's gradient and bias gradient; one update."""
 
@@ -115,10 +115,9 @@ class StepPlan:
                                      state=None if state is None or mask is None else (state,
                                                                                        skip))
         last = self.stages[-1].linear
-        b.gemm(h, last.w, out=self.outputs[-1], trans_b=True)
-        b.dense_softmax_cross_entropy(self.outputs[-1], last.b, targets, self.scale,
-                                      self.output_grads[-1], losses, hits, last.b_grad, state,
-                                      classes)
+        b.gemm_dense_softmax_cross_entropy(h, last.w, self.outputs[-1], last.b, targets,
+                                           self.scale, self.output_grads[-1], losses, hits,
+                                           last.b_grad, state, classes)
         dz = self.output_grads[-1]
         for w_grad, h, w, down in self.backwards:
             b.gemm(dz, x if h is None else h, out=w_grad, trans_a=True, aside=down is not None)

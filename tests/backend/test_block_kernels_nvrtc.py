@@ -51,7 +51,8 @@ def test_block_kernel_compiles_with_nvrtc(nvrtc, name, dtype, arch):
 
 
 @pytest.mark.parametrize("name", [name for name in BLOCK_KERNELS
-                                  if name.startswith(("dense_backward", "gemm"))])
+                                  if name.startswith(("dense_backward", "gemm"))
+                                  and "softmax" not in name])  # the output stage rereads g
 def test_loads_do_not_wait_for_stores(nvrtc, name):
     """Every global load of these kernels is of a const __restrict__ input, so
     NVRTC takes the read-only path (ld.global.nc), free to run ahead of stores."""

@@ -876,6 +876,63 @@ def test_an_eager_product_and_backward_are_gemm_then_dense_backward(kernels):
         np.testing.assert_array_equal(fused, apart)
 
 
+def fused_or_apart_output(kernels: Any, way: str, h: np.ndarray, w: np.ndarray, targets: Any,
+                          state: np.ndarray | None) -> tuple[tuple[np.ndarray, ...], list[str]]:
+    """A recorded step's last product and output stage, ``way``: "fused"
+    (gemm_dense_softmax_cross_entropy) or "apart" (gemm, then
+    dense_softmax_cross_entropy); (z, gradient, losses, hits, db), the launches."""
+    rows, k, dtype = len(h), len(w), h.dtype
+    z, gradient = np.full((rows, k), np.nan, dtype), np.full((rows, k), np.nan, dtype)
+    losses, hits = np.full(len(targets), np.nan), np.zeros(len(targets), bool)
+    bias, db = draw(k, dtype, -1.0, 1.0, seed=83), np.full(k, np.nan, dtype)
+    output = (bias, targets, 0.25, gradient, losses, hits, db, state)
+    del LAUNCHED[:]
+    with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
+        patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
+        if way == "apart":
+            kernels.gemm(h, w, out=z, trans_b=True)
+            kernels.dense_softmax_cross_entropy(z, *output)
+        else:
+            kernels.gemm_dense_softmax_cross_entropy(h, w, z, *output)
+    return (z, gradient, losses, hits, db), list(LAUNCHED)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("from_state", [False, True], ids=["batch", "state"])
+@pytest.mark.parametrize("depth", [3, 10, 20])
+def test_a_recorded_steps_last_product_and_output_stage_fused_are_them_apart_bit_for_bit(
+        kernels, depth, from_state, dtype):
+    """Recorded, gemm_dense_softmax_cross_entropy of a short tiled product (1, 2
+    and 4 slices) is the output stage's kernel computing each row's logits in
+    the tiled GEMM's order: the same z, gradient, losses, hits and db as the
+    two apart; with a graph step's state, at its rows of the epoch's."""
+    h = draw((9, depth), dtype, -1.0, 1.0, seed=81)
+    w = draw((7, depth), dtype, -1.0, 1.0, seed=82)
+    targets = np.eye(7, dtype=dtype)[np.arange(20) % 7]
+    state = graph_state(5, 0, 0) if from_state else None
+    targets = targets if from_state else targets[:9]
+    fused, launched = fused_or_apart_output(kernels, "fused", h, w, targets, state)
+    apart, _ = fused_or_apart_output(kernels, "apart", h, w, targets, state)
+    assert launched == ["gemm_dense_softmax_cross_entropy" + ("_from_state" if from_state else "")]
+    for got, expected in zip(fused, apart, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("h_shape, w_shape", [((9, 26), (10, 26)), ((9, 2), (33, 2))],
+                         ids=["too many terms", "too many logits"])
+def test_a_recorded_output_stage_takes_its_product_apart_beyond_its_bounds(kernels, h_shape,
+                                                                            w_shape):
+    """A row's logits of more than FUSED_OUTPUT_TERMS terms, or more than
+    MAX_LOGITS of them, are the tiled product, then the output stage."""
+    h, w = draw(h_shape, np.float32, seed=84), draw(w_shape, np.float32, seed=85)
+    targets = np.eye(len(w), dtype=np.float32)[np.arange(9) % len(w)]
+    fused, launched = fused_or_apart_output(kernels, "fused", h, w, targets, None)
+    apart, _ = fused_or_apart_output(kernels, "apart", h, w, targets, None)
+    assert launched == ["gemm", "dense_softmax_cross_entropy"]
+    for got, expected in zip(fused, apart, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("rows", [False, True], ids=["plain", "rows"])
 def test_a_recorded_forward_product_of_300_terms_is_fused_only_reading_the_rows(kernels, rows):
     """A sum of 300 terms takes the tiled kernel, and so its forward, only

@@ -26,11 +26,11 @@ from .gemm import BACKWARD_ROWS, FUSED_ROWS, SLICES, TILE, WAVE_THREADS, slices
 from .grid import GRID_BLOCKS, GRID_ROWS, GRID_THREADS
 from .launches import (BLOCK_KERNELS, dense_backward, dense_softmax_cross_entropy, gemm,
                        launch_grid, module, name_expression, source)
-from .reductions import COLUMNS, LANES, OUTPUT_THREADS, PRELUDE
+from .reductions import COLUMNS, LANES, MAX_LOGITS, OUTPUT_THREADS, PRELUDE
 from .template import C_TYPES, OPTIONS, BlockKernel
 
 __all__ = ["BACKWARD_ROWS", "BLOCK_KERNELS", "C_TYPES", "COLUMNS", "FUSED_ROWS",
-           "GRID_BLOCKS", "GRID_ROWS", "GRID_THREADS", "LANES", "OPTIONS", "OUTPUT_THREADS",
-           "PRELUDE", "SLICES", "TILE", "WAVE_THREADS", "BlockKernel", "dense_backward",
-           "dense_softmax_cross_entropy", "gemm", "launch_grid", "module", "name_expression",
-           "slices", "source"]
+           "GRID_BLOCKS", "GRID_ROWS", "GRID_THREADS", "LANES", "MAX_LOGITS", "OPTIONS",
+           "OUTPUT_THREADS", "PRELUDE", "SLICES", "TILE", "WAVE_THREADS", "BlockKernel",
+           "dense_backward", "dense_softmax_cross_entropy", "gemm", "launch_grid", "module",
+           "name_expression", "slices", "source"]

@@ -33,8 +33,9 @@ Array = Any
 BLOCK_KERNELS: dict[str, BlockKernel] = {
     **{dense_kernel("backward", *variant): dense_backward_kernel(*variant)
        for variant in DENSE_VARIANTS},
-    "dense_softmax_cross_entropy": softmax_cross_entropy_kernel(False),
-    "dense_softmax_cross_entropy_from_state": softmax_cross_entropy_kernel(True),
+    **{f"{'gemm_' if product else ''}dense_softmax_cross_entropy"
+       f"{'_from_state' if from_state else ''}": softmax_cross_entropy_kernel(from_state, product)
+       for product in (False, True) for from_state in (False, True)},
     "gemm": GEMM,
     **{f"grid_{name}": grid_kernel(KERNELS[name], *shape) for name, shape in GRID_ROWS.items()},
     **{f"gemm_{name}": fused_gemm(KERNELS[name]) for name in FUSED_ROWS},
@@ -114,6 +115,7 @@ def dense_backward(gy: Array, db: Array, *, y: Array | None = None, mask: Array 
 def dense_softmax_cross_entropy(z: Array, bias: Array, a: Array, scale: float, gradient: Array,
                                 losses: Array, hits: Array, db: Array, *,
                                 state: Array | None = None,
+                                product: tuple[Array, Array] | None = None,
                                 threads: int = OUTPUT_THREADS,
                                 bound: list[Bound] | None = None) -> None:
     """The output stage of (B, k) logits z + ``bias`` against targets ``a``:
@@ -122,11 +124,18 @@ def dense_softmax_cross_entropy(z: Array, bias: Array, a: Array, scale: float, g
     With a graph step's ``state``, ``a``, ``losses`` and ``hits`` are the
     epoch's, read and written from row state[OFFSET]; else the batch's. Every
     array is C-contiguous, of z's dtype but losses (float64), hits (bool) and
-    state (uint64); z is left as it is."""
+    state (uint64); z is left as it is. With ``product`` = (h, w), (B, d) and
+    (k, d) with k at most MAX_LOGITS, z = h w^T first, as ``gemm`` gives it."""
     rows, k = z.shape
-    launch("dense_softmax_cross_entropy" + ("" if state is None else "_from_state"), z.dtype,
-           (1,), (threads,),
-           (z, bias, a, np.int64(rows), np.int64(k), z.dtype.type(scale),
+    name = "dense_softmax_cross_entropy" + ("" if state is None else "_from_state")
+    first: tuple = ()
+    if product is not None:
+        h, w = product
+        depth = h.shape[1]
+        name, first = f"gemm_{name}", (h, w, np.int64(depth),
+                                       np.int32(slices(depth, -(-rows // TILE) * -(-k // TILE))))
+    launch(name, z.dtype, (1,), (threads,),
+           (*first, z, bias, a, np.int64(rows), np.int64(k), z.dtype.type(scale),
             *(() if state is None else (state,)), losses, hits, gradient, db), bound)
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from ..graph_step import OFFSET
 from ..kernels import _activation_params, _formulas, _softmax_cross_entropy, dense_kernel
+from .gemm import SLICES, TILE
 from .template import BlockKernel
 
 LANES = 128  # partial sums per column: the fixed order's row stride
 COLUMNS = 8  # dense_backward's columns per block: a float32 warp reads 32-byte rows
 OUTPUT_THREADS = 1024  # the output stage's one block: a row a thread up to 1024 rows
+MAX_LOGITS = 32  # the output stage with its product keeps a row's logits: at most so many
 
 
 # db[c] for the block's columns c = first + t % (blockDim.x / LANES), from
@@ -63,15 +65,37 @@ def dense_backward_kernel(activation: str | None, dropout: bool) -> BlockKernel:
         f"              [&](long long at) {{ {entry} }});")
 
 
-def softmax_cross_entropy_kernel(from_state: bool) -> BlockKernel:
+# Row i's logits, logits[j] = sum_l h[i, l] w[j, l]: term l goes to slice (l / TILE)
+# % slices, each from T(0), then the slices pair up as a tree: gemm.py's order.
+_ROW_PRODUCT = [
+    f"    T logits[{MAX_LOGITS}];",
+    "    for (long long j = 0; j < k; ++j) {",
+    f"      T part[{SLICES}];",
+    "      for (int s = 0; s < slices; ++s) part[s] = T(0);",
+    "      for (long long l = 0; l < depth; ++l)",
+    f"        part[l / {TILE} % slices] += h[i * depth + l] * w[j * depth + l];",
+    "      for (int half = slices / 2; half > 0; half /= 2)",
+    "        for (int s = 0; s < half; ++s) part[s] += part[s + half];",
+    "      logits[j] = part[0]; z[i * k + j] = part[0];",
+    "    }"]
+
+
+def softmax_cross_entropy_kernel(from_state: bool, product: bool = False) -> BlockKernel:
     """kernels.py's dense_softmax_cross_entropy, row r = tid, tid + blockDim, ...
     of B ``rows``, its targets, loss and hit at place + r (place = state[OFFSET]
-    ``from_state``, else 0); then db = the column sums of g."""
+    ``from_state``, else 0); then db = the column sums of g. With ``product``,
+    each row's logits z = h W^T first, into z and kept for the row (at most
+    MAX_LOGITS of them), each a sum of ``depth`` terms in gemm.py's order for
+    ``slices`` slices: the numbers of that GEMM, then the output stage."""
     place = f"(long long)state[{OFFSET}]" if from_state else "0"
-    row = _softmax_cross_entropy("(z[row + {0}] + bias[{0}])".format, hit=True)
+    logit = "(logits[{0}] + bias[{0}])" if product else "(z[row + {0}] + bias[{0}])"
+    row = _softmax_cross_entropy(logit.format, hit=True)
     return BlockKernel(
-        "gpunet_dense_softmax_cross_entropy" + ("_from_state" if from_state else ""),
-        "const T* __restrict__ z, const T* __restrict__ bias, const T* __restrict__ targets,"
+        "gpunet_" + ("gemm_" if product else "") + "dense_softmax_cross_entropy"
+        + ("_from_state" if from_state else ""),
+        ("const T* __restrict__ h, const T* __restrict__ w, long long depth, int slices,"
+         " T* __restrict__ z, " if product else "const T* __restrict__ z, ")
+        + "const T* __restrict__ bias, const T* __restrict__ targets,"
         " long long rows, long long k, T scale"
         + (", const unsigned long long* __restrict__ state" if from_state else "")
         + ", double* __restrict__ losses, bool* __restrict__ hits, T* __restrict__ g,"
@@ -80,6 +104,7 @@ def softmax_cross_entropy_kernel(from_state: bool) -> BlockKernel:
             f"  const long long place = {place};",
             "  const T* __restrict__ a = targets + place * k;",
             "  for (long long i = threadIdx.x; i < rows; i += blockDim.x) {",
+            *(_ROW_PRODUCT if product else []),
             "    double& loss = losses[place + i]; bool& hit = hits[place + i];",
             f"    {row};", "  }",
             "  __syncthreads();",
