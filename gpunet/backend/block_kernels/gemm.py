@@ -66,6 +66,7 @@ GEMM = BlockKernel(
         "  if (z == 0 && row0 + y < m && col0 + x < n)",
         "    c[(row0 + y) * ldc + col0 + x] = partial[0][y][x];"]))
 
+
 # A recorded step's dense stages whose forward is fused into their product's
 # GEMM (``gemm_<row>``): those without dropout, and those drawing from the state.
 FUSED_ROWS = [dense_kernel("forward", activation, dropout, from_state=dropout)
@@ -112,7 +113,6 @@ def fused_gemm(spec: KernelSpec) -> BlockKernel:
                                   f"      {spec.operation};",
                                   f"      c[i] = y; {' '.join(stores)}",
                                   f"    }}({call});"]))
-
 
 
 def fused_gemm_backward(activation: str | None, dropout: bool) -> BlockKernel:
