@@ -11,8 +11,9 @@ after ``probe_cuda()`` said a device is usable.
 
 A graph step (``gpunet/planning/graph.py``) is recorded: run eagerly
 (``run_step``), captured as a CUDA graph on a stream of its own and launched on
-the current one (``capture``; its ``aside`` products on a second stream, a
-branch of the graph), or bound once and replayed eagerly, the planned step
+the current one (``capture``; its ``aside`` products, and the column sums of
+its fused backwards, each on a stream of their own, branches of the graph), or
+bound once and replayed eagerly, the planned step
 (``bind``). Under capture nothing may allocate (the pool's addresses are baked
 into the graph) and CuPy's cuBLAS bindings refuse to run, so a recorded step's
 products call libcublas itself (``cublas_capture.py``), but the small ones
@@ -38,7 +39,7 @@ from .bound_launch import Bound
 from .cublas_capture import BoundGemm, captured_cublas
 from .draw_window import DrawWindow
 from .graph_step import GraphCaptureError, StateRows
-from .side_stream import SideStream
+from .side_stream import Branches, SideStream
 from .kernels import DENSE_VARIANTS, dense_kernel, elementwise
 from .planned_step import TargetClasses
 
@@ -76,7 +77,7 @@ class CupyBackend(Backend):
     GRAPH_GEMMS = ("cuBLAS", "fallback GEMM")
     captured_gemm: str | None = None  # while recording: the GRAPH_GEMMS entry products use
     bound: list[Bound] | None = None  # while binding a recorded step (bind): its launches
-    side: SideStream | None = None  # while capturing: where products aside go
+    side: Branches | None = None  # while capturing: where work aside goes
 
     def to_numpy(self, x: Array) -> np.ndarray:
         return cupy.asnumpy(x)
@@ -155,7 +156,7 @@ class CupyBackend(Backend):
             state, steps[0], a = a.state, a.data.shape[1], a.data[:a.batch]
         if type(b) is StateRows:
             state, steps[1], b = b.state, b.data.shape[1], b.data[:b.batch]
-        with self._beside(aside):
+        with self._beside("products" if aside else None):
             _tiled_gemm((a.T if trans_a else a), (b.T if trans_b else b), out, state, steps,
                         self.bound)
         return out
@@ -259,15 +260,16 @@ class CupyBackend(Backend):
             (*((y,) if call else ()), *(() if mask is None else (mask,)),
              *map(db.dtype.type, call.values if call else ()), dz))
         _tiled_gemm(g, w, gy, None, [0, 0], self.bound, epilogue)
-        with self._beside(True):
+        with self._beside("sums"):
             block_kernels.dense_backward(gy if dz is None else dz, db, bound=self.bound)
         return gy if dz is None else dz
 
-    def _beside(self, aside: bool) -> contextlib.AbstractContextManager:
-        """Where ``aside`` work goes: forked onto the side stream while
-        capturing (``side_stream.py``), else on the current stream."""
-        if aside and self.side is not None:
-            return self.side.fork(cupy.cuda.get_current_stream())
+    def _beside(self, branch: str | None) -> contextlib.AbstractContextManager:
+        """Where work aside of kind ``branch`` ("products", "sums"; None: none)
+        goes: forked onto that branch's stream while capturing
+        (``side_stream.py``), else on the current stream."""
+        if branch is not None and self.side is not None:
+            return getattr(self.side, branch).fork(cupy.cuda.get_current_stream())
         return contextlib.nullcontext()
 
     def target_classes(self, a: Array, batch: int) -> None:
@@ -333,7 +335,7 @@ class CupyBackend(Backend):
 
     def update_and_advance(self, param: Array, grad: Array, velocity: Array | None,
                            rates: Array, scratch: Array, state: Array, delta: Array) -> None:
-        if self.side is not None:  # the products captured aside are done first
+        if self.side is not None:  # the work captured aside is done first
             self.side.join(cupy.cuda.get_current_stream())
         name = "sgd_update_and_advance" if velocity is None else "momentum_update_and_advance"
         block_kernels.launch_grid(name, param.dtype, param.size,
@@ -380,7 +382,7 @@ class CupyBackend(Backend):
         what launches it again, on the current stream, so it stays in order
         with the eager work there. GraphCaptureError, nothing launched, where
         the capture fails."""
-        stream, side = _capture_stream(), _side_stream()
+        stream, side = _capture_stream(), _side_streams()
         if gemm == "cuBLAS":
             try:  # outside the capture: loads libcublas, allocates, sets the stream
                 captured_cublas().prepare(stream)
@@ -403,7 +405,8 @@ class CupyBackend(Backend):
                     except cupy.cuda.runtime.CUDARuntimeError as exc:
                         error = error or exc
         finally:  # a capture that failed may have forked without joining: forget it
-            self.captured_gemm, self.side, side.open = None, None, False
+            self.captured_gemm, self.side = None, None
+            side.forget()
         if error is not None:
             raise GraphCaptureError(f"{gemm}: {type(error).__name__}: {error}") from error
         graph.launch()
@@ -439,9 +442,10 @@ def _capture_stream() -> cupy.cuda.Stream:
 
 
 @functools.cache
-def _side_stream() -> SideStream:
-    return SideStream(cupy.cuda.Stream(non_blocking=True), cupy.cuda.Event(disable_timing=True),
-                      cupy.cuda.Event(disable_timing=True))
+def _side_streams() -> Branches:
+    return Branches(*(SideStream(cupy.cuda.Stream(non_blocking=True),
+                                 cupy.cuda.Event(disable_timing=True),
+                                 cupy.cuda.Event(disable_timing=True)) for _ in Branches._fields))
 
 
 def _given(out: Array | None) -> tuple[Array, ...]:

@@ -1,19 +1,21 @@
-"""A second stream for the work a captured step can do beside its chain of kernels.
+"""Side streams for the work a captured step can do beside its chain of kernels.
 
 A step's kernels form a chain, each reading what the one before wrote, but for
-the weight gradients of the upper stages (``gemm``'s ``aside``): nothing reads
-those before the update. Captured on a stream of their own, forked from the
-capture's stream by an event and joined back by another before the update,
-they become a branch of the CUDA graph that runs beside the chain (CUDA's
-cross-stream capture: ``cudaEventRecord`` on the capturing stream, then
-``cudaStreamWaitEvent`` on the other, draws it into the capture). The numbers
-are the same: no kernel of the branch writes what the chain reads.
+the weight gradients of the upper stages (``gemm``'s ``aside``) and the bias
+gradients' column sums of the stages below them (``gemm_dense_backward``):
+nothing reads those before the update. Captured on a stream of their own,
+forked from the capture's stream by an event and joined back by another before
+the update, each kind becomes a branch of the CUDA graph that runs beside the
+chain and beside the other (CUDA's cross-stream capture: ``cudaEventRecord`` on
+the capturing stream, then ``cudaStreamWaitEvent`` on the other, draws it into
+the capture). The numbers are the same: no kernel of a branch writes what the
+chain or the other branch reads.
 """
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 Stream = Any  # cupy.cuda.Stream
 Event = Any  # cupy.cuda.Event
@@ -43,3 +45,21 @@ class SideStream:
             self.joined.record(self.stream)
             main.wait_event(self.joined)
             self.open = False
+
+
+class Branches(NamedTuple):
+    """A capture's side streams, one a kind of work aside: the weight
+    gradients' products, and the bias gradients' column sums."""
+
+    products: SideStream
+    sums: SideStream
+
+    def join(self, main: Stream) -> None:
+        """``main``'s later work waits for what either branch was given."""
+        for side in self:
+            side.join(main)
+
+    def forget(self) -> None:
+        """Drop what a capture that failed may have forked and not joined."""
+        for side in self:
+            side.open = False

@@ -39,6 +39,7 @@ from gpunet.backend.activations import ACTIVATIONS as FORMULAS, ActivationCall
 from gpunet.backend.draw_window import DrawWindow
 from gpunet.backend.graph_step import StateRows, graph_state
 from gpunet.backend.kernels import DENSE_VARIANTS, KERNELS, KernelSpec, dense_kernel
+from gpunet.backend.side_stream import Branches
 from gpunet.backend.block_kernels import BLOCK_KERNELS, FUSED_ROWS
 from helpers.block_kernel_source import build_host_launch, check_sums
 from helpers.block_kernel_source import params as block_params
@@ -827,30 +828,22 @@ def test_a_recorded_steps_product_and_backward_fused_are_them_apart_bit_for_bit(
 
 def test_a_recorded_backwards_column_sums_fork_aside_while_capturing(kernels):
     """Capturing (``side`` set), gemm_dense_backward's column sums, which only
-    the update reads, run forked onto the side stream; its product, which the
-    next product reads, stays on the capture's."""
+    the update reads, run forked onto the sums' side stream; its product, which
+    the next product reads, stays on the capture's."""
     g, w, y = (draw(shape, np.float32, seed=seed)
                for shape, seed in (((6, 4), 74), ((4, 3), 75), ((6, 3), 76)))
-    log = LoggedSide()
-
-    @contextlib.contextmanager
-    def fork(main: Any) -> Any:
-        log.log.append(("fork", list(LAUNCHED)))
-        yield
-        log.log.append(("back", list(LAUNCHED)))
-
-    log.fork = fork
+    side, log = logged_branches()
     del LAUNCHED[:]
     with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
         patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
-        patch.setattr(kernels, "side", log, raising=False)
+        patch.setattr(kernels, "side", side, raising=False)
         patch.setattr(sys.modules[type(kernels).__module__].cupy, "cuda",
                       SimpleNamespace(get_current_stream=lambda: None), raising=False)
         kernels.gemm_dense_backward(g, w, np.empty((6, 3), np.float32), y,
                                     np.empty((6, 3), np.float32), np.empty(3, np.float32),
                                     activation="tanh")
-    fused = "gemm_dense_backward_tanh"
-    assert log.log == [("fork", [fused]), ("back", [fused, "dense_backward_identity"])]
+    assert LAUNCHED == ["gemm_dense_backward_tanh", "dense_backward_identity"]
+    assert log == [("fork", "sums"), ("back", "sums", ["dense_backward_identity"])]
 
 
 def test_an_eager_product_and_backward_are_gemm_then_dense_backward(kernels):
@@ -1004,31 +997,40 @@ def test_a_bound_step_replays_its_launches_on_the_arrays_it_bound(kernels, with_
 
 
 class LoggedSide:
-    """A SideStream that logs its forks and joins, and the work done inside a fork."""
+    """A SideStream that logs, by its ``name``, its forks and joins and the
+    launches made inside a fork."""
 
-    def __init__(self) -> None:
-        self.log: list[str] = []
+    def __init__(self, name: str, log: list) -> None:
+        self.name, self.log = name, log
 
     @contextlib.contextmanager
     def fork(self, main: Any) -> Any:
-        self.log.append("fork")
+        start = len(LAUNCHED)
+        self.log.append(("fork", self.name))
         yield
-        self.log.append("back")
+        self.log.append(("back", self.name, LAUNCHED[start:]))
 
     def join(self, main: Any) -> None:
-        self.log.append("join")
+        self.log.append(("join", self.name))
+
+
+def logged_branches() -> tuple[Branches, list]:
+    log: list = []
+    return Branches(LoggedSide("products", log), LoggedSide("sums", log)), log
 
 
 def test_a_captured_product_aside_forks_onto_the_side_stream_until_the_update(kernels):
     """Capturing (``side`` set), a tiled product marked aside runs forked onto the
-    side stream, a cuBLAS one on the capture's (the handle's), and the update joins
-    first; not capturing, aside changes nothing."""
+    products' side stream, a cuBLAS one on the capture's (the handle's), and the
+    update joins both branches first; not capturing, aside changes nothing."""
     module = sys.modules[type(kernels).__module__]
     a, b, long_a = (draw(shape, np.float32, seed=seed)
                     for shape, seed in (((5, 4), 40), ((4, 3), 41), ((300, 5), 42)))
     param, state = np.zeros(3, np.float32), graph_state(0, 0, 0)
-    for side in (LoggedSide(), None):
+    branches, logged = logged_branches()
+    for side in (branches, None):
         cublas = NumpyCublas()
+        del LAUNCHED[:]
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
             patch.setattr(kernels, "side", side, raising=False)
@@ -1036,17 +1038,17 @@ def test_a_captured_product_aside_forks_onto_the_side_stream_until_the_update(ke
             patch.setattr(module.cupy, "cuda", SimpleNamespace(get_current_stream=lambda: None),
                           raising=False)
             short = kernels.gemm(a, b, np.empty((5, 3), np.float32), aside=True)
-            log = list(side.log) if side else []
+            log = list(logged)
             long = kernels.gemm(long_a, long_a, np.empty((5, 5), np.float32), trans_a=True,
                                 aside=True)
-            assert (side.log if side else []) == log  # cuBLAS's: not forked
+            assert logged == log  # cuBLAS's: not forked
             kernels.update_and_advance(param, np.ones(3, np.float32), None,
                                        np.ones(1, np.float32), None, state, graph_state(1, 1, 1))
         check_product(short, a, b)
         check_product(long, long_a.T, long_a)
         assert len(cublas.operands) == 1
-        if side:
-            assert side.log == ["fork", "back", "join"]
+    assert logged == [("fork", "products"), ("back", "products", ["gemm"]),
+                      ("join", "products"), ("join", "sums")]
 
 
 @covers("sgd_update_and_advance", "momentum_update_and_advance")

@@ -1,8 +1,8 @@
-"""The side stream of a captured step (gpunet/backend/side_stream.py), with stand-ins
+"""The side streams of a captured step (gpunet/backend/side_stream.py), with stand-ins
 for CuPy's streams and events that log what is asked of them."""
 from __future__ import annotations
 
-from gpunet.backend.side_stream import SideStream
+from gpunet.backend.side_stream import Branches, SideStream
 
 
 class Logged:
@@ -51,3 +51,22 @@ def test_a_join_with_nothing_forked_since_the_last_does_nothing():
     del log[:]
     side.join(main)
     assert log == [] and not side.open
+
+
+def test_branches_join_each_and_forget_what_a_failed_capture_left_forked():
+    log: list = []
+    branches = Branches(*(SideStream(Logged(name, log), Logged(f"{name} forked", log),
+                                     Logged(f"{name} joined", log))
+                          for name in ("products", "sums")))
+    main = Logged("main", log)
+    with branches.sums.fork(main):
+        pass
+    del log[:]
+    branches.join(main)  # the products' branch, given nothing, is not waited for
+    assert log == [("sums joined", "recorded on", "sums"), ("main", "waits for", "sums joined")]
+    with branches.products.fork(main), branches.sums.fork(main):
+        pass
+    branches.forget()
+    del log[:]
+    branches.join(main)
+    assert log == []

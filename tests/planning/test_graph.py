@@ -267,7 +267,8 @@ def cupy_capture(monkeypatch):
         backend = module.CupyBackend()
         stream = StandInStream(backend, fails)
         monkeypatch.setattr(module, "_capture_stream", lambda: stream)
-        monkeypatch.setattr(module, "_side_stream", lambda: types.SimpleNamespace(open=False))
+        monkeypatch.setattr(module, "_side_streams",
+                            lambda: types.SimpleNamespace(forget=lambda: None))
         return backend, stream, prepared
 
     return make
