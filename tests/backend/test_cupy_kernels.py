@@ -344,6 +344,86 @@ def test_dense_softmax_cross_entropy_matches_numpy(gpu, cpu, n, dtype, layout):
     assert not gpu.to_numpy(hits[[0, 1, -1]]).any()
 
 
+def recorded(gpu: gpunet.Backend, monkeypatch: Any, path: str) -> None:
+    """``gpu`` making its operations as a recorded step makes them, by ``path``."""
+    from gpunet.backend.cublas_capture import captured_cublas
+    captured_cublas().prepare(gpu.xp.cuda.get_current_stream())
+    monkeypatch.setattr(gpu, "captured_gemm", path)
+
+
+@pytest.mark.parametrize("path", ["cuBLAS", "fallback GEMM"])
+@pytest.mark.parametrize("activation, masked", [(None, False), (None, True), ("tanh", True),
+                                                ("relu", False)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_recorded_steps_product_and_backward_fused_match_them_apart(gpu, cpu, monkeypatch,
+                                                                      dtype, activation, masked,
+                                                                      path):
+    """gemm_dense_backward at the deep model's shapes (dz2 W2 into gy1, then its
+    backward: one tiled kernel and the column sums): the gy, dz and db of the
+    product, then dense_backward, made the same way, bit for bit; and NumPy's
+    within rounding."""
+    rng = np.random.default_rng(5)
+    gh, wh = (rng.uniform(-1, 1, shape).astype(dtype) for shape in ((128, 10), (10, 30)))
+    yh = np.tanh(rng.uniform(-2, 2, (128, 30))).astype(dtype) if activation else None
+    maskh = (rng.uniform(0, 1, (128, 30)) >= 0.1) * dtype(1 / 0.9) if masked else None
+    recorded(gpu, monkeypatch, path)
+    g, w, y, mask = (None if h is None else gpu.asarray(h) for h in (gh, wh, yh, maskh))
+    results = []
+    for fused in (True, False):
+        gy, dz, db = (gpu.xp.full(shape, np.nan, dtype) for shape in ((128, 30), (128, 30), 30))
+        if fused:
+            out = gpu.gemm_dense_backward(g, w, gy, y, dz, db, activation=activation, mask=mask)
+        else:
+            gpu.gemm(g, w, out=gy)
+            out = gpu.dense_backward(y, gy, dz, db, activation=activation, mask=mask)
+        results.append([gpu.to_numpy(x) for x in (gy, out, db)])
+    for got, expected in zip(*results, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    expected_db = np.empty(30, dtype)
+    expected = cpu.gemm_dense_backward(gh, wh, np.empty((128, 30), dtype), yh,
+                                       np.empty((128, 30), dtype), expected_db,
+                                       activation=activation, mask=maskh)
+    np.testing.assert_allclose(results[0][1], expected, rtol=RTOL[dtype], atol=ATOL[dtype] * 10)
+    np.testing.assert_allclose(results[0][2], expected_db, rtol=RTOL[dtype],
+                               atol=ATOL[dtype] * 10 * 128)
+
+
+@pytest.mark.parametrize("path", ["cuBLAS", "fallback GEMM"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_recorded_steps_last_product_and_output_stage_fused_match_them_apart(
+        gpu, cpu, monkeypatch, dtype, path):
+    """gemm_dense_softmax_cross_entropy at the deep model's shapes (y2 W3^T, 10
+    terms each of 10 logits, computed by the output stage's threads): the z,
+    gradient, losses, hits and db of the tiled product, then the output stage,
+    bit for bit; and NumPy's within rounding."""
+    rng = np.random.default_rng(6)
+    hh, wh = (rng.uniform(-1, 1, shape).astype(dtype) for shape in ((128, 10), (10, 10)))
+    bias = rng.uniform(-1, 1, 10).astype(dtype)
+    ah = np.eye(10, dtype=dtype)[rng.integers(0, 10, 128)]
+    recorded(gpu, monkeypatch, path)
+    results = []
+    for fused in (True, False):
+        z, gradient = (gpu.xp.full((128, 10), np.nan, dtype) for _ in range(2))
+        losses, hits, db = gpu.xp.empty(128), gpu.xp.empty(128, bool), gpu.xp.empty(10, dtype)
+        output = (gpu.asarray(bias), gpu.asarray(ah), 0.5, gradient, losses, hits, db)
+        if fused:
+            gpu.gemm_dense_softmax_cross_entropy(gpu.asarray(hh), gpu.asarray(wh), z, *output)
+        else:
+            gpu.gemm(gpu.asarray(hh), gpu.asarray(wh), out=z, trans_b=True)
+            gpu.dense_softmax_cross_entropy(z, *output)
+        results.append([gpu.to_numpy(x) for x in (z, gradient, losses, hits, db)])
+    for got, expected in zip(*results, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    expected = (np.empty((128, 10), dtype), np.empty((128, 10), dtype), np.empty(128),
+                np.empty(128, bool), np.empty(10, dtype))
+    cpu.gemm_dense_softmax_cross_entropy(hh, wh, expected[0], bias, ah, 0.5, *expected[1:])
+    for got, want in zip(results[0][1:], expected[1:], strict=True):
+        if want.dtype == bool:
+            np.testing.assert_array_equal(got, want)
+        else:
+            np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=ATOL[dtype] * 300)
+
+
 def allocations(run: Any) -> int:
     """How many device arrays ``run()`` allocates: CuPy's memory hooks see each."""
     import cupy
