@@ -346,9 +346,14 @@ class CupyBackend(Backend):
     def run_step(self, record: Callable[[], None]) -> None:
         """``record()`` run as a capture would run it, its products through
         libcublas with the handle's stream and workspace set once, so the
-        graph's products and these are the same calls."""
-        captured_cublas().prepare(cupy.cuda.get_current_stream())
-        self.captured_gemm = "cuBLAS"
+        graph's products and these are the same calls; where libcublas cannot
+        be readied (loaded, its workspace set), all by the tiled GEMM kernel, as
+        the fallback GEMM's capture makes them."""
+        try:
+            captured_cublas().prepare(cupy.cuda.get_current_stream())
+            self.captured_gemm = "cuBLAS"
+        except Exception:  # e.g. a libcublas ctypes cannot open: capture says why
+            self.captured_gemm = "fallback GEMM"
         try:
             record()
         finally:

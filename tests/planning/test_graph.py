@@ -341,6 +341,16 @@ def test_cupy_backend_capture_falls_back_when_cublas_fails(cupy_capture, where):
     assert backend.captured_gemm is None and stream.entered == 0
 
 
+def test_cupy_backend_runs_a_step_by_the_gemm_kernel_where_cublas_fails(cupy_capture):
+    """A recorded step run eagerly (the first, or bound: the planned step) where
+    libcublas cannot be readied takes the fallback GEMM kernel for every product,
+    as that capture does, and does not fail."""
+    backend, stream, prepared = cupy_capture({}, OSError("libcublas.so.12: cannot open"))
+    ran = []
+    backend.run_step(lambda: ran.append(backend.captured_gemm))
+    assert ran == ["fallback GEMM"] and backend.captured_gemm is None and prepared == [CURRENT]
+
+
 def test_each_graph_mode_tries_the_gemms_it_names(numpy_backend):
     """"on" every one of the backend's, "off" none, "auto" NumPy's host replay
     (and CuPy's CUDA graph, AUTO_ON_CUPY: below)."""
