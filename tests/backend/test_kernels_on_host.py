@@ -720,6 +720,19 @@ def test_a_recorded_steps_dense_forward_is_the_eager_one_bit_for_bit(kernels, ac
         np.testing.assert_array_equal(eager, recorded)
 
 
+@contextlib.contextmanager
+def recording(kernels: Any, way: str, cublas: Any) -> Any:
+    """Inside, ``kernels`` makes its operations as a recorded step does: its
+    products tiled where ``_tiled`` says, or, ``way`` "cuBLAS", each by ``cublas``."""
+    module = sys.modules[type(kernels).__module__]
+    with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
+        patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
+        if way == "cuBLAS":  # else _tiled's own choice for these short sums: tiled
+            patch.setattr(module, "_tiled", lambda *product: False)
+        patch.setattr(module, "captured_cublas", lambda: cublas)
+        yield
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("rows", [False, True], ids=["plain", "rows"])
 @pytest.mark.parametrize("row", FUSED_ROWS)
@@ -736,16 +749,12 @@ def test_a_recorded_steps_product_and_forward_fused_are_them_apart_bit_for_bit(k
     h = StateRows(h_data, state, 9, np.empty((9, 12), dtype)) if rows else h_data[3:12]
     forward = dict(activation=activation, dropout=(0.3, 2.0) if dropout else None,
                    state=(state, 40) if dropout else None)
-    module, results = sys.modules[type(kernels).__module__], []
+    results = []
     for way in ("fused", "apart", "cuBLAS"):
         z = np.full((9, 5), np.nan, dtype)
         mask = np.full((9, 5), np.nan, dtype) if dropout else None
         cublas = NumpyCublas()
-        with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
-            patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
-            if way == "cuBLAS":  # else _tiled's own choice for a sum of 12 terms: tiled
-                patch.setattr(module, "_tiled", lambda *product: False)
-            patch.setattr(module, "captured_cublas", lambda: cublas)
+        with recording(kernels, way, cublas):
             if way == "apart":
                 kernels.gemm(h, w, out=z, trans_b=True)
                 out = kernels.dense_forward(z, bias, z, mask=mask, **forward)
@@ -794,7 +803,6 @@ def test_a_recorded_steps_product_and_backward_fused_are_them_apart_bit_for_bit(
     activation nor dropout), then the column sums of dz alone: the same gy, dz
     and db as the tiled product, then dense_backward; cuBLAS's products it
     leaves apart."""
-    module = sys.modules[type(kernels).__module__]
     g, w = draw((9, 12), dtype, -1.0, 1.0, seed=70), draw((12, 5), dtype, -1.0, 1.0, seed=71)
     y = draw((9, 5), dtype, -1.0, 1.0, seed=72) if activation else None
     mask = (draw((9, 5), dtype, 0.0, 1.0, seed=73) >= 0.3) * dtype(1 / 0.7) if dropout else None
@@ -803,11 +811,7 @@ def test_a_recorded_steps_product_and_backward_fused_are_them_apart_bit_for_bit(
         gy, dz, db = (np.full(shape, np.nan, dtype) for shape in ((9, 5), (9, 5), 5))
         cublas = NumpyCublas()
         del LAUNCHED[:]
-        with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
-            patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
-            if way == "cuBLAS":  # else _tiled's own choice for a sum of 12 terms: tiled
-                patch.setattr(module, "_tiled", lambda *product: False)
-            patch.setattr(module, "captured_cublas", lambda: cublas)
+        with recording(kernels, way, cublas):
             if way == "apart":
                 kernels.gemm(g, w, out=gy)
                 out = kernels.dense_backward(y, gy, dz, db, activation=activation, mask=mask)
