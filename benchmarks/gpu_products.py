@@ -76,12 +76,6 @@ def on_path(backend: Any, path: str, a: Any, b: Any, out: Any, trans_a: bool,
     return run
 
 
-def tiles(m: int, n: int) -> int:
-    """The tiled GEMM's blocks for an (m, n) product."""
-    from gpunet.backend.block_kernels import TILE
-    return -(-m // TILE) * -(-n // TILE)
-
-
 def slices_table(models: list[str], batch_sizes: list[int]) -> None:
     """Device µs of a tiled product with each power-of-two slices; * marks the
     fastest, and the last column is what ``block_kernels.slices`` picks."""
@@ -101,7 +95,8 @@ def slices_table(models: list[str], batch_sizes: list[int]) -> None:
                 a, b, out, trans_a=trans_a, trans_b=trans_b, sum_slices=c),
                 cupy.cuda.get_current_stream().synchronize) for c in counts]
             best = min(times)
-            picked = block_kernels.slices(a_shape[0] if trans_a else a_shape[1], tiles(m, n))
+            picked = block_kernels.slices(a_shape[0] if trans_a else a_shape[1],
+                                          block_kernels.tiles(m, n))
             print(f"{model:<5} {name:<10} {batch:>5} " + " ".join(
                 f"{t:>9.2f}{'*' if t == best else ' '}" for t in times) + f"  {picked:>6}",
                 flush=True)

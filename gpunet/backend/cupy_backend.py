@@ -32,16 +32,16 @@ import cupy
 import numpy as np
 
 from . import block_kernels
-from .block_kernels import MAX_LOGITS, TILE, slices
+from .block_kernels import MAX_LOGITS, TILE, slices, tiles
 from .activations import ActivationCall, activation_call
 from .base import FLOAT_DTYPES, Array, Backend, float_rows, row_length
 from .bound_launch import Bound
 from .cublas_capture import BoundGemm, captured_cublas
 from .draw_window import DrawWindow
 from .graph_step import GraphCaptureError, StateRows
-from .side_stream import Branches, SideStream
 from .kernels import DENSE_VARIANTS, dense_kernel, elementwise
 from .planned_step import TargetClasses
+from .side_stream import Branches, SideStream
 
 # A recorded step's products that take the tiled GEMM kernel, the rest cuBLAS: sums of
 # at most TILED_SUM terms (two rounds of its slices) over at most TILED_THREADS threads
@@ -421,7 +421,7 @@ class CupyBackend(Backend):
 def _tiled(m: int, n: int, k: int, rows: bool) -> bool:
     """Whether a recorded step's (m, k) (k, n) product takes the tiled GEMM kernel
     on the cuBLAS path; ``rows``: it reads a batch's rows (a StateRows)."""
-    threads = -(-m // TILE) * -(-n // TILE) * TILE * TILE * slices(k)
+    threads = tiles(m, n) * TILE * TILE * slices(k)
     if rows and k <= TILED_SUM:
         return threads <= TILED_ROWS_THREADS
     return k <= (TILED_ROWS_SUM if rows else TILED_SUM) and threads <= TILED_THREADS

@@ -105,17 +105,20 @@ class BoundCalls:
         forward = ACTIVATIONS[activation.name].forward  # Backend.activate's, bound
         return [stage, functools.partial(forward, np, z, z, *activation.values)]
 
+    def _product_then(self, product: tuple, options: dict, operation: Callable[..., Any],
+                      args: tuple, kwargs: dict) -> list[Call]:
+        """A fused operation's calls: its product's (``gemm(*product, **options)``),
+        then ``operation``'s (each as bound, or recorded)."""
+        return (self.of(self.backend.gemm, product, options)
+                + self.of(operation, args, kwargs))
+
     def gemm_dense_forward(self, h, w, z, bias, **forward) -> list[Call]:
-        """Its product's calls, then its dense forward's (each as bound, or recorded)."""
-        backend = self.backend
-        return (self.of(backend.gemm, (h, w), {"out": z, "trans_b": True})
-                + self.of(backend.dense_forward, (z, bias, z), forward))
+        return self._product_then((h, w), {"out": z, "trans_b": True},
+                                  self.backend.dense_forward, (z, bias, z), forward)
 
     def gemm_dense_backward(self, g, w, gy, y, dz, db, **backward) -> list[Call]:
-        """Its product's calls, then its dense backward's (each as bound, or recorded)."""
-        backend = self.backend
-        return (self.of(backend.gemm, (g, w), {"out": gy})
-                + self.of(backend.dense_backward, (y, gy, dz, db), backward))
+        return self._product_then((g, w), {"out": gy}, self.backend.dense_backward,
+                                  (y, gy, dz, db), backward)
 
     def dense_backward(self, y, gy, dz, db, *, activation=None, mask=None) -> list[Call] | None:
         activation = None if activation is None else activation_call(activation)
@@ -128,10 +131,8 @@ class BoundCalls:
                                   ACTIVATION_CODES[activation.name], alpha)]
 
     def gemm_dense_softmax_cross_entropy(self, h, w, z, *output, **named) -> list[Call]:
-        """Its product's calls, then its output stage's (each as bound, or recorded)."""
-        backend = self.backend
-        return (self.of(backend.gemm, (h, w), {"out": z, "trans_b": True})
-                + self.of(backend.dense_softmax_cross_entropy, (z, *output), named))
+        return self._product_then((h, w), {"out": z, "trans_b": True},
+                                  self.backend.dense_softmax_cross_entropy, (z, *output), named)
 
     def dense_softmax_cross_entropy(self, z, bias, a, scale, gradient, losses, hits, db,
                                     state=None, classes=None) -> list[Call] | None:

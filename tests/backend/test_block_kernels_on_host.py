@@ -220,7 +220,7 @@ def sliced_product(a: np.ndarray, b: np.ndarray, count: int | None = None) -> np
     order; then the slices pair up as a tree, partial[z] += partial[z + h] for h =
     count/2, ..., 1."""
     k = a.shape[1]
-    count = count or block_kernels.slices(k, -(-a.shape[0] // TILE) * -(-b.shape[1] // TILE))
+    count = count or block_kernels.slices(k, block_kernels.tiles(a.shape[0], b.shape[1]))
     partial = np.zeros((count, a.shape[0], b.shape[1]), a.dtype)
     for chunk in range(-(-k // TILE)):
         for term in range(chunk * TILE, min(k, (chunk + 1) * TILE)):

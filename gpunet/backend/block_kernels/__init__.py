@@ -22,7 +22,7 @@ after ``PRELUDE`` (``column_sums``, the one reduction they share), so NVRTC
   (kernels.py's rows ``GRID_ROWS`` names), as grid-stride loops.
 - launches.py: the kernels by name, each module built once, and every launch.
 """
-from .gemm import BACKWARD_ROWS, FUSED_ROWS, SLICES, TILE, WAVE_THREADS, slices
+from .gemm import BACKWARD_ROWS, FUSED_ROWS, SLICES, TILE, WAVE_THREADS, slices, tiles
 from .grid import GRID_BLOCKS, GRID_ROWS, GRID_THREADS
 from .launches import (BLOCK_KERNELS, dense_backward, dense_softmax_cross_entropy, gemm,
                        launch_grid, module, name_expression, source)
@@ -33,4 +33,4 @@ __all__ = ["BACKWARD_ROWS", "BLOCK_KERNELS", "C_TYPES", "COLUMNS", "FUSED_ROWS",
            "GRID_BLOCKS", "GRID_ROWS", "GRID_THREADS", "LANES", "MAX_LOGITS", "OPTIONS",
            "OUTPUT_THREADS", "PRELUDE", "SLICES", "TILE", "WAVE_THREADS", "BlockKernel",
            "dense_backward", "dense_softmax_cross_entropy", "gemm", "launch_grid", "module",
-           "name_expression", "slices", "source"]
+           "name_expression", "slices", "source", "tiles"]

@@ -77,6 +77,22 @@ BACKWARD_ROWS = {dense_kernel("backward", activation, dropout): (activation, dro
                  for activation, dropout in DENSE_VARIANTS if activation or dropout}
 
 
+# Where an epilogue's output i lies in C, and its sum, in GEMM's scope.
+_AT, _SUM = "(row0 + y) * ldc + col0 + x", "partial[0][y][x]"
+
+
+def _with_epilogue(name: str, params: list[str], values: list[tuple[str, str]],
+                   statements: list[str]) -> BlockKernel:
+    """GEMM with its store of C replaced by an epilogue: a lambda whose
+    parameters are ``values``' (parameter, the argument GEMM gives it), running
+    ``statements``, after GEMM's own parameters ``params``."""
+    body = GEMM.body.rsplit("\n", 1)[0]  # but the store of C
+    return BlockKernel(name, f"{GEMM.params}, {', '.join(params)}",
+                       "\n".join([body, f"    [&]({', '.join(p for p, _ in values)}) {{",
+                                  *(f"      {statement}" for statement in statements),
+                                  f"    }}({', '.join(v for _, v in values)});"]))
+
+
 def fused_gemm(spec: KernelSpec) -> BlockKernel:
     """GEMM, each output then put through a dense forward row of kernels.py as
     its z (row i of C, its bias that column's): C = y, and its other outputs
@@ -100,19 +116,11 @@ def fused_gemm(spec: KernelSpec) -> BlockKernel:
                               else f"{c_type} e_{name}")
                 arguments.append((f"const {c_type}* {name}" if raw else f"{c_type} {name}",
                                   f"e_{name}"))
-    lambda_params = ", ".join(["const long long i, const T z, const T bias",
-                               *(p for p, _ in arguments)])
-    call = ", ".join(["(row0 + y) * ldc + col0 + x, partial[0][y][x], e_bias[col0 + x]",
-                      *(a for _, a in arguments)])
-    body = GEMM.body.rsplit("\n", 1)[0]  # but the store of C
-    return BlockKernel(spec.name.replace("gpunet_", "gpunet_gemm_", 1),
-                       f"{GEMM.params}, {', '.join(params)}",
-                       "\n".join([body,
-                                  f"    [&]({lambda_params}) {{",
-                                  f"      T y; {' '.join(declared)}",
-                                  f"      {spec.operation};",
-                                  f"      c[i] = y; {' '.join(stores)}",
-                                  f"    }}({call});"]))
+    return _with_epilogue(spec.name.replace("gpunet_", "gpunet_gemm_", 1), params,
+                          [("const long long i", _AT), ("const T z", _SUM),
+                           ("const T bias", "e_bias[col0 + x]"), *arguments],
+                          [f"T y; {' '.join(declared)}", f"{spec.operation};",
+                           f"c[i] = y; {' '.join(stores)}"])
 
 
 def fused_gemm_backward(activation: str | None, dropout: bool) -> BlockKernel:
@@ -124,23 +132,22 @@ def fused_gemm_backward(activation: str | None, dropout: bool) -> BlockKernel:
     the epilogue's own scope (a lambda) by their values' names."""
     _, gradient = _formulas(activation)
     scalars = ACTIVATIONS[activation].params if activation else ()
-    at = "(row0 + y) * ldc + col0 + x"
     params = [*(["const T* __restrict__ e_outputs"] if activation else []),
               *(["const T* __restrict__ e_mask"] if dropout else []),
               *(f"T e_{name}" for name in scalars), "T* __restrict__ e_dz"]
-    values = [("const long long i", at), ("const T gy", "partial[0][y][x]"),
-              *([("const T y", f"e_outputs[{at}]")] if activation else []),
-              *([("const T keep", f"e_mask[{at}]")] if dropout else []),
+    values = [("const long long i", _AT), ("const T gy", _SUM),
+              *([("const T y", f"e_outputs[{_AT}]")] if activation else []),
+              *([("const T keep", f"e_mask[{_AT}]")] if dropout else []),
               *((f"const T {name}", f"e_{name}") for name in scalars)]
-    body = GEMM.body.rsplit("\n", 1)[0]  # but the store of C
-    return BlockKernel(f"gpunet_gemm_{dense_kernel('backward', activation, dropout)}",
-                       f"{GEMM.params}, {', '.join(params)}",
-                       "\n".join([body,
-                                  f"    [&]({', '.join(p for p, _ in values)}) {{",
-                                  f"      T gx = {gradient};" + (" gx *= keep;" if dropout
-                                                                  else ""),
-                                  "      c[i] = gy; e_dz[i] = gx;",
-                                  f"    }}({', '.join(v for _, v in values)});"]))
+    return _with_epilogue(f"gpunet_gemm_{dense_kernel('backward', activation, dropout)}",
+                          params, values,
+                          [f"T gx = {gradient};" + (" gx *= keep;" if dropout else ""),
+                           "c[i] = gy; e_dz[i] = gx;"])
+
+
+def tiles(m: int, n: int) -> int:
+    """The blocks ``gemm`` takes for an (m, n) product: one per TILE x TILE outputs."""
+    return -(-m // TILE) * -(-n // TILE)
 
 
 @functools.cache  # a step asks the same few each time: a C call, not one in Python

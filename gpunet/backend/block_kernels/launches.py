@@ -19,7 +19,8 @@ import numpy as np
 
 from ..bound_launch import Bound, BoundLaunch
 from ..kernels import DENSE_VARIANTS, KERNELS, dense_kernel
-from .gemm import BACKWARD_ROWS, FUSED_ROWS, GEMM, TILE, fused_gemm, fused_gemm_backward, slices
+from .gemm import (BACKWARD_ROWS, FUSED_ROWS, GEMM, TILE, fused_gemm, fused_gemm_backward,
+                   slices, tiles)
 from .grid import GRID_BLOCKS, GRID_ROWS, GRID_THREADS, grid_kernel
 from .reductions import (COLUMNS, LANES, OUTPUT_THREADS, PRELUDE, dense_backward_kernel,
                          softmax_cross_entropy_kernel)
@@ -133,7 +134,7 @@ def dense_softmax_cross_entropy(z: Array, bias: Array, a: Array, scale: float, g
         h, w = product
         depth = h.shape[1]
         name, first = f"gemm_{name}", (h, w, np.int64(depth),
-                                       np.int32(slices(depth, -(-rows // TILE) * -(-k // TILE))))
+                                       np.int32(slices(depth, tiles(rows, k))))
     launch(name, z.dtype, (1,), (threads,),
            (*first, z, bias, a, np.int64(rows), np.int64(k), z.dtype.type(scale),
             *(() if state is None else (state,)), losses, hits, gradient, db), bound)
