@@ -3,7 +3,9 @@ each compiles with NVRTC, cleanly, for compute_80 and compute_90 in float32 and
 float64, instantiated by its name expression as CuPy's RawModule does; float32
 code never touches double precision but to round a loss once into its float64
 output; the dense backward and GEMM loads (fused too) go through the read-only path,
-so none waits behind a store (``__restrict__``); each module is built once.
+so none waits behind a store (``__restrict__``); in machine code for sm_90 (ptxas, as
+NVRTC runs it) no float32 kernel spills, and two GEMM blocks fit an SM; each module
+is built once.
 
 NVRTC comes from CuPy (``cupy.cuda.nvrtc``) and the ``nvidia-cuda-nvrtc-cu12``
 wheel, both in gpunet's ``kernels`` extra; without them these tests skip and say so.
@@ -17,8 +19,9 @@ import numpy as np
 import pytest
 
 from gpunet.backend import block_kernels
-from gpunet.backend.block_kernels import BLOCK_KERNELS, OPTIONS, name_expression, source
-from helpers.nvrtc import WIDENING_STORE, compiled_ptx, usable_nvrtc
+from gpunet.backend.block_kernels import (BLOCK_KERNELS, MAX_LOGITS, OPTIONS, WAVE_THREADS,
+                                          name_expression, source)
+from helpers.nvrtc import WIDENING_STORE, compiled_ptx, ptxas_report, usable_nvrtc
 
 ARCHS = ("compute_80", "compute_90")
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -58,6 +61,31 @@ def test_loads_do_not_wait_for_stores(nvrtc, name):
     NVRTC takes the read-only path (ld.global.nc), free to run ahead of stores."""
     loads = re.findall(r"ld\.global\.\S+", ptx_of(nvrtc, name, DTYPES[0], ARCHS[-1]))
     assert loads and all(load.startswith("ld.global.nc.") for load in loads), loads
+
+
+def report_of(nvrtc: Any, name: str) -> Any:
+    """ptxas's report of kernel ``name`` in float32, compiled for an H200 (sm_90)."""
+    return ptxas_report(nvrtc, source(name), name_expression(name, DTYPES[0]), CUPY_OPTIONS,
+                        "sm_90")
+
+
+@pytest.mark.parametrize("name", BLOCK_KERNELS)
+def test_float32_kernel_spills_nothing(nvrtc, name):
+    """No register spills, and the only array in local memory is the fused output
+    stage's row of logits (its partial sums are registers: in an array indexed by
+    a variable each term would wait on a local load and store)."""
+    logits = MAX_LOGITS * DTYPES[0].itemsize if name.startswith("gemm_dense_softmax") else 0
+    report = report_of(nvrtc, name)
+    assert (report.spilled, report.stack) == (0, logits), report
+
+
+@pytest.mark.parametrize("name", [name for name in BLOCK_KERNELS
+                                  if name.startswith("gemm") and "softmax" not in name])
+def test_two_gemm_blocks_fit_an_sm(nvrtc, name):
+    """At most 32 registers a thread: two blocks of 1024 threads share an SM's
+    65,536, the wave of 2048 threads an SM that ``slices`` counts (WAVE_THREADS)."""
+    assert report_of(nvrtc, name).registers * 1024 * 2 <= 65_536
+    assert WAVE_THREADS <= 132 * 2048
 
 
 def test_each_module_is_built_once():

@@ -40,7 +40,7 @@ from gpunet.backend.draw_window import DrawWindow
 from gpunet.backend.graph_step import StateRows, graph_state
 from gpunet.backend.kernels import DENSE_VARIANTS, KERNELS, KernelSpec, dense_kernel
 from gpunet.backend.side_stream import Branches
-from gpunet.backend.block_kernels import BLOCK_KERNELS, FUSED_ROWS
+from gpunet.backend.block_kernels import BLOCK_KERNELS, FUSED_ROWS, slices
 from helpers.block_kernel_source import build_host_launch, check_sums
 from helpers.block_kernel_source import params as block_params
 from helpers.kernel_source import C_TYPES, PLACEHOLDERS, Param, params, render
@@ -896,16 +896,18 @@ def fused_or_apart_output(kernels: Any, way: str, h: np.ndarray, w: np.ndarray, 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("from_state", [False, True], ids=["batch", "state"])
-@pytest.mark.parametrize("depth", [3, 10, 20])
+@pytest.mark.parametrize("depth, classes, count", [(3, 7, 1), (10, 7, 2), (20, 7, 4), (60, 2, 8),
+                                                   (100, 2, 16)])
 def test_a_recorded_steps_last_product_and_output_stage_fused_are_them_apart_bit_for_bit(
-        kernels, depth, from_state, dtype):
-    """Recorded, gemm_dense_softmax_cross_entropy of a short tiled product (1, 2
-    and 4 slices) is the output stage's kernel computing each row's logits in
-    the tiled GEMM's order: the same z, gradient, losses, hits and db as the
-    two apart; with a graph step's state, at its rows of the epoch's."""
+        kernels, depth, classes, count, from_state, dtype):
+    """Recorded, gemm_dense_softmax_cross_entropy of a short tiled product (1 to
+    16 slices, some idle) is the output stage's kernel computing each row's
+    logits in the tiled GEMM's order: the same z, gradient, losses, hits and db
+    as the two apart; with a graph step's state, at its rows of the epoch's."""
+    assert slices(depth) == count
     h = draw((9, depth), dtype, -1.0, 1.0, seed=81)
-    w = draw((7, depth), dtype, -1.0, 1.0, seed=82)
-    targets = np.eye(7, dtype=dtype)[np.arange(20) % 7]
+    w = draw((classes, depth), dtype, -1.0, 1.0, seed=82)
+    targets = np.eye(classes, dtype=dtype)[np.arange(20) % classes]
     state = graph_state(5, 0, 0) if from_state else None
     targets = targets if from_state else targets[:9]
     fused, launched = fused_or_apart_output(kernels, "fused", h, w, targets, state)

@@ -37,7 +37,7 @@ static inline dim3 thread_index()
 }
 #define threadIdx (thread_index())
 #define __global__
-#define __launch_bounds__(threads)
+#define __launch_bounds__(...)
 #define __device__
 #define __shared__ static
 #define __syncthreads() _Pragma("omp barrier")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -50,3 +50,30 @@ def compiled_ptx(nvrtc: Any, source: str, file_name: str, options: tuple[str, ..
     ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
     assert re.search(rf"\.entry\s+{re.escape(entry)}\b", ptx)
     return ptx
+
+
+class PtxasReport(NamedTuple):
+    """What ptxas says of a kernel it assembled: per thread, in bytes but registers."""
+    registers: int
+    stack: int
+    spilled: int  # spill stores and loads
+
+
+def ptxas_report(nvrtc: Any, source: str, expression: str, options: tuple[str, ...],
+                 arch: str) -> PtxasReport:
+    """``expression``'s kernel of ``source`` compiled by NVRTC to machine code for
+    ``arch`` (e.g. "sm_90"), as ptxas reports it (--ptxas-options=--verbose)."""
+    program = nvrtc.createProgram(source, "report.cu", (), ())
+    try:
+        nvrtc.addNameExpression(program, expression)
+        nvrtc.compileProgram(program, options + (f"--gpu-architecture={arch}",
+                                                 "--ptxas-options=--verbose"))
+        log = nvrtc.getProgramLog(program)
+    finally:
+        nvrtc.destroyProgram(program)
+    log = log.decode() if isinstance(log, bytes) else log
+    frame = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads",
+                      log)
+    used = re.search(r"Used (\d+) registers", log)
+    assert frame and used, f"no ptxas report for {expression}:\n{log}"
+    return PtxasReport(int(used[1]), int(frame[1]), int(frame[2]) + int(frame[3]))

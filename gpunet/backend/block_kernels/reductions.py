@@ -65,18 +65,26 @@ def dense_backward_kernel(activation: str | None, dropout: bool) -> BlockKernel:
         f"              [&](long long at) {{ {entry} }});")
 
 
-# Row i's logits, logits[j] = sum_l h[i, l] w[j, l]: term l goes to slice (l / TILE)
-# % slices, each from T(0), then the slices pair up as a tree: gemm.py's order.
+# Row i's logits, logits[j] = sum_l h[i, l] w[j, l]: slice s adds, from T(0) and in
+# order, the terms of chunks s, s + slices, ... of TILE terms each, then the slices pair
+# up as a tree: gemm.py's order. The SLICES partials are named registers (an array
+# indexed by a variable lives in local memory: each term a load and a store in turn).
+_PARTS = range(SLICES)
 _ROW_PRODUCT = [
     f"    T logits[{MAX_LOGITS}];",
     "    for (long long j = 0; j < k; ++j) {",
-    f"      T part[{SLICES}];",
-    "      for (int s = 0; s < slices; ++s) part[s] = T(0);",
-    "      for (long long l = 0; l < depth; ++l)",
-    f"        part[l / {TILE} % slices] += h[i * depth + l] * w[j * depth + l];",
-    "      for (int half = slices / 2; half > 0; half /= 2)",
-    "        for (int s = 0; s < half; ++s) part[s] += part[s + half];",
-    "      logits[j] = part[0]; z[i * k + j] = part[0];",
+    "      const T* __restrict__ hi = h + i * depth;",
+    "      const T* __restrict__ wj = w + j * depth;",
+    "      auto slice = [&](long long s) {",
+    "        T sum = T(0);",
+    f"        for (long long l0 = s * {TILE}; l0 < depth; l0 += slices * {TILE})",
+    f"          for (long long l = l0; l < l0 + {TILE} && l < depth; ++l) sum += hi[l] * wj[l];",
+    "        return sum; };",
+    "      T " + ", ".join(f"p{s} = {s} < slices ? slice({s}) : T(0)" for s in _PARTS) + ";",
+    *(f"      if ({half} < slices) {{ "
+      + " ".join(f"p{s} += p{s + half};" for s in range(half)) + " }"
+      for half in (SLICES // 2 ** e for e in range(1, SLICES.bit_length()))),
+    "      logits[j] = p0; z[i * k + j] = p0;",
     "    }"]
 
 
@@ -109,5 +117,6 @@ def softmax_cross_entropy_kernel(from_state: bool, product: bool = False) -> Blo
             f"    {row};", "  }",
             "  __syncthreads();",
             f"  for (long long first = 0; first < k; first += blockDim.x / {LANES})",
-            "    column_sums(rows, k, first, db, [&](long long at) { return g[at]; });"]))
+            "    column_sums(rows, k, first, db, [&](long long at) { return g[at]; });"]),
+        alone=True)
 

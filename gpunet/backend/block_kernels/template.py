@@ -15,13 +15,17 @@ C_NAMES = {"T": "T", "uint64": "unsigned long long", "int64": "long long"}  # ke
 class BlockKernel:
     """A ``__global__`` template over ``T``: its CUDA name, parameters and body.
     Any block of up to 1024 threads may launch it: ``__launch_bounds__`` keeps its
-    registers within what so many threads share (64 each)."""
+    registers within what so many threads share (64 each). ``alone``: launched as
+    one block, so its registers need leave no room for a second on an SM (left to
+    itself, ptxas may cap a kernel at 32 a thread, spilling, for two blocks an SM)."""
 
     name: str
     params: str
     body: str
+    alone: bool = False
 
     def template(self) -> str:
-        return (f"template<typename T>\n__global__ void __launch_bounds__(1024)"
+        bounds = "1024, 1" if self.alone else "1024"
+        return (f"template<typename T>\n__global__ void __launch_bounds__({bounds})"
                 f" {self.name}({self.params})\n{{\n{self.body}\n}}\n")
 
