@@ -12,7 +12,8 @@ after ``probe_cuda()`` said a device is usable.
 A graph step (``gpunet/planning/graph.py``) is recorded: run eagerly
 (``run_step``), captured as a CUDA graph on a stream of its own and launched on
 the current one (``capture``; its ``aside`` products, and the column sums of
-its fused backwards, each on a stream of their own, branches of the graph), or
+its fused backwards and of its output stage's gradient, each kind on a stream of
+its own, branches of the graph), or
 bound once and replayed eagerly, the planned step
 (``bind``). Under capture nothing may allocate (the pool's addresses are baked
 into the graph) and CuPy's cuBLAS bindings refuse to run, so a recorded step's
@@ -301,8 +302,13 @@ class CupyBackend(Backend):
         if not (z.flags.c_contiguous and bias.flags.c_contiguous and a.flags.c_contiguous):
             z, bias, a = (cupy.ascontiguousarray(x) for x in (z, bias, a))
         _require_contiguous(operation, gradient=gradient, losses=losses, hits=hits, db=db)
-        block_kernels.dense_softmax_cross_entropy(z, bias, a, scale, gradient, losses, hits, db,
-                                                  state=state, product=product, bound=self.bound)
+        aside = self.side is not None  # capturing: db, which only the update reads, aside
+        block_kernels.dense_softmax_cross_entropy(z, bias, a, scale, gradient, losses, hits,
+                                                  None if aside else db, state=state,
+                                                  product=product, bound=self.bound)
+        if aside:
+            with self._beside("sums"):
+                block_kernels.dense_backward(gradient, db, bound=self.bound)
 
     def gemm_dense_softmax_cross_entropy(self, h: Array, w: Array, z: Array, bias: Array,
                                          a: Array, scale: float, gradient: Array,

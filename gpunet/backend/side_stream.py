@@ -2,7 +2,7 @@
 
 A step's kernels form a chain, each reading what the one before wrote, but for
 the weight gradients of the upper stages (``gemm``'s ``aside``) and the bias
-gradients' column sums of the stages below them (``gemm_dense_backward``):
+gradients' column sums (``gemm_dense_backward``'s, the output stage's):
 nothing reads those before the update. Captured on a stream of their own,
 forked from the capture's stream by an event and joined back by another before
 the update, each kind becomes a branch of the CUDA graph that runs beside the

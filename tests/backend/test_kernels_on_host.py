@@ -874,10 +874,12 @@ def test_an_eager_product_and_backward_are_gemm_then_dense_backward(kernels):
 
 
 def fused_or_apart_output(kernels: Any, way: str, h: np.ndarray, w: np.ndarray, targets: Any,
-                          state: np.ndarray | None) -> tuple[tuple[np.ndarray, ...], list[str]]:
+                          state: np.ndarray | None, side: Branches | None = None
+                          ) -> tuple[tuple[np.ndarray, ...], list[str]]:
     """A recorded step's last product and output stage, ``way``: "fused"
     (gemm_dense_softmax_cross_entropy) or "apart" (gemm, then
-    dense_softmax_cross_entropy); (z, gradient, losses, hits, db), the launches."""
+    dense_softmax_cross_entropy), captured with branches ``side`` or not;
+    (z, gradient, losses, hits, db), the launches."""
     rows, k, dtype = len(h), len(w), h.dtype
     z, gradient = np.full((rows, k), np.nan, dtype), np.full((rows, k), np.nan, dtype)
     losses, hits = np.full(len(targets), np.nan), np.zeros(len(targets), bool)
@@ -886,6 +888,9 @@ def fused_or_apart_output(kernels: Any, way: str, h: np.ndarray, w: np.ndarray, 
     del LAUNCHED[:]
     with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
         patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
+        patch.setattr(kernels, "side", side, raising=False)
+        patch.setattr(sys.modules[type(kernels).__module__].cupy, "cuda",
+                      SimpleNamespace(get_current_stream=lambda: None), raising=False)
         if way == "apart":
             kernels.gemm(h, w, out=z, trans_b=True)
             kernels.dense_softmax_cross_entropy(z, *output)
@@ -914,6 +919,30 @@ def test_a_recorded_steps_last_product_and_output_stage_fused_are_them_apart_bit
     apart, _ = fused_or_apart_output(kernels, "apart", h, w, targets, state)
     assert launched == ["gemm_dense_softmax_cross_entropy" + ("_from_state" if from_state else "")]
     for got, expected in zip(fused, apart, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("way", ["fused", "apart"])
+@pytest.mark.parametrize("from_state", [False, True], ids=["batch", "state"])
+def test_a_captured_output_stages_column_sums_fork_aside_giving_the_same_bits(kernels, way,
+                                                                              from_state):
+    """Capturing (``side`` set), the output stage leaves its bias gradient's
+    column sums, which only the update reads, to dense_backward's kernel forked
+    onto the sums' branch: the same z, gradient, losses, hits and db as the
+    output stage's one kernel summing them, not capturing."""
+    h = draw((9, 10), np.float32, -1.0, 1.0, seed=86)
+    w = draw((7, 10), np.float32, -1.0, 1.0, seed=87)
+    targets = np.eye(7, dtype=np.float32)[np.arange(20) % 7]
+    state = graph_state(5, 0, 0) if from_state else None
+    targets = targets if from_state else targets[:9]
+    side, log = logged_branches()
+    captured, launched = fused_or_apart_output(kernels, way, h, w, targets, state, side)
+    alone, _ = fused_or_apart_output(kernels, way, h, w, targets, state)
+    stage = ("gemm_" if way == "fused" else "") + "dense_softmax_cross_entropy" + (
+        "_from_state" if from_state else "")
+    assert launched == [*(["gemm"] if way == "apart" else []), stage, "dense_backward_identity"]
+    assert log == [("fork", "sums"), ("back", "sums", ["dense_backward_identity"])]
+    for got, expected in zip(captured, alone, strict=True):
         np.testing.assert_array_equal(got, expected)
 
 

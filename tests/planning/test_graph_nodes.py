@@ -25,7 +25,8 @@ BATCH = 128
 # the backward of the stage below (when tiled, one kernel giving that stage's
 # dz, and the column sums of its bias gradient: two); the first stage's weight
 # gradient, reading the batch's rows; one update of the flat parameters that
-# also advances the state. 9 operations, 11 kernels.
+# also advances the state. 9 operations, 11 kernels; 12 captured, where the output
+# stage's column sums fork aside as a kernel of their own.
 DEEP_STEP = (["gemm_dense_forward"] * 2 + ["gemm_dense_softmax_cross_entropy"]
              + ["gemm", "gemm_dense_backward"] * 2 + ["gemm", "update_and_advance"])
 

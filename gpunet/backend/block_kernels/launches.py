@@ -114,14 +114,15 @@ def dense_backward(gy: Array, db: Array, *, y: Array | None = None, mask: Array 
 
 
 def dense_softmax_cross_entropy(z: Array, bias: Array, a: Array, scale: float, gradient: Array,
-                                losses: Array, hits: Array, db: Array, *,
+                                losses: Array, hits: Array, db: Array | None, *,
                                 state: Array | None = None,
                                 product: tuple[Array, Array] | None = None,
                                 threads: int = OUTPUT_THREADS,
                                 bound: list[Bound] | None = None) -> None:
     """The output stage of (B, k) logits z + ``bias`` against targets ``a``:
     each row's loss (float64) and hit, gradient = (softmax - a) * ``scale``, and
-    db = its column sums, in one block of ``threads`` (a multiple of LANES).
+    db = its column sums (None: not summed), in one block of ``threads`` (a
+    multiple of LANES).
     With a graph step's ``state``, ``a``, ``losses`` and ``hits`` are the
     epoch's, read and written from row state[OFFSET]; else the batch's. Every
     array is C-contiguous, of z's dtype but losses (float64), hits (bool) and

@@ -91,7 +91,8 @@ _ROW_PRODUCT = [
 def softmax_cross_entropy_kernel(from_state: bool, product: bool = False) -> BlockKernel:
     """kernels.py's dense_softmax_cross_entropy, row r = tid, tid + blockDim, ...
     of B ``rows``, its targets, loss and hit at place + r (place = state[OFFSET]
-    ``from_state``, else 0); then db = the column sums of g. With ``product``,
+    ``from_state``, else 0); then db = the column sums of g, unless db is null
+    (summed aside, by dense_backward's kernel: the same order). With ``product``,
     each row's logits z = h W^T first, into z and kept for the row (at most
     MAX_LOGITS of them), each a sum of ``depth`` terms in gemm.py's order for
     ``slices`` slices: the numbers of that GEMM, then the output stage."""
@@ -115,6 +116,7 @@ def softmax_cross_entropy_kernel(from_state: bool, product: bool = False) -> Blo
             *(_ROW_PRODUCT if product else []),
             "    double& loss = losses[place + i]; bool& hit = hits[place + i];",
             f"    {row};", "  }",
+            "  if (db == nullptr) return;  // summed aside",
             "  __syncthreads();",
             f"  for (long long first = 0; first < k; first += blockDim.x / {LANES})",
             "    column_sums(rows, k, first, db, [&](long long at) { return g[at]; });"]),
