@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 from ..graph_step import OFFSET
 from ..kernels import ACTIVATIONS, DENSE_VARIANTS, KernelSpec, _formulas, dense_kernel
@@ -67,6 +68,29 @@ GEMM = BlockKernel(
         "    c[(row0 + y) * ldc + col0 + x] = partial[0][y][x];"]))
 
 
+# One output of GEMM, in its order, as one thread's sum of ``depth`` terms left(l) *
+# right(l) in ``slices`` slices: slice s adds, from T(0) and in order, the terms of
+# chunks s, s + slices, ... of TILE terms each; then the slices pair up as a tree.
+# The SLICES partials are named registers: in an array indexed by a variable they would
+# live in local memory, each term a load and a store in turn.
+_PARTS = range(SLICES)
+SLICED_SUM = "\n".join([
+    "template<typename T, typename Left, typename Right>",
+    "__device__ T sliced_sum(long long depth, int slices, Left left, Right right)",
+    "{",
+    "  auto slice = [&](long long s) {",
+    "    T sum = T(0);",
+    f"    for (long long l0 = s * {TILE}; l0 < depth; l0 += slices * {TILE})",
+    f"      for (long long l = l0; l < l0 + {TILE} && l < depth; ++l) sum += left(l) * right(l);",
+    "    return sum; };",
+    "  T " + ", ".join(f"p{s} = {s} < slices ? slice({s}) : T(0)" for s in _PARTS) + ";",
+    *(f"  if ({half} < slices) {{ " + " ".join(f"p{s} += p{s + half};" for s in range(half)) + " }"
+      for half in (SLICES // 2 ** e for e in range(1, SLICES.bit_length()))),
+    "  return p0;",
+    "}",
+    ""])
+
+
 # A recorded step's dense stages whose forward is fused into their product's
 # GEMM (``gemm_<row>``): those without dropout, and those drawing from the state.
 FUSED_ROWS = [dense_kernel("forward", activation, dropout, from_state=dropout)
@@ -81,15 +105,72 @@ BACKWARD_ROWS = {dense_kernel("backward", activation, dropout): (activation, dro
 _AT, _SUM = "(row0 + y) * ldc + col0 + x", "partial[0][y][x]"
 
 
-def _with_epilogue(name: str, params: list[str], values: list[tuple[str, str]],
-                   statements: list[str]) -> BlockKernel:
-    """GEMM with its store of C replaced by an epilogue: a lambda whose
-    parameters are ``values``' (parameter, the argument GEMM gives it), running
-    ``statements``, after GEMM's own parameters ``params``."""
+class Epilogue(NamedTuple):
+    """A row of kernels.py as code run on one output of a product: the kernel
+    parameters it adds, its lambda's (parameter, argument) pairs after the
+    output's own (which its user gives), and its statements."""
+    params: list[str]
+    values: list[tuple[str, str]]
+    statements: list[str]
+
+
+def forward_epilogue(spec: KernelSpec, prefix: str, out: str) -> Epilogue:
+    """The dense forward row ``spec`` on one output, its z: y into ``out``[i]
+    and its other outputs (the mask) into ``prefix``<name>[i]. Its parameters
+    are named ``prefix``<name>, the bias ``prefix``bias (its user gives the
+    lambda i, z and that column's bias, in that order, then the values)."""
+    params, values, declared, stores = [], [], [], []
+    for output, text in ((False, spec.in_params), (True, spec.out_params)):
+        for param in text.split(", "):
+            *raw, type_, name = param.split()
+            c_type = C_NAMES[type_]
+            if name in ("z", "y"):  # the product's output, before and after
+                continue
+            if output:
+                params.append(f"{c_type}* __restrict__ {prefix}{name}")
+                declared.append(f"{c_type} {name};")
+                stores.append(f"{prefix}{name}[i] = {name};")
+            elif name == "bias":
+                params.append(f"const {c_type}* __restrict__ {prefix}bias")
+            else:
+                params.append(f"const {c_type}* __restrict__ {prefix}{name}" if raw
+                              else f"{c_type} {prefix}{name}")
+                values.append((f"const {c_type}* {name}" if raw else f"{c_type} {name}",
+                               f"{prefix}{name}"))
+    return Epilogue(params, values, [f"T y; {' '.join(declared)}", f"{spec.operation};",
+                                     f"{out}[i] = y; {' '.join(stores)}"])
+
+
+def backward_epilogue(activation: str | None, dropout: bool, prefix: str, out: str,
+                      arrays: bool = True) -> Epilogue:
+    """A dense stage's backward on one output, its gy: gy into ``out``[i] and,
+    with an activation or dropout, dz = f'(y) gy (times the mask) into
+    ``prefix``dz[i], as reductions.py's dense_backward computes them. Its
+    parameters: with ``arrays`` the stage's outputs (with an activation) and
+    mask (with dropout), then the activation's scalars and dz, named
+    ``prefix``<name>; its user gives the lambda i, gy, then y (with an
+    activation) and keep, the mask's entry (with dropout), then the values."""
+    _, gradient = _formulas(activation)
+    scalars = ACTIVATIONS[activation].params if activation else ()
+    writes = activation is not None or dropout
+    params = [*([f"const T* __restrict__ {prefix}outputs"] if arrays and activation else []),
+              *([f"const T* __restrict__ {prefix}mask"] if arrays and dropout else []),
+              *(f"T {prefix}{name}" for name in scalars),
+              *([f"T* __restrict__ {prefix}dz"] if writes else [])]
+    return Epilogue(params, [(f"const T {name}", f"{prefix}{name}") for name in scalars],
+                    [*([f"T gx = {gradient};" + (" gx *= keep;" if dropout else "")]
+                       if writes else []),
+                     f"{out}[i] = gy;" + (f" {prefix}dz[i] = gx;" if writes else "")])
+
+
+def _with_epilogue(name: str, epilogue: Epilogue, values: list[tuple[str, str]]) -> BlockKernel:
+    """GEMM with its store of C replaced by ``epilogue``, a lambda given
+    ``values`` then the epilogue's own, after GEMM's own parameters."""
     body = GEMM.body.rsplit("\n", 1)[0]  # but the store of C
-    return BlockKernel(name, f"{GEMM.params}, {', '.join(params)}",
+    values = values + epilogue.values
+    return BlockKernel(name, f"{GEMM.params}, {', '.join(epilogue.params)}",
                        "\n".join([body, f"    [&]({', '.join(p for p, _ in values)}) {{",
-                                  *(f"      {statement}" for statement in statements),
+                                  *(f"      {statement}" for statement in epilogue.statements),
                                   f"    }}({', '.join(v for _, v in values)});"]))
 
 
@@ -98,51 +179,22 @@ def fused_gemm(spec: KernelSpec) -> BlockKernel:
     its z (row i of C, its bias that column's): C = y, and its other outputs
     (the mask) at the same place. The row's parameters, after GEMM's, are named
     e_<name>; in the row's own scope (a lambda) they have their names."""
-    params, arguments, declared, stores = [], [], [], []
-    for output, text in ((False, spec.in_params), (True, spec.out_params)):
-        for param in text.split(", "):
-            *raw, type_, name = param.split()
-            c_type = C_NAMES[type_]
-            if name in ("z", "y"):  # the GEMM's output, before and after
-                continue
-            if output:
-                params.append(f"{c_type}* __restrict__ e_{name}")
-                declared.append(f"{c_type} {name};")
-                stores.append(f"e_{name}[i] = {name};")
-            elif name == "bias":
-                params.append(f"const {c_type}* __restrict__ e_bias")
-            else:
-                params.append(f"const {c_type}* __restrict__ e_{name}" if raw
-                              else f"{c_type} e_{name}")
-                arguments.append((f"const {c_type}* {name}" if raw else f"{c_type} {name}",
-                                  f"e_{name}"))
-    return _with_epilogue(spec.name.replace("gpunet_", "gpunet_gemm_", 1), params,
+    return _with_epilogue(spec.name.replace("gpunet_", "gpunet_gemm_", 1),
+                          forward_epilogue(spec, "e_", "c"),
                           [("const long long i", _AT), ("const T z", _SUM),
-                           ("const T bias", "e_bias[col0 + x]"), *arguments],
-                          [f"T y; {' '.join(declared)}", f"{spec.operation};",
-                           f"c[i] = y; {' '.join(stores)}"])
+                           ("const T bias", "e_bias[col0 + x]")])
 
 
 def fused_gemm_backward(activation: str | None, dropout: bool) -> BlockKernel:
     """GEMM, each output then taken as a dense stage's gy: C = gy, and dz =
-    f'(y) gy (times the mask) at the same place, as reductions.py's
-    dense_backward computes them (its column sums, db, are left to it). The
-    parameters after GEMM's: the stage's outputs y (with an activation), its
-    mask (with dropout), the activation's scalars, dz; named e_<name>, and in
-    the epilogue's own scope (a lambda) by their values' names."""
-    _, gradient = _formulas(activation)
-    scalars = ACTIVATIONS[activation].params if activation else ()
-    params = [*(["const T* __restrict__ e_outputs"] if activation else []),
-              *(["const T* __restrict__ e_mask"] if dropout else []),
-              *(f"T e_{name}" for name in scalars), "T* __restrict__ e_dz"]
-    values = [("const long long i", _AT), ("const T gy", _SUM),
-              *([("const T y", f"e_outputs[{_AT}]")] if activation else []),
-              *([("const T keep", f"e_mask[{_AT}]")] if dropout else []),
-              *((f"const T {name}", f"e_{name}") for name in scalars)]
+    f'(y) gy (times the mask) at the same place (``backward_epilogue``; its
+    column sums, db, are left to dense_backward); the stage's outputs and mask
+    read at the output's place."""
     return _with_epilogue(f"gpunet_gemm_{dense_kernel('backward', activation, dropout)}",
-                          params, values,
-                          [f"T gx = {gradient};" + (" gx *= keep;" if dropout else ""),
-                           "c[i] = gy; e_dz[i] = gx;"])
+                          backward_epilogue(activation, dropout, "e_", "c"),
+                          [("const long long i", _AT), ("const T gy", _SUM),
+                           *([("const T y", f"e_outputs[{_AT}]")] if activation else []),
+                           *([("const T keep", f"e_mask[{_AT}]")] if dropout else [])])
 
 
 def tiles(m: int, n: int) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..graph_step import OFFSET
 from ..kernels import _activation_params, _formulas, _softmax_cross_entropy, dense_kernel
-from .gemm import SLICES, TILE
+from .gemm import SLICED_SUM
 from .template import BlockKernel
 
 LANES = 128  # partial sums per column: the fixed order's row stride
@@ -20,7 +20,8 @@ MAX_LOGITS = 32  # the output stage with its product keeps a row's logits: at mo
 
 # db[c] for the block's columns c = first + t % (blockDim.x / LANES), from
 # entry(r * k + c) of each row r, in the module's fixed order; blockDim.x is a
-# multiple of LANES, at most 1024. Every thread of the block must call it.
+# multiple of LANES, at most 1024. Every thread of the block must call it. Then
+# gemm.py's sliced_sum, one output of its order.
 PRELUDE = f"""\
 template<typename T, typename Entry>
 __device__ void column_sums(long long rows, long long k, long long first, T* __restrict__ db,
@@ -41,7 +42,7 @@ __device__ void column_sums(long long rows, long long k, long long first, T* __r
   if (lane == 0 && c < k) db[c] = partial[threadIdx.x];
   __syncthreads();
 }}
-"""
+""" + SLICED_SUM
 
 
 def dense_backward_kernel(activation: str | None, dropout: bool) -> BlockKernel:
@@ -65,27 +66,13 @@ def dense_backward_kernel(activation: str | None, dropout: bool) -> BlockKernel:
         f"              [&](long long at) {{ {entry} }});")
 
 
-# Row i's logits, logits[j] = sum_l h[i, l] w[j, l]: slice s adds, from T(0) and in
-# order, the terms of chunks s, s + slices, ... of TILE terms each, then the slices pair
-# up as a tree: gemm.py's order. The SLICES partials are named registers (an array
-# indexed by a variable lives in local memory: each term a load and a store in turn).
-_PARTS = range(SLICES)
+# Row i's logits, logits[j] = sum_l h[i, l] w[j, l], in gemm.py's order.
 _ROW_PRODUCT = [
     f"    T logits[{MAX_LOGITS}];",
-    "    for (long long j = 0; j < k; ++j) {",
-    "      const T* __restrict__ hi = h + i * depth;",
-    "      const T* __restrict__ wj = w + j * depth;",
-    "      auto slice = [&](long long s) {",
-    "        T sum = T(0);",
-    f"        for (long long l0 = s * {TILE}; l0 < depth; l0 += slices * {TILE})",
-    f"          for (long long l = l0; l < l0 + {TILE} && l < depth; ++l) sum += hi[l] * wj[l];",
-    "        return sum; };",
-    "      T " + ", ".join(f"p{s} = {s} < slices ? slice({s}) : T(0)" for s in _PARTS) + ";",
-    *(f"      if ({half} < slices) {{ "
-      + " ".join(f"p{s} += p{s + half};" for s in range(half)) + " }"
-      for half in (SLICES // 2 ** e for e in range(1, SLICES.bit_length()))),
-    "      logits[j] = p0; z[i * k + j] = p0;",
-    "    }"]
+    "    for (long long j = 0; j < k; ++j)",
+    "      z[i * k + j] = logits[j] = sliced_sum<T>(depth, slices,",
+    "          [&](long long l) { return h[i * depth + l]; },",
+    "          [&](long long l) { return w[j * depth + l]; });"]
 
 
 def softmax_cross_entropy_kernel(from_state: bool, product: bool = False) -> BlockKernel:
