@@ -30,18 +30,19 @@ CALLS = 50
 def products(model: str, batch: int) -> dict[str, tuple[tuple[int, int], tuple[int, int],
                                                      bool, bool]]:
     """Preset ``model``'s products at ``batch``: name -> (a's shape, b's shape,
-    trans_a, trans_b), a and b as a step stores them: each layer's y W^T (x for
-    the first input), then, last layer first, dz^T y and but for the first dz W."""
+    trans_a, trans_b), a and b as a step stores them, in its order: each layer's
+    y W^T (x for the first input), then, last layer first, but for the first dz
+    W, then, last layer first, dz^T y."""
     from gpunet.models import PRESET_MODELS
     linears = [layer for layer in PRESET_MODELS[model].layers if layer["layer"] == "Linear"]
     dims = [linears[0]["input_dim"], *(layer["output_dim"] for layer in linears)]
     name = ["x", *(f"y{i}" for i in range(1, len(dims)))]
     out = {f"{name[i]} W{i + 1}^T": ((batch, dims[i]), (dims[i + 1], dims[i]), False, True)
            for i in range(len(dims) - 1)}
+    for i in range(len(dims) - 1, 1, -1):
+        out[f"dz{i} W{i}"] = ((batch, dims[i]), (dims[i], dims[i - 1]), False, False)
     for i in range(len(dims) - 1, 0, -1):
         out[f"dz{i}^T {name[i - 1]}"] = ((batch, dims[i]), (batch, dims[i - 1]), True, False)
-        if i > 1:
-            out[f"dz{i} W{i}"] = ((batch, dims[i]), (dims[i], dims[i - 1]), False, False)
     return out
 
 

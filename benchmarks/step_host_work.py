@@ -92,8 +92,8 @@ def stub_backend() -> Any:
         else:
             sys.modules["cupy"] = saved
     module.elementwise = functools.cache(NoOpKernel)  # not kernels.py's cache of real ones
-    module.block_kernels = types.SimpleNamespace(dense_backward=no_op, gemm=no_op,
-                                                 dense_softmax_cross_entropy=no_op,
+    module.block_kernels = types.SimpleNamespace(dense_backward=no_op, dense_rows=no_op,
+                                                 gemm=no_op, dense_softmax_cross_entropy=no_op,
                                                  launch_grid=no_op)
     module.captured_cublas = functools.cache(NoOpCublas)
     backend = module.CupyBackend()

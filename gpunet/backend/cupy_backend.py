@@ -33,7 +33,7 @@ import cupy
 import numpy as np
 
 from . import block_kernels
-from .block_kernels import MAX_LOGITS, TILE, slices, tiles
+from .block_kernels import MAX_LOGITS, ROW_WIDTH, TILE, slices, tiles
 from .activations import ActivationCall, activation_call
 from .base import FLOAT_DTYPES, Array, Backend, float_rows, row_length
 from .bound_launch import Bound
@@ -327,6 +327,51 @@ class CupyBackend(Backend):
         # a recorded step's tiled product, fused into the output stage: each row's logits
         self.dense_softmax_cross_entropy(z, bias, a, scale, gradient, losses, hits, db, state,
                                          classes, product=(h, w))
+
+    def dense_passes(self, x: Array, forwards: list[tuple], output: tuple,
+                     backwards: list[tuple], state: Array | None = None,
+                     classes: TargetClasses | None = None,
+                     window: DrawWindow | None = None) -> Array:
+        if not self._row_chain(forwards, output, backwards, state, window):
+            return super().dense_passes(x, forwards, output, backwards, state, classes, window)
+        # a recorded step: the first stage, then the rest row by row (block_kernels/rows.py),
+        # the column sums, which only the update reads, aside
+        h = self.stage_forward(x, forwards[0], state, window)
+        calls = [activation_call(a) if type(a) is str else a
+                 for a in (forward[3] for forward in forwards)]
+        w, z, bias, a, scale, gradient, losses, hits, db = output
+        block_kernels.dense_rows(
+            h, [(w_, y, b_, call and call.name, call.values if call else (), mask, skip, dropout)
+                for (w_, y, b_, _, mask, skip, dropout), call in zip(forwards[1:], calls[1:])],
+            (w, z, bias, a, scale, losses, hits, gradient),
+            [(gy, y, mask, dz, call and call.name, call.values if call else ())
+             for (_, y, gy, dz, _, _, mask), call in zip(backwards, calls[::-1])],
+            state, bound=self.bound)
+        with self._beside("sums"):
+            for dz, sums in ((gradient, db), *((gy if dz is None else dz, db_)
+                                                for _, _, gy, dz, db_, _, _ in backwards)):
+                block_kernels.dense_backward(dz, sums, bound=self.bound)
+        _, _, gy, dz, *_ = backwards[-1]
+        return gy if dz is None else dz
+
+    def _row_chain(self, forwards: list[tuple], output: tuple, backwards: list[tuple],
+                   state: Array | None, window: DrawWindow | None) -> bool:
+        """Whether ``dense_passes`` takes the row chain: in a recorded step of one
+        process, with hidden stages (but the first) and logits at most ROW_WIDTH
+        wide, every product of it one that would take the tiled kernel, and its
+        arrays as the plan makes them."""
+        if self.captured_gemm is None or state is None or window is not None or not backwards:
+            return False
+        z, rows = output[1], output[1].shape[0]
+        widths = [gy.shape[1] for _, _, gy, *_ in reversed(backwards)] + [z.shape[1]]
+        products = [*zip(widths[1:], widths[:-1]), *zip(widths[:-1], widths[1:])]
+        arrays = [*(f[i] for f in forwards[1:] for i in (0, 1, 2, 4)), *output[:4], output[5],
+                  *(b[i] for b in backwards for i in (0, 1, 2, 3, 4, 6))]
+        return (max(widths) <= ROW_WIDTH
+                and (self.captured_gemm != "cuBLAS"
+                     or all(_tiled(rows, n, k, False) for n, k in products))
+                and all(x is None or (x.dtype == z.dtype and x.flags.c_contiguous)
+                        for x in arrays))
 
     # -- a graph step (graph_step.py): the same operations, one kernel each, a
     # grid kernel for the elementwise ones (block_kernels/grid.py), bound when binding

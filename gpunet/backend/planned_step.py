@@ -140,6 +140,39 @@ class PlannedStepOperations:
         self.dense_softmax_cross_entropy(z, bias, a, scale, gradient, losses, hits, db, state,
                                          classes)
 
+    def dense_passes(self, x: Array, forwards: list[tuple], output: tuple,
+                     backwards: list[tuple], state: Array | None = None,
+                     classes: TargetClasses | None = None,
+                     window: DrawWindow | None = None) -> Array:
+        """A step's dense stages forward from ``x``, its loss, and backward, but
+        the weight gradients: each hidden stage's ``gemm_dense_forward``
+        (``forwards``: (w, z, bias, activation, mask, skip, dropout) each, z its
+        output, with ``state`` its dropout from the state ``skip`` counters on),
+        the last stage's ``gemm_dense_softmax_cross_entropy`` (``output``: w, z,
+        bias, a, scale, gradient, losses, hits, db), then, last first, each
+        hidden stage's ``gemm_dense_backward`` (``backwards``: the weights of the
+        stage above, y, gy, dz, db, activation, mask). Returns the first stage's
+        dz (the gradient, with no hidden stage). Where a device's stages past
+        the first are narrow, those are one kernel, row by row."""
+        h = x
+        for forward in forwards:
+            h = self.stage_forward(h, forward, state, window)
+        self.gemm_dense_softmax_cross_entropy(h, *output, state, classes)
+        dz = output[5]
+        for w, y, gy, dz_down, db, activation, mask in backwards:
+            dz = self.gemm_dense_backward(dz, w, gy, y, dz_down, db, activation=activation,
+                                          mask=mask)
+        return dz
+
+    def stage_forward(self, h: Array, forward: tuple, state: Array | None,
+                      window: DrawWindow | None) -> Array:
+        """``gemm_dense_forward`` of a hidden stage of ``dense_passes``' forwards."""
+        w, z, bias, activation, mask, skip, dropout = forward
+        return self.gemm_dense_forward(h, w, z, bias, activation=activation, dropout=dropout,
+                                       mask=mask, window=window,
+                                       state=None if state is None or mask is None
+                                       else (state, skip))
+
     def dense_softmax_cross_entropy(self, z: Array, bias: Array, a: Array, scale: float,
                                     gradient: Array, losses: Array, hits: Array, db: Array,
                                     state: Array | None = None,

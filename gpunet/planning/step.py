@@ -31,11 +31,13 @@ class FlatBuffers:
 class StepPlan:
     """One training step of ``model`` for batches of ``batch`` rows: forward,
     softmax cross-entropy, backward and update, every intermediate written into
-    a buffer allocated here. A deep-model step is 9 backend calls: per stage
-    but the last its product fused with its bias, dropout and activation; the
-    last stage's product fused with the loss, its bias and bias gradient; per
-    stage the weight gradient's product, and but for the first the input
-    gradient's fused with the stage below's gradient and bias gradient; one update."""
+    a buffer allocated here. A step is ``dense_passes`` (per hidden stage its
+    product fused with its bias, dropout and activation; the last stage's
+    product fused with the loss, its bias and bias gradient; per hidden stage,
+    last first, the product giving its gy fused with its backward and bias
+    gradient), per stage the weight gradient's product, and one update: for
+    the deep model 9 operations (``record_calls``), one kernel each where a
+    device fuses them, the stages past the first one kernel where they are narrow."""
 
     def __init__(self, model: Layer, stages: list[DenseStage], loss: Loss, optimizer: Optimizer,
                  backend: Backend, batch: int, whole: int | None = None) -> None:
@@ -57,21 +59,21 @@ class StepPlan:
         sizes = [batch * s.linear.output_dim if s.dropout else 0 for s in stages]
         self.counters = sum(sizes)
         self.skips = [sum(sizes[:i]) for i in range(len(stages))]
-        # Each call's arguments, built once, so run() is a loop of direct calls:
-        # per hidden stage forward (w, z, b, activation, mask, skip); per
-        # stage backward, last first, (dW, input (None: run's x), w, the stage
-        # below's dense_backward arguments (y or None, gy, dz, db, activation,
-        # mask), None for the first).
-        inputs = [None, *self.outputs[:-1]]
-        below = [None, *((z if s.activation else None, gy, dz, s.linear.b_grad, s.activation,
-                          mask) for s, z, gy, dz, mask in zip(
-                              stages[:-1], self.outputs, self.output_grads, self.fused_grads,
-                              self.masks))]
+        # Each call's arguments, built once: per hidden stage its forward's (w, z, b,
+        # activation, mask, skip) and, last first, its backward's (the weights of the stage
+        # above, y (None: not read), gy, dz, db, activation, mask); per stage, last first,
+        # its weight gradient's (dz, input (None: run's x), w_grad, aside).
         self.forwards = [(s.linear.w, z, s.linear.b, s.activation, mask, skip)
                          for s, z, mask, skip in zip(stages[:-1], self.outputs, self.masks,
                                                      self.skips)]
-        self.backwards = [(s.linear.w_grad, h, s.linear.w, down)
-                          for s, h, down in zip(stages, inputs, below)][::-1]
+        self.backwards = [(above.linear.w, z if s.activation else None, gy, dz, s.linear.b_grad,
+                           s.activation, mask)
+                          for s, above, z, gy, dz, mask in zip(
+                              stages[:-1], stages[1:], self.outputs, self.output_grads,
+                              self.fused_grads, self.masks)][::-1]
+        dzs = [gy if dz is None else dz for dz, gy in zip(self.fused_grads, self.output_grads)]
+        self.weight_grads = [(dz, h, s.linear.w_grad, h is not None)
+                             for s, dz, h in zip(stages, dzs, [None, *self.outputs[:-1]])][::-1]
         self.flat = FlatBuffers(model.flat())
 
     def baked(self) -> tuple[tuple, list[Array]]:
@@ -107,24 +109,15 @@ class StepPlan:
         and ``window`` says which rows of the whole batch's dropout draws these
         are (data-parallel training: ``Communicator.allreduce_gradients``,
         ``Dropout.forward``)."""
-        b, h = self.backend, x
+        b, last = self.backend, self.stages[-1].linear
         dropouts = dropouts or [stage.dropout_args for stage in self.stages]
-        for (w, z, bias, activation, mask, skip), dropout in zip(self.forwards, dropouts):
-            h = b.gemm_dense_forward(h, w, z, bias, activation=activation, dropout=dropout,
-                                     mask=mask, window=window,
-                                     state=None if state is None or mask is None else (state,
-                                                                                       skip))
-        last = self.stages[-1].linear
-        b.gemm_dense_softmax_cross_entropy(h, last.w, self.outputs[-1], last.b, targets,
-                                           self.scale, self.output_grads[-1], losses, hits,
-                                           last.b_grad, state, classes)
-        dz = self.output_grads[-1]
-        for w_grad, h, w, down in self.backwards:
-            b.gemm(dz, x if h is None else h, out=w_grad, trans_a=True, aside=down is not None)
-            if down is not None:
-                y, gy, dz_down, db, activation, mask = down
-                dz = b.gemm_dense_backward(dz, w, gy, y, dz_down, db, activation=activation,
-                                           mask=mask)
+        b.dense_passes(x, [(*forward, dropout) for forward, dropout in zip(self.forwards,
+                                                                           dropouts)],
+                       (last.w, self.outputs[-1], last.b, targets, self.scale,
+                        self.output_grads[-1], losses, hits, last.b_grad),
+                       self.backwards, state, classes, window)
+        for dz, h, w_grad, aside in self.weight_grads:
+            b.gemm(dz, x if h is None else h, out=w_grad, trans_a=True, aside=aside)
         if reduce is not None:
             reduce(self.model())
         if state is None:

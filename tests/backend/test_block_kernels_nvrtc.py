@@ -2,7 +2,8 @@
 each compiles with NVRTC, cleanly, for compute_80 and compute_90 in float32 and
 float64, instantiated by its name expression as CuPy's RawModule does; float32
 code never touches double precision but to round a loss once into its float64
-output; the dense backward and GEMM loads (fused too) go through the read-only path,
+output (the row chains of a few models' stages too); the dense backward and GEMM
+loads (fused too) go through the read-only path,
 so none waits behind a store (``__restrict__``); in machine code for sm_90 (ptxas, as
 NVRTC runs it) no float32 kernel spills, and two GEMM blocks fit an SM; each module
 is built once.
@@ -20,7 +21,7 @@ import pytest
 
 from gpunet.backend import block_kernels
 from gpunet.backend.block_kernels import (BLOCK_KERNELS, MAX_LOGITS, OPTIONS, WAVE_THREADS,
-                                          name_expression, source)
+                                          kernel, name_expression, row_chain, source)
 from helpers.nvrtc import WIDENING_STORE, compiled_ptx, ptxas_report, usable_nvrtc
 
 ARCHS = ("compute_80", "compute_90")
@@ -41,14 +42,22 @@ def ptx_of(nvrtc: Any, name: str, dtype: np.dtype, arch: str) -> str:
                         f"{expression} ({arch})", expression=expression)
 
 
+# Row chains (rows.py) of some models' hidden stages (activation, dropout): the deep
+# model's, one stage, a bare stage between two, every activation.
+CHAINS = [(("tanh", True), ("tanh", True)), (("relu", False),),
+          (("sigmoid", True), (None, False), ("leaky_relu", False)),
+          ((None, True), ("tanh", False), ("relu", True))]
+KERNELS = [*BLOCK_KERNELS, *(row_chain(stages) for stages in CHAINS)]
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("name", BLOCK_KERNELS)
+@pytest.mark.parametrize("name", KERNELS)
 def test_block_kernel_compiles_with_nvrtc(nvrtc, name, dtype, arch):
     ptx = ptx_of(nvrtc, name, dtype, arch)
     if dtype == np.float32:
         doubles = [line.strip() for line in ptx.splitlines() if ".f64" in line]
-        if "double*" in BLOCK_KERNELS[name].params:
+        if "double*" in kernel(name).params:
             doubles = [line for line in doubles if not WIDENING_STORE.match(line)]
         assert not doubles, f"{name} promotes float32 to double:\n{ptx}"
 
@@ -69,7 +78,7 @@ def report_of(nvrtc: Any, name: str) -> Any:
                         "sm_90")
 
 
-@pytest.mark.parametrize("name", BLOCK_KERNELS)
+@pytest.mark.parametrize("name", KERNELS)
 def test_float32_kernel_spills_nothing(nvrtc, name):
     """No register spills, and the only array in local memory is the fused output
     stage's row of logits (its partial sums are registers: in an array indexed by

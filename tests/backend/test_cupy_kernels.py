@@ -9,6 +9,7 @@ into the buffers given, allocate nothing.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 import gpunet
 from gpunet.backend.activations import ACTIVATIONS as FORMULAS
 from gpunet.losses import SoftmaxCrossEntropy
+from helpers.dense_passes import CHAINS, passes_arguments
 
 pytestmark = pytest.mark.gpu
 
@@ -422,6 +424,25 @@ def test_a_recorded_steps_last_product_and_output_stage_fused_match_them_apart(
             np.testing.assert_array_equal(got, want)
         else:
             np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=ATOL[dtype] * 300)
+
+
+@pytest.mark.parametrize("path", ["cuBLAS", "fallback GEMM"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_recorded_steps_row_chain_matches_its_parts(gpu, monkeypatch, dtype, path):
+    """dense_passes at the deep model's shapes (batch 128, 784 -> 30 -> 10 -> 10
+    but 20 inputs): the first stage's fused product, the row chain and the
+    column sums give every output, mask, logit, loss, hit, gradient, gy, dz and
+    bias gradient of its parts (each fused as a recorded step fuses it), bit for bit."""
+    from gpunet.backend.planned_step import PlannedStepOperations
+    recorded(gpu, monkeypatch, path)
+    results = []
+    for passes in (gpu.dense_passes, functools.partial(PlannedStepOperations.dense_passes, gpu)):
+        arguments, written = passes_arguments(*CHAINS["deep"], dtype, rows=128,
+                                              asarray=gpu.asarray)
+        passes(*arguments)
+        results.append({name: gpu.to_numpy(array) for name, array in written.items()})
+    for name, expected in results[1].items():
+        np.testing.assert_array_equal(results[0][name], expected, err_msg=name)
 
 
 def allocations(run: Any) -> int:

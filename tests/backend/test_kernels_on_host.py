@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import re
 import shutil
 import subprocess
@@ -40,8 +41,10 @@ from gpunet.backend.draw_window import DrawWindow
 from gpunet.backend.graph_step import StateRows, graph_state
 from gpunet.backend.kernels import DENSE_VARIANTS, KERNELS, KernelSpec, dense_kernel
 from gpunet.backend.side_stream import Branches
+from gpunet.backend import block_kernels
 from gpunet.backend.block_kernels import BLOCK_KERNELS, FUSED_ROWS, slices
 from helpers.block_kernel_source import build_host_launch, check_sums
+from helpers.dense_passes import CHAINS, passes_arguments
 from helpers.block_kernel_source import params as block_params
 from helpers.kernel_source import C_TYPES, PLACEHOLDERS, Param, params, render
 
@@ -155,8 +158,10 @@ def bind(ps: list[Param], args: tuple) -> dict[str, np.dtype]:
 
 @pytest.fixture(scope="module")
 def block_launch(tmp_path_factory) -> Run:
-    """``launches.launch`` on the host (tests/helpers/block_kernel_source.py)."""
-    return build_host_launch(tmp_path_factory.mktemp("block_kernels"))
+    """``launches.launch`` on the host (tests/helpers/block_kernel_source.py), with
+    the row chains of CHAINS."""
+    return build_host_launch(tmp_path_factory.mktemp("block_kernels"),
+                             tuple(stages for stages, _, _ in CHAINS.values()))
 
 
 @pytest.fixture(scope="module")
@@ -944,6 +949,81 @@ def test_a_captured_output_stages_column_sums_fork_aside_giving_the_same_bits(ke
     assert log == [("fork", "sums"), ("back", "sums", ["dense_backward_identity"])]
     for got, expected in zip(captured, alone, strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+def passes(kernels: Any, way: str, chain: str, dtype: Any, side: Branches | None = None
+           ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """What a recorded step's ``dense_passes`` of CHAINS[chain] writes, ``way``
+    "chained" (the backend's) or "apart" (the base class's: its parts, each fused
+    as the backend fuses it), captured with branches ``side`` or not; the launches."""
+    from gpunet.backend.planned_step import PlannedStepOperations
+    (x, forwards, output, backwards, state), written = passes_arguments(*CHAINS[chain], dtype)
+    passes = kernels.dense_passes if way == "chained" else functools.partial(
+        PlannedStepOperations.dense_passes, kernels)
+    del LAUNCHED[:]
+    with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
+        patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
+        patch.setattr(kernels, "side", side, raising=False)
+        patch.setattr(sys.modules[type(kernels).__module__].cupy, "cuda",
+                      SimpleNamespace(get_current_stream=lambda: None), raising=False)
+        dz = passes(x, forwards, output, backwards, state)
+    first = backwards[-1]
+    assert dz is (first[2] if first[3] is None else first[3])
+    return written, list(LAUNCHED)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("chain", CHAINS)
+def test_a_recorded_steps_stages_past_the_first_row_by_row_are_them_apart_bit_for_bit(
+        kernels, chain, dtype):
+    """Recorded, ``dense_passes`` runs the first stage's fused product, then the
+    row chain (every later forward, the loss, every backward, in the tiled
+    GEMM's order of each product), then the column sums: every output, mask,
+    logit, loss, hit, gradient, gy, dz and bias gradient those kernels give
+    apart, bit for bit, in rows over more than one block (37)."""
+    stages, _, _ = CHAINS[chain]
+    chained, launched = passes(kernels, "chained", chain, dtype)
+    apart, _ = passes(kernels, "apart", chain, dtype)
+    assert launched[1:] == [block_kernels.chain_name(stages)] + ["dense_backward_identity"] * (
+        len(stages) + 1)
+    for name, expected in apart.items():
+        np.testing.assert_array_equal(chained[name], expected, err_msg=name)
+    assert not np.isnan(chained["dz1" if "dz1" in chained else "gy1"]).any()
+
+
+def test_a_captured_row_chains_column_sums_fork_aside(kernels):
+    """Capturing, the row chain's column sums (the output stage's, then each
+    hidden stage's, last first) go onto the sums' branch, which only the
+    update reads."""
+    side, log = logged_branches()
+    _, launched = passes(kernels, "chained", "deep", np.float32, side)
+    assert log == [("fork", "sums"), ("back", "sums", ["dense_backward_identity"] * 3)]
+    assert launched[:2] == ["gemm_dense_forward_tanh_dropout_from_state",
+                            "dense_rows_tanh_dropout__tanh_dropout"]
+
+
+@pytest.mark.parametrize("why", ["too wide", "not recorded", "no state", "cuBLAS's product"])
+def test_dense_passes_takes_its_parts_beyond_the_row_chain(kernels, why):
+    """Stages wider than ROW_WIDTH, a step not recorded or without a graph
+    step's state, or a product cuBLAS would take: the parts, not the chain."""
+    module = sys.modules[type(kernels).__module__]
+    chain = CHAINS["one hidden stage"]
+    widths = (block_kernels.ROW_WIDTH + 1,) if why == "too wide" else chain[1]
+    (x, forwards, output, backwards, state), _ = passes_arguments(chain[0], widths, chain[2],
+                                                                 np.float32)
+    if why == "no state":  # the batch's targets, losses and hits
+        w, z, bias, targets, scale, g, losses, hits, db = output
+        output = (w, z, bias, targets[5:42], scale, g, losses[5:42], hits[5:42], db)
+    del LAUNCHED[:]
+    with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
+        patch.setattr(kernels, "captured_gemm", None if why == "not recorded" else "cuBLAS",
+                      raising=False)
+        patch.setattr(module.cupy, "matmul", np.matmul, raising=False)
+        if why == "cuBLAS's product":
+            patch.setattr(module, "_tiled", lambda *args: False)
+            patch.setattr(module, "captured_cublas", lambda: NumpyCublas())
+        kernels.dense_passes(x, forwards, output, backwards, None if why == "no state" else state)
+    assert not any(name.startswith("dense_rows") for name in LAUNCHED), LAUNCHED
 
 
 @pytest.mark.parametrize("h_shape, w_shape", [((9, 26), (10, 26)), ((9, 2), (33, 2))],

@@ -20,7 +20,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from gpunet.backend.block_kernels import BLOCK_KERNELS, C_TYPES, PRELUDE
+from gpunet.backend.block_kernels import (BLOCK_KERNELS, C_TYPES, PRELUDE, BlockKernel, chain_name,
+                                          kernel, row_chain_kernel)
 
 HOST_PRELUDE = """\
 #include <cmath>
@@ -64,14 +65,17 @@ def params(text: str) -> list[Param]:
     return out
 
 
-def host_source() -> str:
-    """Every block kernel, and its host launchers for float and double."""
+def host_source(chains: tuple = ()) -> str:
+    """Every block kernel and the row chains of ``chains`` (each a tuple of hidden
+    stages, rows.py), and their host launchers for float and double."""
     parts = [HOST_PRELUDE, PRELUDE]
-    for name, kernel in BLOCK_KERNELS.items():
-        parts.append(kernel.template())
-        names = ", ".join(p.name for p in params(kernel.params))
+    kernels: dict[str, BlockKernel] = {**BLOCK_KERNELS, **{
+        chain_name(stages): row_chain_kernel(stages) for stages in chains}}
+    for name, block in kernels.items():
+        parts.append(block.template())
+        names = ", ".join(p.name for p in params(block.params))
         for c_type in C_TYPES.values():
-            typed = re.sub(r"\bT\b", c_type, kernel.params)
+            typed = re.sub(r"\bT\b", c_type, block.params)
             parts.append(f"""\
 extern "C" void host_{name}_{c_type}(unsigned gx, unsigned gy, unsigned bx, unsigned by,
                                   unsigned bz, {typed})
@@ -83,7 +87,7 @@ extern "C" void host_{name}_{c_type}(unsigned gx, unsigned gy, unsigned bx, unsi
       #pragma omp parallel num_threads(bx * by * bz)
       {{
         if ((unsigned)omp_get_num_threads() != bx * by * bz) abort();
-        {kernel.name}<{c_type}>({names});
+        {block.name}<{c_type}>({names});
       }}
     }}
 }}
@@ -102,7 +106,7 @@ def host_launch(library: ctypes.CDLL) -> Callable[..., None]:
                args: tuple, bound: list | None = None) -> None:
         if bound is not None:  # bound: the same launch again, whatever the stream
             bound.append(lambda stream: launch(name, dtype, grid, block, args))
-        ps = params(BLOCK_KERNELS[name].params)
+        ps = params(kernel(name).params)
         assert len(args) == len(ps), f"{name} takes {len(ps)} arguments, got {len(args)}"
         values: list[Any] = []
         for p, arg in zip(ps, args):
@@ -124,13 +128,13 @@ def host_launch(library: ctypes.CDLL) -> Callable[..., None]:
     return launch
 
 
-def build_host_launch(folder: Path) -> Callable[..., None]:
-    """``host_launch`` of ``host_source()`` compiled with g++ -fopenmp in ``folder``;
-    OpenMP's threads wait passively (a team outnumbers the cores), unless set otherwise
-    before libgomp loaded."""
+def build_host_launch(folder: Path, chains: tuple = ()) -> Callable[..., None]:
+    """``host_launch`` of ``host_source(chains)`` compiled with g++ -fopenmp in
+    ``folder``; OpenMP's threads wait passively (a team outnumbers the cores),
+    unless set otherwise before libgomp loaded."""
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     source, library = folder / "block_kernels.cpp", folder / "block_kernels.so"
-    source.write_text(host_source())
+    source.write_text(host_source(chains))
     build = subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-std=c++17", "-fopenmp",
                             str(source), "-o", str(library)], capture_output=True, text=True)
     assert build.returncode == 0, f"g++ fails:\n{build.stderr}"

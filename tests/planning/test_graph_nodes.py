@@ -16,19 +16,20 @@ from gpunet.planning.step import plan_step
 from helpers.models import model_of
 
 BATCH = 128
-# The deep model's step (784 -> 30 -> 10 -> 10, dropout and tanh twice): per
-# stage but the last its product with its forward (one kernel when tiled), the
-# first reading the batch's rows; the last stage's product with the loss, which
-# also places each sample's loss and hit and sums the bias gradient (one kernel
-# when the product is tiled and short); per stage
-# but the first its weight gradient's product, then its input gradient's with
-# the backward of the stage below (when tiled, one kernel giving that stage's
-# dz, and the column sums of its bias gradient: two); the first stage's weight
-# gradient, reading the batch's rows; one update of the flat parameters that
-# also advances the state. 9 operations, 11 kernels; 12 captured, where the output
-# stage's column sums fork aside as a kernel of their own.
+# The deep model's step (784 -> 30 -> 10 -> 10, dropout and tanh twice), as
+# ``dense_passes`` makes it from its parts: per stage but the last its product with
+# its forward (one kernel when tiled), the first reading the batch's rows; the last
+# stage's product with the loss, which also places each sample's loss and hit and
+# sums the bias gradient (one kernel when the product is tiled and short); per
+# stage but the first, last first, its input gradient's product with the backward
+# of the stage below (when tiled, one kernel giving that stage's dz, and the column
+# sums of its bias gradient: two); then per stage, last first, its weight
+# gradient's product, the first reading the batch's rows; one update of the flat
+# parameters that also advances the state. 9 operations; on a device 11 kernels
+# apart, 12 captured (the output stage's column sums aside); where the stages past
+# the first are narrow, they and the loss are one kernel row by row, with 3 column sums.
 DEEP_STEP = (["gemm_dense_forward"] * 2 + ["gemm_dense_softmax_cross_entropy"]
-             + ["gemm", "gemm_dense_backward"] * 2 + ["gemm", "update_and_advance"])
+             + ["gemm_dense_backward"] * 2 + ["gemm"] * 3 + ["update_and_advance"])
 
 
 def test_the_deep_models_graph_step_is_these_9_operations(numpy_backend):
@@ -46,6 +47,6 @@ def test_the_deep_models_graph_step_is_these_9_operations(numpy_backend):
     assert operations == DEEP_STEP and len(operations) == 9
     # aside: the upper stages' weight gradients, which nothing reads before the update
     aside = [i for i, (_, _, kwargs) in enumerate(calls) if kwargs.get("aside")]
-    assert aside == [3, 5]
+    assert aside == [5, 6]
     assert all(calls[i][2]["out"] is stage.linear.w_grad
                for i, stage in zip(aside, plan.stages[::-1], strict=False))

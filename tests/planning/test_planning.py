@@ -118,14 +118,15 @@ def planned_deep_step(backend, batch=128):
 
 
 def test_a_deep_model_step_is_14_backend_calls(numpy_backend):
-    """The output stage's bias gradient comes with its loss; each backward stage
-    computes its weight gradient, then, but the first, its input gradient."""
+    """The output stage's bias gradient comes with its loss; each stage but the
+    first, last first, passes its input gradient down to the stage below's
+    backward; then each stage's weight gradient, last first."""
     step = planned_deep_step(numpy_backend)
     step()  # the optimizer's state starts on the first step
     calls = counted_calls(numpy_backend, step)
     assert calls == ["gemm", "dense_forward", "gemm", "dense_forward", "gemm",
-                     "dense_softmax_cross_entropy", "gemm", "gemm", "dense_backward",
-                     "gemm", "gemm", "dense_backward", "gemm", "momentum_update"], calls
+                     "dense_softmax_cross_entropy", "gemm", "dense_backward", "gemm",
+                     "dense_backward", "gemm", "gemm", "gemm", "momentum_update"], calls
 
 
 def peak_bytes(run) -> int:

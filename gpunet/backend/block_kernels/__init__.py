@@ -20,17 +20,22 @@ after ``PRELUDE`` (``column_sums``, the one reduction they share), so NVRTC
   gy also gives its dz.
 - grid.py: ``grid_<name>``, the elementwise kernels a recorded step runs
   (kernels.py's rows ``GRID_ROWS`` names), as grid-stride loops.
+- rows.py: ``dense_rows_<stage>__<stage>...``, a model's stages past the first, forward,
+  loss and backward, one kernel row by row (made for the model's stages: ``ROW_CHAINS``).
 - launches.py: the kernels by name, each module built once, and every launch.
 """
 from .gemm import BACKWARD_ROWS, FUSED_ROWS, SLICES, TILE, WAVE_THREADS, slices, tiles
 from .grid import GRID_BLOCKS, GRID_ROWS, GRID_THREADS
-from .launches import (BLOCK_KERNELS, dense_backward, dense_softmax_cross_entropy, gemm,
-                       launch_grid, module, name_expression, source)
+from .launches import (BLOCK_KERNELS, ROW_CHAINS, dense_backward, dense_rows,
+                       dense_softmax_cross_entropy, gemm, kernel, launch_grid, module,
+                       name_expression, row_chain, source)
 from .reductions import COLUMNS, LANES, MAX_LOGITS, OUTPUT_THREADS, PRELUDE
+from .rows import ROW_BLOCK, ROW_WIDTH, chain_name, row_chain_kernel
 from .template import C_TYPES, OPTIONS, BlockKernel
 
 __all__ = ["BACKWARD_ROWS", "BLOCK_KERNELS", "C_TYPES", "COLUMNS", "FUSED_ROWS",
            "GRID_BLOCKS", "GRID_ROWS", "GRID_THREADS", "LANES", "MAX_LOGITS", "OPTIONS",
-           "OUTPUT_THREADS", "PRELUDE", "SLICES", "TILE", "WAVE_THREADS", "BlockKernel",
-           "dense_backward", "dense_softmax_cross_entropy", "gemm", "launch_grid", "module",
-           "name_expression", "slices", "source", "tiles"]
+           "OUTPUT_THREADS", "PRELUDE", "ROW_BLOCK", "ROW_CHAINS", "ROW_WIDTH", "SLICES", "TILE",
+           "WAVE_THREADS", "BlockKernel", "chain_name", "dense_backward", "dense_rows",
+           "dense_softmax_cross_entropy", "gemm", "kernel", "launch_grid", "module",
+           "name_expression", "row_chain", "row_chain_kernel", "slices", "source", "tiles"]

@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..bound_launch import Bound, BoundLaunch
+from ..activations import ACTIVATIONS
 from ..kernels import DENSE_VARIANTS, KERNELS, dense_kernel
 from .gemm import (BACKWARD_ROWS, FUSED_ROWS, GEMM, TILE, fused_gemm, fused_gemm_backward,
                    slices, tiles)
 from .grid import GRID_BLOCKS, GRID_ROWS, GRID_THREADS, grid_kernel
 from .reductions import (COLUMNS, LANES, OUTPUT_THREADS, PRELUDE, dense_backward_kernel,
                          softmax_cross_entropy_kernel)
+from .rows import ROW_BLOCK, ROW_WIDTH, Stage, chain_name, row_chain_kernel
 from .template import C_TYPES, OPTIONS, BlockKernel
 
 if TYPE_CHECKING:
@@ -44,14 +46,31 @@ BLOCK_KERNELS: dict[str, BlockKernel] = {
 }
 
 
+# Each row chain (rows.py) a step has asked for, by name: made for a model's stages.
+ROW_CHAINS: dict[str, BlockKernel] = {}
+
+
+def row_chain(stages: tuple[Stage, ...]) -> str:
+    """The name of the row chain of hidden ``stages``, made once (``ROW_CHAINS``)."""
+    name = chain_name(stages)
+    if name not in ROW_CHAINS:
+        ROW_CHAINS[name] = row_chain_kernel(stages)
+    return name
+
+
+def kernel(name: str) -> BlockKernel:
+    """``BLOCK_KERNELS[name]``, or the row chain of that name."""
+    return BLOCK_KERNELS[name] if name in BLOCK_KERNELS else ROW_CHAINS[name]
+
+
 def source(name: str) -> str:
-    """The CUDA source of ``BLOCK_KERNELS[name]``: the prelude and the template."""
-    return PRELUDE + BLOCK_KERNELS[name].template()
+    """The CUDA source of kernel ``name``: the prelude and the template."""
+    return PRELUDE + kernel(name).template()
 
 
 def name_expression(name: str, dtype: np.dtype) -> str:
     """The instance of ``name``'s template for ``dtype``, e.g. "gpunet_gemm<float>"."""
-    return f"{BLOCK_KERNELS[name].name}<{C_TYPES[dtype]}>"
+    return f"{kernel(name).name}<{C_TYPES[dtype]}>"
 
 
 @functools.cache
@@ -166,3 +185,50 @@ def gemm(a: Array, b: Array, c: Array, *, trans_a: bool = False, trans_b: bool =
             np.int64(a_step), np.int64(b_step), *(() if epilogue is None else epilogue[1])),
            bound)
 
+
+
+def dense_rows(h1: Array, forwards: list[tuple], output: tuple, backwards: list[tuple],
+               state: Array, bound: list[Bound] | None = None) -> None:
+    """The row chain (``rows.row_chain_kernel``) of a model's stages past the
+    first, from ``h1``, the first stage's outputs (rows, n1): per later hidden
+    stage (``forwards``) (w, y, bias, activation, its values, mask, skip,
+    dropout (p, scale) or None), y its output; the output stage (``output``)
+    (w, z, bias, targets, scale, losses, hits, g), from row state[OFFSET] of
+    targets, losses and hits; per hidden stage, last first (``backwards``), (gy,
+    y, mask, dz, activation, its values), dz None without activation or mask.
+    Each product sums in ``gemm``'s order for its blocks there. Every array is
+    C-contiguous, of h1's dtype but losses, hits and state; widths at most
+    ROW_WIDTH."""
+    stages = tuple((activation, mask is not None)
+                   for _, _, mask, _, activation, _ in reversed(backwards))
+    name = row_chain(stages)
+    rows, t = h1.shape[0], h1.dtype.type
+    widths = [gy.shape[1] for gy, *_ in reversed(backwards)]
+    k = output[1].shape[1]
+
+    def sums(depth: int, width: int) -> np.int32:  # a product's slices, as gemm's
+        return np.int32(slices(depth, tiles(rows, width)))
+
+    def scalars(prefix: str, activation: str | None, values: tuple) -> dict:
+        names = ACTIVATIONS[activation].params if activation else ()
+        return {f"{prefix}{name}": t(value) for name, value in zip(names, values)}
+
+    given = {"rows": np.int64(rows), "state": state, "k": np.int64(k), "h1": h1,
+             **{f"n{s}": np.int64(n) for s, n in enumerate(widths, 1)}}
+    for s, (w, y, bias, activation, values, mask, skip, dropout) in enumerate(forwards, 2):
+        p, scale = dropout or (0.0, 0.0)
+        given |= {f"w{s}": w, f"f{s}_slices": sums(widths[s - 2], widths[s - 1]), f"y{s}": y,
+                  f"f{s}_bias": bias, f"f{s}_state": state, f"f{s}_skip": np.uint64(skip),
+                  f"f{s}_p": t(p), f"f{s}_scale": t(scale), f"f{s}_mask": mask,
+                  **scalars(f"f{s}_", activation, values)}
+    w, z, bias, targets, scale, losses, hits, g = output
+    given |= {f"w{len(widths) + 1}": w, "o_slices": sums(widths[-1], k), "o_z": z,
+              "o_bias": bias, "targets": targets, "scale": t(scale), "losses": losses,
+              "hits": hits, "g": g}
+    for s, (gy, y, mask, dz, activation, values) in zip(range(len(widths), 0, -1), backwards):
+        above = k if s == len(widths) else widths[s]
+        given |= {f"b{s}_slices": sums(above, widths[s - 1]), f"b{s}_gy": gy,
+                  f"b{s}_outputs": y, f"b{s}_mask": mask, f"b{s}_dz": dz,
+                  **scalars(f"b{s}_", activation, values)}
+    launch(name, h1.dtype, (-(-rows // ROW_BLOCK),), (ROW_WIDTH, ROW_BLOCK),
+           tuple(given[param] for param in kernel(name).names()), bound)

@@ -24,6 +24,10 @@ class BlockKernel:
     body: str
     alone: bool = False
 
+    def names(self) -> list[str]:
+        """Its parameters' names, in order."""
+        return [param.split()[-1].lstrip("*") for param in self.params.split(", ")]
+
     def template(self) -> str:
         bounds = "1024, 1" if self.alone else "1024"
         return (f"template<typename T>\n__global__ void __launch_bounds__({bounds})"
