@@ -33,7 +33,7 @@ import cupy
 import numpy as np
 
 from . import block_kernels
-from .block_kernels import MAX_LOGITS, ROW_WIDTH, TILE, slices, tiles
+from .block_kernels import MAX_LOGITS, ROW_STAGES, ROW_WIDTH, TILE, slices, tiles
 from .activations import ActivationCall, activation_call
 from .base import FLOAT_DTYPES, Array, Backend, float_rows, row_length
 from .bound_launch import Bound
@@ -357,9 +357,9 @@ class CupyBackend(Backend):
     def _row_chain(self, forwards: list[tuple], output: tuple, backwards: list[tuple],
                    state: Array | None, window: DrawWindow | None) -> bool:
         """Whether ``dense_passes`` takes the row chain: in a recorded step of one
-        process, with hidden stages (but the first) and logits at most ROW_WIDTH
-        wide, every product of it one that would take the tiled kernel, and its
-        arrays as the plan makes them."""
+        process, with at most ROW_STAGES hidden stages, they and the logits at
+        most ROW_WIDTH wide, every product of it one that would take the tiled
+        kernel, and its arrays as the plan makes them."""
         if self.captured_gemm is None or state is None or window is not None or not backwards:
             return False
         z, rows = output[1], output[1].shape[0]
@@ -367,7 +367,7 @@ class CupyBackend(Backend):
         products = [*zip(widths[1:], widths[:-1]), *zip(widths[:-1], widths[1:])]
         arrays = [*(f[i] for f in forwards[1:] for i in (0, 1, 2, 4)), *output[:4], output[5],
                   *(b[i] for b in backwards for i in (0, 1, 2, 3, 4, 6))]
-        return (max(widths) <= ROW_WIDTH
+        return (max(widths) <= ROW_WIDTH and len(backwards) <= ROW_STAGES
                 and (self.captured_gemm != "cuBLAS"
                      or all(_tiled(rows, n, k, False) for n, k in products))
                 and all(x is None or (x.dtype == z.dtype and x.flags.c_contiguous)

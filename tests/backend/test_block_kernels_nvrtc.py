@@ -43,10 +43,10 @@ def ptx_of(nvrtc: Any, name: str, dtype: np.dtype, arch: str) -> str:
 
 
 # Row chains (rows.py) of some models' hidden stages (activation, dropout): the deep
-# model's, one stage, a bare stage between two, every activation.
+# model's, one stage, a bare stage between two, ROW_STAGES of them, every activation.
 CHAINS = [(("tanh", True), ("tanh", True)), (("relu", False),),
           (("sigmoid", True), (None, False), ("leaky_relu", False)),
-          ((None, True), ("tanh", False), ("relu", True))]
+          ((None, True), ("tanh", False), ("relu", True), ("sigmoid", False))]
 KERNELS = [*BLOCK_KERNELS, *(row_chain(stages) for stages in CHAINS)]
 
 

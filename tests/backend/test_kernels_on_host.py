@@ -1002,15 +1002,20 @@ def test_a_captured_row_chains_column_sums_fork_aside(kernels):
                             "dense_rows_tanh_dropout__tanh_dropout"]
 
 
-@pytest.mark.parametrize("why", ["too wide", "not recorded", "no state", "cuBLAS's product"])
+@pytest.mark.parametrize("why", ["too wide", "too many stages", "not recorded", "no state",
+                                 "cuBLAS's product"])
 def test_dense_passes_takes_its_parts_beyond_the_row_chain(kernels, why):
-    """Stages wider than ROW_WIDTH, a step not recorded or without a graph
-    step's state, or a product cuBLAS would take: the parts, not the chain."""
+    """Stages wider than ROW_WIDTH or more than ROW_STAGES of them, a step not
+    recorded or without a graph step's state, or a product cuBLAS would take:
+    the parts, not the chain."""
     module = sys.modules[type(kernels).__module__]
-    chain = CHAINS["one hidden stage"]
-    widths = (block_kernels.ROW_WIDTH + 1,) if why == "too wide" else chain[1]
-    (x, forwards, output, backwards, state), _ = passes_arguments(chain[0], widths, chain[2],
-                                                                 np.float32)
+    stages, widths, k = CHAINS["one hidden stage"]
+    if why == "too wide":
+        widths = (block_kernels.ROW_WIDTH + 1,)
+    elif why == "too many stages":
+        stages, widths = stages * (block_kernels.ROW_STAGES + 1), widths * (
+            block_kernels.ROW_STAGES + 1)
+    (x, forwards, output, backwards, state), _ = passes_arguments(stages, widths, k, np.float32)
     if why == "no state":  # the batch's targets, losses and hits
         w, z, bias, targets, scale, g, losses, hits, db = output
         output = (w, z, bias, targets[5:42], scale, g, losses[5:42], hits[5:42], db)

@@ -30,12 +30,12 @@ from .launches import (BLOCK_KERNELS, ROW_CHAINS, dense_backward, dense_rows,
                        dense_softmax_cross_entropy, gemm, kernel, launch_grid, module,
                        name_expression, row_chain, source)
 from .reductions import COLUMNS, LANES, MAX_LOGITS, OUTPUT_THREADS, PRELUDE
-from .rows import ROW_BLOCK, ROW_WIDTH, chain_name, row_chain_kernel
+from .rows import ROW_BLOCK, ROW_STAGES, ROW_WIDTH, chain_name, row_chain_kernel
 from .template import C_TYPES, OPTIONS, BlockKernel
 
 __all__ = ["BACKWARD_ROWS", "BLOCK_KERNELS", "C_TYPES", "COLUMNS", "FUSED_ROWS",
            "GRID_BLOCKS", "GRID_ROWS", "GRID_THREADS", "LANES", "MAX_LOGITS", "OPTIONS",
-           "OUTPUT_THREADS", "PRELUDE", "ROW_BLOCK", "ROW_CHAINS", "ROW_WIDTH", "SLICES", "TILE",
-           "WAVE_THREADS", "BlockKernel", "chain_name", "dense_backward", "dense_rows",
+           "OUTPUT_THREADS", "PRELUDE", "ROW_BLOCK", "ROW_CHAINS", "ROW_STAGES", "ROW_WIDTH",
+           "SLICES", "TILE", "WAVE_THREADS", "BlockKernel", "chain_name", "dense_backward", "dense_rows",
            "dense_softmax_cross_entropy", "gemm", "kernel", "launch_grid", "module",
            "name_expression", "row_chain", "row_chain_kernel", "slices", "source", "tiles"]

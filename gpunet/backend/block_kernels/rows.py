@@ -5,7 +5,8 @@ product of a small dense model is row-local: row r of a stage's outputs needs
 only row r of its inputs, and so do the output stage, and each backward's gy
 and dz. ``row_chain_kernel`` makes one kernel of them for a model's hidden
 stages: block (ROW_WIDTH, ROW_BLOCK) takes ROW_BLOCK rows, thread (c, r) column
-c of row r, the row between stages in shared memory. In turn: each hidden
+c of row r, the row between stages in shared memory, and so the weights past
+the first stage's, each staged there first as its transpose. In turn: each hidden
 stage past the first, its product and forward (gemm.py's ``forward_epilogue``);
 the last stage's product and the output stage (kernels.py's softmax
 cross-entropy, by thread 0 of the row); each hidden stage's gy and dz, last
@@ -24,6 +25,9 @@ from .gemm import backward_epilogue, forward_epilogue
 from .template import BlockKernel
 
 ROW_WIDTH = 32  # a block's columns: the widest stage a chain takes
+# At most so many hidden stages: the weights past the first stage's, each staged in
+# shared memory as ROW_WIDTH x (ROW_WIDTH + 1) entries, fit its 48 KB in float64.
+ROW_STAGES = 4
 ROW_BLOCK = 8  # a block's rows (ROW_WIDTH * ROW_BLOCK threads: few warps to wait on each other)
 
 Stage = tuple[str | None, bool]  # a hidden stage's (activation, dropout)
@@ -57,13 +61,23 @@ def _share(s: int, value: str) -> list[str]:
             "  __syncthreads();"]
 
 
+def _staged(s: int, rows: str, columns: str) -> list[str]:
+    """w<s> ((``rows``, ``columns``), read coalesced) transposed into shared
+    memory, w<s>t[c][r] = w<s>[r][c]: a thread then reads its column of the
+    weights, or of their transpose, from its own bank."""
+    return [f"  __shared__ T w{s}t[{ROW_WIDTH}][{ROW_WIDTH} + 1];",
+            f"  for (int e = threadIdx.y * blockDim.x + threadIdx.x; e < (int)({rows} * {columns});"
+            " e += blockDim.x * blockDim.y)",
+            f"    w{s}t[e % (int){columns}][e / (int){columns}] = w{s}[e];"]
+
+
 def _forward(s: int, activation: str | None, dropout: bool) -> Part:
     """Hidden stage ``s`` > 1: its product of the row in v with w<s>, its forward
     row (bias, dropout from the state, activation), y and the mask kept in the
     thread's out<s> and keep<s>, then shared in v."""
     spec = KERNELS[dense_kernel("forward", activation, dropout, from_state=dropout)]
     epilogue = forward_epilogue(spec, f"f{s}_", f"y{s}")
-    total = _sum(f"n{s - 1}", f"f{s}_slices", "v[r][l]", f"w{s}[col * n{s - 1} + l]")
+    total = _sum(f"n{s - 1}", f"f{s}_slices", "v[r][l]", f"w{s}t[l][col]")
     keep = [f"keep{s} = mask;"] if dropout else []
     return ([f"const T* __restrict__ w{s}", f"int f{s}_slices", f"T* __restrict__ y{s}",
              *epilogue.params],
@@ -79,7 +93,7 @@ def _output(s: int) -> Part:
     """The last stage (after hidden stage ``s``): its logits, the product of the
     row in v with w<s + 1>, into o_z; then thread 0 of the row: its loss and hit
     at place + row of the epoch's, its gradient g, as kernels.py's row."""
-    total = _sum(f"n{s}", "o_slices", "v[r][l]", f"w{s + 1}[col * n{s} + l]")
+    total = _sum(f"n{s}", "o_slices", "v[r][l]", f"w{s + 1}t[l][col]")
     row = _softmax_cross_entropy("(logits[r][{0}] + o_bias[{0}])".format, hit=True)
     return ([f"const T* __restrict__ w{s + 1}", "int o_slices", "T* __restrict__ o_z",
              "const T* __restrict__ o_bias", "const T* __restrict__ targets", "T scale",
@@ -106,7 +120,7 @@ def _backward(s: int, activation: str | None, dropout: bool, top: bool) -> Part:
     y, keep = ((f"b{s}_outputs[{at}]", f"b{s}_mask[{at}]") if first
                else (f"out{s}", f"keep{s}"))
     dz = "gx" if activation or dropout else "gy"
-    total = _sum(depth, f"b{s}_slices", above, f"w{s + 1}[l * n{s} + col]")
+    total = _sum(depth, f"b{s}_slices", above, f"w{s + 1}t[col][l]")
     return ([f"int b{s}_slices", f"T* __restrict__ b{s}_gy", *epilogue.params],
             [*([] if first else [f"  T dz{s} = T(0);"]),
              f"  if (live && col < n{s}) {{", f"    const T total = {total};",
@@ -131,10 +145,13 @@ def row_chain_kernel(stages: tuple[Stage, ...]) -> BlockKernel:
     params = ["long long rows", "const unsigned long long* __restrict__ state",
               *(f"long long n{s}" for s in range(1, hidden + 1)), "long long k",
               "const T* __restrict__ h1", *(param for piece, _ in pieces for param in piece)]
+    widths = [*(f"n{s}" for s in range(1, hidden + 1)), "k"]
     body = ["  const unsigned col = threadIdx.x, r = threadIdx.y;",
             "  const long long at = (long long)blockIdx.x * blockDim.y + r;",
             "  const bool live = at < rows;",
             f"  __shared__ T v[{ROW_BLOCK}][{ROW_WIDTH} + 1];  // row r of a stage's values",
             "  if (live && col < n1) v[r][col] = h1[at * n1 + col];",
+            *(line for s in range(2, hidden + 2)
+              for line in _staged(s, widths[s - 1], widths[s - 2])),
             "  __syncthreads();", *(line for _, lines in pieces for line in lines)]
     return BlockKernel(f"gpunet_{chain_name(stages)}", ", ".join(params), "\n".join(body))
