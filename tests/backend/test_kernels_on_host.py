@@ -1002,6 +1002,53 @@ def test_a_captured_row_chains_column_sums_fork_aside(kernels):
                             "dense_rows_tanh_dropout__tanh_dropout"]
 
 
+def recorded_deep_step(kernels: Any, cpu: gpunet.Backend, chained: bool
+                       ) -> tuple[list[str], list[np.ndarray]]:
+    """The deep model's graph step at batch 16, warmed up on NumPy, then
+    recorded once on ``kernels`` (the row chain, or with ``chained`` False its
+    parts): the launches, and the parameters, velocity, losses and hits after."""
+    from gpunet.bench.trainers import mnist_like
+    from gpunet.planning.graph import StepGraph
+    from gpunet.planning.step import plan_step
+    from helpers.models import model_of
+    gpunet.seed(0)
+    model = model_of("deep", cpu)
+    gpunet.set_train(model, True)
+    optimizer = gpunet.Momentum(0.5, 0.9)
+    plan = plan_step(model, gpunet.SoftmaxCrossEntropy(), optimizer, cpu, 16)
+    graph = StepGraph(plan, ("stand-in",))
+    x, labels = mnist_like(32)
+    graph.start_epoch(x, gpunet.one_hot_encode(labels, backend=cpu).astype(np.float32), None)
+    graph.step(slice(0, 16))  # the warm-up through the plan makes the optimizer's state
+    graph._write(plan.rates(), cpu.drawn, cpu.key)  # the rates, as the next step puts them
+    module = sys.modules[type(kernels).__module__]
+    del LAUNCHED[:]
+    with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
+        patch.setattr(plan, "backend", kernels)
+        patch.setattr(graph, "backend", kernels)
+        patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
+        patch.setattr(module, "captured_cublas", lambda: NumpyCublas())
+        if not chained:
+            patch.setattr(module.CupyBackend, "_row_chain", lambda *args: False)
+        graph.record()
+    return list(LAUNCHED), [plan.flat.pair[0], *optimizer.state(), graph.losses, graph.hits]
+
+
+def test_a_recorded_deep_step_is_9_kernels_with_its_parts_numbers(kernels, cpu):
+    """A StepPlan's recorded deep step on CupyBackend: the first stage's fused
+    product, the row chain, 3 column sums, 3 weight gradients, the update (9
+    kernels, where its parts are 11); the parameters, velocity, losses and hits
+    of its parts, bit for bit."""
+    launched, chained = recorded_deep_step(kernels, cpu, True)
+    parts, apart = recorded_deep_step(kernels, cpu, False)
+    assert launched == ["gemm_dense_forward_tanh_dropout_from_state",
+                        "dense_rows_tanh_dropout__tanh_dropout", *["dense_backward_identity"] * 3,
+                        "gemm", "gemm", "gemm", "grid_momentum_update_and_advance"]
+    assert len(parts) == 11
+    for got, expected in zip(chained, apart, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("why", ["too wide", "too many stages", "not recorded", "no state",
                                  "cuBLAS's product"])
 def test_dense_passes_takes_its_parts_beyond_the_row_chain(kernels, why):
