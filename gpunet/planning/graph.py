@@ -21,7 +21,7 @@ is not wanted (``graph_gemms``), the same recording is bound once and run eagerl
 as the planned step (``Backend.bind``: on CuPy its launches with their arguments
 built once).
 The host keeps its own counters in step by arithmetic, so the tail batch, run
-eagerly through the layers, draws where it would have.
+by a plan of its own (``PlannedStep``), draws where it would have.
 """
 from __future__ import annotations
 

@@ -128,19 +128,25 @@ def plan_step(model: Layer, loss: Loss, optimizer: Optimizer, backend: Backend,
               batch: int, whole: int | None = None) -> StepPlan | None:
     """The StepPlan for ``model`` when it is dense stages on ``backend`` with one
     flat parameter buffer, ``loss`` softmax cross-entropy and ``optimizer`` one of
-    gpunet's, made once and kept with the model while they stay the same; None
-    otherwise (the step then runs eagerly). A step takes ``batch`` rows, a
-    rank's share of ``whole`` rows when several ranks train (the loss's mean is
-    then over ``whole``)."""
+    gpunet's, made once and kept with the model while they stay the same (a
+    plan for each of the last PLANS_KEPT batch sizes: an epoch's full batches
+    and its tail); None otherwise (the step then runs eagerly). A step takes
+    ``batch`` rows, a rank's share of ``whole`` rows when several ranks train
+    (the loss's mean is then over ``whole``)."""
     stages = dense_stages(model)
     if (stages is None or model.flat() is None or type(loss) is not SoftmaxCrossEntropy
             or type(optimizer) not in OPTIMIZERS):
         return None
-    plan = _PLANS.get(model)
-    key = (stages, optimizer, loss.batch_scale(batch if whole is None else whole), batch)
-    if plan is None or (plan.stages, plan.optimizer, plan.scale, plan.batch) != key:
-        plan = _PLANS[model] = StepPlan(model, stages, loss, optimizer, backend, batch, whole)
+    plans = _PLANS.setdefault(model, {})
+    plan = plans.pop(batch, None)  # put back last: the most recent
+    if plan is None or (plan.stages, plan.optimizer, plan.scale) != (
+            stages, optimizer, loss.batch_scale(batch if whole is None else whole)):
+        plan = StepPlan(model, stages, loss, optimizer, backend, batch, whole)
+    plans[batch] = plan
+    while len(plans) > PLANS_KEPT:
+        del plans[next(iter(plans))]
     return plan
 
 
-_PLANS: weakref.WeakKeyDictionary[Layer, StepPlan] = weakref.WeakKeyDictionary()
+PLANS_KEPT = 2
+_PLANS: weakref.WeakKeyDictionary[Layer, dict[int, StepPlan]] = weakref.WeakKeyDictionary()

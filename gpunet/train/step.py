@@ -112,7 +112,8 @@ def choose_steps(model: Layer, loss: Loss, optimizer: Optimizer, backend: Backen
     """(the step for full batches, the step for the tail) of an epoch over
     ``x``, ``y`` in ``order`` (None: as they are): where the model plans
     (``plan_step``), a GraphStep for one process (replayed as a graph as
-    ``graph`` says) and a PlannedStep for ranks; else an EagerStep; the tail eager."""
+    ``graph`` says) with a PlannedStep for the tail, and PlannedStep for ranks
+    with the tail eager; else an EagerStep."""
     mine = share(slice(0, batch_size), comm.rank, comm.size)
     plan = (plan_step(model, loss, optimizer, backend, mine.stop - mine.start, batch_size)
             if len(x) >= batch_size else None)
@@ -121,7 +122,11 @@ def choose_steps(model: Layer, loss: Loss, optimizer: Optimizer, backend: Backen
     if plan is not None and comm.size == 1:
         device_step = step_graph(plan, graph_gemms(graph, backend))
         device_step.start_epoch(x, y, order)  # it takes the data in the order
-        return GraphStep(device_step), EagerStep(model, loss, optimizer, device_step.rows, comm)
+        tail = len(x) % batch_size
+        tail_plan = plan_step(model, loss, optimizer, backend, tail) if tail else None
+        return GraphStep(device_step), (
+            EagerStep(model, loss, optimizer, device_step.rows, comm) if tail_plan is None
+            else PlannedStep(tail_plan, device_step.rows, comm))
     if order is not None:
         x, y = x[order], y[order]
 

@@ -57,7 +57,7 @@ def train(backend, name, batch_size, graph, *, epochs=3, samples=70, model=None)
             pass
         records += [metrics.losses.copy(), metrics.hits.copy()]
         paths.append(metrics.step_path)
-    plan = gpunet.planning.step._PLANS.get(model)
+    plan = gpunet.planning.step._PLANS.get(model, {}).get(batch_size)
     masks = [m.copy() for m in plan.masks if m is not None] if plan else []
     return [p.copy() for p in model.params()] + records + masks, paths
 
@@ -66,7 +66,7 @@ def train(backend, name, batch_size, graph, *, epochs=3, samples=70, model=None)
 @pytest.mark.parametrize("batch_size", [1, 16, 35])
 def test_graph_replay_gives_the_planned_steps_numbers_bit_for_bit(numpy_backend, numpy_gemm,
                                                                     name, batch_size):
-    """Three shuffled epochs of 70: the tail batch (70 = 4 x 16 + 6) eager, the
+    """Three shuffled epochs of 70: the tail batch (70 = 4 x 16 + 6) planned, the
     per-epoch reseed captured again, dropout notebook-style and inverted."""
     replayed, paths = train(numpy_backend, name, batch_size, "on")
     planned, planned_paths = train(numpy_backend, name, batch_size, "off")
@@ -97,14 +97,14 @@ def test_the_state_advances_by_a_batch_and_its_draws_each_step(numpy_backend):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(graphs.StepGraph, "start_epoch", starting)
         train(numpy_backend, "deep", 16, "on", epochs=2, model=model)
-    plan = gpunet.planning.step._PLANS[model]
+    plan = gpunet.planning.step._PLANS[model][16]
     assert plan.counters == 16 * 30 + 16 * 10  # the deep model's two dropout stages
     assert plan.skips == [0, 16 * 30, 16 * 40]
     graph, epoch_start = graphs._GRAPHS[model], start[-1]
     offset, counter, key = (int(v) for v in graph.state)
     assert list(epoch_start) == [0, 70, numpy_backend.key]  # after the shuffle's 70
     assert (offset, counter, key) == (4 * 16, 70 + 4 * plan.counters, numpy_backend.key)
-    assert numpy_backend.drawn == counter + 6 * 40  # and the eager tail of 6 rows
+    assert numpy_backend.drawn == counter + 6 * 40  # and the planned tail of 6 rows
 
 
 def test_a_new_batch_size_plans_and_captures_again(numpy_backend, numpy_gemm):
@@ -112,9 +112,9 @@ def test_a_new_batch_size_plans_and_captures_again(numpy_backend, numpy_gemm):
     for graph in ("on", "off"):
         model = model_of("relu-dropout", numpy_backend)
         first, _ = train(numpy_backend, None, 16, graph, epochs=1, model=model)
-        plan = gpunet.planning.step._PLANS[model]
+        plan = gpunet.planning.step._PLANS[model][16]
         second, paths = train(numpy_backend, None, 10, graph, epochs=2, model=model)
-        replanned = gpunet.planning.step._PLANS[model]
+        replanned = gpunet.planning.step._PLANS[model][10]
         assert replanned is not plan and replanned.batch == 10
         assert graphs._GRAPHS[model].plan is replanned
         if graph == "on":

@@ -283,3 +283,20 @@ def test_a_tail_share_of_a_planned_shares_size_runs_eagerly(numpy_backend):
     assert paths == ["planned", "eager"]
     for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_model_keeps_plans_for_its_last_two_batch_sizes(numpy_backend):
+    """An epoch's full batches and its tail each keep a plan (PLANS_KEPT); a
+    third batch size drops the one asked for least recently."""
+    model, loss, optimizer = (model_of("deep", numpy_backend), gpunet.SoftmaxCrossEntropy(),
+                              gpunet.Momentum(0.1, 0.9))
+
+    def plan(batch: int) -> planning.StepPlan:
+        return planning.plan_step(model, loss, optimizer, numpy_backend, batch)
+
+    full, tail = plan(16), plan(6)
+    assert plan(16) is full and plan(6) is tail and (full.batch, tail.batch) == (16, 6)
+    assert planning.step.PLANS_KEPT == 2
+    plan(16)
+    plan(10)  # drops 6's, asked for before 16's last time
+    assert plan(16) is full and plan(6) is not tail

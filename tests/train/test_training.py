@@ -5,7 +5,7 @@ import pytest
 import gpunet
 from helpers.arrays import host
 from gpunet.distributed import Communicator
-from gpunet.train import EagerStep, GraphStep, choose_steps, steps
+from gpunet.train import EagerStep, GraphStep, PlannedStep, choose_steps, steps
 from helpers.random_reference import Recorder, device_key, permutation
 
 
@@ -129,16 +129,24 @@ def dropout_problem(backend):
     return small_problem(backend, gpunet.Linear(5, 5, backend=backend), gpunet.Dropout(0.5))
 
 
-@pytest.mark.parametrize("loss, graph, full_kind", [
-    (gpunet.SoftmaxCrossEntropy(), "off", GraphStep),  # one process: not captured
-    (gpunet.SoftmaxCrossEntropy(), "on", GraphStep),
-    (gpunet.SSE(), "on", EagerStep)])  # SSE does not plan: every batch eager
-def test_the_steps_are_chosen_once_per_epoch(numpy_backend, loss, graph, full_kind):
+@pytest.mark.parametrize("loss, graph, full_kind, tail_kind", [
+    (gpunet.SoftmaxCrossEntropy(), "off", GraphStep, PlannedStep),  # one process: not captured
+    (gpunet.SoftmaxCrossEntropy(), "on", GraphStep, PlannedStep),
+    (gpunet.SSE(), "on", EagerStep, EagerStep)])  # SSE does not plan: every batch eager
+def test_the_steps_are_chosen_once_per_epoch(numpy_backend, loss, graph, full_kind, tail_kind):
+    """Where the model plans, the tail batch is planned too, with a plan of its
+    own, the full batches' kept beside it."""
     model, x, y = dropout_problem(numpy_backend)
-    full, tail = choose_steps(model, loss, gpunet.Momentum(0.1), numpy_backend, x, y, 4, None,
-                              graph, Communicator())
-    assert type(full) is full_kind and type(tail) is EagerStep
+    optimizer = gpunet.Momentum(0.1)
+    full, tail = choose_steps(model, loss, optimizer, numpy_backend, x, y, 4, None, graph,
+                              Communicator())
+    assert type(full) is full_kind and type(tail) is tail_kind
     assert (full is tail) == (full_kind is EagerStep)
+    if tail_kind is PlannedStep:
+        assert (full.graph.plan.batch, tail.plan.batch) == (4, len(x) % 4)
+        again, _ = choose_steps(model, loss, optimizer, numpy_backend, x, y, 4, None, graph,
+                                Communicator())
+        assert again.graph is full.graph  # the tail's plan left the full batches' graph alone
 
 
 def test_a_numbered_epoch_draws_from_its_own_stream(numpy_backend):
