@@ -738,6 +738,20 @@ def recording(kernels: Any, way: str, cublas: Any) -> Any:
         yield
 
 
+@contextlib.contextmanager
+def capturing(kernels: Any, side: Branches | None) -> Any:
+    """Inside, ``kernels`` makes its operations as a recorded step does (tiled
+    where ``_tiled`` says) and, given branches ``side``, as a capture does,
+    forking work aside onto them; LAUNCHED starts empty."""
+    del LAUNCHED[:]
+    with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
+        patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
+        patch.setattr(kernels, "side", side, raising=False)
+        patch.setattr(sys.modules[type(kernels).__module__].cupy, "cuda",
+                      SimpleNamespace(get_current_stream=lambda: None), raising=False)
+        yield
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("rows", [False, True], ids=["plain", "rows"])
 @pytest.mark.parametrize("row", FUSED_ROWS)
@@ -842,12 +856,7 @@ def test_a_recorded_backwards_column_sums_fork_aside_while_capturing(kernels):
     g, w, y = (draw(shape, np.float32, seed=seed)
                for shape, seed in (((6, 4), 74), ((4, 3), 75), ((6, 3), 76)))
     side, log = logged_branches()
-    del LAUNCHED[:]
-    with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
-        patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
-        patch.setattr(kernels, "side", side, raising=False)
-        patch.setattr(sys.modules[type(kernels).__module__].cupy, "cuda",
-                      SimpleNamespace(get_current_stream=lambda: None), raising=False)
+    with capturing(kernels, side):
         kernels.gemm_dense_backward(g, w, np.empty((6, 3), np.float32), y,
                                     np.empty((6, 3), np.float32), np.empty(3, np.float32),
                                     activation="tanh")
@@ -890,12 +899,7 @@ def fused_or_apart_output(kernels: Any, way: str, h: np.ndarray, w: np.ndarray, 
     losses, hits = np.full(len(targets), np.nan), np.zeros(len(targets), bool)
     bias, db = draw(k, dtype, -1.0, 1.0, seed=83), np.full(k, np.nan, dtype)
     output = (bias, targets, 0.25, gradient, losses, hits, db, state)
-    del LAUNCHED[:]
-    with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
-        patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
-        patch.setattr(kernels, "side", side, raising=False)
-        patch.setattr(sys.modules[type(kernels).__module__].cupy, "cuda",
-                      SimpleNamespace(get_current_stream=lambda: None), raising=False)
+    with capturing(kernels, side):
         if way == "apart":
             kernels.gemm(h, w, out=z, trans_b=True)
             kernels.dense_softmax_cross_entropy(z, *output)
@@ -960,12 +964,7 @@ def passes(kernels: Any, way: str, chain: str, dtype: Any, side: Branches | None
     (x, forwards, output, backwards, state), written = passes_arguments(*CHAINS[chain], dtype)
     passes = kernels.dense_passes if way == "chained" else functools.partial(
         PlannedStepOperations.dense_passes, kernels)
-    del LAUNCHED[:]
-    with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
-        patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
-        patch.setattr(kernels, "side", side, raising=False)
-        patch.setattr(sys.modules[type(kernels).__module__].cupy, "cuda",
-                      SimpleNamespace(get_current_stream=lambda: None), raising=False)
+    with capturing(kernels, side):
         dz = passes(x, forwards, output, backwards, state)
     first = backwards[-1]
     assert dz is (first[2] if first[3] is None else first[3])
