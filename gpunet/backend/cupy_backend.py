@@ -337,22 +337,13 @@ class CupyBackend(Backend):
         # a recorded step: the first stage, then the rest row by row (block_kernels/rows.py),
         # the column sums, which only the update reads, aside
         h = self.stage_forward(x, forwards[0], state, window)
-        calls = [activation_call(a) if type(a) is str else a
-                 for a in (forward[3] for forward in forwards)]
-        w, z, bias, a, scale, gradient, losses, hits, db = output
-        block_kernels.dense_rows(
-            h, [(w_, y, b_, call and call.name, call.values if call else (), mask, skip, dropout)
-                for (w_, y, b_, _, mask, skip, dropout), call in zip(forwards[1:], calls[1:])],
-            (w, z, bias, a, scale, losses, hits, gradient),
-            [(gy, y, mask, dz, call and call.name, call.values if call else ())
-             for (_, y, gy, dz, _, _, mask), call in zip(backwards, calls[::-1])],
-            state, bound=self.bound)
+        block_kernels.dense_rows(h, forwards[1:], output, backwards, state, bound=self.bound)
+        gradients = [(output[5], output[8]),
+                     *((gy if dz is None else dz, db) for _, _, gy, dz, db, _, _ in backwards)]
         with self._beside("sums"):
-            for dz, sums in ((gradient, db), *((gy if dz is None else dz, db_)
-                                                for _, _, gy, dz, db_, _, _ in backwards)):
-                block_kernels.dense_backward(dz, sums, bound=self.bound)
-        _, _, gy, dz, *_ = backwards[-1]
-        return gy if dz is None else dz
+            for gradient, db in gradients:
+                block_kernels.dense_backward(gradient, db, bound=self.bound)
+        return gradients[-1][0]
 
     def _row_chain(self, forwards: list[tuple], output: tuple, backwards: list[tuple],
                    state: Array | None, window: DrawWindow | None) -> bool:

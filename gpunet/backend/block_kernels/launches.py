@@ -13,12 +13,13 @@ would go as a double, hence the exact NumPy scalars).
 from __future__ import annotations
 
 import functools
+from itertools import count
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..bound_launch import Bound, BoundLaunch
-from ..activations import ACTIVATIONS
+from ..activations import ACTIVATIONS, ActivationCall, activation_call
 from ..kernels import DENSE_VARIANTS, KERNELS, dense_kernel
 from .gemm import (BACKWARD_ROWS, FUSED_ROWS, GEMM, TILE, fused_gemm, fused_gemm_backward,
                    slices, tiles)
@@ -190,45 +191,49 @@ def gemm(a: Array, b: Array, c: Array, *, trans_a: bool = False, trans_b: bool =
 def dense_rows(h1: Array, forwards: list[tuple], output: tuple, backwards: list[tuple],
                state: Array, bound: list[Bound] | None = None) -> None:
     """The row chain (``rows.row_chain_kernel``) of a model's stages past the
-    first, from ``h1``, the first stage's outputs (rows, n1): per later hidden
-    stage (``forwards``) (w, y, bias, activation, its values, mask, skip,
-    dropout (p, scale) or None), y its output; the output stage (``output``)
-    (w, z, bias, targets, scale, losses, hits, g), from row state[OFFSET] of
-    targets, losses and hits; per hidden stage, last first (``backwards``), (gy,
-    y, mask, dz, activation, its values), dz None without activation or mask.
-    Each product sums in ``gemm``'s order for its blocks there. Every array is
+    first, from ``h1``, the first stage's outputs (rows, n1), its arguments
+    those of ``PlannedStepOperations.dense_passes``: per later hidden stage
+    (``forwards``) (w, z, bias, activation, mask, skip, dropout), z its output;
+    the output stage (``output``) (w, z, bias, targets, scale, gradient,
+    losses, hits, db: not summed here), from row state[OFFSET] of targets,
+    losses and hits; per hidden stage, last first (``backwards``), (the
+    weights above, y, gy, dz, db: not summed here, activation, mask). Each
+    product sums in ``gemm``'s order for its blocks there. Every array is
     C-contiguous, of h1's dtype but losses, hits and state; widths at most
     ROW_WIDTH."""
-    stages = tuple((activation, mask is not None)
-                   for _, _, mask, _, activation, _ in reversed(backwards))
-    name = row_chain(stages)
+    calls = [activation_call(a) if type(a) is str else a for *_, a, _ in backwards]
+    name = row_chain(tuple((call and call.name, mask is not None)
+                           for call, (*_, mask) in zip(calls[::-1], backwards[::-1])))
     rows, t = h1.shape[0], h1.dtype.type
-    widths = [gy.shape[1] for gy, *_ in reversed(backwards)]
+    widths = [gy.shape[1] for _, _, gy, *_ in reversed(backwards)]
     k = output[1].shape[1]
 
     def sums(depth: int, width: int) -> np.int32:  # a product's slices, as gemm's
         return np.int32(slices(depth, tiles(rows, width)))
 
-    def scalars(prefix: str, activation: str | None, values: tuple) -> dict:
-        names = ACTIVATIONS[activation].params if activation else ()
-        return {f"{prefix}{name}": t(value) for name, value in zip(names, values)}
+    def scalars(prefix: str, call: ActivationCall | None) -> dict:  # the activation's
+        if call is None:
+            return {}
+        return {f"{prefix}{name}": t(value)
+                for name, value in zip(ACTIVATIONS[call.name].params, call.values)}
 
     given = {"rows": np.int64(rows), "state": state, "k": np.int64(k), "h1": h1,
              **{f"n{s}": np.int64(n) for s, n in enumerate(widths, 1)}}
-    for s, (w, y, bias, activation, values, mask, skip, dropout) in enumerate(forwards, 2):
+    for s, (w, z, bias, _, mask, skip, dropout), call in zip(count(2), forwards,
+                                                             calls[-2::-1]):
         p, scale = dropout or (0.0, 0.0)
-        given |= {f"w{s}": w, f"f{s}_slices": sums(widths[s - 2], widths[s - 1]), f"y{s}": y,
+        given |= {f"w{s}": w, f"f{s}_slices": sums(widths[s - 2], widths[s - 1]), f"y{s}": z,
                   f"f{s}_bias": bias, f"f{s}_state": state, f"f{s}_skip": np.uint64(skip),
                   f"f{s}_p": t(p), f"f{s}_scale": t(scale), f"f{s}_mask": mask,
-                  **scalars(f"f{s}_", activation, values)}
-    w, z, bias, targets, scale, losses, hits, g = output
+                  **scalars(f"f{s}_", call)}
+    w, z, bias, targets, scale, g, losses, hits, _ = output
     given |= {f"w{len(widths) + 1}": w, "o_slices": sums(widths[-1], k), "o_z": z,
               "o_bias": bias, "targets": targets, "scale": t(scale), "losses": losses,
               "hits": hits, "g": g}
-    for s, (gy, y, mask, dz, activation, values) in zip(range(len(widths), 0, -1), backwards):
+    for s, (_, y, gy, dz, _, _, mask), call in zip(count(len(widths), -1), backwards, calls):
         above = k if s == len(widths) else widths[s]
         given |= {f"b{s}_slices": sums(above, widths[s - 1]), f"b{s}_gy": gy,
                   f"b{s}_outputs": y, f"b{s}_mask": mask, f"b{s}_dz": dz,
-                  **scalars(f"b{s}_", activation, values)}
+                  **scalars(f"b{s}_", call)}
     launch(name, h1.dtype, (-(-rows // ROW_BLOCK),), (ROW_WIDTH, ROW_BLOCK),
            tuple(given[param] for param in kernel(name).names()), bound)
