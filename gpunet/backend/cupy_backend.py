@@ -261,9 +261,16 @@ class CupyBackend(Backend):
             (*((y,) if call else ()), *(() if mask is None else (mask,)),
              *map(db.dtype.type, call.values if call else ()), dz))
         _tiled_gemm(g, w, gy, None, [0, 0], self.bound, epilogue)
-        with self._beside("sums"):
-            block_kernels.dense_backward(gy if dz is None else dz, db, bound=self.bound)
+        self._column_sums((gy if dz is None else dz, db))
         return gy if dz is None else dz
+
+    def _column_sums(self, *sums: tuple[Array, Array]) -> None:
+        """Each (gradient, db) of ``sums``: db = the gradient's column sums, a
+        bias gradient, which only the update reads (dense_backward's kernel);
+        while capturing, aside on the sums' branch."""
+        with self._beside("sums"):
+            for gradient, db in sums:
+                block_kernels.dense_backward(gradient, db, bound=self.bound)
 
     def _beside(self, branch: str | None) -> contextlib.AbstractContextManager:
         """Where work aside of kind ``branch`` ("products", "sums"; None: none)
@@ -307,8 +314,7 @@ class CupyBackend(Backend):
                                                   None if aside else db, state=state,
                                                   product=product, bound=self.bound)
         if aside:
-            with self._beside("sums"):
-                block_kernels.dense_backward(gradient, db, bound=self.bound)
+            self._column_sums((gradient, db))
 
     def gemm_dense_softmax_cross_entropy(self, h: Array, w: Array, z: Array, bias: Array,
                                          a: Array, scale: float, gradient: Array,
@@ -338,12 +344,10 @@ class CupyBackend(Backend):
         # the column sums, which only the update reads, aside
         h = self.stage_forward(x, forwards[0], state, window)
         block_kernels.dense_rows(h, forwards[1:], output, backwards, state, bound=self.bound)
-        gradients = [(output[5], output[8]),
-                     *((gy if dz is None else dz, db) for _, _, gy, dz, db, _, _ in backwards)]
-        with self._beside("sums"):
-            for gradient, db in gradients:
-                block_kernels.dense_backward(gradient, db, bound=self.bound)
-        return gradients[-1][0]
+        sums = [(output[5], output[8]),
+                *((gy if dz is None else dz, db) for _, _, gy, dz, db, _, _ in backwards)]
+        self._column_sums(*sums)
+        return sums[-1][0]
 
     def _row_chain(self, forwards: list[tuple], output: tuple, backwards: list[tuple],
                    state: Array | None, window: DrawWindow | None) -> bool:
@@ -353,15 +357,17 @@ class CupyBackend(Backend):
         kernel, and its arrays as the plan makes them."""
         if self.captured_gemm is None or state is None or window is not None or not backwards:
             return False
-        z, rows = output[1], output[1].shape[0]
-        widths = [gy.shape[1] for _, _, gy, *_ in reversed(backwards)] + [z.shape[1]]
+        w, logits, bias, a, _, gradient, _, _, db = output
+        widths = [gy.shape[1] for _, _, gy, *_ in reversed(backwards)] + [logits.shape[1]]
         products = [*zip(widths[1:], widths[:-1]), *zip(widths[:-1], widths[1:])]
-        arrays = [*(f[i] for f in forwards[1:] for i in (0, 1, 2, 4)), *output[:4], output[5],
-                  *(b[i] for b in backwards for i in (0, 1, 2, 3, 4, 6))]
+        arrays = [w, logits, bias, a, gradient, db,  # and each stage's w, z, bias, mask; ...
+                  *(x for forward in forwards[1:] for x in (*forward[:3], forward[4])),
+                  # ... w above, y, gy, dz, db, mask
+                  *(x for backward in backwards for x in (*backward[:5], backward[6]))]
         return (max(widths) <= ROW_WIDTH and len(backwards) <= ROW_STAGES
                 and (self.captured_gemm != "cuBLAS"
-                     or all(_tiled(rows, n, k, False) for n, k in products))
-                and all(x is None or (x.dtype == z.dtype and x.flags.c_contiguous)
+                     or all(_tiled(len(logits), n, k, False) for n, k in products))
+                and all(x is None or (x.dtype == logits.dtype and x.flags.c_contiguous)
                         for x in arrays))
 
     # -- a graph step (graph_step.py): the same operations, one kernel each, a

@@ -36,6 +36,7 @@ from .template import C_TYPES, OPTIONS, BlockKernel
 __all__ = ["BACKWARD_ROWS", "BLOCK_KERNELS", "C_TYPES", "COLUMNS", "FUSED_ROWS",
            "GRID_BLOCKS", "GRID_ROWS", "GRID_THREADS", "LANES", "MAX_LOGITS", "OPTIONS",
            "OUTPUT_THREADS", "PRELUDE", "ROW_BLOCK", "ROW_CHAINS", "ROW_STAGES", "ROW_WIDTH",
-           "SLICES", "TILE", "WAVE_THREADS", "BlockKernel", "chain_name", "dense_backward", "dense_rows",
-           "dense_softmax_cross_entropy", "gemm", "kernel", "launch_grid", "module",
-           "name_expression", "row_chain", "row_chain_kernel", "slices", "source", "tiles"]
+           "SLICES", "TILE", "WAVE_THREADS", "BlockKernel", "chain_name", "dense_backward",
+           "dense_rows", "dense_softmax_cross_entropy", "gemm", "kernel", "launch_grid",
+           "module", "name_expression", "row_chain", "row_chain_kernel", "slices", "source",
+           "tiles"]
