@@ -2,11 +2,12 @@
 CUPTI tracing, which sees CuPy's launches and graph nodes too), epoch wall times,
 and the eager epoch's host work (cProfile).
 
-    PYTHONPATH=. python -m benchmarks.gpu_kernel_profile OUT [MODEL:BATCH[:parts] ...]
+    PYTHONPATH=. python -m benchmarks.gpu_kernel_profile OUT [MODEL:BATCH[:parts][:cold] ...]
 
-(by default the deep and wide models at batch 128 and 1024). A case ending in
-":parts" runs a recorded step's stages past the first as their parts, not the row
-chain (block_kernels/rows.py): the kernels it replaces, to compare in one run.
+(by default the deep and wide models at batch 128 and 1024). A case with ":parts"
+runs a recorded step's stages past the first as their parts, not the row chain
+(block_kernels/rows.py); with ":cold", a captured step does not read the next
+step's rows ahead (block_kernels/ahead.py): what each replaced, to compare in one run.
 """
 from __future__ import annotations
 
@@ -18,27 +19,41 @@ import pstats
 import shutil
 import sys
 import time
-from typing import Any
+from typing import Any, NamedTuple
 from unittest import mock
 
 import gpunet
 from gpunet.bench.trainers import GpunetTrainer, mnist_like
 
-CASES = (("deep", 128, False), ("deep", 1024, False), ("wide", 128, False), ("wide", 1024, False))
 
 
-def main(out: str, cases: tuple[tuple[str, int, bool], ...] = CASES) -> None:
+class Case(NamedTuple):
+    model: str
+    batch: int
+    parts: bool = False  # the stages past the first as their parts, not the row chain
+    cold: bool = False  # no reading ahead: each step's first product reads memory
+
+
+CASES = (Case("deep", 128), Case("deep", 1024), Case("wide", 128), Case("wide", 1024))
+# What each switch of a case turns off: a CupyBackend method, and what stands in for it.
+SWITCHES = {"parts": ("_row_chain", lambda *args: False),
+            "cold": ("read_ahead", lambda *args: None)}
+
+
+def main(out: str, cases: tuple[Case, ...] = CASES) -> None:
     from torch.profiler import ProfilerActivity, profile
 
     from gpunet.backend.cupy_backend import CupyBackend
     backend = gpunet.get_backend("cupy")
     x, labels = mnist_like(60_000)
-    for model, batch, parts in cases:
+    for run in cases:
+        switches = [name for name in SWITCHES if getattr(run, name)]
         for graph in ("off", "on"):
-            with mock.patch.object(CupyBackend, "_row_chain", lambda *args: False) if parts \
-                    else contextlib.nullcontext():
-                trainer = GpunetTrainer(model, batch, x, labels, backend, graph=graph)
-                epoch_of(trainer, out, model, batch, graph + (" parts" if parts else ""),
+            with contextlib.ExitStack() as stack:
+                for name in switches:
+                    stack.enter_context(mock.patch.object(CupyBackend, *SWITCHES[name]))
+                trainer = GpunetTrainer(run.model, run.batch, x, labels, backend, graph=graph)
+                epoch_of(trainer, out, run.model, run.batch, " ".join([graph, *switches]),
                          profile, ProfilerActivity)
     trainer = GpunetTrainer("deep", 128, x, labels, backend, graph="off")
     trainer.epoch()
@@ -80,10 +95,14 @@ def epoch_of(trainer: GpunetTrainer, out: str, model: str, batch: int, graph: st
             shutil.copyfileobj(f, g)
 
 
-def case(text: str) -> tuple[str, int, bool]:
-    """MODEL:BATCH[:parts] as (model, batch, parts)."""
-    model, batch, *parts = text.split(":")
-    return model, int(batch), parts == ["parts"]
+def case(text: str) -> Case:
+    """MODEL:BATCH[:parts][:cold] as a Case; ValueError for a switch not in SWITCHES."""
+    model, batch, *switches = text.split(":")
+    unknown = set(switches) - set(SWITCHES)
+    if unknown:
+        raise ValueError(f"case {text!r}: no switch {', '.join(sorted(unknown))} "
+                         f"(there are {', '.join(SWITCHES)})")
+    return Case(model, int(batch), **{name: True for name in switches})
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ after ``probe_cuda()`` said a device is usable.
 A graph step (``gpunet/planning/graph.py``) is recorded: run eagerly
 (``run_step``), captured as a CUDA graph on a stream of its own and launched on
 the current one (``capture``; its ``aside`` products, and the column sums of
-its fused backwards and of its output stage's gradient, each kind on a stream of
-its own, branches of the graph), or
+its fused backwards and of its output stage's gradient, and its asking L2 for
+the next step's rows, each kind on a stream of its own, branches of the graph), or
 bound once and replayed eagerly, the planned step
 (``bind``). Under capture nothing may allocate (the pool's addresses are baked
 into the graph) and CuPy's cuBLAS bindings refuse to run, so a recorded step's
@@ -273,7 +273,7 @@ class CupyBackend(Backend):
                 block_kernels.dense_backward(gradient, db, bound=self.bound)
 
     def _beside(self, branch: str | None) -> contextlib.AbstractContextManager:
-        """Where work aside of kind ``branch`` ("products", "sums"; None: none)
+        """Where work aside of kind ``branch`` ("products", "sums", "ahead"; None: none)
         goes: forked onto that branch's stream while capturing
         (``side_stream.py``), else on the current stream."""
         if branch is not None and self.side is not None:
@@ -344,6 +344,7 @@ class CupyBackend(Backend):
         # the column sums, which only the update reads, aside
         h = self.stage_forward(x, forwards[0], state, window)
         block_kernels.dense_rows(h, forwards[1:], output, backwards, state, bound=self.bound)
+        self.read_ahead(x, output[3])
         sums = [(output[5], output[8]),
                 *((gy if dz is None else dz, db) for _, _, gy, dz, db, _, _ in backwards)]
         self._column_sums(*sums)
@@ -380,6 +381,20 @@ class CupyBackend(Backend):
                                   (data, rows.state, np.int64(data.shape[1]), buffer),
                                   bound=self.bound)
         return buffer
+
+    def read_ahead(self, x: Array, targets: Array) -> None:
+        """While capturing, one kernel on a branch of its own asks L2 for the next
+        step's rows of x's data and of the targets (block_kernels/ahead.py), so
+        that step's first product waits on L2, not on memory; else nothing: in a
+        bound step its launch would cost the host more than the device gains."""
+        if self.side is None or type(x) is not StateRows:
+            return
+        data = x.data
+        if (targets.dtype != data.dtype or targets.ndim != 2 or len(targets) != len(data)
+                or not targets.flags.c_contiguous):
+            return  # a hint: not for arrays the kernel would read wrong
+        with self._beside("ahead"):
+            block_kernels.read_ahead(data, targets, x.state, x.batch)
 
     def update_and_advance(self, param: Array, grad: Array, velocity: Array | None,
                            rates: Array, scratch: Array, state: Array, delta: Array) -> None:

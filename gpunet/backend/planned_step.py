@@ -44,6 +44,7 @@ class PlannedStepOperations:
     key: int
 
     gemm: Callable[..., Array]
+    read_ahead: Callable[[Array, Array], None]  # GraphStepOperations'
 
     def gemm_dense_forward(self, h: Array, w: Array, z: Array, bias: Array, *,
                            activation: str | ActivationCall | None = None,
@@ -151,13 +152,16 @@ class PlannedStepOperations:
         the last stage's ``gemm_dense_softmax_cross_entropy`` (``output``: w, z,
         bias, a, scale, gradient, losses, hits, db), then, last first, each
         hidden stage's ``gemm_dense_backward`` (``backwards``: the weights of the
-        stage above, y, gy, dz, db, activation, mask). Returns the first stage's
-        dz (the gradient, with no hidden stage). Where a device's stages past
-        the first are narrow, those are one kernel, row by row."""
+        stage above, y, gy, dz, db, activation, mask). Between the loss and the
+        backwards, a graph step asks for its next rows (``read_ahead``). Returns
+        the first stage's dz (the gradient, with no hidden stage). Where a
+        device's stages past the first are narrow, those are one kernel, row by
+        row."""
         h = x
         for forward in forwards:
             h = self.stage_forward(h, forward, state, window)
         self.gemm_dense_softmax_cross_entropy(h, *output, state, classes)
+        self.read_ahead(x, output[3])
         dz = output[5]
         for w, y, gy, dz_down, db, activation, mask in backwards:
             dz = self.gemm_dense_backward(dz, w, gy, y, dz_down, db, activation=activation,

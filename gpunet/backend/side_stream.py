@@ -2,14 +2,15 @@
 
 A step's kernels form a chain, each reading what the one before wrote, but for
 the weight gradients of the upper stages (``gemm``'s ``aside``) and the bias
-gradients' column sums (``gemm_dense_backward``'s, the output stage's):
-nothing reads those before the update. Captured on a stream of their own,
-forked from the capture's stream by an event and joined back by another before
-the update, each kind becomes a branch of the CUDA graph that runs beside the
-chain and beside the other (CUDA's cross-stream capture: ``cudaEventRecord`` on
-the capturing stream, then ``cudaStreamWaitEvent`` on the other, draws it into
-the capture). The numbers are the same: no kernel of a branch writes what the
-chain or the other branch reads.
+gradients' column sums (``gemm_dense_backward``'s, the output stage's), which
+nothing reads before the update, and the next step's rows asked of the cache
+(``read_ahead``), which nothing reads. Captured on a stream of their own, forked
+from the capture's stream by an event and joined back by another before the
+update, each kind becomes a branch of the CUDA graph that runs beside the chain
+and beside the others (CUDA's cross-stream capture: ``cudaEventRecord`` on the
+capturing stream, then ``cudaStreamWaitEvent`` on the other, draws it into the
+capture). The numbers are the same: no kernel of a branch writes what the chain
+or another branch reads.
 """
 from __future__ import annotations
 
@@ -49,10 +50,11 @@ class SideStream:
 
 class Branches(NamedTuple):
     """A capture's side streams, one a kind of work aside: the weight
-    gradients' products, and the bias gradients' column sums."""
+    gradients' products, the bias gradients' column sums, and reading ahead."""
 
     products: SideStream
     sums: SideStream
+    ahead: SideStream
 
     def join(self, main: Stream) -> None:
         """``main``'s later work waits for what either branch was given."""

@@ -9,7 +9,8 @@ rows, its dropout counter and key from a state on the device, trains
 (``StepPlan.run``), places its losses and hits at its offset, and updates with
 the optimizer's rates, also on the device, advancing the state
 (``update_and_advance``): so one recording serves every full batch of every
-epoch. After a warm-up step through the plan (which makes the optimizer's
+epoch. Beside it, a captured step asks the device's cache for the next step's
+rows (``read_ahead``). After a warm-up step through the plan (which makes the optimizer's
 state) and one recorded step run eagerly (which makes what a capture may not:
 compiled kernels, cuBLAS's calls' arguments), the backend captures it
 (``capture``: a CUDA graph on CuPy; on NumPy calls bound once, its stages in C,

@@ -6,8 +6,9 @@ with their ``launch`` replaced by the host's, which refuses an argument CuPy
 would pass wrong. Checked, float32 and float64: dense_backward against the NumPy
 backend's, the output stage against its dense_softmax_cross_entropy (and the
 gradient's column sums), at place 0 and at a graph state's offset; gemm
-against np.matmul, every transpose, tiles cut short, offsets, k = 0; and that
-every column sum is bit for bit the documented order's, whatever the block.
+against np.matmul, every transpose, tiles cut short, offsets, k = 0; that
+every column sum is bit for bit the documented order's, whatever the block;
+and the lines read_ahead asks L2 for.
 Not checked: CUDA's own scheduling, its libm, fused multiply-adds, or speed.
 """
 from __future__ import annotations
@@ -23,8 +24,9 @@ import gpunet
 from gpunet.backend import block_kernels
 from gpunet.backend.activations import ACTIVATIONS
 from gpunet.backend.block_kernels import GRID_BLOCKS, GRID_THREADS, LANES, SLICES, TILE
+from gpunet.backend.block_kernels.ahead import LINE
 from gpunet.backend.graph_step import OFFSET, STATE_SIZE
-from helpers.block_kernel_source import build_host_launch, check_sums
+from helpers.block_kernel_source import build_host_launch, check_sums, prefetched
 
 if shutil.which("g++") is None:
     pytest.skip("g++ is not on PATH, so the block kernels cannot be compiled for the host "
@@ -42,11 +44,11 @@ GRAD_EXTREMES = ((0.0, np.inf), (-1.0, np.nan), (2.0, np.inf), (np.nan, 1.0), (-
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory) -> None:
-    """block_kernels.launches.launch replaced by the host's, for the module."""
+    """block_kernels.launches.launch replaced by the host's, for the module; it is given."""
     launch = build_host_launch(tmp_path_factory.mktemp("block_kernels"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(block_kernels.launches, "launch", launch)
-        yield
+        yield launch
 
 
 @pytest.fixture
@@ -321,3 +323,28 @@ def test_a_grid_kernel_takes_a_thread_an_element_in_at_most_grid_blocks(monkeypa
                                                 ((2,), (GRID_THREADS,)),
                                                 ((GRID_BLOCKS,), (GRID_THREADS,))]
     assert [args[4] for args in launched] == [("z", np.int64(n), np.int64(3)) for n in sizes]
+
+
+def lines(array: np.ndarray, first: int, end: int) -> list[int]:
+    """The addresses of the L2 lines holding rows first..end of ``array``, each
+    as read_ahead asks for it: its first byte's, then a line on."""
+    start, stop = (array.ctypes.data + row * array.strides[0] for row in (first, end))
+    return list(range(start // LINE * LINE, stop, LINE)) if first < end else []
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("offset, batch", [(0, 30), (30, 30), (60, 30), (69, 30), (70, 30),
+                                           (99, 30), (0, 1), (98, 1), (99, 1)])
+def test_read_ahead_asks_l2_for_each_line_of_the_next_steps_rows_once(host, offset, batch,
+                                                                      dtype):
+    """With the state at row ``offset``, the lines of rows offset + batch up to
+    offset + 2 batch of the inputs and of the targets, but none past the last
+    row; each once, and nothing written."""
+    x, y = draw((100, 37), dtype, -1, 1, seed=70), draw((100, 3), dtype, -1, 1, seed=71)
+    before, state = (x.copy(), y.copy()), state_at(offset)
+    prefetched(host)  # none from before
+    block_kernels.read_ahead(x, y, state, batch)
+    first, end = offset + batch, min(offset + 2 * batch, len(x))
+    assert sorted(prefetched(host)) == sorted(lines(x, first, end) + lines(y, first, end))
+    for got, was in zip((x, y), before):
+        np.testing.assert_array_equal(got, was)

@@ -445,6 +445,23 @@ def test_a_recorded_steps_row_chain_matches_its_parts(gpu, monkeypatch, dtype, p
         np.testing.assert_array_equal(results[0][name], expected, err_msg=name)
 
 
+@pytest.mark.parametrize("offset", [0, 100, 150, 199, 200])
+def test_read_ahead_runs_up_to_the_last_row_and_changes_nothing(gpu, offset):
+    """read_ahead from a state near the end of the epoch's arrays (the next rows
+    there, some of them, none): it runs, allocates nothing and leaves the inputs
+    and targets as they were."""
+    from gpunet.backend import block_kernels
+    from gpunet.backend.graph_step import graph_state
+    x = np.random.default_rng(3).uniform(-1, 1, (200, 784)).astype(np.float32)
+    y = np.eye(10, dtype=np.float32)[np.arange(200) % 10]
+    inputs, targets = gpu.asarray(x), gpu.asarray(y)
+    state = gpu.xp.asarray(graph_state(offset, 0, 0))
+    assert allocations(lambda: block_kernels.read_ahead(inputs, targets, state, 64)) == 0
+    gpu.synchronize()
+    np.testing.assert_array_equal(gpu.to_numpy(inputs), x)
+    np.testing.assert_array_equal(gpu.to_numpy(targets), y)
+
+
 def allocations(run: Any) -> int:
     """How many device arrays ``run()`` allocates: CuPy's memory hooks see each."""
     import cupy

@@ -1001,11 +1001,12 @@ def test_a_captured_row_chains_column_sums_fork_aside(kernels):
                             "dense_rows_tanh_dropout__tanh_dropout"]
 
 
-def recorded_deep_step(kernels: Any, cpu: gpunet.Backend, chained: bool
-                       ) -> tuple[list[str], list[np.ndarray]]:
+def recorded_deep_step(kernels: Any, cpu: gpunet.Backend, chained: bool,
+                       side: Branches | None = None) -> tuple[list[str], list[np.ndarray], Any]:
     """The deep model's graph step at batch 16, warmed up on NumPy, then
     recorded once on ``kernels`` (the row chain, or with ``chained`` False its
-    parts): the launches, and the parameters, velocity, losses and hits after."""
+    parts), as a capture with branches ``side`` records it if given: the
+    launches, the parameters, velocity, losses and hits after, and the StepGraph."""
     from gpunet.bench.trainers import mnist_like
     from gpunet.planning.graph import StepGraph
     from gpunet.planning.step import plan_step
@@ -1016,7 +1017,7 @@ def recorded_deep_step(kernels: Any, cpu: gpunet.Backend, chained: bool
     optimizer = gpunet.Momentum(0.5, 0.9)
     plan = plan_step(model, gpunet.SoftmaxCrossEntropy(), optimizer, cpu, 16)
     graph = StepGraph(plan, ("stand-in",))
-    x, labels = mnist_like(32)
+    x, labels = mnist_like(48)  # a warm-up step, the recorded one, and the rows after
     graph.start_epoch(x, gpunet.one_hot_encode(labels, backend=cpu).astype(np.float32), None)
     graph.step(slice(0, 16))  # the warm-up through the plan makes the optimizer's state
     graph._write(plan.rates(), cpu.drawn, cpu.key)  # the rates, as the next step puts them
@@ -1027,10 +1028,14 @@ def recorded_deep_step(kernels: Any, cpu: gpunet.Backend, chained: bool
         patch.setattr(graph, "backend", kernels)
         patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
         patch.setattr(module, "captured_cublas", lambda: NumpyCublas())
+        patch.setattr(kernels, "side", side, raising=False)
+        patch.setattr(module.cupy, "cuda", SimpleNamespace(get_current_stream=lambda: None),
+                      raising=False)
         if not chained:
             patch.setattr(module.CupyBackend, "_row_chain", lambda *args: False)
         graph.record()
-    return list(LAUNCHED), [plan.flat.pair[0], *optimizer.state(), graph.losses, graph.hits]
+    return (list(LAUNCHED), [plan.flat.pair[0], *optimizer.state(), graph.losses, graph.hits],
+            graph)
 
 
 def test_a_recorded_deep_step_is_9_kernels_with_its_parts_numbers(kernels, cpu):
@@ -1038,14 +1043,50 @@ def test_a_recorded_deep_step_is_9_kernels_with_its_parts_numbers(kernels, cpu):
     product, the row chain, 3 column sums, 3 weight gradients, the update (9
     kernels, where its parts are 11); the parameters, velocity, losses and hits
     of its parts, bit for bit."""
-    launched, chained = recorded_deep_step(kernels, cpu, True)
-    parts, apart = recorded_deep_step(kernels, cpu, False)
+    launched, chained, _ = recorded_deep_step(kernels, cpu, True)
+    parts, apart, _ = recorded_deep_step(kernels, cpu, False)
     assert launched == ["gemm_dense_forward_tanh_dropout_from_state",
                         "dense_rows_tanh_dropout__tanh_dropout", *["dense_backward_identity"] * 3,
                         "gemm", "gemm", "gemm", "grid_momentum_update_and_advance"]
     assert len(parts) == 11
     for got, expected in zip(chained, apart, strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("chained", [True, False], ids=["row chain", "parts"])
+def test_a_captured_deep_step_reads_the_next_rows_ahead_on_a_branch_of_its_own(
+        kernels, cpu, block_launch, chained):
+    """Capturing, a deep step asks L2 for the lines of the next step's rows of the
+    epoch's inputs and targets, by one kernel forked onto the ahead branch after
+    its loss and joined before the update (10 kernels with the row chain, 13
+    with its parts); the numbers of the step not captured, bit for bit. Not
+    capturing, it asks for nothing."""
+    from helpers.block_kernel_source import prefetched
+    eager_launched, eager, _ = recorded_deep_step(kernels, cpu, chained)
+    assert "read_ahead" not in eager_launched and prefetched(block_launch) == []
+    side, log = logged_branches()
+    launched, captured, graph = recorded_deep_step(kernels, cpu, chained, side)
+    loss = next(i for i, name in enumerate(launched) if name.startswith("dense_rows")
+                or "softmax" in name)
+    # after the loss: the row chain's, or the output stage's and its column sums (forked aside)
+    assert launched.count("read_ahead") == 1
+    assert launched.index("read_ahead") == loss + (1 if chained else 2)
+    assert len(launched) == (10 if chained else 13)
+    assert [entry for entry in log if entry[1] == "ahead"] == [
+        ("fork", "ahead"), ("back", "ahead", ["read_ahead"]), ("join", "ahead")]
+    assert log.index(("join", "ahead")) > log.index(("back", "ahead", ["read_ahead"]))
+    assert sorted(prefetched(block_launch)) == sorted(
+        [line for data in (graph.x, graph.y) for line in lines_of(data[32:48])])
+    for got, expected in zip(captured, eager, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+def lines_of(rows: np.ndarray) -> list[int]:
+    """The addresses of the L2 lines holding C-contiguous ``rows``, each as
+    read_ahead asks for it: its first byte's, then a line on."""
+    from gpunet.backend.block_kernels.ahead import LINE
+    start = rows.ctypes.data
+    return list(range(start // LINE * LINE, start + rows.nbytes, LINE))
 
 
 @pytest.mark.parametrize("why", ["too wide", "too many stages", "not recorded", "no state",
@@ -1182,7 +1223,7 @@ class LoggedSide:
 
 def logged_branches() -> tuple[Branches, list]:
     log: list = []
-    return Branches(LoggedSide("products", log), LoggedSide("sums", log)), log
+    return Branches(*(LoggedSide(name, log) for name in Branches._fields)), log
 
 
 def test_a_captured_product_aside_forks_onto_the_side_stream_until_the_update(kernels):
@@ -1214,7 +1255,7 @@ def test_a_captured_product_aside_forks_onto_the_side_stream_until_the_update(ke
         check_product(long, long_a.T, long_a)
         assert len(cublas.operands) == 1
     assert logged == [("fork", "products"), ("back", "products", ["gemm"]),
-                      ("join", "products"), ("join", "sums")]
+                      ("join", "products"), ("join", "sums"), ("join", "ahead")]
 
 
 @covers("sgd_update_and_advance", "momentum_update_and_advance")

@@ -57,7 +57,7 @@ def test_branches_join_each_and_forget_what_a_failed_capture_left_forked():
     log: list = []
     branches = Branches(*(SideStream(Logged(name, log), Logged(f"{name} forked", log),
                                      Logged(f"{name} joined", log))
-                          for name in ("products", "sums")))
+                          for name in Branches._fields))
     main = Logged("main", log)
     with branches.sums.fork(main):
         pass

@@ -42,6 +42,25 @@ static inline dim3 thread_index()
 #define __device__
 #define __shared__ static
 #define __syncthreads() _Pragma("omp barrier")
+// DEVICE_PRELUDE's: each line asked of L2 noted, up to PREFETCHES_KEPT, and counted
+#define PREFETCHES_KEPT (1 << 16)
+static unsigned long long prefetched[PREFETCHES_KEPT];
+static long long prefetches;
+static inline void prefetch_l2(const void* p)
+{
+  #pragma omp critical
+  {
+    if (prefetches < PREFETCHES_KEPT) prefetched[prefetches] = (unsigned long long)p;
+    ++prefetches;
+  }
+}
+extern "C" long long host_prefetched(unsigned long long* out)
+{
+  const long long n = prefetches;
+  for (long long i = 0; i < n && i < PREFETCHES_KEPT; ++i) out[i] = prefetched[i];
+  prefetches = 0;
+  return n;
+}
 """
 # The C types a parameter may have, as NumPy scalars (by value) or arrays (pointers).
 SCALARS = {"long long": np.int64, "int": np.int32, "unsigned long long": np.uint64,
@@ -125,7 +144,19 @@ def host_launch(library: ctypes.CDLL) -> Callable[..., None]:
         function.argtypes = [ctypes.c_uint] * 5 + [
             ctypes.c_void_p if p.pointer else type(v) for p, v in zip(ps, values)]
         function(gx, gy, bx, by, bz, *values)
+    launch.library = library
     return launch
+
+
+def prefetched(launch: Callable[..., None]) -> list[int]:
+    """The addresses ``host_launch``'s kernels asked L2 for (``prefetch_l2``),
+    in no order, since this was last asked."""
+    library = launch.library
+    out = (ctypes.c_ulonglong * (1 << 16))()
+    library.host_prefetched.restype = ctypes.c_longlong
+    count = library.host_prefetched(out)
+    assert count <= len(out), f"{count} lines asked of L2: more than the host keeps"
+    return list(out[:count])
 
 
 def build_host_launch(folder: Path, chains: tuple = ()) -> Callable[..., None]:

@@ -21,6 +21,7 @@ import numpy as np
 from ..bound_launch import Bound, BoundLaunch
 from ..activations import ACTIVATIONS, ActivationCall, activation_call
 from ..kernels import DENSE_VARIANTS, KERNELS, dense_kernel
+from .ahead import AHEAD_THREADS, DEVICE_PRELUDE, READ_AHEAD, ahead_blocks
 from .gemm import (BACKWARD_ROWS, FUSED_ROWS, GEMM, TILE, fused_gemm, fused_gemm_backward,
                    slices, tiles)
 from .grid import GRID_BLOCKS, GRID_ROWS, GRID_THREADS, grid_kernel
@@ -41,6 +42,7 @@ BLOCK_KERNELS: dict[str, BlockKernel] = {
        f"{'_from_state' if from_state else ''}": softmax_cross_entropy_kernel(from_state, product)
        for product in (False, True) for from_state in (False, True)},
     "gemm": GEMM,
+    "read_ahead": READ_AHEAD,
     **{f"grid_{name}": grid_kernel(KERNELS[name], *shape) for name, shape in GRID_ROWS.items()},
     **{f"gemm_{name}": fused_gemm(KERNELS[name]) for name in FUSED_ROWS},
     **{f"gemm_{row}": fused_gemm_backward(*variant) for row, variant in BACKWARD_ROWS.items()},
@@ -65,8 +67,8 @@ def kernel(name: str) -> BlockKernel:
 
 
 def source(name: str) -> str:
-    """The CUDA source of kernel ``name``: the prelude and the template."""
-    return PRELUDE + kernel(name).template()
+    """The CUDA source of kernel ``name``: the preludes and the template."""
+    return PRELUDE + DEVICE_PRELUDE + kernel(name).template()
 
 
 def name_expression(name: str, dtype: np.dtype) -> str:
@@ -186,6 +188,16 @@ def gemm(a: Array, b: Array, c: Array, *, trans_a: bool = False, trans_b: bool =
             np.int64(a_step), np.int64(b_step), *(() if epilogue is None else epilogue[1])),
            bound)
 
+
+def read_ahead(inputs: Array, targets: Array, state: Array, batch: int,
+               bound: list[Bound] | None = None) -> None:
+    """Ask L2 for rows state[OFFSET] + ``batch`` on (``batch`` of them, those there
+    are) of the epoch's ``inputs`` and ``targets`` (C-contiguous, row for row, of
+    one dtype): the next step's (ahead.py)."""
+    lengths = (inputs.shape[1], targets.shape[1])
+    launch("read_ahead", inputs.dtype, (ahead_blocks(batch, lengths, inputs.dtype.itemsize),),
+           (AHEAD_THREADS,), (inputs, np.int64(lengths[0]), targets, np.int64(lengths[1]),
+                              np.int64(len(inputs)), np.int64(batch), state), bound)
 
 
 def dense_rows(h1: Array, forwards: list[tuple], output: tuple, backwards: list[tuple],
