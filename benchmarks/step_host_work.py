@@ -19,13 +19,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import importlib.util
 import statistics
 import sys
 import time
 import types
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -76,27 +74,27 @@ def no_op(*args: Any, bound: list | None = None, **kwargs: Any) -> None:
 
 def stub_backend() -> Any:
     """``CupyBackend`` loaded over ``stand_in_cupy()``, its kernels ``NoOpKernel``s."""
-    import gpunet.backend as backends
+    from benchmarks.backend_files import CUPY_BACKEND_FILES, fresh_backend_modules
 
     saved = sys.modules.get("cupy")
     sys.modules["cupy"] = stand_in_cupy()
     try:
-        spec = importlib.util.spec_from_file_location(
-            "gpunet.backend._cupy_backend_over_no_ops",
-            Path(backends.__file__).with_name("cupy_backend.py"))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        modules = fresh_backend_modules(*CUPY_BACKEND_FILES)
     finally:
         if saved is None:
             del sys.modules["cupy"]
         else:
             sys.modules["cupy"] = saved
-    module.elementwise = functools.cache(NoOpKernel)  # not kernels.py's cache of real ones
-    module.block_kernels = types.SimpleNamespace(dense_backward=no_op, dense_rows=no_op,
-                                                 gemm=no_op, dense_softmax_cross_entropy=no_op,
-                                                 launch_grid=no_op)
-    module.captured_cublas = functools.cache(NoOpCublas)
-    backend = module.CupyBackend()
+    stubs = {"elementwise": functools.cache(NoOpKernel),  # not kernels.py's cache of real ones
+             "block_kernels": types.SimpleNamespace(dense_backward=no_op, dense_rows=no_op,
+                                                    gemm=no_op, dense_softmax_cross_entropy=no_op,
+                                                    launch_grid=no_op),
+             "captured_cublas": functools.cache(NoOpCublas)}
+    for module in modules[1:]:  # CupyBackend's own, not cublas_capture's
+        for name, stub in stubs.items():
+            if hasattr(module, name):
+                setattr(module, name, stub)
+    backend = modules[-1].CupyBackend()
     backend.restart(0)
     return backend
 

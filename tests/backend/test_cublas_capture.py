@@ -12,7 +12,7 @@ import types
 import numpy as np
 import pytest
 
-from helpers.backend_files import fresh_backend_module
+from benchmarks.backend_files import fresh_backend_modules
 
 OP_N, OP_T = 0, 1
 
@@ -79,7 +79,7 @@ def cublas(request, monkeypatch):
     cupy = types.ModuleType("cupy")
     cupy.cuda = types.SimpleNamespace(device=types.SimpleNamespace(get_cublas_handle=lambda: 7))
     monkeypatch.setitem(sys.modules, "cupy", cupy)
-    module = fresh_backend_module("cublas_capture.py", "gpunet.backend._cublas_capture_over_python")
+    (module,) = fresh_backend_modules("cublas_capture.py")
     library, dtype = PythonCublas(request.param), np.dtype(request.param)
     captured = object.__new__(module.CapturedCublas)
     captured.functions = {dtype: library.gemm}

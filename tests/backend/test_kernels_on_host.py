@@ -164,6 +164,15 @@ def block_launch(tmp_path_factory) -> Run:
                              tuple(stages for stages, _, _ in CHAINS.values()))
 
 
+def patch_cupy(patch: pytest.MonkeyPatch, name: str, value: Any) -> None:
+    """``name`` set to ``value`` by ``patch`` in each module of CupyBackend's that
+    has it (cupy_backend.py, cupy_planned_step.py, cupy_graph_step.py)."""
+    from gpunet.backend import cupy_backend, cupy_graph_step, cupy_planned_step
+    for module in (cupy_backend, cupy_planned_step, cupy_graph_step):
+        if hasattr(module, name):
+            patch.setattr(module, name, value)
+
+
 @pytest.fixture(scope="module")
 def kernels(run, block_launch) -> Any:
     """gpunet's own CupyBackend, with CuPy swapped out of its module for the
@@ -191,10 +200,10 @@ def kernels(run, block_launch) -> Any:
                 ran.add(name.removeprefix("grid_"))
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cupy_backend, "cupy", SimpleNamespace(empty=np.empty,
-                                                            ascontiguousarray=np.ascontiguousarray))
-        patch.setattr(cupy_backend, "elementwise", elementwise)
-        patch.setattr(cupy_backend.block_kernels.launches, "launch", launch)
+        patch_cupy(patch, "cupy", SimpleNamespace(empty=np.empty,
+                                                  ascontiguousarray=np.ascontiguousarray))
+        patch_cupy(patch, "elementwise", elementwise)
+        patch.setattr(block_kernels.launches, "launch", launch)
         # Not constructed: a constructed backend would reseed from real CuPy on gpunet.seed.
         yield object.__new__(cupy_backend.CupyBackend)
 
@@ -729,12 +738,11 @@ def test_a_recorded_steps_dense_forward_is_the_eager_one_bit_for_bit(kernels, ac
 def recording(kernels: Any, way: str, cublas: Any) -> Any:
     """Inside, ``kernels`` makes its operations as a recorded step does: its
     products tiled where ``_tiled`` says, or, ``way`` "cuBLAS", each by ``cublas``."""
-    module = sys.modules[type(kernels).__module__]
     with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
         patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
         if way == "cuBLAS":  # else _tiled's own choice for these short sums: tiled
-            patch.setattr(module, "_tiled", lambda *product: False)
-        patch.setattr(module, "captured_cublas", lambda: cublas)
+            patch_cupy(patch, "_tiled", lambda *product: False)
+        patch_cupy(patch, "captured_cublas", lambda: cublas)
         yield
 
 
@@ -1027,7 +1035,7 @@ def recorded_deep_step(kernels: Any, cpu: gpunet.Backend, chained: bool,
         patch.setattr(plan, "backend", kernels)
         patch.setattr(graph, "backend", kernels)
         patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
-        patch.setattr(module, "captured_cublas", lambda: NumpyCublas())
+        patch_cupy(patch, "captured_cublas", lambda: NumpyCublas())
         patch.setattr(kernels, "side", side, raising=False)
         patch.setattr(module.cupy, "cuda", SimpleNamespace(get_current_stream=lambda: None),
                       raising=False)
@@ -1112,8 +1120,8 @@ def test_dense_passes_takes_its_parts_beyond_the_row_chain(kernels, why):
                       raising=False)
         patch.setattr(module.cupy, "matmul", np.matmul, raising=False)
         if why == "cuBLAS's product":
-            patch.setattr(module, "_tiled", lambda *args: False)
-            patch.setattr(module, "captured_cublas", lambda: NumpyCublas())
+            patch_cupy(patch, "_tiled", lambda *args: False)
+            patch_cupy(patch, "captured_cublas", lambda: NumpyCublas())
         kernels.dense_passes(x, forwards, output, backwards, None if why == "no state" else state)
     assert not any(name.startswith("dense_rows") for name in LAUNCHED), LAUNCHED
 
@@ -1137,7 +1145,6 @@ def test_a_recorded_output_stage_takes_its_product_apart_beyond_its_bounds(kerne
 def test_a_recorded_forward_product_of_300_terms_is_fused_only_reading_the_rows(kernels, rows):
     """A sum of 300 terms takes the tiled kernel, and so its forward, only
     reading the batch's rows (TILED_ROWS_SUM); plain, it is cuBLAS's."""
-    module = sys.modules[type(kernels).__module__]
     data, w, bias = (draw(shape, np.float32, seed=seed)
                      for shape, seed in (((12, 300), 63), ((5, 300), 64), (5, 65)))
     state = graph_state(2, 0, 0)
@@ -1146,7 +1153,7 @@ def test_a_recorded_forward_product_of_300_terms_is_fused_only_reading_the_rows(
     del LAUNCHED[:]
     with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
         patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
-        patch.setattr(module, "captured_cublas", lambda: cublas)
+        patch_cupy(patch, "captured_cublas", lambda: cublas)
         kernels.gemm_dense_forward(h, w, z, bias, activation="tanh")
     assert len(cublas.operands) == (not rows)
     assert LAUNCHED == (["gemm_dense_forward_tanh"] if rows else ["grid_dense_forward_tanh"])
@@ -1179,7 +1186,7 @@ def test_a_bound_step_replays_its_launches_on_the_arrays_it_bound(kernels, with_
 
     cublas, prepared = NumpyCublas(), []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(module, "captured_cublas", lambda: cublas)
+        patch_cupy(patch, "captured_cublas", lambda: cublas)
         patch.setattr(cublas, "prepare", prepared.append, raising=False)
         current = SimpleNamespace(ptr=7)
         patch.setattr(module.cupy, "cuda", SimpleNamespace(get_current_stream=lambda: current),
@@ -1241,7 +1248,7 @@ def test_a_captured_product_aside_forks_onto_the_side_stream_until_the_update(ke
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
             patch.setattr(kernels, "side", side, raising=False)
-            patch.setattr(module, "captured_cublas", lambda: cublas)
+            patch_cupy(patch, "captured_cublas", lambda: cublas)
             patch.setattr(module.cupy, "cuda", SimpleNamespace(get_current_stream=lambda: None),
                           raising=False)
             short = kernels.gemm(a, b, np.empty((5, 3), np.float32), aside=True)
@@ -1337,12 +1344,11 @@ def test_a_captured_product_reads_a_graph_steps_batch_at_its_offset(kernels, cpu
     data, state = draw((70, width), np.float32, seed=16), graph_state(5, 0, 0)
     buffer, mine = np.full((batch, width), np.nan, np.float32), data[5:5 + batch]
     rows, cublas = StateRows(data, state, batch, buffer), NumpyCublas()
-    module = sys.modules[type(kernels).__module__]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(kernels, "captured_gemm", route.split(",")[0], raising=False)
-        patch.setattr(module, "captured_cublas", lambda: cublas)
+        patch_cupy(patch, "captured_cublas", lambda: cublas)
         if route == "cuBLAS":
-            patch.setattr(module, "_tiled", lambda *product: False)
+            patch_cupy(patch, "_tiled", lambda *product: False)
         if which == "a":
             w = draw((2, width), np.float32, seed=17)
             out = kernels.gemm(rows, w, np.empty((batch, 2), np.float32), trans_b=True)
@@ -1362,13 +1368,12 @@ def test_a_captured_product_reads_a_graph_steps_batch_at_its_offset(kernels, cpu
 def test_a_recorded_steps_small_products_take_the_tiled_kernel(kernels, k):
     """On the cuBLAS path, a product summing at most TILED_SUM terms (here 32)
     runs the tiled GEMM kernel, a longer one cuBLAS; both give the product."""
-    module = sys.modules[type(kernels).__module__]
     a, b = draw((5, k), np.float32, seed=19), draw((k, 3), np.float32, seed=20)
     cublas = NumpyCublas()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
-        patch.setattr(module, "captured_cublas", lambda: cublas)
-        patch.setattr(module, "TILED_SUM", 32)
+        patch_cupy(patch, "captured_cublas", lambda: cublas)
+        patch_cupy(patch, "TILED_SUM", 32)
         out = kernels.gemm(a, b, np.full((5, 3), np.nan, np.float32))
     check_product(out, a, b)
     assert bool(cublas.operands) == (k > 32)
@@ -1394,7 +1399,7 @@ def test_a_recorded_steps_products_take_the_path_measured_faster(kernels):
     and those cuBLAS ran faster to cuBLAS: a sum of at most TILED_SUM terms
     (TILED_ROWS_SUM reading the batch's rows) over at most TILED_THREADS threads,
     one wave; reading the rows, a sum of at most TILED_SUM over two waves."""
-    tiled = sys.modules[type(kernels).__module__]._tiled
+    from gpunet.backend.cupy_planned_step import _tiled as tiled
     assert [tiled(*shape) for shape in FASTER_TILED] == [True] * len(FASTER_TILED)
     assert [tiled(*shape) for shape in FASTER_BY_CUBLAS] == [False] * len(FASTER_BY_CUBLAS)
 
@@ -1403,7 +1408,7 @@ def test_a_product_a_block_past_one_wave_takes_cublas(kernels):
     """``_tiled`` counts whole blocks of TILE x TILE outputs: a sum of 64 terms
     (8 slices, 512 threads a block) over 2 x 256 blocks fits one wave, over 2 x
     257 (one output past) does not, whichever side it is on."""
-    tiled = sys.modules[type(kernels).__module__]._tiled
+    from gpunet.backend.cupy_planned_step import _tiled as tiled
     assert tiled(9, 2048, 64, False) and tiled(2048, 9, 64, False)
     assert not tiled(9, 2049, 64, False) and not tiled(2049, 9, 64, False)
 
@@ -1412,7 +1417,7 @@ def test_a_product_reading_the_rows_takes_two_waves_for_a_short_sum_one_for_a_lo
     """Reading the batch's rows, a sum of at most TILED_SUM terms (here 64: 512
     threads a block) is tiled over up to two waves (2 x 512 blocks, not 2 x 513);
     a longer one (257 terms: 16 slices, 1024 threads) over one (2 x 128, not 2 x 129)."""
-    tiled = sys.modules[type(kernels).__module__]._tiled
+    from gpunet.backend.cupy_planned_step import _tiled as tiled
     assert tiled(9, 4096, 64, True) and not tiled(9, 4097, 64, True)
     assert tiled(9, 2048, 256, True) and not tiled(9, 2056, 256, True)  # TILED_SUM itself
     assert tiled(9, 1024, 257, True) and not tiled(9, 1025, 257, True)
@@ -1461,9 +1466,9 @@ def test_row_operations_name_themselves_in_shape_errors(kernels, cpu, op):
 
 
 def test_arrays_already_in_the_kernels_dtype_are_not_copied(kernels):
-    from gpunet.backend.cupy_backend import _cast
+    from gpunet.backend.cupy_planned_step import cast
     x, y = np.ones(3, np.float32), np.ones(3, np.float64)
-    same, converted = _cast(np.dtype(np.float32), x, y)
+    same, converted = cast(np.dtype(np.float32), x, y)
     assert same is x and converted.dtype == np.float32
 
 

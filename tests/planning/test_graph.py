@@ -11,6 +11,7 @@ import types
 import numpy as np
 import pytest
 
+from benchmarks.backend_files import fresh_backend_modules
 import gpunet
 from gpunet.backend import host_c
 from gpunet.backend.graph_step import GraphCaptureError
@@ -18,7 +19,6 @@ from gpunet.backend.numpy_backend import NumpyBackend
 from gpunet.bench.trainers import mnist_like
 from gpunet.train import EpochMetrics
 from gpunet.planning import graph as graphs
-from helpers.backend_files import fresh_backend_module
 from helpers.cli import gpunet_cli
 from helpers.models import model_of
 
@@ -238,9 +238,9 @@ CURRENT = types.SimpleNamespace(ptr=0)  # the stand-in cupy's current stream
 
 @pytest.fixture
 def cupy_capture(monkeypatch):
-    """make(fails, cublas_error=None, refused=()) -> (CupyBackend, its stand-in stream,
-    the streams cuBLAS was prepared on): the real ``CupyBackend.capture``; the record
-    a step raises from under a capture with a GEMM in ``refused``."""
+    """make(fails, cublas_error=None) -> (CupyBackend's graph step operations over a
+    stand-in cupy, their stand-in stream, the streams cuBLAS was prepared on): the
+    real ``capture``, ``bind`` and ``run_step`` (cupy_graph_step.py)."""
     import sys
 
     cupy = types.ModuleType("cupy")
@@ -262,9 +262,8 @@ def cupy_capture(monkeypatch):
         cublas.captured_cublas = Cublas
         cublas.BoundGemm = type("BoundGemm", (), {})
         monkeypatch.setitem(sys.modules, "gpunet.backend.cublas_capture", cublas)
-        module = fresh_backend_module("cupy_backend.py",
-                                      "gpunet.backend._cupy_backend_over_a_stand_in")
-        backend = module.CupyBackend()
+        (module,) = fresh_backend_modules("cupy_graph_step.py")
+        backend = module.CupyGraphStepOperations()
         stream = StandInStream(backend, fails)
         monkeypatch.setattr(module, "_capture_stream", lambda: stream)
         monkeypatch.setattr(module, "_side_streams",
