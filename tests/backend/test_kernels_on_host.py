@@ -43,7 +43,7 @@ from gpunet.backend.kernels import DENSE_VARIANTS, KERNELS, KernelSpec, dense_ke
 from gpunet.backend.side_stream import Branches
 from gpunet.backend import block_kernels
 from gpunet.backend.block_kernels import BLOCK_KERNELS, FUSED_ROWS, slices
-from helpers.block_kernel_source import build_host_launch, check_sums
+from helpers.block_kernel_source import build_host_launch, check_sums, prefetched
 from helpers.dense_passes import CHAINS, passes_arguments
 from helpers.block_kernel_source import params as block_params
 from helpers.kernel_source import C_TYPES, PLACEHOLDERS, Param, params, render
@@ -1069,7 +1069,6 @@ def test_a_captured_deep_step_reads_the_next_rows_ahead_on_a_branch_of_its_own(
     its loss and joined before the update (10 kernels with the row chain, 13
     with its parts); the numbers of the step not captured, bit for bit. Not
     capturing, it asks for nothing."""
-    from helpers.block_kernel_source import prefetched
     eager_launched, eager, _ = recorded_deep_step(kernels, cpu, chained)
     assert "read_ahead" not in eager_launched and prefetched(block_launch) == []
     side, log = logged_branches()
@@ -1087,6 +1086,31 @@ def test_a_captured_deep_step_reads_the_next_rows_ahead_on_a_branch_of_its_own(
         [line for data in (graph.x, graph.y) for line in lines_of(data[32:48])])
     for got, expected in zip(captured, eager, strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("given", ["as a step gives them", "no graph step's rows",
+                                   "targets of another dtype", "targets of one dimension",
+                                   "targets of other rows", "targets not contiguous"])
+def test_read_ahead_asks_for_nothing_it_would_read_wrong(kernels, block_launch, given):
+    """Capturing, read_ahead takes a graph step's rows and the epoch's targets as a
+    step gives them (C-contiguous, two dimensions, the rows' dtype and number);
+    given anything else, a hint it cannot give right, it launches nothing."""
+    data, targets = np.zeros((40, 12), np.float32), np.zeros((40, 3), np.float32)
+    x = StateRows(data, graph_state(0, 0, 0), 8, np.empty((8, 12), np.float32))
+    x, targets = {"no graph step's rows": (data[:8], targets),
+                  "targets of another dtype": (x, targets.astype(np.float64)),
+                  "targets of one dimension": (x, targets[:, 0].copy()),
+                  "targets of other rows": (x, targets[:39]),
+                  "targets not contiguous": (x, np.zeros((40, 6), np.float32)[:, ::2]),
+                  }.get(given, (x, targets))
+    side, log = logged_branches()
+    with capturing(kernels, side):
+        kernels.read_ahead(x, targets)
+    asked = given == "as a step gives them"
+    assert LAUNCHED == ["read_ahead"] * asked
+    assert log == [("fork", "ahead"), ("back", "ahead", ["read_ahead"])] * asked
+    assert sorted(prefetched(block_launch)) == (
+        sorted(lines_of(data[8:16]) + lines_of(targets[8:16])) if asked else [])
 
 
 def lines_of(rows: np.ndarray) -> list[int]:
