@@ -1,6 +1,6 @@
 """Where a CuPy epoch's time goes: each kernel's device time (torch.profiler's
 CUPTI tracing, which sees CuPy's launches and graph nodes too), epoch wall times,
-and the eager epoch's host work (cProfile).
+and the host's work in an epoch, bound and replayed as a graph (cProfile).
 
     PYTHONPATH=. python -m benchmarks.gpu_kernel_profile OUT [MODEL:BATCH[:parts][:cold] ...]
 
@@ -55,7 +55,14 @@ def main(out: str, cases: tuple[Case, ...] = CASES) -> None:
                 trainer = GpunetTrainer(run.model, run.batch, x, labels, backend, graph=graph)
                 epoch_of(trainer, out, run.model, run.batch, " ".join([graph, *switches]),
                          profile, ProfilerActivity)
-    trainer = GpunetTrainer("deep", 128, x, labels, backend, graph="off")
+    for graph in ("off", "on"):
+        host_work(GpunetTrainer("deep", 128, x, labels, backend, graph=graph), graph)
+
+
+def host_work(trainer: GpunetTrainer, graph: str) -> None:
+    """The host's work in an epoch after one to warm up (cProfile, by time in each
+    function): the bound step's launches, or the graph's launches and the loop
+    around them, which the device's step must outlast for the host to keep up."""
     trainer.epoch()
     trainer.synchronize()
     profiler = cProfile.Profile()
@@ -65,8 +72,8 @@ def main(out: str, cases: tuple[Case, ...] = CASES) -> None:
     profiler.disable()
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(30)
-    print(text.getvalue())
-
+    print(f"### host work, deep batch 128 graph {graph}: {trainer.step_path}\n{text.getvalue()}",
+          flush=True)
 
 def epoch_of(trainer: GpunetTrainer, out: str, model: str, batch: int, graph: str,
              profile: Any, activity: Any) -> None:
