@@ -88,7 +88,7 @@ def stub_backend() -> Any:
     stubs = {"elementwise": functools.cache(NoOpKernel),  # not kernels.py's cache of real ones
              "block_kernels": types.SimpleNamespace(dense_backward=no_op, dense_rows=no_op,
                                                     gemm=no_op, dense_softmax_cross_entropy=no_op,
-                                                    launch_grid=no_op),
+                                                    launch_grid=no_op, read_ahead=no_op),
              "captured_cublas": functools.cache(NoOpCublas)}
     for module in modules[1:]:  # CupyBackend's own, not cublas_capture's
         for name, stub in stubs.items():

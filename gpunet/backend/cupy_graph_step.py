@@ -49,11 +49,13 @@ class CupyGraphStepOperations:
         return buffer
 
     def read_ahead(self, x: Array, targets: Array) -> None:
-        """While capturing, one kernel on a branch of its own asks L2 for the next
-        step's rows of x's data and of the targets (block_kernels/ahead.py), so
-        that step's first product waits on L2, not on memory; else nothing: in a
-        bound step its launch would cost the host more than the device gains."""
-        if self.side is None or type(x) is not StateRows:
+        """In a recorded step, one kernel asks L2 for the next step's rows of x's
+        data and of the targets (block_kernels/ahead.py), so that step's first
+        product waits on L2, not on memory: while capturing on a branch of its
+        own; run eagerly (the step before the capture, which so builds it), on
+        the current stream. Bound, nothing: there its launch would cost the host
+        more than the device gains."""
+        if self.captured_gemm is None or self.bound is not None or type(x) is not StateRows:
             return
         data = x.data
         if (targets.dtype != data.dtype or targets.ndim != 2 or len(targets) != len(data)

@@ -1009,12 +1009,14 @@ def test_a_captured_row_chains_column_sums_fork_aside(kernels):
                             "dense_rows_tanh_dropout__tanh_dropout"]
 
 
-def recorded_deep_step(kernels: Any, cpu: gpunet.Backend, chained: bool,
+def recorded_deep_step(kernels: Any, cpu: gpunet.Backend, chained: bool, way: str = "bound",
                        side: Branches | None = None) -> tuple[list[str], list[np.ndarray], Any]:
     """The deep model's graph step at batch 16, warmed up on NumPy, then
     recorded once on ``kernels`` (the row chain, or with ``chained`` False its
-    parts), as a capture with branches ``side`` records it if given: the
-    launches, the parameters, velocity, losses and hits after, and the StepGraph."""
+    parts) ``way``: "bound" (as ``bind`` records it), "eager" (as ``run_step``
+    does, before a capture) or "captured" (as ``capture`` does, with branches
+    ``side``): the launches, the parameters, velocity, losses and hits after,
+    and the StepGraph."""
     from gpunet.bench.trainers import mnist_like
     from gpunet.planning.graph import StepGraph
     from gpunet.planning.step import plan_step
@@ -1036,7 +1038,8 @@ def recorded_deep_step(kernels: Any, cpu: gpunet.Backend, chained: bool,
         patch.setattr(graph, "backend", kernels)
         patch.setattr(kernels, "captured_gemm", "cuBLAS", raising=False)
         patch_cupy(patch, "captured_cublas", lambda: NumpyCublas())
-        patch.setattr(kernels, "side", side, raising=False)
+        patch.setattr(kernels, "side", side if way == "captured" else None, raising=False)
+        patch.setattr(kernels, "bound", [] if way == "bound" else None, raising=False)
         patch.setattr(module.cupy, "cuda", SimpleNamespace(get_current_stream=lambda: None),
                       raising=False)
         if not chained:
@@ -1062,17 +1065,23 @@ def test_a_recorded_deep_step_is_9_kernels_with_its_parts_numbers(kernels, cpu):
 
 
 @pytest.mark.parametrize("chained", [True, False], ids=["row chain", "parts"])
-def test_a_captured_deep_step_reads_the_next_rows_ahead_on_a_branch_of_its_own(
-        kernels, cpu, block_launch, chained):
-    """Capturing, a deep step asks L2 for the lines of the next step's rows of the
-    epoch's inputs and targets, by one kernel forked onto the ahead branch after
-    its loss and joined before the update (10 kernels with the row chain, 13
-    with its parts); the numbers of the step not captured, bit for bit. Not
-    capturing, it asks for nothing."""
-    eager_launched, eager, _ = recorded_deep_step(kernels, cpu, chained)
-    assert "read_ahead" not in eager_launched and prefetched(block_launch) == []
+def test_a_recorded_deep_step_reads_the_next_rows_ahead_unless_bound(kernels, cpu,
+                                                                     block_launch, chained):
+    """A recorded deep step asks L2 for the lines of the next step's rows of the
+    epoch's inputs and targets, by one kernel after its loss: captured, forked
+    onto the ahead branch and joined before the update (10 kernels with the row
+    chain, 13 with its parts); run eagerly, on the current stream (so a capture
+    after finds it built). Bound, it asks for nothing. The numbers are the same,
+    bit for bit."""
+    bound_launched, bound, graph = recorded_deep_step(kernels, cpu, chained)
+    assert "read_ahead" not in bound_launched and prefetched(block_launch) == []
+    eager_launched, eager, graph = recorded_deep_step(kernels, cpu, chained, "eager")
+    assert [name for name in eager_launched if name != "read_ahead"] == bound_launched
+    assert eager_launched.count("read_ahead") == 1
+    assert sorted(prefetched(block_launch)) == sorted(
+        line for data in (graph.x, graph.y) for line in lines_of(data[32:48]))
     side, log = logged_branches()
-    launched, captured, graph = recorded_deep_step(kernels, cpu, chained, side)
+    launched, captured, graph = recorded_deep_step(kernels, cpu, chained, "captured", side)
     loss = next(i for i, name in enumerate(launched) if name.startswith("dense_rows")
                 or "softmax" in name)
     # after the loss: the row chain's, or the output stage's and its column sums (forked aside)
@@ -1083,9 +1092,10 @@ def test_a_captured_deep_step_reads_the_next_rows_ahead_on_a_branch_of_its_own(
         ("fork", "ahead"), ("back", "ahead", ["read_ahead"]), ("join", "ahead")]
     assert log.index(("join", "ahead")) > log.index(("back", "ahead", ["read_ahead"]))
     assert sorted(prefetched(block_launch)) == sorted(
-        [line for data in (graph.x, graph.y) for line in lines_of(data[32:48])])
-    for got, expected in zip(captured, eager, strict=True):
-        np.testing.assert_array_equal(got, expected)
+        line for data in (graph.x, graph.y) for line in lines_of(data[32:48]))
+    for numbers in (eager, captured):
+        for got, expected in zip(numbers, bound, strict=True):
+            np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("given", ["as a step gives them", "no graph step's rows",
