@@ -88,8 +88,8 @@ class GraphStepOperations:
     def read_ahead(self, x: Array, targets: Array) -> None:
         """Where ``x`` is a graph step's StateRows, a hint: the next step's rows
         of its data and of ``targets`` (the epoch's, row for row) brought into
-        the device's cache beside the step (a device backend's, while capturing).
-        Here nothing: no number depends on it."""
+        the device's cache beside the step (a device backend's, in a recorded
+        step not bound). Here nothing: no number depends on it."""
 
     def run_step(self, record: Replay) -> None:
         """Run ``record()``, a step of backend operations, without capturing it,

@@ -57,7 +57,7 @@ class Branches(NamedTuple):
     ahead: SideStream
 
     def join(self, main: Stream) -> None:
-        """``main``'s later work waits for what either branch was given."""
+        """``main``'s later work waits for what any branch was given."""
         for side in self:
             side.join(main)
 

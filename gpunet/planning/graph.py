@@ -10,8 +10,8 @@ rows, its dropout counter and key from a state on the device, trains
 the optimizer's rates, also on the device, advancing the state
 (``update_and_advance``): so one recording serves every full batch of every
 epoch. Beside it, a captured step asks the device's cache for the next step's
-rows (``read_ahead``). After a warm-up step through the plan (which makes the optimizer's
-state) and one recorded step run eagerly (which makes what a capture may not:
+rows (``read_ahead``). After a warm-up step through the plan (which makes the
+optimizer's state) and one recorded step run eagerly (which makes what a capture may not:
 compiled kernels, cuBLAS's calls' arguments), the backend captures it
 (``capture``: a CUDA graph on CuPy; on NumPy calls bound once, its stages in C,
 or the recorded calls), once per run: again only when the epoch's size changes

@@ -5,8 +5,8 @@ code never touches double precision but to round a loss once into its float64
 output (the row chains of a few models' stages too); the dense backward and GEMM
 loads (fused too) go through the read-only path,
 so none waits behind a store (``__restrict__``); in machine code for sm_90 (ptxas, as
-NVRTC runs it) no float32 kernel spills, and two GEMM blocks fit an SM; each module
-is built once.
+NVRTC runs it) no float32 kernel spills, and two GEMM blocks fit an SM; read_ahead
+only asks L2 for lines; each module is built once.
 
 NVRTC comes from CuPy (``cupy.cuda.nvrtc``) and the ``nvidia-cuda-nvrtc-cu12``
 wheel, both in gpunet's ``kernels`` extra; without them these tests skip and say so.
@@ -70,6 +70,16 @@ def test_loads_do_not_wait_for_stores(nvrtc, name):
     NVRTC takes the read-only path (ld.global.nc), free to run ahead of stores."""
     loads = re.findall(r"ld\.global\.\S+", ptx_of(nvrtc, name, DTYPES[0], ARCHS[-1]))
     assert loads and all(load.startswith("ld.global.nc.") for load in loads), loads
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_read_ahead_asks_l2_and_loads_nothing_but_the_state(nvrtc, arch):
+    """read_ahead's PTX asks L2 for lines of the inputs and of the targets
+    (``prefetch.global.L2``) and loads nothing but the state's offset: no value of
+    the rows reaches a register, so it changes no number and waits on nothing."""
+    ptx = ptx_of(nvrtc, "read_ahead", DTYPES[0], arch)
+    assert re.findall(r"ld\.global\.\S+", ptx) == ["ld.global.nc.u64"]
+    assert len(re.findall(r"prefetch\.global\.L2 ", ptx)) == 2  # the inputs, the targets
 
 
 def report_of(nvrtc: Any, name: str) -> Any:
