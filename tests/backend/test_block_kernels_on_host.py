@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-import gpunet
 from gpunet.backend import block_kernels
 from gpunet.backend.activations import ACTIVATIONS
 from gpunet.backend.block_kernels import GRID_BLOCKS, GRID_THREADS, LANES, SLICES, TILE
@@ -49,11 +48,6 @@ def host(tmp_path_factory) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(block_kernels.launches, "launch", launch)
         yield launch
-
-
-@pytest.fixture
-def cpu() -> gpunet.Backend:
-    return gpunet.get_backend("numpy")
 
 
 def state_at(offset: int) -> np.ndarray:

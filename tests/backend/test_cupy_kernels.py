@@ -41,11 +41,6 @@ def gpu() -> gpunet.Backend:
     return gpunet.get_backend("cupy")
 
 
-@pytest.fixture
-def cpu() -> gpunet.Backend:
-    return gpunet.get_backend("numpy")
-
-
 def draw(n: int, dtype: Any, layout: str, low: float = -6.0, high: float = 6.0,
          seed: int = 0) -> np.ndarray:
     """Host values: n of them, or n rows of two for the transposed layout."""
