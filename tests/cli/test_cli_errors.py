@@ -17,7 +17,7 @@ import gpunet
 from gpunet.checkpoint import load_checkpoint
 from gpunet.cli import main
 from gpunet.cli import train as train_command
-from helpers.cli import COMMAND, SMALL, fails, gpunet_cli, gpunet_main
+from helpers.cli import SMALL, fails, gpunet_cli, gpunet_main
 
 @pytest.mark.parametrize("option, value, message", [
     ("--lr", "inf", "--lr: learning_rate must be in [0, inf), got inf"),

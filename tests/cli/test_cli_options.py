@@ -1,6 +1,5 @@
 """The option helpers the commands share (gpunet/cli/options.py)."""
 import argparse
-import shutil
 from pathlib import Path
 
 import pytest

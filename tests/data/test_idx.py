@@ -1,5 +1,4 @@
 """read_idx: every type code round-trips, gzip-compressed or raw; bad files raise DatasetError."""
-import gzip
 import os
 import re
 import struct
