@@ -26,10 +26,12 @@ class LaunchWatch:
     SIGKILL leaves stopped) is killed, so no rank outlives its launch."""
 
     MARK = b"gpunet: error:"
-    # MPICH's mpiexec names the process whose end ended the job ("BAD TERMINATION
-    # ... PID 1234 RUNNING AT host"): the ranks' pidfds may say the others ended
-    # first, since a killed rank can take longer to finish exiting than the ranks
-    # mpiexec then kills.
+    # MPICH's mpiexec names the lowest rank whose end it recorded as a kill ("BAD
+    # TERMINATION ... PID 1234 RUNNING AT host": hydra's pmiserv_cb.c, the first of
+    # the proxy's processes not WIFEXITED). The ranks' pidfds may say the others
+    # ended first, since a killed rank can take longer to finish exiting than the
+    # ranks mpiexec then kills; and those may be recorded as killed too (seen under
+    # load: "Exit codes: 9,9", rank 0 named where rank 1 was killed).
     FAILED_PID = re.compile(rb"^=\s+PID (\d+) RUNNING AT ", re.MULTILINE)
 
     def __init__(self, process: subprocess.Popen, folder: Path, nproc: int) -> None:
@@ -45,10 +47,13 @@ class LaunchWatch:
 
     @property
     def first(self) -> int | None:
-        """The rank mpiexec says ended the run, else the first seen to end."""
-        if self.failed_pid in self.pids:
-            return self.pids[self.failed_pid]
-        return self.ended[0] if self.ended else None
+        """The rank whose end ended the run: the first seen to end (its pidfd) at or
+        above the rank mpiexec names, or that rank if none was seen; without
+        mpiexec's line, the first seen to end."""
+        named = self.pids.get(self.failed_pid) if self.failed_pid is not None else None
+        if named is None:
+            return self.ended[0] if self.ended else None
+        return next((rank for rank in self.ended if rank >= named), named)
 
     def run(self) -> None:
         """Until mpiexec has ended and its standard output and error are closed,

@@ -75,3 +75,24 @@ def test_the_rank_that_ended_the_run_is_the_one_mpiexec_names(tmp_path, capfd, b
     assert watch.ended == [0, 1]
     assert watch.first == (1 if banner else 0)
     assert capfd.readouterr().out == (BANNER.format(pid=killed.pid) if banner else "")
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="no pidfds: ranks are not watched")
+@pytest.mark.parametrize("killed", [0, 1])
+def test_mpiexec_naming_a_lower_rank_than_the_one_first_seen_to_end_is_a_bound(tmp_path,
+                                                                                killed):
+    """mpiexec names the lowest rank it recorded as killed, and may record the ranks
+    it killed itself so: the rank is the first seen to end at or above the one it
+    names. Named rank 0: rank 1, seen to end first, is the one (its kill took rank 0
+    with it); rank 0, seen first, is."""
+    late, early = subprocess.Popen(["sleep", "0.3"]), subprocess.Popen(["sleep", "0"])
+    ranks = [late, early] if killed == 1 else [early, late]
+    try:
+        early.wait()
+        watch = watched(tmp_path, ranks, BANNER.format(pid=ranks[0].pid))
+        watch.run()
+    finally:
+        late.kill()
+        late.wait()
+    assert watch.ended == ([1, 0] if killed == 1 else [0, 1])
+    assert watch.first == killed
