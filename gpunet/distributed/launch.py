@@ -46,6 +46,7 @@ RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID")
 # or, where rank 0 has not ended the ranks within GRACE_S, by the rank itself.
 SHARED_STATUSES = (2, 3, 129, 130, 143)
 SETTINGS_DIFFER = 2  # ranks started with different settings: a usage error (cli/status.py)
+EXIT_CODES_OPTION = "-print-all-exitcodes"  # MPICH's mpiexec: each rank's status at the end
 RANKS_VARIABLE = "GPUNET_RANKS"  # set by launch: the folder where each rank writes its pid
 SIGNAL_NUMBERS = {int(number) for number in signal.Signals}
 FORWARDED = {signal.SIGHUP: signal.SIGTERM}  # what launch sends mpiexec for what it got
@@ -106,18 +107,29 @@ def mpiexec_path() -> str | None:
     return str(beside) if beside.is_file() else shutil.which("mpiexec")
 
 
+def mpiexec_version(mpiexec: str) -> str:
+    """What ``mpiexec --version`` prints, or "" where it cannot run."""
+    try:
+        return subprocess.run([mpiexec, "--version"], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
 def refuses_root(mpiexec: str, environ: Mapping[str, str] = os.environ) -> bool:
     """Whether ``mpiexec`` would refuse to start ranks here: this process runs as
     root, OPEN_MPI_AS_ROOT are not both 1, and it is Open MPI's (its ``--version``
     says so: a GPU container's, run as root). MPICH's starts as any user."""
     if os.geteuid() != 0 or all(environ.get(name) == "1" for name in OPEN_MPI_AS_ROOT):
         return False
-    try:
-        version = subprocess.run([mpiexec, "--version"], capture_output=True, text=True,
-                                 stdin=subprocess.DEVNULL, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    version = mpiexec_version(mpiexec)
     return "Open MPI" in version or "OpenRTE" in version
+
+
+def watch_options(mpiexec: str) -> list[str]:
+    """What ``mpiexec`` is asked for the launcher's watch: each rank's wait status
+    at the end (``LaunchWatch.EXIT_CODES``), where it is MPICH's (hydra)."""
+    return [EXIT_CODES_OPTION] if "HYDRA" in mpiexec_version(mpiexec) else []
 
 
 def launch(nproc: int, argv: Sequence[str], kept: Callable[[], str]) -> int:
@@ -146,8 +158,8 @@ def launch(nproc: int, argv: Sequence[str], kept: Callable[[], str]) -> int:
                           f"and {OPEN_MPI_AS_ROOT[1]}=1 to allow it")
     sys.stdout.flush()
     with tempfile.TemporaryDirectory(prefix="gpunet-ranks-") as folder:
-        command = [mpiexec, "-n", str(nproc), sys.executable, "-m", "mpi4py", "-m", "gpunet",
-                   *argv]
+        command = [mpiexec, *watch_options(mpiexec), "-n", str(nproc), sys.executable, "-m",
+                   "mpi4py", "-m", "gpunet", *argv]
         # A session of its own: a terminal's Ctrl-C reaches mpiexec once, from here.
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    start_new_session=True,

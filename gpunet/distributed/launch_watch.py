@@ -28,16 +28,23 @@ class LaunchWatch:
     MARK = b"gpunet: error:"
     # MPICH's mpiexec names the lowest rank whose end it recorded as a kill ("BAD
     # TERMINATION ... PID 1234 RUNNING AT host": hydra's pmiserv_cb.c, the first of
-    # the proxy's processes not WIFEXITED). The ranks' pidfds may say the others
-    # ended first, since a killed rank can take longer to finish exiting than the
-    # ranks mpiexec then kills; and those may be recorded as killed too (seen under
-    # load: "Exit codes: 9,9", rank 0 named where rank 1 was killed).
+    # the proxy's processes not WIFEXITED); asked (launch.EXIT_CODES_OPTION), it
+    # also ends with every rank's wait status, "[mpiexec@host] Exit codes: [host]
+    # 0,9", a line read here and not passed on. The ranks it kills after the first
+    # are mostly recorded as exits, but not always (seen under load: "9,9", rank 0
+    # named where rank 1 was killed); and the ranks' pidfds may say another ended
+    # first, since a killed rank can take longer to finish exiting than the ranks
+    # mpiexec then kills.
     FAILED_PID = re.compile(rb"^=\s+PID (\d+) RUNNING AT ", re.MULTILINE)
+    EXIT_CODES = re.compile(rb"^\[mpiexec@[^\]\n]*\] Exit codes: ([^\n]*)\n", re.MULTILINE)
+    EXIT_CODES_START = b"[mpiexec@"
 
     def __init__(self, process: subprocess.Popen, folder: Path, nproc: int) -> None:
         self.process, self.folder, self.nproc = process, folder, nproc
         self.said, self.tails = False, {1: b"", 2: b""}
         self.failed_pid: int | None = None
+        self.statuses: list[int] | None = None  # each rank's wait status, from EXIT_CODES
+        self.held = b""  # standard output held back: the start of a line that may be EXIT_CODES
         self.ended: list[int] = []
         self.pids: dict[int, int] = {}  # rank by process id
         self.selector = selectors.DefaultSelector()
@@ -47,13 +54,21 @@ class LaunchWatch:
 
     @property
     def first(self) -> int | None:
-        """The rank whose end ended the run: the first seen to end (its pidfd) at or
-        above the rank mpiexec names, or that rank if none was seen; without
-        mpiexec's line, the first seen to end."""
-        named = self.pids.get(self.failed_pid) if self.failed_pid is not None else None
-        if named is None:
-            return self.ended[0] if self.ended else None
-        return next((rank for rank in self.ended if rank >= named), named)
+        """The rank whose end ended the run: the one rank mpiexec's exit codes say
+        was killed (a signal, not an exit); where they say several were, the first
+        of those seen to end (its pidfd); without the codes, the rank mpiexec's
+        report names, else the first seen to end."""
+        if self.statuses is not None:
+            killed = [rank for rank, status in enumerate(self.statuses)
+                      if 0 < status & 0x7F < 0x7F]
+            seen = [rank for rank in self.ended if rank in killed]
+            if len(killed) == 1 or (killed and not seen):
+                return killed[0]
+            if seen:
+                return seen[0]
+        if self.failed_pid in self.pids:
+            return self.pids[self.failed_pid]
+        return self.ended[0] if self.ended else None
 
     def run(self) -> None:
         """Until mpiexec has ended and its standard output and error are closed,
@@ -86,19 +101,38 @@ class LaunchWatch:
 
     def _pass_on(self, stream: Any, fd: int) -> None:
         """What mpiexec wrote to ``stream``, written to this process's ``fd``
-        (1 or 2; a closed reader of standard output drops it)."""
+        (1 or 2; a closed reader of standard output drops it), but its exit codes."""
         data = os.read(stream.fileno(), 65536)
         if not data:
             self.selector.unregister(stream)
             stream.close()
-            return
-        with suppress(BrokenPipeError):
-            os.write(fd, data)
         seen, self.tails[fd] = self.tails[fd] + data, data[-200:]
         if fd == 2:
             self.said = self.said or self.MARK in seen
-        elif self.failed_pid is None and (found := self.FAILED_PID.search(seen)):
-            self.failed_pid = int(found.group(1))
+        else:
+            if self.failed_pid is None and (found := self.FAILED_PID.search(seen)):
+                self.failed_pid = int(found.group(1))
+            data = self._without_exit_codes(self.held + data, ended=not data)
+        if data:
+            with suppress(BrokenPipeError):
+                os.write(fd, data)
+
+    def _without_exit_codes(self, data: bytes, ended: bool) -> bytes:
+        """``data`` of mpiexec's standard output less its EXIT_CODES line, which
+        gives ``statuses``; unless the output ``ended``, a last line that may yet
+        become one is held back (``held``)."""
+        if (found := self.EXIT_CODES.search(data)) is not None:
+            codes = re.sub(rb"\[[^\]]*\]", b" ", found.group(1))
+            self.statuses = [int(code) for code in re.findall(rb"\d+", codes)]
+            data = data[:found.start()] + data[found.end():]
+        last = data.rfind(b"\n") + 1
+        partial = data[last:]
+        if ended or not (partial and (partial.startswith(self.EXIT_CODES_START)
+                                      or self.EXIT_CODES_START.startswith(partial))):
+            self.held = b""
+            return data
+        self.held = partial
+        return data[:last]
 
     def _watch_new_ranks(self) -> None:
         if len(self.pids) == self.nproc:

@@ -374,6 +374,16 @@ def test_open_mpis_mpiexec_as_root_is_refused_unless_allowed(monkeypatch, tmp_pa
     assert launch.refuses_root(fake_mpiexec(tmp_path, version), allowed) == refused
 
 
+@pytest.mark.parametrize("version, options", [
+    ("HYDRA build details:\n    Version: 5.0.2", [launch.EXIT_CODES_OPTION]),  # MPICH
+    ("mpiexec (Open MPI) 5.0.3", []),
+])
+def test_mpichs_mpiexec_is_asked_for_every_ranks_exit_code(tmp_path, version, options):
+    """What LaunchWatch reads to name a killed rank; another mpiexec is asked nothing."""
+    assert launch.watch_options(fake_mpiexec(tmp_path, version)) == options
+    assert launch.watch_options(str(tmp_path / "missing" / "mpiexec")) == []
+
+
 def test_an_mpiexec_that_cannot_run_is_not_taken_for_a_refusal(monkeypatch, tmp_path):
     """Its own failure to start then says what is wrong, at the launch."""
     monkeypatch.setattr(os, "geteuid", lambda: 0)

@@ -78,21 +78,42 @@ def test_the_rank_that_ended_the_run_is_the_one_mpiexec_names(tmp_path, capfd, b
 
 
 @pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="no pidfds: ranks are not watched")
-@pytest.mark.parametrize("killed", [0, 1])
-def test_mpiexec_naming_a_lower_rank_than_the_one_first_seen_to_end_is_a_bound(tmp_path,
-                                                                                killed):
-    """mpiexec names the lowest rank it recorded as killed, and may record the ranks
-    it killed itself so: the rank is the first seen to end at or above the one it
-    names. Named rank 0: rank 1, seen to end first, is the one (its kill took rank 0
-    with it); rank 0, seen first, is."""
+@pytest.mark.parametrize("codes, seen_first, named, killed", [
+    ("0,9", 0, 1, 1),  # one kill: that rank, whichever pidfd came first
+    ("9,0", 1, 0, 0),
+    ("9,9", 1, 0, 1),  # mpiexec's own kill of rank 0 recorded too: the first seen of the two
+    ("9,9", 0, 0, 0),
+    ("0,0", 1, 0, 0),  # no kill among the codes: the rank the report names
+])
+def test_mpiexecs_exit_codes_name_the_killed_rank_and_are_not_passed_on(tmp_path, capfd, codes,
+                                                                        seen_first, named,
+                                                                        killed):
+    """MPICH's mpiexec, asked, ends with each rank's wait status: the one rank
+    killed by a signal is the one; where the codes say several were, the first of
+    those seen to end; the codes' line is read, not passed on."""
     late, early = subprocess.Popen(["sleep", "0.3"]), subprocess.Popen(["sleep", "0"])
-    ranks = [late, early] if killed == 1 else [early, late]
+    ranks = [early, late] if seen_first == 0 else [late, early]
+    output = BANNER.format(pid=ranks[named].pid) + f"[mpiexec@vm] Exit codes: [vm] {codes}\n"
     try:
         early.wait()
-        watch = watched(tmp_path, ranks, BANNER.format(pid=ranks[0].pid))
+        watch = watched(tmp_path, ranks, output)
         watch.run()
     finally:
         late.kill()
         late.wait()
-    assert watch.ended == ([1, 0] if killed == 1 else [0, 1])
+    assert watch.ended[0] == seen_first
+    assert watch.statuses == [int(code) for code in codes.split(",")]
     assert watch.first == killed
+    assert capfd.readouterr().out == BANNER.format(pid=ranks[named].pid)
+
+
+def test_a_line_that_may_be_the_exit_codes_is_held_back_until_it_ends(tmp_path):
+    """Standard output passes on as it comes, but a last line that may yet become
+    the exit codes' (a start of "[mpiexec@"): held back until its end says which."""
+    watch = watched(tmp_path, [])
+    chunks = [b"epoch 1\r50%", b"|\n[mpi", b"exec@vm] Sending Ctrl-C\n[mpiexec@vm] Exit co",
+              b"des: [vm] 0,9\n"]
+    passed = [watch._without_exit_codes(watch.held + chunk, ended=False) for chunk in chunks]
+    assert passed == [b"epoch 1\r50%", b"|\n", b"[mpiexec@vm] Sending Ctrl-C\n", b""]
+    assert watch.statuses == [0, 9] and watch.held == b""
+    assert watch._without_exit_codes(b"[mpiexec@vm] cut off", ended=True) == b"[mpiexec@vm] cut off"
