@@ -23,9 +23,8 @@ import pytest
 from gpunet.backend import block_kernels
 from gpunet.backend.activations import ACTIVATIONS
 from gpunet.backend.block_kernels import GRID_BLOCKS, GRID_THREADS, LANES, SLICES, TILE
-from gpunet.backend.block_kernels.ahead import LINE
 from gpunet.backend.graph_step import OFFSET, STATE_SIZE
-from helpers.block_kernel_source import build_host_launch, check_sums, prefetched
+from helpers.block_kernel_source import build_host_launch, check_sums, lines_of, prefetched
 
 if shutil.which("g++") is None:
     pytest.skip("g++ is not on PATH, so the block kernels cannot be compiled for the host "
@@ -319,13 +318,6 @@ def test_a_grid_kernel_takes_a_thread_an_element_in_at_most_grid_blocks(monkeypa
     assert [args[4] for args in launched] == [("z", np.int64(n), np.int64(3)) for n in sizes]
 
 
-def lines(array: np.ndarray, first: int, end: int) -> list[int]:
-    """The addresses of the L2 lines holding rows first..end of ``array``, each
-    as read_ahead asks for it: its first byte's, then a line on."""
-    start, stop = (array.ctypes.data + row * array.strides[0] for row in (first, end))
-    return list(range(start // LINE * LINE, stop, LINE)) if first < end else []
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("offset, batch", [(0, 30), (30, 30), (60, 30), (69, 30), (70, 30),
                                            (99, 30), (0, 1), (98, 1), (99, 1)])
@@ -339,6 +331,6 @@ def test_read_ahead_asks_l2_for_each_line_of_the_next_steps_rows_once(host, offs
     prefetched(host)  # none from before
     block_kernels.read_ahead(x, y, state, batch)
     first, end = offset + batch, min(offset + 2 * batch, len(x))
-    assert sorted(prefetched(host)) == sorted(lines(x, first, end) + lines(y, first, end))
+    assert sorted(prefetched(host)) == sorted(lines_of(x[first:end]) + lines_of(y[first:end]))
     for got, was in zip((x, y), before):
         np.testing.assert_array_equal(got, was)

@@ -16,7 +16,7 @@ import pytest
 import gpunet
 from gpunet.backend.graph_step import StateRows, graph_state
 from gpunet.backend.side_stream import Branches
-from helpers.block_kernel_source import prefetched
+from helpers.block_kernel_source import lines_of, prefetched
 from helpers.cupy_on_host import (LAUNCHED, STREAMS, NumpyCublas, capturing, check_product,
                                   draw, logged_branches, patch_cupy)
 
@@ -136,14 +136,6 @@ def test_read_ahead_asks_for_nothing_it_would_read_wrong(kernels, block_launch, 
     assert log == [("fork", "ahead"), ("back", "ahead", ["read_ahead"])] * asked
     assert sorted(prefetched(block_launch)) == (
         sorted(lines_of(data[8:16]) + lines_of(targets[8:16])) if asked else [])
-
-
-def lines_of(rows: np.ndarray) -> list[int]:
-    """The addresses of the L2 lines holding C-contiguous ``rows``, each as
-    read_ahead asks for it: its first byte's, then a line on."""
-    from gpunet.backend.block_kernels.ahead import LINE
-    start = rows.ctypes.data
-    return list(range(start // LINE * LINE, start + rows.nbytes, LINE))
 
 
 @pytest.mark.parametrize("with_cublas", [True, False], ids=["a cuBLAS product", "no cuBLAS"])

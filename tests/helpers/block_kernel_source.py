@@ -159,6 +159,14 @@ def prefetched(launch: Callable[..., None]) -> list[int]:
     return list(out[:count])
 
 
+def lines_of(rows: np.ndarray) -> list[int]:
+    """The addresses of the L2 lines holding C-contiguous ``rows`` (none for no
+    rows), each as read_ahead asks for it: its first byte's, then a line on."""
+    from gpunet.backend.block_kernels.ahead import LINE
+    start = rows.ctypes.data
+    return list(range(start // LINE * LINE, start + rows.nbytes, LINE)) if rows.nbytes else []
+
+
 def build_host_launch(folder: Path, chains: tuple = ()) -> Callable[..., None]:
     """``host_launch`` of ``host_source(chains)`` compiled with g++ -fopenmp in
     ``folder``; OpenMP's threads wait passively (a team outnumbers the cores),
