@@ -9,7 +9,8 @@ gradient's column sums), at place 0 and at a graph state's offset; gemm
 against np.matmul, every transpose, tiles cut short, offsets, k = 0; that
 every column sum is bit for bit the documented order's, whatever the block;
 and the lines read_ahead asks L2 for.
-Not checked: CUDA's own scheduling, its libm, fused multiply-adds, or speed.
+Not checked: CUDA's own scheduling (the blocks run in turn: in order here, last
+first under scripts/host_sanitize.sh), its libm, fused multiply-adds, or speed.
 """
 from __future__ import annotations
 

@@ -3,10 +3,14 @@ and a ``launch`` that runs them on NumPy arrays as CuPy would on CuPy's.
 
 A CUDA block becomes an OpenMP team of blockDim.x * blockDim.y * blockDim.z threads:
 ``threadIdx`` comes from omp_get_thread_num(), ``__syncthreads()`` is an OpenMP
-barrier, ``__shared__`` is ``static`` (one instance, shared by the team), and
-the blocks of the grid run one after another, x fastest. Each kernel gets an
-``extern "C"`` function per float type, ``host_<name>_<type>(grid x, grid y,
-block x, block y, block z, the kernel's parameters)``.
+barrier, and the blocks of the grid run one after another, x fastest (last
+first with -DHOST_REVERSED: ``kernel_source.host_build``). Each ``__shared__``
+array becomes one static array shared by the team, filled with 0xFF bytes (NaN
+as float or double) when a block first reaches it: a GPU leaves shared memory
+undefined, so a kernel reading what no thread of its block wrote gets NaN here,
+not zeros or another block's values. Each kernel gets an ``extern "C"`` function
+per float type, ``host_<name>_<type>(grid x, grid y, block x, block y, block z,
+the kernel's parameters)``.
 """
 from __future__ import annotations
 
@@ -22,11 +26,13 @@ import numpy as np
 
 from gpunet.backend.block_kernels import (BLOCK_KERNELS, C_TYPES, PRELUDE, BlockKernel, chain_name,
                                           kernel, row_chain_kernel)
+from helpers.kernel_source import HOST_ORDER, host_build
 
 HOST_PRELUDE = """\
 #include <cmath>
 #include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <omp.h>
 using namespace std;
 struct dim3 { unsigned x, y, z; };
@@ -40,8 +46,23 @@ static inline dim3 thread_index()
 #define __global__
 #define __launch_bounds__(...)
 #define __device__
-#define __shared__ static
 #define __syncthreads() _Pragma("omp barrier")
+// A __shared__ array of type A at declaration Site (host_source's rewrite): filled with
+// 0xFF bytes by the first of a block's threads to reach it
+static unsigned long long host_block;  // the number of the block running, from 1
+template <typename A, int Site> static A& host_shared()
+{
+  static A storage;
+  static unsigned long long filled;  // the block it was last filled for
+  if (__atomic_load_n(&filled, __ATOMIC_ACQUIRE) != host_block) {
+    #pragma omp critical (host_shared)
+    if (filled != host_block) {
+      memset(&storage, 0xFF, sizeof storage);
+      __atomic_store_n(&filled, host_block, __ATOMIC_RELEASE);
+    }
+  }
+  return storage;
+}
 // DEVICE_PRELUDE's: each line asked of L2 noted, up to PREFETCHES_KEPT, and counted
 #define PREFETCHES_KEPT (1 << 16)
 static unsigned long long prefetched[PREFETCHES_KEPT];
@@ -84,14 +105,16 @@ def params(text: str) -> list[Param]:
     return out
 
 
-def host_source(chains: tuple = ()) -> str:
-    """Every block kernel and the row chains of ``chains`` (each a tuple of hidden
-    stages, rows.py), and their host launchers for float and double."""
-    parts = [HOST_PRELUDE, PRELUDE]
+def host_source(chains: tuple = (), extra: tuple[BlockKernel, ...] = ()) -> str:
+    """Every block kernel, the row chains of ``chains`` (each a tuple of hidden
+    stages, rows.py) and the kernels ``extra`` (each by its CUDA name), and their
+    host launchers for float and double."""
+    parts = [HOST_PRELUDE, HOST_ORDER, shared_on_host(PRELUDE)]
     kernels: dict[str, BlockKernel] = {**BLOCK_KERNELS, **{
-        chain_name(stages): row_chain_kernel(stages) for stages in chains}}
+        chain_name(stages): row_chain_kernel(stages) for stages in chains},
+        **{block.name: block for block in extra}}
     for name, block in kernels.items():
-        parts.append(block.template())
+        parts.append(shared_on_host(block.template()))
         names = ", ".join(p.name for p in params(block.params))
         for c_type in C_TYPES.values():
             typed = re.sub(r"\bT\b", c_type, block.params)
@@ -102,7 +125,8 @@ extern "C" void host_{name}_{c_type}(unsigned gx, unsigned gy, unsigned bx, unsi
   gridDim = {{gx, gy, 1}}; blockDim = {{bx, by, bz}};
   for (unsigned y = 0; y < gy; ++y)
     for (unsigned x = 0; x < gx; ++x) {{
-      blockIdx = {{x, y, 0}};
+      blockIdx = {{HOST_ORDER(x, gx), HOST_ORDER(y, gy), 0}};
+      ++host_block;
       #pragma omp parallel num_threads(bx * by * bz)
       {{
         if ((unsigned)omp_get_num_threads() != bx * by * bz) abort();
@@ -112,6 +136,17 @@ extern "C" void host_{name}_{c_type}(unsigned gx, unsigned gy, unsigned bx, unsi
 }}
 """)
     return "\n".join(parts)
+
+
+SHARED = re.compile(r"__shared__ (\w+) (\w+)((?:\[[^\]]+\])+);")
+
+
+def shared_on_host(text: str) -> str:
+    """``text`` with each ``__shared__ T name[...]...;`` a reference to its
+    ``host_shared`` array; AssertionError for a ``__shared__`` of another form."""
+    text = SHARED.sub(r"\1 (&\2)\3 = host_shared<\1\3, __COUNTER__>();", text)
+    assert "__shared__" not in text, f"a __shared__ the host cannot place:\n{text}"
+    return text
 
 
 def host_launch(library: ctypes.CDLL) -> Callable[..., None]:
@@ -174,8 +209,8 @@ def build_host_launch(folder: Path, chains: tuple = ()) -> Callable[..., None]:
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     source, library = folder / "block_kernels.cpp", folder / "block_kernels.so"
     source.write_text(host_source(chains))
-    build = subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-std=c++17", "-fopenmp",
-                            str(source), "-o", str(library)], capture_output=True, text=True)
+    build = subprocess.run(host_build(source, library, "-fopenmp"), capture_output=True,
+                           text=True)
     assert build.returncode == 0, f"g++ fails:\n{build.stderr}"
     return host_launch(ctypes.CDLL(str(library)))
 

@@ -27,7 +27,7 @@ from gpunet.backend.block_kernels import BLOCK_KERNELS
 from gpunet.backend.kernels import KERNELS, KernelSpec
 from gpunet.backend.side_stream import Branches
 from helpers.block_kernel_source import params as block_params
-from helpers.kernel_source import C_TYPES, PLACEHOLDERS, Param, params, render
+from helpers.kernel_source import C_TYPES, PLACEHOLDERS, Param, host_build, params, render
 
 DTYPES = (np.float32, np.float64)
 # glibc's libm and CUDA's differ by ulps (and both from NumPy's own loops), so
@@ -55,8 +55,7 @@ def host_run(folder: Path) -> Run:
     def compile_(specs: list[KernelSpec], types: dict[str, str], stem: str) -> Any:
         source = folder / f"{stem}.cpp"
         source.write_text("\n".join(render(spec, types, "host") for spec in specs))
-        command = ["g++", "-O1", "-shared", "-fPIC", "-std=c++17", str(source),
-                   "-o", str(source.with_suffix(".so"))]
+        command = host_build(source, source.with_suffix(".so"))
         return source.with_suffix(".so"), subprocess.Popen(command, stderr=subprocess.PIPE,
                                                           text=True)
 

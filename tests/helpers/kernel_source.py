@@ -6,11 +6,14 @@ typedef'd, element ``i`` of a loop over ``n`` (``ptrdiff_t``, as CuPy's loop),
 every non-raw parameter bound by reference to element ``i`` of an array (const
 for inputs; a scalar, which CuPy passes by value, arrives broadcast to ``n``
 elements and reads the same), every raw parameter a pointer to the whole
-C-contiguous array, used by its own name.
+C-contiguous array, used by its own name. On the host ``i`` runs from 0 up, or,
+built with -DHOST_REVERSED (``host_build``'s flags), from n - 1 down.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import NamedTuple
 
 from gpunet.backend.kernels import KernelSpec
@@ -20,6 +23,23 @@ C_TYPES = {"int64": "long long", "int32": "int", "uint64": "unsigned long long",
            "float32": "float", "float64": "double"}
 PLACEHOLDERS = ("T", "U")
 TARGETS = ("cuda", "host")
+# Where the host runs elements (or a grid's blocks) in turn, their order: with
+# -DHOST_REVERSED the last first, so that one depending on another's running first fails.
+HOST_ORDER = """\
+#ifdef HOST_REVERSED
+#define HOST_ORDER(i, n) ((n) - 1 - (i))
+#else
+#define HOST_ORDER(i, n) (i)
+#endif"""
+
+
+def host_build(source: Path, library: Path, *flags: str) -> list[str]:
+    """g++'s command building ``source`` into ``library`` for the host runners:
+    ``flags``, then those in $GPUNET_HOST_CXXFLAGS (scripts/host_sanitize.sh's
+    sanitizers and -DHOST_REVERSED)."""
+    return ["g++", "-O1", "-shared", "-fPIC", "-std=c++17", *flags,
+            *os.environ.get("GPUNET_HOST_CXXFLAGS", "").split(), str(source),
+            "-o", str(library)]
 
 
 class Param(NamedTuple):
@@ -70,9 +90,10 @@ def render(spec: KernelSpec, types: Mapping[str, str], target: str) -> str:
         loop = ["  for (ptrdiff_t i = (ptrdiff_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;",
                 "       i += (ptrdiff_t)blockDim.x * gridDim.x) {"]
     else:
-        head = ["#include <cmath>", "#include <cstddef>", "using namespace std;"]
+        head = ["#include <cmath>", "#include <cstddef>", "using namespace std;", HOST_ORDER]
         signature = f'extern "C" void {spec.name}({", ".join(args + ["ptrdiff_t n"])})'
-        loop = ["  for (ptrdiff_t i = 0; i < n; ++i) {"]
+        loop = ["  for (ptrdiff_t _turn = 0; _turn < n; ++_turn) {",
+                "    const ptrdiff_t i = HOST_ORDER(_turn, n);"]
     return "\n".join([
         *head,
         *(f"typedef {types[t]} {t};" for t in used),

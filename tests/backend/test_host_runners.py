@@ -1,0 +1,106 @@
+"""The host runners of the kernels' text (helpers/kernel_source.py for kernels.py's
+rows, helpers/block_kernel_source.py for the block kernels) leave a kernel what a GPU
+leaves it: shared memory no thread of the block wrote is undefined (NaN here, in
+every block), and the order of a grid's blocks, or of a row's elements, is not the
+kernel's to rely on (last first, built with -DHOST_REVERSED, as
+scripts/host_sanitize.sh builds them). Each is checked with a kernel made to show it.
+"""
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gpunet.backend.block_kernels import BlockKernel
+from gpunet.backend.kernels import KernelSpec
+from helpers.block_kernel_source import host_source
+from helpers.kernel_source import host_build, render
+
+if shutil.which("g++") is None:
+    pytest.skip("g++ is not on PATH, so no kernel can be compiled for the host "
+                "(apt-get install g++)", allow_module_level=True)
+
+# Thread 0 of each block writes seen[0] (and, in block 0 only, seen[1]), then reads both.
+SHARED_READ = BlockKernel("gpunet_shared_read", "T* __restrict__ out", """\
+  __shared__ T seen[2];
+  if (threadIdx.x == 0) {
+    seen[0] = T(blockIdx.x);
+    if (blockIdx.x == 0) seen[1] = T(7);
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    out[2 * blockIdx.x] = seen[0];
+    out[2 * blockIdx.x + 1] = seen[1];
+  }""")
+# Each block writes its index to out[0]: the last to run is left there.
+LAST_BLOCK = BlockKernel("gpunet_last_block", "T* __restrict__ out",
+                         "  if (threadIdx.x == 0) out[0] = T(blockIdx.x);")
+# Each element writes its x to out[0]: the last to run is left there.
+LAST_ELEMENT = KernelSpec("gpunet_last_element", "T x", "raw T out", "out[0] = x")
+
+
+@pytest.fixture(autouse=True)
+def own_flags(monkeypatch) -> None:
+    """Each test's builds take the flags it gives, not scripts/host_sanitize.sh's."""
+    monkeypatch.delenv("GPUNET_HOST_CXXFLAGS", raising=False)
+
+
+def built(folder: Path, source: str, *flags: str) -> ctypes.CDLL:
+    """``source`` built for the host with ``host_build``'s flags and ``flags``."""
+    path, library = folder / "kernels.cpp", folder / "kernels.so"
+    path.write_text(source)
+    command = host_build(path, library, *flags)
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, f"g++ fails:\n{done.stderr}"
+    return ctypes.CDLL(str(library))
+
+
+def run_blocks(library: ctypes.CDLL, kernel: BlockKernel, blocks: int, out: np.ndarray) -> None:
+    """``kernel`` (float) on ``blocks`` blocks of 4 threads, its one parameter ``out``."""
+    function = getattr(library, f"host_{kernel.name}_float")
+    function.argtypes = [ctypes.c_uint] * 5 + [ctypes.c_void_p]
+    function(blocks, 1, 4, 1, 1, out.ctypes.data)
+
+
+@pytest.fixture(params=[(), ("-DHOST_REVERSED",)], ids=["in order", "reversed"])
+def order(request) -> tuple[str, ...]:
+    return request.param
+
+
+def test_shared_memory_no_thread_of_the_block_wrote_reads_nan_in_every_block(tmp_path,
+                                                                            order):
+    library = built(tmp_path, host_source(extra=(SHARED_READ,)), "-fopenmp", *order)
+    out = np.zeros(4, np.float32)
+    run_blocks(library, SHARED_READ, 2, out)
+    np.testing.assert_array_equal(out, [0, 7, 1, np.nan])  # not block 0's 7, nor 0
+
+
+@pytest.mark.parametrize("reversed_, last", [(False, 2), (True, 0)])
+def test_a_grids_blocks_run_last_first_when_reversed(tmp_path, reversed_, last):
+    flags = ("-DHOST_REVERSED",) if reversed_ else ()
+    library = built(tmp_path, host_source(extra=(LAST_BLOCK,)), "-fopenmp", *flags)
+    out = np.full(1, -1, np.float32)
+    run_blocks(library, LAST_BLOCK, 3, out)
+    assert out[0] == last
+
+
+@pytest.mark.parametrize("reversed_, last", [(False, 4), (True, 0)])
+def test_a_rows_elements_run_last_first_when_reversed(tmp_path, reversed_, last):
+    flags = ("-DHOST_REVERSED",) if reversed_ else ()
+    library = built(tmp_path, render(LAST_ELEMENT, {"T": "float"}, "host"), *flags)
+    x, out = np.arange(5, dtype=np.float32), np.full(1, -1, np.float32)
+    function = library.gpunet_last_element
+    function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t]
+    function(x.ctypes.data, out.ctypes.data, len(x))
+    assert out[0] == last
+
+
+def test_the_host_builds_take_the_flags_in_gpunet_host_cxxflags(monkeypatch, tmp_path):
+    monkeypatch.setenv("GPUNET_HOST_CXXFLAGS", "-DHOST_REVERSED -g")
+    command = host_build(tmp_path / "a.cpp", tmp_path / "a.so", "-fopenmp")
+    assert command[-6:] == ["-fopenmp", "-DHOST_REVERSED", "-g", str(tmp_path / "a.cpp"), "-o",
+                            str(tmp_path / "a.so")]
