@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The kernels' tests on the host, their kernels built with AddressSanitizer and
 # UndefinedBehaviorSanitizer and run last first (-DHOST_REVERSED: a grid's blocks, a
-# row's elements). A kernel that reads or writes past an array (a NumPy array or its
-# shared memory), overflows a signed integer, or depends on the order its blocks run
-# in then fails here, where a GPU might show nothing, or fault and lose its context.
+# block's threads between barriers, a row's elements). A kernel that reads or writes
+# past an array (a NumPy array or its shared memory), overflows a signed integer, or
+# depends on the order its blocks or threads run in then fails here, where a GPU might
+# show nothing, or fault and lose its context.
 # The host runners are tests/helpers/kernel_source.py and block_kernel_source.py.
 #
 #   scripts/host_sanitize.sh [pytest options, e.g. -n 2]
 #
 # Needs g++ with libasan and libubsan (Debian: g++), and the test extras. Not part of CI:
-# about 2 minutes with -n 2 on this project's 2-core machines. NVRTC's tests are not
+# about a minute with -n 2 on this project's 2-core machines. NVRTC's tests are not
 # among these (NVRTC does not run under AddressSanitizer). Exit status: pytest's; 1
 # with the sanitizers' reports printed (kept in $OUT, or ./host-sanitize) where any
 # was written.
@@ -28,8 +29,10 @@ LD_PRELOAD=$asan python3 -m pytest -q -p no:cacheprovider "$@" \
     tests/backend/test_kernels_on_host.py tests/backend/test_cupy_planned_step_on_host.py \
     tests/backend/test_cupy_graph_step_on_host.py
 status=$?
-if compgen -G "$out/report.*" > /dev/null; then
-    cat "$out"/report.*
+# ASan's warning that it may misread fibers' stacks (ucontext) is not a finding
+reports=$(grep -lE "ERROR: AddressSanitizer|runtime error" "$out"/report.* 2>/dev/null)
+if [ -n "$reports" ]; then
+    cat $reports
     [ "$status" -ne 0 ] || status=1
 fi
 exit $status

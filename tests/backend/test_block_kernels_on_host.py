@@ -1,7 +1,7 @@
 """The block kernels (gpunet/backend/block_kernels/), run on the host against NumPy.
 
-Their text, verbatim, is compiled with g++ -fopenmp, a CUDA block an OpenMP team
-(helpers/block_kernel_source.py), and block_kernels' own launch functions run
+Their text, verbatim, is compiled with g++, a CUDA block's threads fibers run in
+turn between barriers (helpers/block_kernel_source.py), and block_kernels' own launch functions run
 with their ``launch`` replaced by the host's, which refuses an argument CuPy
 would pass wrong. Checked, float32 and float64: dense_backward against the NumPy
 backend's, the output stage against its dense_softmax_cross_entropy (and the
@@ -14,7 +14,6 @@ first under scripts/host_sanitize.sh), its libm, fused multiply-adds, or speed.
 """
 from __future__ import annotations
 
-import os
 import shutil
 from typing import Any
 
@@ -30,8 +29,6 @@ from helpers.block_kernel_source import build_host_launch, check_sums, lines_of,
 if shutil.which("g++") is None:
     pytest.skip("g++ is not on PATH, so the block kernels cannot be compiled for the host "
                 "(apt-get install g++)", allow_module_level=True)
-# Before libgomp loads: a block's threads outnumber the cores, so they sleep at a barrier.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 DTYPES = (np.float32, np.float64)
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}

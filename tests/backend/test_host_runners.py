@@ -1,9 +1,11 @@
 """The host runners of the kernels' text (helpers/kernel_source.py for kernels.py's
 rows, helpers/block_kernel_source.py for the block kernels) leave a kernel what a GPU
 leaves it: shared memory no thread of the block wrote is undefined (NaN here, in
-every block), and the order of a grid's blocks, or of a row's elements, is not the
-kernel's to rely on (last first, built with -DHOST_REVERSED, as
-scripts/host_sanitize.sh builds them). Each is checked with a kernel made to show it.
+every block); the order of a grid's blocks, of a block's threads between barriers,
+or of a row's elements, is not the kernel's to rely on (last first, built with
+-DHOST_REVERSED, as scripts/host_sanitize.sh builds them); and a barrier some of a
+block's threads do not reach fails the launch. Each is checked with a kernel made
+to show it.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import pytest
 
 from gpunet.backend.block_kernels import BlockKernel
 from gpunet.backend.kernels import KernelSpec
-from helpers.block_kernel_source import host_source
+from helpers.block_kernel_source import failure, host_source
 from helpers.kernel_source import host_build, render
 
 if shutil.which("g++") is None:
@@ -36,9 +38,21 @@ SHARED_READ = BlockKernel("gpunet_shared_read", "T* __restrict__ out", """\
     out[2 * blockIdx.x] = seen[0];
     out[2 * blockIdx.x + 1] = seen[1];
   }""")
+# The odd threads end before the barrier the even ones reach.
+ENDING = BlockKernel("gpunet_ending", "T* __restrict__ out", """\
+  if (threadIdx.x % 2) return;
+  __syncthreads();
+  out[threadIdx.x] = T(1);""")
+# The odd threads reach one barrier, the even ones another.
+PARTING = BlockKernel("gpunet_parting", "T* __restrict__ out", """\
+  if (threadIdx.x % 2) __syncthreads(); else __syncthreads();
+  out[threadIdx.x] = T(1);""")
 # Each block writes its index to out[0]: the last to run is left there.
 LAST_BLOCK = BlockKernel("gpunet_last_block", "T* __restrict__ out",
                          "  if (threadIdx.x == 0) out[0] = T(blockIdx.x);")
+# Each thread writes its index to out[0]: the last to run is left there.
+LAST_THREAD = BlockKernel("gpunet_last_thread", "T* __restrict__ out",
+                          "  out[0] = T(threadIdx.x);")
 # Each element writes its x to out[0]: the last to run is left there.
 LAST_ELEMENT = KernelSpec("gpunet_last_element", "T x", "raw T out", "out[0] = x")
 
@@ -73,18 +87,40 @@ def order(request) -> tuple[str, ...]:
 
 def test_shared_memory_no_thread_of_the_block_wrote_reads_nan_in_every_block(tmp_path,
                                                                             order):
-    library = built(tmp_path, host_source(extra=(SHARED_READ,)), "-fopenmp", *order)
+    library = built(tmp_path, host_source(extra=(SHARED_READ,)), *order)
     out = np.zeros(4, np.float32)
     run_blocks(library, SHARED_READ, 2, out)
     np.testing.assert_array_equal(out, [0, 7, 1, np.nan])  # not block 0's 7, nor 0
 
 
+@pytest.mark.parametrize("kernel, flags, said", [
+    (ENDING, (), "block (0, 0): thread 1 reached its end where another reached a barrier"),
+    (ENDING, ("-DHOST_REVERSED",),
+     "block (1, 0): thread 2 reached a barrier where another reached its end"),
+    (PARTING, (), "block (0, 0): thread 1 reached a barrier where another reached another "
+                  "barrier")], ids=["its end", "its end, reversed", "another barrier"])
+def test_a_barrier_some_threads_of_a_block_do_not_reach_fails_the_launch(tmp_path, kernel,
+                                                                          flags, said):
+    library = built(tmp_path, host_source(extra=(kernel,)), *flags)
+    run_blocks(library, kernel, 2, np.zeros(4, np.float32))
+    assert failure(library) == said
+
+
 @pytest.mark.parametrize("reversed_, last", [(False, 2), (True, 0)])
 def test_a_grids_blocks_run_last_first_when_reversed(tmp_path, reversed_, last):
     flags = ("-DHOST_REVERSED",) if reversed_ else ()
-    library = built(tmp_path, host_source(extra=(LAST_BLOCK,)), "-fopenmp", *flags)
+    library = built(tmp_path, host_source(extra=(LAST_BLOCK,)), *flags)
     out = np.full(1, -1, np.float32)
     run_blocks(library, LAST_BLOCK, 3, out)
+    assert out[0] == last
+
+
+@pytest.mark.parametrize("reversed_, last", [(False, 3), (True, 0)])
+def test_a_blocks_threads_run_last_first_when_reversed(tmp_path, reversed_, last):
+    flags = ("-DHOST_REVERSED",) if reversed_ else ()
+    library = built(tmp_path, host_source(extra=(LAST_THREAD,)), *flags)
+    out = np.full(1, -1, np.float32)
+    run_blocks(library, LAST_THREAD, 1, out)
     assert out[0] == last
 
 
@@ -101,6 +137,6 @@ def test_a_rows_elements_run_last_first_when_reversed(tmp_path, reversed_, last)
 
 def test_the_host_builds_take_the_flags_in_gpunet_host_cxxflags(monkeypatch, tmp_path):
     monkeypatch.setenv("GPUNET_HOST_CXXFLAGS", "-DHOST_REVERSED -g")
-    command = host_build(tmp_path / "a.cpp", tmp_path / "a.so", "-fopenmp")
-    assert command[-6:] == ["-fopenmp", "-DHOST_REVERSED", "-g", str(tmp_path / "a.cpp"), "-o",
+    command = host_build(tmp_path / "a.cpp", tmp_path / "a.so", "-O2")
+    assert command[-6:] == ["-O2", "-DHOST_REVERSED", "-g", str(tmp_path / "a.cpp"), "-o",
                             str(tmp_path / "a.so")]

@@ -15,8 +15,8 @@ test_cupy_graph_step_on_host.py.
 This proves the formulas: the arithmetic, the handling of inf and NaN, the row
 and column loops and their indexing, the order of the arguments, the dropout
 masks bit for bit. The block kernels (``block_kernels/``: a dense stage's
-backward, the output stage, the fallback GEMM) run through the host's OpenMP
-blocks (``helpers/block_kernel_source.py``). Eager ``gemm`` is ``cupy.matmul`` and a
+backward, the output stage, the fallback GEMM) run as the host's blocks of fibers
+(``helpers/block_kernel_source.py``). Eager ``gemm`` is ``cupy.matmul`` and a
 recorded step's is libcublas (tests/backend/test_cublas_capture.py), so neither is
 run here. It does not run CUDA:
 not NVRTC's code (tests/backend/test_nvrtc.py compiles that), nor CUDA's libm, its

@@ -1,12 +1,17 @@
-"""The block kernels (gpunet/backend/block_kernels/) as a host library for g++ -fopenmp,
-and a ``launch`` that runs them on NumPy arrays as CuPy would on CuPy's.
+"""The block kernels (gpunet/backend/block_kernels/) as a host library for g++, and
+a ``launch`` that runs them on NumPy arrays as CuPy would on CuPy's.
 
-A CUDA block becomes an OpenMP team of blockDim.x * blockDim.y * blockDim.z threads:
-``threadIdx`` comes from omp_get_thread_num(), ``__syncthreads()`` is an OpenMP
-barrier, and the blocks of the grid run one after another, x fastest (last
-first with -DHOST_REVERSED: ``kernel_source.host_build``). Each ``__shared__``
-array becomes one static array shared by the team, filled with 0xFF bytes (NaN
-as float or double) when a block first reaches it: a GPU leaves shared memory
+A CUDA block's blockDim.x * blockDim.y * blockDim.z threads become fibers
+(ucontext) on the caller's thread, run in rounds: in each, every thread in turn
+(in order of its number, last first with -DHOST_REVERSED:
+``kernel_source.host_build``) runs to its next ``__syncthreads()`` or its end. So
+a kernel missing a barrier between one thread's write and another's read (or a
+read and a later write) reads wrong in one of the two orders, every time; a
+barrier that only some of a block's threads reach fails the launch (AssertionError
+naming the block and thread), as CUDA leaves it undefined. The
+blocks of the grid run one after another, x fastest (last first, reversed). Each
+``__shared__`` array becomes one static array, filled with 0xFF bytes (NaN as
+float or double) when a block first reaches it: a GPU leaves shared memory
 undefined, so a kernel reading what no thread of its block wrote gets NaN here,
 not zeros or another block's values. Each kernel gets an ``extern "C"`` function
 per float type, ``host_<name>_<type>(grid x, grid y, block x, block y, block z,
@@ -15,7 +20,6 @@ the kernel's parameters)``.
 from __future__ import annotations
 
 import ctypes
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -31,35 +35,89 @@ from helpers.kernel_source import HOST_ORDER, host_build
 HOST_PRELUDE = """\
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <omp.h>
+#include <ucontext.h>
 using namespace std;
 struct dim3 { unsigned x, y, z; };
-static dim3 gridDim, blockDim, blockIdx;
-static inline dim3 thread_index()
-{
-  const unsigned t = omp_get_thread_num();
-  return {t % blockDim.x, t / blockDim.x % blockDim.y, t / (blockDim.x * blockDim.y)};
-}
-#define threadIdx (thread_index())
+static dim3 gridDim, blockDim, blockIdx, threadIdx;  // threadIdx: the fiber running's
 #define __global__
 #define __launch_bounds__(...)
 #define __device__
-#define __syncthreads() _Pragma("omp barrier")
+#define __syncthreads() host_sync(__COUNTER__)
+// A block's threads as fibers on the caller's thread (host_block): in each round every
+// fiber not ended runs, in turn (HOST_ORDER), to its next barrier or its end. A barrier
+// some of the block's threads reach in a round and others do not (another barrier, or
+// the end) ends the launch, said in host_failure.
+enum { HOST_THREADS = 1024, HOST_STACK = 1 << 17 };
+static ucontext_t host_caller, host_fibers[HOST_THREADS];
+static char* host_stacks;
+static unsigned host_running;  // the fiber running
+static int host_at[HOST_THREADS];  // where each fiber is: -1 ended, else its barrier's site
+static void (*host_body)(void*);
+static void* host_call;
+static void host_fiber()
+{
+  host_body(host_call);
+  host_at[host_running] = -1;  // then uc_link: back to host_block
+}
+static void host_sync(int site)
+{
+  host_at[host_running] = site;
+  swapcontext(&host_fibers[host_running], &host_caller);
+}
+static char host_failed[200];  // why the last launch ended early ("" if it did not)
+extern "C" const char* host_failure() { return host_failed; }
+static bool host_run_block(unsigned threads, void (*body)(void*), void* call)
+{
+  if (!host_stacks && !(host_stacks = (char*)malloc((size_t)HOST_THREADS * HOST_STACK))) abort();
+  host_body = body;
+  host_call = call;
+  for (unsigned t = 0; t < threads; ++t) {
+    getcontext(&host_fibers[t]);
+    host_fibers[t].uc_stack.ss_sp = host_stacks + (size_t)t * HOST_STACK;
+    host_fibers[t].uc_stack.ss_size = HOST_STACK;
+    host_fibers[t].uc_link = &host_caller;
+    makecontext(&host_fibers[t], host_fiber, 0);
+    host_at[t] = 0;
+  }
+  for (bool waiting = true; waiting; ) {
+    waiting = false;
+    int site = -2;  // the barrier this round's fibers reached (-1: their end)
+    for (unsigned turn = 0; turn < threads; ++turn) {
+      const unsigned t = HOST_ORDER(turn, threads);
+      if (host_at[t] == -1) continue;
+      host_running = t;
+      threadIdx = {t % blockDim.x, t / blockDim.x % blockDim.y, t / (blockDim.x * blockDim.y)};
+      swapcontext(&host_caller, &host_fibers[t]);
+      if (site != -2 && host_at[t] != site) {
+        snprintf(host_failed, sizeof host_failed,
+                 "block (%u, %u): thread %u reached %s where another reached %s", blockIdx.x,
+                 blockIdx.y, t, host_at[t] < 0 ? "its end" : "a barrier",
+                 site < 0 ? "its end" : host_at[t] < 0 ? "a barrier" : "another barrier");
+        return false;
+      }
+      site = host_at[t];
+      waiting = waiting || site >= 0;
+    }
+  }
+  return true;
+}
+template <typename Call> static bool host_block(unsigned threads, Call& call)
+{
+  return host_run_block(threads, [](void* c) { (*static_cast<Call*>(c))(); }, &call);
+}
 // A __shared__ array of type A at declaration Site (host_source's rewrite): filled with
 // 0xFF bytes by the first of a block's threads to reach it
-static unsigned long long host_block;  // the number of the block running, from 1
+static unsigned long long host_block_number;  // the block running's, from 1
 template <typename A, int Site> static A& host_shared()
 {
   static A storage;
   static unsigned long long filled;  // the block it was last filled for
-  if (__atomic_load_n(&filled, __ATOMIC_ACQUIRE) != host_block) {
-    #pragma omp critical (host_shared)
-    if (filled != host_block) {
-      memset(&storage, 0xFF, sizeof storage);
-      __atomic_store_n(&filled, host_block, __ATOMIC_RELEASE);
-    }
+  if (filled != host_block_number) {
+    memset(&storage, 0xFF, sizeof storage);
+    filled = host_block_number;
   }
   return storage;
 }
@@ -69,11 +127,8 @@ static unsigned long long prefetched[PREFETCHES_KEPT];
 static long long prefetches;
 static inline void prefetch_l2(const void* p)
 {
-  #pragma omp critical
-  {
-    if (prefetches < PREFETCHES_KEPT) prefetched[prefetches] = (unsigned long long)p;
-    ++prefetches;
-  }
+  if (prefetches < PREFETCHES_KEPT) prefetched[prefetches] = (unsigned long long)p;
+  ++prefetches;
 }
 extern "C" long long host_prefetched(unsigned long long* out)
 {
@@ -109,7 +164,7 @@ def host_source(chains: tuple = (), extra: tuple[BlockKernel, ...] = ()) -> str:
     """Every block kernel, the row chains of ``chains`` (each a tuple of hidden
     stages, rows.py) and the kernels ``extra`` (each by its CUDA name), and their
     host launchers for float and double."""
-    parts = [HOST_PRELUDE, HOST_ORDER, shared_on_host(PRELUDE)]
+    parts = [HOST_ORDER, HOST_PRELUDE, shared_on_host(PRELUDE)]
     kernels: dict[str, BlockKernel] = {**BLOCK_KERNELS, **{
         chain_name(stages): row_chain_kernel(stages) for stages in chains},
         **{block.name: block for block in extra}}
@@ -123,15 +178,13 @@ extern "C" void host_{name}_{c_type}(unsigned gx, unsigned gy, unsigned bx, unsi
                                   unsigned bz, {typed})
 {{
   gridDim = {{gx, gy, 1}}; blockDim = {{bx, by, bz}};
+  host_failed[0] = 0;
   for (unsigned y = 0; y < gy; ++y)
     for (unsigned x = 0; x < gx; ++x) {{
       blockIdx = {{HOST_ORDER(x, gx), HOST_ORDER(y, gy), 0}};
-      ++host_block;
-      #pragma omp parallel num_threads(bx * by * bz)
-      {{
-        if ((unsigned)omp_get_num_threads() != bx * by * bz) abort();
-        {block.name}<{c_type}>({names});
-      }}
+      ++host_block_number;
+      auto call = [&] {{ {block.name}<{c_type}>({names}); }};
+      if (!host_block(bx * by * bz, call)) return;
     }}
 }}
 """)
@@ -154,7 +207,8 @@ def host_launch(library: ctypes.CDLL) -> Callable[..., None]:
     place of CuPy's. Each argument must be what CuPy would pass right: an array
     C-contiguous, of the pointer's type; a scalar a NumPy scalar of the
     parameter's type. Grid and block dimensions are raised to 1 as CuPy's
-    ``Function.__call__`` (cupy/cuda/function.pyx) raises them. With ``bound``,
+    ``Function.__call__`` (cupy/cuda/function.pyx) raises them. A launch whose
+    block's threads reach different barriers is an AssertionError. With ``bound``,
     a call that launches it again is appended to it, as a BoundLaunch would be."""
     def launch(name: str, dtype: np.dtype, grid: tuple[int, ...], block: tuple[int, ...],
                args: tuple, bound: list | None = None) -> None:
@@ -179,8 +233,15 @@ def host_launch(library: ctypes.CDLL) -> Callable[..., None]:
         function.argtypes = [ctypes.c_uint] * 5 + [
             ctypes.c_void_p if p.pointer else type(v) for p, v in zip(ps, values)]
         function(gx, gy, bx, by, bz, *values)
+        assert not (failed := failure(library)), f"{name}: {failed}"
     launch.library = library
     return launch
+
+
+def failure(library: ctypes.CDLL) -> str:
+    """Why the library's last launch ended early ("" if it did not)."""
+    library.host_failure.restype = ctypes.c_char_p
+    return library.host_failure().decode()
 
 
 def prefetched(launch: Callable[..., None]) -> list[int]:
@@ -203,14 +264,10 @@ def lines_of(rows: np.ndarray) -> list[int]:
 
 
 def build_host_launch(folder: Path, chains: tuple = ()) -> Callable[..., None]:
-    """``host_launch`` of ``host_source(chains)`` compiled with g++ -fopenmp in
-    ``folder``; OpenMP's threads wait passively (a team outnumbers the cores),
-    unless set otherwise before libgomp loaded."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    """``host_launch`` of ``host_source(chains)`` compiled with g++ in ``folder``."""
     source, library = folder / "block_kernels.cpp", folder / "block_kernels.so"
     source.write_text(host_source(chains))
-    build = subprocess.run(host_build(source, library, "-fopenmp"), capture_output=True,
-                           text=True)
+    build = subprocess.run(host_build(source, library), capture_output=True, text=True)
     assert build.returncode == 0, f"g++ fails:\n{build.stderr}"
     return host_launch(ctypes.CDLL(str(library)))
 

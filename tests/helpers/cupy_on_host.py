@@ -2,7 +2,7 @@
 
 Its kernels.py rows compiled with g++ as plain C++ functions and run on NumPy
 arrays the way CuPy would pass them (``host_run``), its block kernels run as
-OpenMP teams (``helpers/block_kernel_source.py``), and CuPy swapped for NumPy in
+fibers in turn between barriers (``helpers/block_kernel_source.py``), and CuPy swapped for NumPy in
 its modules (``cupy_backend_on_host``): every operation's glue (allocations,
 argument order, scalars) is gpunet's. Also what the tests of it share: drawing
 and checking values, the launches made (``LAUNCHED``), a recorded step's ways

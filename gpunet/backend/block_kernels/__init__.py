@@ -5,7 +5,7 @@ template over the float type ``T`` whose body uses ``threadIdx``, ``blockIdx``,
 ``blockDim``, ``__shared__`` and ``__syncthreads()``; ``source`` renders it
 after ``PRELUDE`` (``column_sums`` and ``sliced_sum``, which they share) and
 ``DEVICE_PRELUDE``, so NVRTC (tests/backend/test_block_kernels_nvrtc.py) and g++
-with a block as an OpenMP team (tests/backend/test_block_kernels_on_host.py, its
+with a block's threads as fibers (tests/backend/test_block_kernels_on_host.py, its
 own prelude in place of DEVICE_PRELUDE) check the text CuPy compiles.
 
 - reductions.py: ``dense_backward_<activation>[_dropout]``, dz = f'(y) gy
