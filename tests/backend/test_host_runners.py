@@ -3,8 +3,9 @@ rows, helpers/block_kernel_source.py for the block kernels) leave a kernel what 
 leaves it: shared memory no thread of the block wrote is undefined (NaN here, in
 every block); the order of a grid's blocks, of a block's threads between barriers,
 or of a row's elements, is not the kernel's to rely on (last first, built with
--DHOST_REVERSED, as scripts/host_sanitize.sh builds them); and a barrier some of a
-block's threads do not reach fails the launch. Each is checked with a kernel made
+-DHOST_REVERSED, as scripts/host_sanitize.sh builds them); a barrier some of a
+block's threads do not reach fails the launch; and an array CuPy allocates holds
+whatever was there (helpers/cupy_on_host.py's stand-in: NaN, -1). Each is checked with a kernel made
 to show it.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from gpunet.backend.block_kernels import BlockKernel
 from gpunet.backend.kernels import KernelSpec
 from helpers.block_kernel_source import failure, host_source
+from helpers.cupy_on_host import undefined
 from helpers.kernel_source import host_build, render
 
 if shutil.which("g++") is None:
@@ -140,3 +142,10 @@ def test_the_host_builds_take_the_flags_in_gpunet_host_cxxflags(monkeypatch, tmp
     command = host_build(tmp_path / "a.cpp", tmp_path / "a.so", "-O2")
     assert command[-6:] == ["-O2", "-DHOST_REVERSED", "-g", str(tmp_path / "a.cpp"), "-o",
                             str(tmp_path / "a.so")]
+
+
+@pytest.mark.parametrize("dtype, value", [(np.float32, np.nan), (np.float64, np.nan),
+                                          (np.int64, -1), (np.uint64, 2 ** 64 - 1)])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_the_stand_in_cupy_empty_holds_nan_or_all_ones_bits(dtype, value, order):
+    np.testing.assert_array_equal(undefined((2, 3), dtype, order), np.full((2, 3), value, dtype))

@@ -91,7 +91,7 @@ def host_run(folder: Path) -> Run:
         # CuPy's size=, where every array is raw: the scalars' shape, one per thread
         shape = (size,) if size is not None else np.broadcast_shapes(
             *(np.shape(a) for p, a in zip(ps, args) if not p.raw))
-        given = list(args) + [np.empty(shape, t) for t in types[len(args):]]
+        given = list(args) + [undefined(shape, t) for t in types[len(args):]]
         buffers = []
         for p, t, arg in zip(ps, types, given):
             value = np.asarray(arg, t)  # a Python scalar becomes the declared type
@@ -124,6 +124,15 @@ def bind(ps: list[Param], args: tuple) -> dict[str, np.dtype]:
             if arg.dtype != want:
                 raise TypeError(f"Type is mismatched. {p.name} {arg.dtype} {want}")
     return bound
+
+
+def undefined(shape: Any, dtype: Any = float, order: str = "C") -> np.ndarray:
+    """``np.empty``, its bytes all 0xFF (NaN as a float, -1 as an integer): what
+    ``cupy.empty`` returns is whatever its memory pool's block last held, so a
+    kernel reading an output before writing it reads NaN here, not zeros."""
+    array = np.empty(shape, dtype, order)
+    ctypes.memset(array.ctypes.data, 0xFF, array.nbytes)
+    return array
 
 
 def patch_cupy(patch: pytest.MonkeyPatch, name: str, value: Any) -> None:
@@ -161,7 +170,7 @@ def cupy_backend_on_host(run: Run, block_launch: Run) -> Iterator[Any]:
                 ran.add(name.removeprefix("grid_"))
 
     with pytest.MonkeyPatch.context() as patch:
-        patch_cupy(patch, "cupy", SimpleNamespace(empty=np.empty,
+        patch_cupy(patch, "cupy", SimpleNamespace(empty=undefined,
                                                   ascontiguousarray=np.ascontiguousarray))
         patch_cupy(patch, "elementwise", elementwise)
         patch.setattr(block_kernels.launches, "launch", launch)
