@@ -38,9 +38,8 @@ __device__ void column_sums(long long rows, long long k, long long first, T* __r
     __syncthreads();
     if (lane < half) partial[threadIdx.x] += partial[threadIdx.x + half * columns];
   }}
-  __syncthreads();
+  __syncthreads();  // every lane's partial read: a later call may write them again
   if (lane == 0 && c < k) db[c] = partial[threadIdx.x];
-  __syncthreads();
 }}
 """ + SLICED_SUM
 
