@@ -9,8 +9,9 @@ from the capture's stream by an event and joined back by another before the
 update, each kind becomes a branch of the CUDA graph that runs beside the chain
 and beside the others (CUDA's cross-stream capture: ``cudaEventRecord`` on the
 capturing stream, then ``cudaStreamWaitEvent`` on the other, draws it into the
-capture). The numbers are the same: no kernel of a branch writes what the chain
-or another branch reads.
+capture). The numbers are the same: no kernel of a branch touches what the chain
+or another branch writes, but in an order the graph's edges fix (checked on the
+host: tests/backend/test_cupy_graph_step_on_host.py, over tests/helpers/races.py).
 """
 from __future__ import annotations
 

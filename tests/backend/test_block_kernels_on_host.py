@@ -39,9 +39,10 @@ GRAD_EXTREMES = ((0.0, np.inf), (-1.0, np.nan), (2.0, np.inf), (np.nan, 1.0), (-
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory) -> None:
-    """block_kernels.launches.launch replaced by the host's, for the module; it is given."""
-    launch = build_host_launch(tmp_path_factory.mktemp("block_kernels"))
+def host(tmp_path_factory, host_order) -> None:
+    """block_kernels.launches.launch replaced by the host's (in each order, conftest's
+    ``host_order``), for the module; it is given."""
+    launch = build_host_launch(tmp_path_factory.mktemp("block_kernels"), flags=host_order)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(block_kernels.launches, "launch", launch)
         yield launch

@@ -17,8 +17,9 @@ import gpunet
 from gpunet.backend.graph_step import StateRows, graph_state
 from gpunet.backend.side_stream import Branches
 from helpers.block_kernel_source import lines_of, prefetched
-from helpers.cupy_on_host import (LAUNCHED, STREAMS, NumpyCublas, capturing, check_product,
-                                  draw, logged_branches, patch_cupy)
+from helpers.cupy_on_host import (EVENTS, LAUNCHED, STREAMS, NumpyCublas, capturing,
+                                  check_product, draw, logged_branches, patch_cupy)
+from helpers.races import unordered
 
 if shutil.which("g++") is None:
     pytest.skip("g++ is not on PATH, so the kernels cannot be compiled for the host "
@@ -88,6 +89,7 @@ def test_a_recorded_deep_step_reads_the_next_rows_ahead_unless_bound(kernels, cp
     chain, 13 with its parts); run eagerly, on the current stream (so a capture
     after finds it built). Bound, it asks for nothing. The numbers are the same,
     bit for bit."""
+    prefetched(block_launch)  # what earlier tests asked, forgotten
     bound_launched, bound, graph = recorded_deep_step(kernels, cpu, chained)
     assert "read_ahead" not in bound_launched and prefetched(block_launch) == []
     eager_launched, eager, graph = recorded_deep_step(kernels, cpu, chained, "eager")
@@ -113,6 +115,26 @@ def test_a_recorded_deep_step_reads_the_next_rows_ahead_unless_bound(kernels, cp
             np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("chained", [True, False], ids=["row chain", "parts"])
+def test_a_captured_deep_steps_kernels_touch_nothing_the_graph_leaves_unordered(kernels, cpu,
+                                                                               chained):
+    """Captured, the deep step's kernels run on the capture's stream and its three
+    branches; any two that touch the same bytes, one writing them, are ordered by
+    the graph's edges (helpers/races.py), so a GPU runs them as the host does.
+    Without a branch's fork, or its join, they are not (read_ahead's fork orders
+    nothing: it only reads, what nothing before it writes)."""
+    side, _ = logged_branches()
+    del EVENTS[:]
+    recorded_deep_step(kernels, cpu, chained, "captured", side)
+    events = list(EVENTS)
+    assert {event[1] for event in events if event[0] == "launch"} == {
+        "main", "products", "sums", "ahead"}
+    assert unordered(events) == []
+    for dropped in [("fork", "sums"), ("join", "sums"), ("fork", "products"),
+                    ("join", "products"), ("join", "ahead")]:  # ahead's fork: reads only
+        assert unordered([event for event in events if event != dropped]) != [], dropped
+
+
 @pytest.mark.parametrize("given", ["as a step gives them", "no graph step's rows",
                                    "targets of another dtype", "targets of one dimension",
                                    "targets of other rows", "targets not contiguous"])
@@ -129,6 +151,7 @@ def test_read_ahead_asks_for_nothing_it_would_read_wrong(kernels, block_launch, 
                   "targets not contiguous": (x, np.zeros((40, 6), np.float32)[:, ::2]),
                   }.get(given, (x, targets))
     side, log = logged_branches()
+    prefetched(block_launch)  # what earlier tests asked, forgotten
     with capturing(kernels, side):
         kernels.read_ahead(x, targets)
     asked = given == "as a step gives them"

@@ -3,7 +3,7 @@ rows, helpers/block_kernel_source.py for the block kernels) leave a kernel what 
 leaves it: shared memory no thread of the block wrote is undefined (NaN here, in
 every block); the order of a grid's blocks, of a block's threads between barriers,
 or of a row's elements, is not the kernel's to rely on (last first, built with
--DHOST_REVERSED, as scripts/host_sanitize.sh builds them); a barrier some of a
+-DHOST_REVERSED, as conftest.py's ``host_order`` builds them for every other run); a barrier some of a
 block's threads do not reach fails the launch; and an array CuPy allocates holds
 whatever was there (helpers/cupy_on_host.py's stand-in: NaN, -1). Each is checked with a kernel made
 to show it.

@@ -3,8 +3,8 @@ a ``launch`` that runs them on NumPy arrays as CuPy would on CuPy's.
 
 A CUDA block's blockDim.x * blockDim.y * blockDim.z threads become fibers
 (ucontext) on the caller's thread, run in rounds: in each, every thread in turn
-(in order of its number, last first with -DHOST_REVERSED:
-``kernel_source.host_build``) runs to its next ``__syncthreads()`` or its end. So
+(in order of its number, or last first, built with -DHOST_REVERSED: every
+kernel test runs both ways, tests/backend/conftest.py's ``host_order``) runs to its next ``__syncthreads()`` or its end. So
 a kernel missing a barrier between one thread's write and another's read (or a
 read and a later write) reads wrong in one of the two orders, every time; a
 barrier that only some of a block's threads reach fails the launch (AssertionError
@@ -263,11 +263,14 @@ def lines_of(rows: np.ndarray) -> list[int]:
     return list(range(start // LINE * LINE, start + rows.nbytes, LINE)) if rows.nbytes else []
 
 
-def build_host_launch(folder: Path, chains: tuple = ()) -> Callable[..., None]:
-    """``host_launch`` of ``host_source(chains)`` compiled with g++ in ``folder``."""
+def build_host_launch(folder: Path, chains: tuple = (),
+                      flags: tuple[str, ...] = ()) -> Callable[..., None]:
+    """``host_launch`` of ``host_source(chains)`` compiled with g++ (and its
+    ``flags``) in ``folder``."""
     source, library = folder / "block_kernels.cpp", folder / "block_kernels.so"
     source.write_text(host_source(chains))
-    build = subprocess.run(host_build(source, library), capture_output=True, text=True)
+    build = subprocess.run(host_build(source, library, *flags), capture_output=True,
+                           text=True)
     assert build.returncode == 0, f"g++ fails:\n{build.stderr}"
     return host_launch(ctypes.CDLL(str(library)))
 

@@ -28,6 +28,7 @@ from gpunet.backend.kernels import KERNELS, KernelSpec
 from gpunet.backend.side_stream import Branches
 from helpers.block_kernel_source import params as block_params
 from helpers.kernel_source import C_TYPES, PLACEHOLDERS, Param, host_build, params, render
+from helpers.races import MAIN, accesses
 
 DTYPES = (np.float32, np.float64)
 # glibc's libm and CUDA's differ by ulps (and both from NumPy's own loops), so
@@ -43,19 +44,23 @@ Run = Callable[..., Any]
 RECORDING: list[set[str]] = []  # sets the kernels run (a row or a grid kernel) are added to
 STREAMS: list[int] = []  # the streams bound launches were given (kernels' launch)
 LAUNCHED: list[str] = []  # the block kernels kernels' launch ran, by name
+# Each block launch and libcublas call (its stream, what it reads and writes) and each
+# fork and join of a LoggedSide, in turn: helpers/races.py's log
+EVENTS: list[tuple] = []
+BRANCH: list[str] = []  # the LoggedSide forked into, if any
 
 
-def host_run(folder: Path) -> Run:
+def host_run(folder: Path, flags: tuple[str, ...] = ()) -> Run:
     """``run(name, *args, size=None)``: kernel ``name`` called as CuPy calls it:
     inputs then outputs, positional; outputs left off are allocated; ``size``
     threads where every array is raw; returns the outputs (one, or a tuple).
     Its types are bound as CuPy binds them (``bind``); each kernel built in
-    ``folder``, every row in one library a float type."""
+    ``folder`` with g++'s ``flags`` too, every row in one library a float type."""
 
     def compile_(specs: list[KernelSpec], types: dict[str, str], stem: str) -> Any:
         source = folder / f"{stem}.cpp"
         source.write_text("\n".join(render(spec, types, "host") for spec in specs))
-        command = host_build(source, source.with_suffix(".so"))
+        command = host_build(source, source.with_suffix(".so"), *flags)
         return source.with_suffix(".so"), subprocess.Popen(command, stderr=subprocess.PIPE,
                                                           text=True)
 
@@ -161,6 +166,8 @@ def cupy_backend_on_host(run: Run, block_launch: Run) -> Iterator[Any]:
         a bound launch notes the stream each replay gives it in STREAMS."""
         block_launch(name, dtype, grid, block, args, bound)
         LAUNCHED.append(name)
+        EVENTS.append(("launch", BRANCH[-1] if BRANCH else MAIN, name,
+                       *accesses(block_kernels.kernel(name).params, args)))
         if bound is not None:
             again = bound[-1]
             bound[-1] = lambda stream: (STREAMS.append(stream), again(stream))
@@ -242,11 +249,17 @@ class LoggedSide:
     def fork(self, main: Any) -> Any:
         start = len(LAUNCHED)
         self.log.append(("fork", self.name))
-        yield
+        EVENTS.append(("fork", self.name))
+        BRANCH.append(self.name)
+        try:
+            yield
+        finally:
+            BRANCH.pop()
         self.log.append(("back", self.name, LAUNCHED[start:]))
 
     def join(self, main: Any) -> None:
         self.log.append(("join", self.name))
+        EVENTS.append(("join", self.name))
 
 
 def logged_branches() -> tuple[Branches, list]:
@@ -270,6 +283,7 @@ class NumpyCublas:
     def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray, bound: list | None = None
              ) -> None:
         self.operands.append((a, b))
+        EVENTS.append(("launch", MAIN, "libcublas gemm", [a, b], [out]))  # the handle's stream
         if bound is not None:  # bound: the same product again, whatever the stream
             from gpunet.backend.cublas_capture import BoundGemm  # imports CuPy, as kernels does
 

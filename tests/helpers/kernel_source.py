@@ -7,7 +7,7 @@ every non-raw parameter bound by reference to element ``i`` of an array (const
 for inputs; a scalar, which CuPy passes by value, arrives broadcast to ``n``
 elements and reads the same), every raw parameter a pointer to the whole
 C-contiguous array, used by its own name. On the host ``i`` runs from 0 up, or,
-built with -DHOST_REVERSED (``host_build``'s flags), from n - 1 down.
+built with -DHOST_REVERSED, from n - 1 down.
 """
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ HOST_ORDER = """\
 
 def host_build(source: Path, library: Path, *flags: str) -> list[str]:
     """g++'s command building ``source`` into ``library`` for the host runners:
-    ``flags``, then those in $GPUNET_HOST_CXXFLAGS (scripts/host_sanitize.sh's
-    sanitizers and -DHOST_REVERSED)."""
+    ``flags`` (-DHOST_REVERSED: tests/backend/conftest.py's ``host_order``), then
+    those in $GPUNET_HOST_CXXFLAGS (scripts/host_sanitize.sh's sanitizers)."""
     return ["g++", "-O1", "-shared", "-fPIC", "-std=c++17", *flags,
             *os.environ.get("GPUNET_HOST_CXXFLAGS", "").split(), str(source),
             "-o", str(library)]
