@@ -108,22 +108,16 @@ def test_a_barrier_some_threads_of_a_block_do_not_reach_fails_the_launch(tmp_pat
     assert failure(library) == said
 
 
-@pytest.mark.parametrize("reversed_, last", [(False, 2), (True, 0)])
-def test_a_grids_blocks_run_last_first_when_reversed(tmp_path, reversed_, last):
+@pytest.mark.parametrize("kernel, blocks, last", [(LAST_BLOCK, 3, 2), (LAST_THREAD, 1, 3)],
+                         ids=["a grid's blocks", "a block's threads"])
+@pytest.mark.parametrize("reversed_", [False, True], ids=["in order", "reversed"])
+def test_blocks_and_threads_run_last_first_when_reversed(tmp_path, kernel, blocks, last,
+                                                         reversed_):
     flags = ("-DHOST_REVERSED",) if reversed_ else ()
-    library = built(tmp_path, host_source(extra=(LAST_BLOCK,)), *flags)
+    library = built(tmp_path, host_source(extra=(kernel,)), *flags)
     out = np.full(1, -1, np.float32)
-    run_blocks(library, LAST_BLOCK, 3, out)
-    assert out[0] == last
-
-
-@pytest.mark.parametrize("reversed_, last", [(False, 3), (True, 0)])
-def test_a_blocks_threads_run_last_first_when_reversed(tmp_path, reversed_, last):
-    flags = ("-DHOST_REVERSED",) if reversed_ else ()
-    library = built(tmp_path, host_source(extra=(LAST_THREAD,)), *flags)
-    out = np.full(1, -1, np.float32)
-    run_blocks(library, LAST_THREAD, 1, out)
-    assert out[0] == last
+    run_blocks(library, kernel, blocks, out)
+    assert out[0] == (0 if reversed_ else last)
 
 
 @pytest.mark.parametrize("reversed_, last", [(False, 4), (True, 0)])
