@@ -3,17 +3,17 @@ a ``launch`` that runs them on NumPy arrays as CuPy would on CuPy's.
 
 A CUDA block's blockDim.x * blockDim.y * blockDim.z threads become fibers
 (ucontext) on the caller's thread, run in rounds: in each, every thread in turn
-(in order of its number, or last first, built with -DHOST_REVERSED: every
-kernel test runs both ways, tests/backend/conftest.py's ``host_order``) runs to its next ``__syncthreads()`` or its end. So
-a kernel missing a barrier between one thread's write and another's read (or a
-read and a later write) reads wrong in one of the two orders, every time; a
-barrier that only some of a block's threads reach fails the launch (AssertionError
-naming the block and thread), as CUDA leaves it undefined. The
-blocks of the grid run one after another, x fastest (last first, reversed). Each
-``__shared__`` array becomes one static array, filled with 0xFF bytes (NaN as
-float or double) when a block first reaches it: a GPU leaves shared memory
-undefined, so a kernel reading what no thread of its block wrote gets NaN here,
-not zeros or another block's values. Each kernel gets an ``extern "C"`` function
+runs to its next ``__syncthreads()`` or its end, in order of its number or, built
+with -DHOST_REVERSED, last first (every kernel test runs both ways:
+tests/backend/conftest.py's ``host_order``). So a kernel missing a barrier between
+one thread's write and another's read (or a read and a later write) reads wrong in
+one of the two orders, every time; a barrier that only some of a block's threads
+reach fails the launch (AssertionError naming the block and thread), as CUDA leaves
+it undefined. The blocks of the grid run one after another, x fastest (or last
+first). Each ``__shared__`` array becomes one static array, filled with 0xFF bytes
+(NaN as float or double) when a block first reaches it: a GPU leaves shared memory
+undefined, so a kernel reading what no thread of its block wrote gets NaN here, not
+zeros or another block's values. Each kernel gets an ``extern "C"`` function
 per float type, ``host_<name>_<type>(grid x, grid y, block x, block y, block z,
 the kernel's parameters)``.
 """

@@ -2,8 +2,8 @@
 
 Its kernels.py rows compiled with g++ as plain C++ functions and run on NumPy
 arrays the way CuPy would pass them (``host_run``), its block kernels run as
-fibers in turn between barriers (``helpers/block_kernel_source.py``), and CuPy swapped for NumPy in
-its modules (``cupy_backend_on_host``): every operation's glue (allocations,
+fibers in turn between barriers (``helpers/block_kernel_source.py``), and CuPy
+swapped for NumPy in its modules (``cupy_backend_on_host``): every operation's glue (allocations,
 argument order, scalars) is gpunet's. Also what the tests of it share: drawing
 and checking values, the launches made (``LAUNCHED``), a recorded step's ways
 (``recording``, ``capturing``), side streams that log (``logged_branches``), and
@@ -28,7 +28,7 @@ from gpunet.backend.kernels import KERNELS, KernelSpec
 from gpunet.backend.side_stream import Branches
 from helpers.block_kernel_source import params as block_params
 from helpers.kernel_source import C_TYPES, PLACEHOLDERS, Param, host_build, params, render
-from helpers.races import MAIN, accesses
+from helpers.races import MAIN, accesses, span
 
 DTYPES = (np.float32, np.float64)
 # glibc's libm and CUDA's differ by ulps (and both from NumPy's own loops), so
@@ -283,7 +283,8 @@ class NumpyCublas:
     def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray, bound: list | None = None
              ) -> None:
         self.operands.append((a, b))
-        EVENTS.append(("launch", MAIN, "libcublas gemm", [a, b], [out]))  # the handle's stream
+        # on the capture's stream, the handle's, wherever a product was forked
+        EVENTS.append(("launch", MAIN, "libcublas gemm", [span(a), span(b)], [span(out)]))
         if bound is not None:  # bound: the same product again, whatever the stream
             from gpunet.backend.cublas_capture import BoundGemm  # imports CuPy, as kernels does
 

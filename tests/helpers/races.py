@@ -7,18 +7,18 @@ that touch the same memory, one writing it, must then be ordered by the graph's
 edges, or a GPU may run them in either order, or at once. ``unordered`` checks a
 log of ``("launch", stream, name, reads, writes)``, ``("fork", stream)`` and
 ``("join", stream)`` events (``helpers/cupy_on_host.py`` keeps one in EVENTS),
-each array a NumPy array whose bytes it reads or writes.
+each launch's reads and writes the spans of bytes of the arrays it was given
+(``accesses``: spans, not arrays, so a log keeps no array alive).
 """
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 
 MAIN = "main"  # the capture's own stream
+Span = tuple[int, int]  # the addresses of an array's first byte and one past its last
 
 
-def span(array: np.ndarray) -> tuple[int, int]:
+def span(array: np.ndarray) -> Span:
     """The addresses of an array's first and one past its last byte."""
     start = array.__array_interface__["data"][0]
     low = sum((n - 1) * s for n, s in zip(array.shape, array.strides) if s < 0 and n)
@@ -26,16 +26,15 @@ def span(array: np.ndarray) -> tuple[int, int]:
     return (start + low, start + high + array.itemsize) if array.size else (start, start)
 
 
-def overlap(first: list[np.ndarray], second: list[np.ndarray]) -> bool:
-    """Whether an array of ``first`` and one of ``second`` share a byte."""
-    spans = [span(a) for a in second]
-    return any(a0 < b1 and b0 < a1 for a0, a1 in map(span, first) for b0, b1 in spans)
+def overlap(first: list[Span], second: list[Span]) -> bool:
+    """Whether a span of ``first`` and one of ``second`` share a byte."""
+    return any(a0 < b1 and b0 < a1 for a0, a1 in first for b0, b1 in second)
 
 
 def unordered(events: list[tuple]) -> list[str]:
     """Each pair of launches in ``events`` that touch the same bytes, one writing
     them, with no path between them in the capture's graph: "first / second"."""
-    launches: list[tuple[str, str, list, list]] = []
+    launches: list[tuple[str, str, list[Span], list[Span]]] = []
     after: list[set[int]] = []  # each launch's direct predecessors
     last: dict[str, int] = {}  # each stream's last launch so far
     waits: dict[str, set[int]] = {}  # what a stream's next launch waits for, from forks and joins
@@ -72,11 +71,12 @@ def _closure(after: list[set[int]]) -> list[set[int]]:
     return before
 
 
-def accesses(params: str, args: tuple) -> tuple[list[Any], list[Any]]:
-    """(the arrays read, the arrays written) of a kernel of C++ parameters
-    ``params`` given ``args``: a const pointer is read, any other written."""
-    reads, writes = [], []
+def accesses(params: str, args: tuple) -> tuple[list[Span], list[Span]]:
+    """(the spans read, the spans written) of a kernel of C++ parameters
+    ``params`` given ``args``: a const pointer's array is read, any other's written."""
+    reads: list[Span] = []
+    writes: list[Span] = []
     for param, arg in zip(params.split(","), args):
         if isinstance(arg, np.ndarray):
-            (reads if param.split()[0] == "const" else writes).append(arg)
+            (reads if param.split()[0] == "const" else writes).append(span(arg))
     return reads, writes
