@@ -20,7 +20,7 @@ import pytest
 
 from gpunet.backend.block_kernels import BlockKernel
 from gpunet.backend.kernels import KernelSpec
-from helpers.block_kernel_source import failure, host_source
+from helpers.block_kernel_source import build_host_launch, failure, host_source
 from helpers.cupy_on_host import undefined
 from helpers.kernel_source import host_build, render
 
@@ -143,3 +143,15 @@ def test_the_host_builds_take_the_flags_in_gpunet_host_cxxflags(monkeypatch, tmp
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_the_stand_in_cupy_empty_holds_nan_or_all_ones_bits(dtype, value, order):
     np.testing.assert_array_equal(undefined((2, 3), dtype, order), np.full((2, 3), value, dtype))
+
+
+@pytest.mark.parametrize("grid, block, said", [
+    ((1, 65536), (32,), "a grid of 1 x 65536 blocks"),
+    ((1,), (1025,), "1025 x 1 x 1 threads in a block"),
+    ((1,), (1, 1, 65), "1 x 1 x 65 threads in a block")])
+def test_a_launch_beyond_cudas_limits_is_refused(tmp_path, grid, block, said):
+    launch = build_host_launch(tmp_path)
+    data, state = np.zeros((4, 3), np.float32), np.zeros(3, np.uint64)
+    with pytest.raises(AssertionError, match=f"^read_ahead: {said}$"):
+        launch("read_ahead", np.float32, grid, block, (data, np.int64(3), data, np.int64(3),
+                                                        np.int64(4), np.int64(2), state))

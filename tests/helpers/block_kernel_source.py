@@ -207,7 +207,8 @@ def host_launch(library: ctypes.CDLL) -> Callable[..., None]:
     place of CuPy's. Each argument must be what CuPy would pass right: an array
     C-contiguous, of the pointer's type; a scalar a NumPy scalar of the
     parameter's type. Grid and block dimensions are raised to 1 as CuPy's
-    ``Function.__call__`` (cupy/cuda/function.pyx) raises them. A launch whose
+    ``Function.__call__`` (cupy/cuda/function.pyx) raises them, and must be within
+    CUDA's limits. A launch whose
     block's threads reach different barriers is an AssertionError. With ``bound``,
     a call that launches it again is appended to it, as a BoundLaunch would be."""
     def launch(name: str, dtype: np.dtype, grid: tuple[int, ...], block: tuple[int, ...],
@@ -228,7 +229,10 @@ def host_launch(library: ctypes.CDLL) -> Callable[..., None]:
                 values.append(np.ctypeslib.as_ctypes_type(want)(arg))
         gx, gy = (max(1, g) for g in (tuple(grid) + (1,))[:2])
         bx, by, bz = (max(1, b) for b in (tuple(block) + (1, 1))[:3])
-        assert bx * by * bz <= 1024, f"{name}: {bx} x {by} x {bz} threads in a block"
+        # CUDA's limits (compute capability 9.0): a launch beyond them fails on a GPU
+        assert bx * by * bz <= 1024 and bz <= 64, (
+            f"{name}: {bx} x {by} x {bz} threads in a block")
+        assert gx < 2 ** 31 and gy <= 65535, f"{name}: a grid of {gx} x {gy} blocks"
         function = getattr(library, f"host_{name}_{C_TYPES[np.dtype(dtype)]}")
         function.argtypes = [ctypes.c_uint] * 5 + [
             ctypes.c_void_p if p.pointer else type(v) for p, v in zip(ps, values)]
