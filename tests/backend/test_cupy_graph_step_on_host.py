@@ -172,7 +172,8 @@ def test_a_bound_step_replays_its_launches_on_the_arrays_it_bound(kernels, with_
     module = sys.modules[type(kernels).__module__]
     x, w, tall = (draw(shape, np.float32, seed=seed)
                   for shape, seed in (((5, 4), 30), ((3, 4), 31), ((300, 4), 32)))
-    z, square = np.empty((5, 3), np.float32), draw((4, 4), np.float32, seed=35)
+    z, dz, square = np.empty((5, 3), np.float32), np.empty((5, 3), np.float32), draw(
+        (4, 4), np.float32, seed=35)
     bias, db, param = draw(3, np.float32, seed=33), np.empty(3, np.float32), draw(16, np.float32,
                                                                                  seed=34)
     state, rates, delta = graph_state(0, 0, 0), np.array([0.5], np.float32), graph_state(1, 2, 3)
@@ -182,7 +183,7 @@ def test_a_bound_step_replays_its_launches_on_the_arrays_it_bound(kernels, with_
         if with_cublas:
             kernels.gemm(tall, tall, square, trans_a=True)  # 300 terms: cuBLAS
         kernels.dense_forward(z, bias, z, activation="relu")
-        kernels.dense_backward(z, z, z, db, activation="tanh")
+        kernels.dense_backward(z, z, dz, db, activation="tanh")
         kernels.update_and_advance(param, square.reshape(16), None, rates, None, state, delta)
 
     cublas, prepared = NumpyCublas(), []
@@ -200,14 +201,14 @@ def test_a_bound_step_replays_its_launches_on_the_arrays_it_bound(kernels, with_
         before = (param.copy(), state.copy())
         del STREAMS[:]
         replay()
-        replayed = (param.copy(), state.copy(), z.copy(), db.copy())
+        replayed = (param.copy(), state.copy(), z.copy(), dz.copy(), db.copy())
         assert STREAMS == [7] * 4  # each kernel launch bound, on the current stream
         param[...], state[...] = before
         kernels.run_step(step)
     assert len(cublas.operands) == 2 * with_cublas
     assert prepared == [current] * (2 + with_cublas)  # bind's and run_step's; the replay's
     assert list(replayed[1]) == [2, 4, 6]
-    for got, expected in zip(replayed, (param, state, z, db), strict=True):
+    for got, expected in zip(replayed, (param, state, z, dz, db), strict=True):
         np.testing.assert_array_equal(got, expected)
 
 

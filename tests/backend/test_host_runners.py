@@ -155,3 +155,13 @@ def test_a_launch_beyond_cudas_limits_is_refused(tmp_path, grid, block, said):
     with pytest.raises(AssertionError, match=f"^read_ahead: {said}$"):
         launch("read_ahead", np.float32, grid, block, (data, np.int64(3), data, np.int64(3),
                                                         np.int64(4), np.int64(2), state))
+
+
+def test_a_launch_writing_through_a_restrict_pointer_what_another_reads_is_refused(tmp_path):
+    launch = build_host_launch(tmp_path)
+    z, dz, db = np.ones((4, 3), np.float32), np.zeros((4, 3), np.float32), np.zeros(3, np.float32)
+    shape = (np.int64(4), np.int64(3))
+    launch("dense_backward_tanh", np.float32, (1,), (256,), (z, z, *shape, dz, db))  # reads alike
+    with pytest.raises(AssertionError, match="^dense_backward_tanh: outputs and dz overlap, "
+                                             "written through a __restrict__ pointer$"):
+        launch("dense_backward_tanh", np.float32, (1,), (256,), (z, z, *shape, z[1:], db))

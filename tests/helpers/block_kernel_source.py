@@ -31,6 +31,7 @@ import numpy as np
 from gpunet.backend.block_kernels import (BLOCK_KERNELS, C_TYPES, PRELUDE, BlockKernel, chain_name,
                                           kernel, row_chain_kernel)
 from helpers.kernel_source import HOST_ORDER, host_build
+from helpers.races import overlap, span
 
 HOST_PRELUDE = """\
 #include <cmath>
@@ -208,9 +209,10 @@ def host_launch(library: ctypes.CDLL) -> Callable[..., None]:
     C-contiguous, of the pointer's type; a scalar a NumPy scalar of the
     parameter's type. Grid and block dimensions are raised to 1 as CuPy's
     ``Function.__call__`` (cupy/cuda/function.pyx) raises them, and must be within
-    CUDA's limits. A launch whose
-    block's threads reach different barriers is an AssertionError. With ``bound``,
-    a call that launches it again is appended to it, as a BoundLaunch would be."""
+    CUDA's limits; no two ``__restrict__`` arrays may overlap where one is written
+    (``aliased``). A launch whose block's threads reach different barriers is an
+    AssertionError. With ``bound``, a call that launches it again is appended to
+    it, as a BoundLaunch would be."""
     def launch(name: str, dtype: np.dtype, grid: tuple[int, ...], block: tuple[int, ...],
                args: tuple, bound: list | None = None) -> None:
         if bound is not None:  # bound: the same launch again, whatever the stream
@@ -233,6 +235,8 @@ def host_launch(library: ctypes.CDLL) -> Callable[..., None]:
         assert bx * by * bz <= 1024 and bz <= 64, (
             f"{name}: {bx} x {by} x {bz} threads in a block")
         assert gx < 2 ** 31 and gy <= 65535, f"{name}: a grid of {gx} x {gy} blocks"
+        assert not (both := aliased(kernel(name).params, args)), (
+            f"{name}: {' and '.join(both)} overlap, written through a __restrict__ pointer")
         function = getattr(library, f"host_{name}_{C_TYPES[np.dtype(dtype)]}")
         function.argtypes = [ctypes.c_uint] * 5 + [
             ctypes.c_void_p if p.pointer else type(v) for p, v in zip(ps, values)]
@@ -240,6 +244,20 @@ def host_launch(library: ctypes.CDLL) -> Callable[..., None]:
         assert not (failed := failure(library)), f"{name}: {failed}"
     launch.library = library
     return launch
+
+
+def aliased(text: str, args: tuple) -> tuple[str, ...]:
+    """Two ``__restrict__`` pointer parameters of the kernel's C++ parameter list
+    ``text`` whose arrays in ``args`` overlap, one not const (written), or (): NVRTC
+    may then reorder their loads and stores as if they could not."""
+    restricted = [(p.split()[-1], p.split()[0] == "const", span(a))
+                  for p, a in zip(text.split(","), args)
+                  if "__restrict__" in p and isinstance(a, np.ndarray) and a.size]
+    for i, (first, read_first, at_first) in enumerate(restricted):
+        for second, read_second, at_second in restricted[i + 1:]:
+            if not (read_first and read_second) and overlap([at_first], [at_second]):
+                return first, second
+    return ()
 
 
 def failure(library: ctypes.CDLL) -> str:
