@@ -3,10 +3,11 @@ rows, helpers/block_kernel_source.py for the block kernels) leave a kernel what 
 leaves it: shared memory no thread of the block wrote is undefined (NaN here, in
 every block); the order of a grid's blocks, of a block's threads between barriers,
 or of a row's elements, is not the kernel's to rely on (last first, built with
--DHOST_REVERSED, as conftest.py's ``host_order`` builds them for every other run); a barrier some of a
-block's threads do not reach fails the launch; and an array CuPy allocates holds
-whatever was there (helpers/cupy_on_host.py's stand-in: NaN, -1). Each is checked with a kernel made
-to show it.
+-DHOST_REVERSED, as conftest.py's ``host_order`` builds them for every other run);
+a barrier some of a block's threads do not reach fails the launch, as do a launch
+beyond CUDA's limits and overlapping ``__restrict__`` arrays, one written; and an
+array CuPy allocates holds whatever was there (helpers/cupy_on_host.py's stand-in:
+NaN, -1). Each is checked with a kernel made to show it.
 """
 from __future__ import annotations
 
