@@ -83,14 +83,9 @@ def run_blocks(library: ctypes.CDLL, kernel: BlockKernel, blocks: int, out: np.n
     function(blocks, 1, 4, 1, 1, out.ctypes.data)
 
 
-@pytest.fixture(params=[(), ("-DHOST_REVERSED",)], ids=["in order", "reversed"])
-def order(request) -> tuple[str, ...]:
-    return request.param
-
-
 def test_shared_memory_no_thread_of_the_block_wrote_reads_nan_in_every_block(tmp_path,
-                                                                            order):
-    library = built(tmp_path, host_source(extra=(SHARED_READ,)), *order)
+                                                                            host_order):
+    library = built(tmp_path, host_source(extra=(SHARED_READ,)), *host_order)
     out = np.zeros(4, np.float32)
     run_blocks(library, SHARED_READ, 2, out)
     np.testing.assert_array_equal(out, [0, 7, 1, np.nan])  # not block 0's 7, nor 0
@@ -111,25 +106,21 @@ def test_a_barrier_some_threads_of_a_block_do_not_reach_fails_the_launch(tmp_pat
 
 @pytest.mark.parametrize("kernel, blocks, last", [(LAST_BLOCK, 3, 2), (LAST_THREAD, 1, 3)],
                          ids=["a grid's blocks", "a block's threads"])
-@pytest.mark.parametrize("reversed_", [False, True], ids=["in order", "reversed"])
 def test_blocks_and_threads_run_last_first_when_reversed(tmp_path, kernel, blocks, last,
-                                                         reversed_):
-    flags = ("-DHOST_REVERSED",) if reversed_ else ()
-    library = built(tmp_path, host_source(extra=(kernel,)), *flags)
+                                                         host_order):
+    library = built(tmp_path, host_source(extra=(kernel,)), *host_order)
     out = np.full(1, -1, np.float32)
     run_blocks(library, kernel, blocks, out)
-    assert out[0] == (0 if reversed_ else last)
+    assert out[0] == (0 if host_order else last)
 
 
-@pytest.mark.parametrize("reversed_, last", [(False, 4), (True, 0)])
-def test_a_rows_elements_run_last_first_when_reversed(tmp_path, reversed_, last):
-    flags = ("-DHOST_REVERSED",) if reversed_ else ()
-    library = built(tmp_path, render(LAST_ELEMENT, {"T": "float"}, "host"), *flags)
+def test_a_rows_elements_run_last_first_when_reversed(tmp_path, host_order):
+    library = built(tmp_path, render(LAST_ELEMENT, {"T": "float"}, "host"), *host_order)
     x, out = np.arange(5, dtype=np.float32), np.full(1, -1, np.float32)
     function = library.gpunet_last_element
     function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t]
     function(x.ctypes.data, out.ctypes.data, len(x))
-    assert out[0] == last
+    assert out[0] == (0 if host_order else 4)
 
 
 def test_the_host_builds_take_the_flags_in_gpunet_host_cxxflags(monkeypatch, tmp_path):
