@@ -25,6 +25,7 @@ from unittest import mock
 import gpunet
 from gpunet.bench.trainers import GpunetTrainer, mnist_like
 
+from .step_timeline import kernels, read_trace, report, timeline
 
 
 class Case(NamedTuple):
@@ -78,7 +79,8 @@ def host_work(trainer: GpunetTrainer, graph: str) -> None:
 def epoch_of(trainer: GpunetTrainer, out: str, model: str, batch: int, graph: str,
              profile: Any, activity: Any) -> None:
     """Two epochs to warm up, three timed, one profiled (its kernels printed; the
-    deep model's at batch 128 also saved as a trace in ``out``)."""
+    deep model's at batch 128 also saved as a trace in ``out``, and its replayed
+    step's timeline printed: step_timeline.py)."""
     for _ in range(2):
         trainer.epoch()
     trainer.synchronize()
@@ -100,6 +102,8 @@ def epoch_of(trainer: GpunetTrainer, out: str, model: str, batch: int, graph: st
         prof.export_chrome_trace(path)
         with open(path, "rb") as f, gzip.open(path + ".gz", "wb") as g:
             shutil.copyfileobj(f, g)
+        print(f"### timeline, {model} batch {batch} graph {graph}\n"
+              f"{report(timeline(kernels(read_trace(path))))}", flush=True)
 
 
 def case(text: str) -> Case:

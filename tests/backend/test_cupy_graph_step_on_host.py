@@ -17,6 +17,7 @@ import gpunet
 from gpunet.backend.graph_step import StateRows, graph_state
 from gpunet.backend.side_stream import Branches
 from helpers.block_kernel_source import lines_of, prefetched
+from helpers.capture_graph import capture_graph, schedule
 from helpers.cupy_on_host import (EVENTS, LAUNCHED, STREAMS, NumpyCublas, capturing,
                                   check_product, draw, logged_branches, patch_cupy)
 from helpers.races import unordered
@@ -133,6 +134,56 @@ def test_a_captured_deep_steps_kernels_touch_nothing_the_graph_leaves_unordered(
     for dropped in [("fork", "sums"), ("join", "sums"), ("fork", "products"),
                     ("join", "products"), ("join", "ahead")]:  # ahead's fork: reads only
         assert unordered([event for event in events if event != dropped]) != [], dropped
+
+
+# Each kernel's device time (µs) in the captured deep step at batch 128 on an H200, as
+# docs/gpu-cost-model.md puts it (the rows of the row chain and of reading ahead; fdd0812's
+# measured kernels for the products, column sums and update), by stream and name; and
+# the time between a replayed graph's kernels (measured there).
+COST_MODEL_TIMES = {("main", "gemm_dense_forward_tanh_dropout_from_state"): 7.6,
+                    ("main", "dense_rows_tanh_dropout__tanh_dropout"): 3.2,
+                    ("main", "gemm"): 4.0,  # dz1^T x
+                    ("main", "grid_momentum_update_and_advance"): 2.0,
+                    ("products", "gemm"): 2.5,  # dz3^T y2, dz2^T y1
+                    ("sums", "dense_backward_identity"): 1.5,
+                    ("ahead", "read_ahead"): 1.8}
+NODE_GAP = 0.1
+
+
+def test_the_cost_model_puts_a_captured_deep_step_at_18_us_the_update_waiting_on_products(
+        kernels, cpu):
+    """The captured deep step's graph (helpers/capture_graph.py) run with the cost
+    model's kernel times: 18.2 µs a step. Its update waits on the products branch
+    (2.5 + 2.5 µs after the row chain, against dz1^T x's 4.0 on the chain), so a
+    step is 1.1 µs more than its chain on the capture's stream, and 10.8 less than
+    its kernels one after another. The same schedule as a profiler's trace of
+    three replays gives the same timeline (benchmarks/step_timeline.py)."""
+    from benchmarks.step_timeline import kernels as kernels_of
+    from benchmarks.step_timeline import timeline
+    side, _ = logged_branches()
+    del EVENTS[:]
+    recorded_deep_step(kernels, cpu, True, "captured", side)
+    launches, after = capture_graph(list(EVENTS))
+    times = schedule(launches, after, lambda launch: COST_MODEL_TIMES[launch[:2]], NODE_GAP)
+    span = max(end for _, end in times)
+    chain = [i for i, launch in enumerate(launches) if launch.stream == "main"]
+    assert span == pytest.approx(18.2)
+    assert span - (sum(times[i][1] - times[i][0] for i in chain) + NODE_GAP * (len(chain) - 1)
+                   ) == pytest.approx(1.1)
+    alone = sum(end - start for start, end in times) + NODE_GAP * (len(times) - 1)
+    assert alone - span == pytest.approx(10.8)
+    update = len(launches) - 1
+    assert launches[update].name == "grid_momentum_update_and_advance"
+    waited = max(after[update], key=lambda i: times[i][1])
+    assert launches[waited].stream == "products"
+    streams = {name: 10 + i for i, name in enumerate(("main", "products", "sums", "ahead"))}
+    trace = [{"cat": "kernel", "name": launch.name, "tid": streams[launch.stream],
+              "ts": 100.0 * replay + start, "dur": end - start, "args": {"correlation": replay}}
+             for replay in range(3) for launch, (start, end) in zip(launches, times)]
+    found = timeline(kernels_of({"traceEvents": trace}))
+    assert (found.steps, found.span) == (3, pytest.approx(span))
+    expected = sorted((launch.name, round(start, 6)) for launch, (start, _) in zip(launches, times))
+    assert sorted((row.name, round(row.start, 6)) for row in found.rows) == expected
 
 
 @pytest.mark.parametrize("given", ["as a step gives them", "no graph step's rows",

@@ -27,8 +27,9 @@ from gpunet.backend.block_kernels import BLOCK_KERNELS
 from gpunet.backend.kernels import KERNELS, KernelSpec
 from gpunet.backend.side_stream import Branches
 from helpers.block_kernel_source import params as block_params
+from helpers.capture_graph import MAIN
 from helpers.kernel_source import C_TYPES, PLACEHOLDERS, Param, host_build, params, render
-from helpers.races import MAIN, accesses, span
+from helpers.races import accesses, span
 
 DTYPES = (np.float32, np.float64)
 # glibc's libm and CUDA's differ by ulps (and both from NumPy's own loops), so

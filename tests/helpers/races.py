@@ -1,8 +1,6 @@
 """Whether a captured step's kernels on several streams could race on a GPU.
 
-A capture's work is a graph: each stream's launches in order, a fork drawing a side
-stream in after what the capture's stream held so far, a join drawing the capture's
-later work in after what the side stream held (``side_stream.py``). Two launches
+A capture's work is a graph (``helpers/capture_graph.py``). Two launches
 that touch the same memory, one writing it, must then be ordered by the graph's
 edges, or a GPU may run them in either order, or at once. ``unordered`` checks a
 log of ``("launch", stream, name, reads, writes)``, ``("fork", stream)`` and
@@ -14,8 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-MAIN = "main"  # the capture's own stream
-Span = tuple[int, int]  # the addresses of an array's first byte and one past its last
+from helpers.capture_graph import Span, capture_graph
 
 
 def span(array: np.ndarray) -> Span:
@@ -34,21 +31,7 @@ def overlap(first: list[Span], second: list[Span]) -> bool:
 def unordered(events: list[tuple]) -> list[str]:
     """Each pair of launches in ``events`` that touch the same bytes, one writing
     them, with no path between them in the capture's graph: "first / second"."""
-    launches: list[tuple[str, str, list[Span], list[Span]]] = []
-    after: list[set[int]] = []  # each launch's direct predecessors
-    last: dict[str, int] = {}  # each stream's last launch so far
-    waits: dict[str, set[int]] = {}  # what a stream's next launch waits for, from forks and joins
-    for event in events:
-        kind, stream = event[0], event[1]
-        if kind == "fork":
-            waits.setdefault(stream, set()).update(_last(last, MAIN))
-        elif kind == "join":
-            waits.setdefault(MAIN, set()).update(_last(last, stream))
-        else:
-            _, _, name, reads, writes = event
-            after.append(_last(last, stream) | waits.pop(stream, set()))
-            last[stream] = len(launches)
-            launches.append((stream, name, reads, writes))
+    launches, after = capture_graph(events)
     before = _closure(after)
     found = []
     for j, (_, name_j, reads_j, writes_j) in enumerate(launches):
@@ -57,10 +40,6 @@ def unordered(events: list[tuple]) -> list[str]:
                                        or overlap(reads_i, writes_j)):
                 found.append(f"{name_i} / {name_j}")
     return found
-
-
-def _last(last: dict[str, int], stream: str) -> set[int]:
-    return {last[stream]} if stream in last else set()
 
 
 def _closure(after: list[set[int]]) -> list[set[int]]:
