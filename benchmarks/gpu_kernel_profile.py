@@ -2,12 +2,14 @@
 CUPTI tracing, which sees CuPy's launches and graph nodes too), epoch wall times,
 and the host's work in an epoch, bound and replayed as a graph (cProfile).
 
-    PYTHONPATH=. python -m benchmarks.gpu_kernel_profile OUT [MODEL:BATCH[:parts][:cold] ...]
+    PYTHONPATH=. python -m benchmarks.gpu_kernel_profile OUT [MODEL:BATCH[:parts][:cold][:narrow] ...]
 
 (by default the deep and wide models at batch 128 and 1024). A case with ":parts"
 runs a recorded step's stages past the first as their parts, not the row chain
 (block_kernels/rows.py); with ":cold", a captured step does not read the next
-step's rows ahead (block_kernels/ahead.py): what each replaced, to compare in one run.
+step's rows ahead (block_kernels/ahead.py); with ":narrow", a capture has one side
+stream a kind of work aside, not one for each product and column sum
+(side_stream.py): what each replaced, to compare in one run.
 """
 from __future__ import annotations
 
@@ -33,12 +35,14 @@ class Case(NamedTuple):
     batch: int
     parts: bool = False  # the stages past the first as their parts, not the row chain
     cold: bool = False  # no reading ahead: each step's first product reads memory
+    narrow: bool = False  # one side stream a kind: the products aside one after the other
 
 
 CASES = (Case("deep", 128), Case("deep", 1024), Case("wide", 128), Case("wide", 1024))
-# What each switch of a case turns off: a CupyBackend method, and what stands in for it.
+# What each switch of a case turns off: a CupyBackend attribute, and what stands in for it.
 SWITCHES = {"parts": ("_row_chain", lambda *args: False),
-            "cold": ("read_ahead", lambda *args: None)}
+            "cold": ("read_ahead", lambda *args: None),
+            "narrow": ("SIDE_STREAMS", (1, 1, 1))}
 
 
 def main(out: str, cases: tuple[Case, ...] = CASES) -> None:
@@ -107,7 +111,7 @@ def epoch_of(trainer: GpunetTrainer, out: str, model: str, batch: int, graph: st
 
 
 def case(text: str) -> Case:
-    """MODEL:BATCH[:parts][:cold] as a Case; ValueError for a switch not in SWITCHES."""
+    """MODEL:BATCH[:parts][:cold][:narrow] as a Case; ValueError for a switch not in SWITCHES."""
     model, batch, *switches = text.split(":")
     unknown = set(switches) - set(SWITCHES)
     if unknown:

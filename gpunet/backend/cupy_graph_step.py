@@ -5,7 +5,7 @@ A graph step (``gpunet/planning/graph.py``) is recorded: run eagerly
 (``run_step``), captured as a CUDA graph on a stream of its own and launched on
 the current one (``capture``; its ``aside`` products, the column sums of its
 fused backwards and of its output stage's gradient, and its asking L2 for the
-next step's rows, each kind on a stream of its own, branches of the graph:
+next step's rows, each on a side stream of its kind, branches of the graph:
 ``_beside``), or bound once and replayed eagerly, the planned step (``bind``).
 Under capture nothing may allocate (the pool's addresses are baked into the
 graph) and CuPy's cuBLAS bindings refuse to run, so a recorded step's products
@@ -27,7 +27,7 @@ from .base import Array
 from .bound_launch import Bound
 from .cublas_capture import BoundGemm, captured_cublas
 from .graph_step import GraphCaptureError, StateRows
-from .side_stream import Branches, SideStream
+from .side_stream import Branches, SidePool, SideStream
 
 
 class CupyGraphStepOperations:
@@ -35,6 +35,9 @@ class CupyGraphStepOperations:
     kernel for the elementwise ones (block_kernels/grid.py), bound when binding."""
 
     GRAPH_GEMMS = ("cuBLAS", "fallback GEMM")
+    # A capture's side streams for each field of Branches: the deep step's 2 products
+    # aside, its 3 column sums, reading ahead (side_stream.py).
+    SIDE_STREAMS: tuple[int, ...] = (2, 3, 1)
     captured_gemm: str | None = None  # while recording: the GRAPH_GEMMS entry products use
     bound: list[Bound] | None = None  # while binding a recorded step (bind): its launches
     side: Branches | None = None  # while capturing: where work aside goes
@@ -118,7 +121,7 @@ class CupyGraphStepOperations:
         what launches it again, on the current stream, so it stays in order
         with the eager work there. GraphCaptureError, nothing launched, where
         the capture fails."""
-        stream, side = _capture_stream(), _side_streams()
+        stream, side = _capture_stream(), _side_streams(self.SIDE_STREAMS)
         if gemm == "cuBLAS":
             try:  # outside the capture: loads libcublas, allocates, sets the stream
                 captured_cublas().prepare(stream)
@@ -150,7 +153,7 @@ class CupyGraphStepOperations:
 
     def _beside(self, branch: str | None) -> contextlib.AbstractContextManager:
         """Where work aside of kind ``branch`` ("products", "sums", "ahead"; None: none)
-        goes: forked onto that branch's stream while capturing
+        goes: forked onto a free side stream of that kind while capturing
         (``side_stream.py``), else on the current stream."""
         if branch is not None and self.side is not None:
             return getattr(self.side, branch).fork(cupy.cuda.get_current_stream())
@@ -163,7 +166,9 @@ def _capture_stream() -> cupy.cuda.Stream:
 
 
 @functools.cache
-def _side_streams() -> Branches:
-    return Branches(*(SideStream(cupy.cuda.Stream(non_blocking=True),
-                                 cupy.cuda.Event(disable_timing=True),
-                                 cupy.cuda.Event(disable_timing=True)) for _ in Branches._fields))
+def _side_streams(sizes: tuple[int, ...]) -> Branches:
+    """Branches of ``sizes`` streams (each with its two events), made once a process."""
+    return Branches(*(SidePool([SideStream(cupy.cuda.Stream(non_blocking=True),
+                                           cupy.cuda.Event(disable_timing=True),
+                                           cupy.cuda.Event(disable_timing=True))
+                                for _ in range(size)]) for size in sizes))

@@ -199,9 +199,9 @@ class CupyPlannedStepOperations:
     def _column_sums(self, *sums: tuple[Array, Array]) -> None:
         """Each (gradient, db) of ``sums``: db = the gradient's column sums, a
         bias gradient, which only the update reads (dense_backward's kernel);
-        while capturing, aside on the sums' branch."""
-        with self._beside("sums"):
-            for gradient, db in sums:
+        while capturing, each aside on a branch of the sums' own."""
+        for gradient, db in sums:
+            with self._beside("sums"):
                 block_kernels.dense_backward(gradient, db, bound=self.bound)
 
     def target_classes(self, a: Array, batch: int) -> None:

@@ -98,7 +98,7 @@ def test_a_recorded_deep_step_reads_the_next_rows_ahead_unless_bound(kernels, cp
     assert eager_launched.count("read_ahead") == 1
     assert sorted(prefetched(block_launch)) == sorted(
         line for data in (graph.x, graph.y) for line in lines_of(data[32:48]))
-    side, log = logged_branches()
+    side, log = logged_branches(kernels.SIDE_STREAMS)
     launched, captured, graph = recorded_deep_step(kernels, cpu, chained, "captured", side)
     loss = next(i for i, name in enumerate(launched) if name.startswith("dense_rows")
                 or "softmax" in name)
@@ -119,27 +119,30 @@ def test_a_recorded_deep_step_reads_the_next_rows_ahead_unless_bound(kernels, cp
 @pytest.mark.parametrize("chained", [True, False], ids=["row chain", "parts"])
 def test_a_captured_deep_steps_kernels_touch_nothing_the_graph_leaves_unordered(kernels, cpu,
                                                                                chained):
-    """Captured, the deep step's kernels run on the capture's stream and its three
-    branches; any two that touch the same bytes, one writing them, are ordered by
-    the graph's edges (helpers/races.py), so a GPU runs them as the host does.
-    Without a branch's fork, or its join, they are not (read_ahead's fork orders
-    nothing: it only reads, what nothing before it writes)."""
-    side, _ = logged_branches()
+    """Captured, the deep step's kernels run on the capture's stream and six
+    branches (each product aside, each column sum and reading ahead on a side
+    stream of its own); any two that touch the same bytes, one writing them, are
+    ordered by the graph's edges (helpers/races.py), so a GPU runs them as the
+    host does. Without any branch's fork, or its join, they are not (read_ahead's
+    fork orders nothing: it only reads, what nothing before it writes)."""
+    side, _ = logged_branches(kernels.SIDE_STREAMS)
     del EVENTS[:]
     recorded_deep_step(kernels, cpu, chained, "captured", side)
     events = list(EVENTS)
     assert {event[1] for event in events if event[0] == "launch"} == {
-        "main", "products", "sums", "ahead"}
+        "main", "products", "products 2", "sums", "sums 2", "sums 3", "ahead"}
     assert unordered(events) == []
-    for dropped in [("fork", "sums"), ("join", "sums"), ("fork", "products"),
-                    ("join", "products"), ("join", "ahead")]:  # ahead's fork: reads only
-        assert unordered([event for event in events if event != dropped]) != [], dropped
+    edges = [event for event in events if event[0] in ("fork", "join")]
+    assert len(edges) == 12
+    for dropped in edges:
+        if dropped != ("fork", "ahead"):  # reads only
+            assert unordered([event for event in events if event != dropped]) != [], dropped
 
 
 # Each kernel's device time (µs) in the captured deep step at batch 128 on an H200, as
 # docs/gpu-cost-model.md puts it (the rows of the row chain and of reading ahead; fdd0812's
-# measured kernels for the products, column sums and update), by stream and name; and
-# the time between a replayed graph's kernels (measured there).
+# measured kernels for the products, column sums and update), by the kind of stream it
+# runs on and its name; and the time between a replayed graph's kernels (measured there).
 COST_MODEL_TIMES = {("main", "gemm_dense_forward_tanh_dropout_from_state"): 7.6,
                     ("main", "dense_rows_tanh_dropout__tanh_dropout"): 3.2,
                     ("main", "gemm"): 4.0,  # dz1^T x
@@ -150,34 +153,39 @@ COST_MODEL_TIMES = {("main", "gemm_dense_forward_tanh_dropout_from_state"): 7.6,
 NODE_GAP = 0.1
 
 
-def test_the_cost_model_puts_a_captured_deep_step_at_18_us_the_update_waiting_on_products(
-        kernels, cpu):
+@pytest.mark.parametrize("streams, span, waited", [
+    (None, 17.1, "main"), ((1, 1, 1), 18.2, "products")],
+    ids=["a side stream each", "one a kind"])
+def test_the_cost_model_puts_a_captured_deep_step_at_17_us_its_chain(kernels, cpu, streams,
+                                                                    span, waited):
     """The captured deep step's graph (helpers/capture_graph.py) run with the cost
-    model's kernel times: 18.2 µs a step. Its update waits on the products branch
-    (2.5 + 2.5 µs after the row chain, against dz1^T x's 4.0 on the chain), so a
-    step is 1.1 µs more than its chain on the capture's stream, and 10.8 less than
-    its kernels one after another. The same schedule as a profiler's trace of
+    model's kernel times: 17.1 µs a step, its chain on the capture's stream, each
+    product and column sum aside on a side stream of its own
+    (CupyBackend.SIDE_STREAMS) ending before dz1^T x there. With one side stream a
+    kind, 18.2: the update waits 1.1 µs for the two products, one after the other
+    (2.5 + 2.5 µs after the row chain, against dz1^T x's 4.0). Its kernels one
+    after another would take 29.0. The same schedule as a profiler's trace of
     three replays gives the same timeline (benchmarks/step_timeline.py)."""
     from benchmarks.step_timeline import kernels as kernels_of
     from benchmarks.step_timeline import timeline
-    side, _ = logged_branches()
+    side, _ = logged_branches(streams or kernels.SIDE_STREAMS)
     del EVENTS[:]
     recorded_deep_step(kernels, cpu, True, "captured", side)
     launches, after = capture_graph(list(EVENTS))
-    times = schedule(launches, after, lambda launch: COST_MODEL_TIMES[launch[:2]], NODE_GAP)
-    span = max(end for _, end in times)
+    times = schedule(launches, after,
+                     lambda launch: COST_MODEL_TIMES[launch.stream.split()[0], launch.name],
+                     NODE_GAP)
+    assert max(end for _, end in times) == pytest.approx(span)
     chain = [i for i, launch in enumerate(launches) if launch.stream == "main"]
-    assert span == pytest.approx(18.2)
-    assert span - (sum(times[i][1] - times[i][0] for i in chain) + NODE_GAP * (len(chain) - 1)
-                   ) == pytest.approx(1.1)
+    assert sum(times[i][1] - times[i][0] for i in chain) + NODE_GAP * (len(chain) - 1
+                                                                        ) == pytest.approx(17.1)
     alone = sum(end - start for start, end in times) + NODE_GAP * (len(times) - 1)
-    assert alone - span == pytest.approx(10.8)
+    assert alone == pytest.approx(29.0)
     update = len(launches) - 1
     assert launches[update].name == "grid_momentum_update_and_advance"
-    waited = max(after[update], key=lambda i: times[i][1])
-    assert launches[waited].stream == "products"
-    streams = {name: 10 + i for i, name in enumerate(("main", "products", "sums", "ahead"))}
-    trace = [{"cat": "kernel", "name": launch.name, "tid": streams[launch.stream],
+    assert launches[max(after[update], key=lambda i: times[i][1])].stream == waited
+    tids = {name: 10 + i for i, name in enumerate(sorted({launch.stream for launch in launches}))}
+    trace = [{"cat": "kernel", "name": launch.name, "tid": tids[launch.stream],
               "ts": 100.0 * replay + start, "dur": end - start, "args": {"correlation": replay}}
              for replay in range(3) for launch, (start, end) in zip(launches, times)]
     found = timeline(kernels_of({"traceEvents": trace}))
@@ -201,7 +209,7 @@ def test_read_ahead_asks_for_nothing_it_would_read_wrong(kernels, block_launch, 
                   "targets of other rows": (x, targets[:39]),
                   "targets not contiguous": (x, np.zeros((40, 6), np.float32)[:, ::2]),
                   }.get(given, (x, targets))
-    side, log = logged_branches()
+    side, log = logged_branches(kernels.SIDE_STREAMS)
     prefetched(block_launch)  # what earlier tests asked, forgotten
     with capturing(kernels, side):
         kernels.read_ahead(x, targets)
@@ -271,7 +279,7 @@ def test_a_captured_product_aside_forks_onto_the_side_stream_until_the_update(ke
     a, b, long_a = (draw(shape, np.float32, seed=seed)
                     for shape, seed in (((5, 4), 40), ((4, 3), 41), ((300, 5), 42)))
     param, state = np.zeros(3, np.float32), graph_state(0, 0, 0)
-    branches, logged = logged_branches()
+    branches, logged = logged_branches(kernels.SIDE_STREAMS)
     for side in (branches, None):
         cublas = NumpyCublas()
         del LAUNCHED[:]
@@ -292,4 +300,4 @@ def test_a_captured_product_aside_forks_onto_the_side_stream_until_the_update(ke
         check_product(long, long_a.T, long_a)
         assert len(cublas.operands) == 1
     assert logged == [("fork", "products"), ("back", "products", ["gemm"]),
-                      ("join", "products"), ("join", "sums"), ("join", "ahead")]
+                      ("join", "products")]  # the branches given nothing: not joined

@@ -158,7 +158,7 @@ def test_a_recorded_backwards_column_sums_fork_aside_while_capturing(kernels):
     the next product reads, stays on the capture's."""
     g, w, y = (draw(shape, np.float32, seed=seed)
                for shape, seed in (((6, 4), 74), ((4, 3), 75), ((6, 3), 76)))
-    side, log = logged_branches()
+    side, log = logged_branches(kernels.SIDE_STREAMS)
     with capturing(kernels, side):
         kernels.gemm_dense_backward(g, w, np.empty((6, 3), np.float32), y,
                                     np.empty((6, 3), np.float32), np.empty(3, np.float32),
@@ -247,7 +247,7 @@ def test_a_captured_output_stages_column_sums_fork_aside_giving_the_same_bits(ke
     targets = np.eye(7, dtype=np.float32)[np.arange(20) % 7]
     state = graph_state(5, 0, 0) if from_state else None
     targets = targets if from_state else targets[:9]
-    side, log = logged_branches()
+    side, log = logged_branches(kernels.SIDE_STREAMS)
     captured, launched = fused_or_apart_output(kernels, way, h, w, targets, state, side)
     alone, _ = fused_or_apart_output(kernels, way, h, w, targets, state)
     stage = ("gemm_" if way == "fused" else "") + "dense_softmax_cross_entropy" + (
@@ -295,11 +295,12 @@ def test_a_recorded_steps_stages_past_the_first_row_by_row_are_them_apart_bit_fo
 
 def test_a_captured_row_chains_column_sums_fork_aside(kernels):
     """Capturing, the row chain's column sums (the output stage's, then each
-    hidden stage's, last first) go onto the sums' branch, which only the
-    update reads."""
-    side, log = logged_branches()
+    hidden stage's, last first), which only the update reads, go each onto a
+    branch of the sums' own."""
+    side, log = logged_branches(kernels.SIDE_STREAMS)
     _, launched = passes(kernels, "chained", "deep", np.float32, side)
-    assert log == [("fork", "sums"), ("back", "sums", ["dense_backward_identity"] * 3)]
+    assert log == [entry for name in ("sums", "sums 2", "sums 3")
+                   for entry in (("fork", name), ("back", name, ["dense_backward_identity"]))]
     assert launched[:2] == ["gemm_dense_forward_tanh_dropout_from_state",
                             "dense_rows_tanh_dropout__tanh_dropout"]
 

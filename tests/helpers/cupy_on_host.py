@@ -25,7 +25,7 @@ import pytest
 from gpunet.backend import block_kernels
 from gpunet.backend.block_kernels import BLOCK_KERNELS
 from gpunet.backend.kernels import KERNELS, KernelSpec
-from gpunet.backend.side_stream import Branches
+from gpunet.backend.side_stream import Branches, SidePool
 from helpers.block_kernel_source import params as block_params
 from helpers.capture_graph import MAIN
 from helpers.kernel_source import C_TYPES, PLACEHOLDERS, Param, host_build, params, render
@@ -241,10 +241,11 @@ def capturing(kernels: Any, side: Branches | None) -> Any:
 
 class LoggedSide:
     """A SideStream that logs, by its ``name``, its forks and joins and the
-    launches made inside a fork."""
+    launches made inside a fork; like a SideStream, a join of one given nothing
+    since its last does nothing."""
 
     def __init__(self, name: str, log: list) -> None:
-        self.name, self.log = name, log
+        self.name, self.log, self.open = name, log, False
 
     @contextlib.contextmanager
     def fork(self, main: Any) -> Any:
@@ -252,6 +253,7 @@ class LoggedSide:
         self.log.append(("fork", self.name))
         EVENTS.append(("fork", self.name))
         BRANCH.append(self.name)
+        self.open = True
         try:
             yield
         finally:
@@ -259,13 +261,19 @@ class LoggedSide:
         self.log.append(("back", self.name, LAUNCHED[start:]))
 
     def join(self, main: Any) -> None:
-        self.log.append(("join", self.name))
-        EVENTS.append(("join", self.name))
+        if self.open:
+            self.log.append(("join", self.name))
+            EVENTS.append(("join", self.name))
+            self.open = False
 
 
-def logged_branches() -> tuple[Branches, list]:
+def logged_branches(sizes: tuple[int, ...]) -> tuple[Branches, list]:
+    """Branches of ``sizes`` LoggedSides (CupyBackend.SIDE_STREAMS), each kind's
+    first named for it, the others "products 2", ..., and their log."""
     log: list = []
-    return Branches(*(LoggedSide(name, log) for name in Branches._fields)), log
+    return Branches(*(SidePool([LoggedSide(f"{kind} {i + 1}" if i else kind, log)
+                                for i in range(size)])
+                      for kind, size in zip(Branches._fields, sizes, strict=True))), log
 
 
 def check_product(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:

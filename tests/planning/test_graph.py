@@ -267,7 +267,7 @@ def cupy_capture(monkeypatch):
         stream = StandInStream(backend, fails)
         monkeypatch.setattr(module, "_capture_stream", lambda: stream)
         monkeypatch.setattr(module, "_side_streams",
-                            lambda: types.SimpleNamespace(forget=lambda: None))
+                            lambda sizes: types.SimpleNamespace(forget=lambda: None))
         return backend, stream, prepared
 
     return make
