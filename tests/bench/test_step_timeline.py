@@ -41,9 +41,12 @@ def test_each_replay_is_the_kernels_of_one_launch_summarised_by_medians():
 
 def test_replays_of_another_shape_are_counted_not_summarised():
     other = [kernel("product", 7, 200.0, 4.0, 8), kernel("update", 7, 204.1, 2.0, 8)]
-    found = timeline(kernels({"traceEvents": [*replay(100.0, 1), *replay(120.0, 2), *other]}))
+    found = timeline(kernels({"traceEvents": [*replay(100.0, 1), *replay(120.0, 2, late=1.0),
+                                              *other]}))
     assert (found.steps, found.others) == (2, 1)
     assert [row.name for row in found.rows] == ["product", "sums", "chain", "update"]
+    assert found.span == pytest.approx(9.7)  # of 9.2 and 10.2: not the other's 6.1
+    assert found.rows[-1].start == pytest.approx(7.7)  # of 7.2 and 8.2: not the other's 4.1
 
 
 def test_a_trace_without_replays_has_no_timeline_and_says_why():
