@@ -26,11 +26,19 @@ from .step import choose_steps
 
 
 @dataclass
-class StepRows:
+class StepRows:  # not frozen: a frozen dataclass is made at 3x the cost
     """One step of an epoch: the rows of the epoch's order it took, and their
-    losses (this rank's; a view of the epoch's metrics, left on the device)."""
+    losses (this rank's, ``mine`` of the epoch's metrics' ``epoch_losses``,
+    left on the device), a view made only when asked for: on a GPU each view
+    is host work a replayed step would wait on."""
     rows: slice
-    losses: Array
+    epoch_losses: Array
+    mine: slice
+
+    @property
+    def losses(self) -> Array:
+        """This rank's losses of the step's rows: a view of the epoch's metrics."""
+        return self.epoch_losses[self.mine]
 
 
 def steps(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any,
@@ -88,7 +96,7 @@ def _steps(model: Layer, loss: Loss, optimizer: Optimizer, x: Array, y: Array,
         mine = step.run(rows, metrics)
         if step is full:
             metrics.step_path = step.path
-        yield StepRows(rows, metrics.losses[mine])
+        yield StepRows(rows, metrics.losses, mine)
 
 
 def train_epoch(model: Layer, loss: Loss, optimizer: Optimizer, inputs: Any, targets: Any,

@@ -5,7 +5,7 @@ import pytest
 import gpunet
 from helpers.arrays import host
 from gpunet.distributed import Communicator
-from gpunet.train import EagerStep, GraphStep, PlannedStep, choose_steps, steps
+from gpunet.train import EagerStep, GraphStep, PlannedStep, StepRows, choose_steps, steps
 from helpers.random_reference import Recorder, device_key, permutation
 
 
@@ -112,6 +112,17 @@ def test_steps_name_the_rows_they_took(backend, shuffle):
     for step in taken:
         np.testing.assert_allclose(host(backend, step.losses),
                                    expected[np.array(order)[step.rows]], rtol=1e-6)
+
+
+def test_a_steps_losses_are_a_view_of_the_epochs_made_when_asked_for():
+    """StepRows keeps the epoch's losses and this rank's rows, not a view made each
+    step (host work a GPU's replayed step would wait on): ``losses`` is that view."""
+    epoch_losses = np.arange(10, dtype=np.float64)
+    step = StepRows(slice(4, 8), epoch_losses, slice(5, 7))  # a rank's share of rows 4..7
+    assert step.epoch_losses is epoch_losses
+    assert step.losses.base is epoch_losses and step.losses.tolist() == [5.0, 6.0]
+    epoch_losses[5] = -1.0  # written later, as the device writes each step's losses
+    assert step.losses.tolist() == [-1.0, 6.0]
 
 
 def test_data_shapes_are_checked(numpy_backend):
