@@ -38,7 +38,8 @@ def test_only_gpunet_and_its_subpackages_are_installed():
 
 
 def test_the_numpy_backends_c_sources_ship_with_the_backend():
-    """gpunet/backend's C (host_operations.c, which includes host_step.c) is
+    """gpunet/backend's C (host_operations.c, which includes host_step.c and
+    host_gemm.c) is
     compiled where gpunet is installed: a build takes every .c there as package
     data."""
     from setuptools.config.pyprojecttoml import apply_configuration
@@ -49,7 +50,7 @@ def test_the_numpy_backends_c_sources_ship_with_the_backend():
         data = apply_configuration(Distribution(), PYPROJECT).package_data
     backend = PYPROJECT.parent / "gpunet" / "backend"
     shipped = {path.name for pattern in data["gpunet.backend"] for path in backend.glob(pattern)}
-    assert shipped == {"host_operations.c", "host_step.c"}
+    assert shipped == {"host_operations.c", "host_step.c", "host_gemm.c"}
 
 
 def test_the_license_is_an_spdx_expression_with_its_file():

@@ -85,6 +85,11 @@ class Backend(ActivationsByName, MatrixProducts, PlannedStepOperations, GraphSte
     def zeros_like(self, x: Array) -> Array:
         return self.xp.zeros_like(x)
 
+    def empty(self, shape: int | tuple[int, ...], dtype: Any) -> Array:
+        """An array of ``shape`` and ``dtype``, its values unset, for buffers a
+        model or a step keeps: ``xp.empty``."""
+        return self.xp.empty(shape, dtype)
+
     def synchronize(self) -> None:
         """Wait for queued device work to finish (a no-op on the CPU)."""
 

@@ -1,5 +1,6 @@
 """The NumPy backend's C: ``host_operations.c`` (the eager operations) with the
-graph step's stages it includes (``host_step.c``), built once a machine
+graph step's stages (``host_step.c``) and the matrix products (``host_gemm.c``)
+it includes, built once a machine
 (``host_library.py``) and loaded once a process; and the addresses of the
 NumPy arrays it is given."""
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .host_library import HostLibraryError, load
 
 SOURCE = Path(__file__).with_name("host_operations.c")
 STEP_SOURCE = Path(__file__).with_name("host_step.c")
+GEMM_SOURCE = Path(__file__).with_name("host_gemm.c")
 P, N, F, U = ctypes.c_void_p, ctypes.c_long, ctypes.c_float, ctypes.c_uint64
 SIGNATURES = {"dense_forward": [P, P, P, N, N, P, U, F, F],
               "dense_backward": [P, P, P, P, P, N, N, ctypes.c_int, F],
@@ -24,7 +26,10 @@ SIGNATURES = {"dense_forward": [P, P, P, N, N, P, U, F, F],
               "momentum_update": [P, P, P, N, F, F, F],
               "dropout": [P, P, P, N, U, U, F, F],
               "shifted_one_hot": [P, P, P, P, N, N],
-              "one_hot_losses": [P, P, P, P, P, P, P, N, N, F]}
+              "one_hot_losses": [P, P, P, P, P, P, P, N, N, F],
+              "gemm_ready": [],
+              "gemm_dots": [P, P, P, N, N, N, N, N, N],
+              "gemm_axpys": [P, P, P, N, N, N, N, N, N, N]}
 # host_step.c's constants: the graph state's layout, SplitMix64's, and a number for
 # each activation whose gradient dense_backward computes (by its name in ACTIVATIONS).
 STATE_FLAGS = [f"-D{name}={value}" for name, value in
@@ -40,10 +45,11 @@ def library() -> ctypes.CDLL | str:
     process tries once)."""
     try:
         lib = load(SOURCE, [*STATE_FLAGS, *SPLITMIX_FLAGS, *ACTIVATION_FLAGS], SIGNATURES,
-                   includes=[STEP_SOURCE])
+                   includes=[STEP_SOURCE, GEMM_SOURCE])
     except HostLibraryError as exc:
         return str(exc)
     lib.shifted_one_hot.restype = ctypes.c_bool
+    lib.gemm_ready.restype = ctypes.c_int
     return lib
 
 

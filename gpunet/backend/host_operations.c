@@ -3,8 +3,11 @@
    its draws, the softmax cross-entropy of one-hot targets, and, from
    host_step.c, which this includes for it and for its helpers, the
    momentum update. Each does what base.py's operation does, in its float32
-   operations and their order, so the same numbers bit for bit. */
+   operations and their order, so the same numbers bit for bit. The matrix
+   products of host_gemm.c, which it also includes, are the exception: their
+   own order of sums, not OpenBLAS's. */
 #include "host_step.c"
+#include "host_gemm.c"
 
 /* mask: the keep mask (p, scale) of draws first, first + 1, ... of key; y = x mask. */
 void dropout(const float *x, float *y, float *mask, long n, uint64_t key, uint64_t first,

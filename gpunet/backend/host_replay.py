@@ -22,7 +22,7 @@ import numpy as np
 from .activations import ACTIVATIONS, activation_call
 from .graph_step import GraphCaptureError, Replay, StateRows, record_calls
 from .host_c import ACTIVATION_CODES, at, c_arrays
-from .host_threads import SPLIT_WORK
+from .host_gemm import GEMM_WORK
 
 Array = Any
 Call = Callable[[], Any]
@@ -67,10 +67,10 @@ class BoundCalls:
 
     def gemm(self, a, b, out=None, *, trans_a=False, trans_b=False,
              aside=False) -> list[Call] | None:
-        """The product as ``gemm`` makes it, one NumPy call: gemm's choice of
-        function (``products.py``, ``NumpyBackend.matmul``) made once, here, so a
-        replay calls NumPy directly; a batch's rows, which move each step, found
-        from the state when it runs."""
+        """The product as ``gemm`` makes it: gemm's choice of function
+        (``products.py``) made once, here, so a replay calls NumPy directly where
+        ``NumpyBackend.matmul`` would (a product too small for host_gemm.py), else
+        that; a batch's rows, which move each step, found from the state when it runs."""
         if out is None:
             return None
         state_rows = self.backend.state_rows
@@ -78,7 +78,7 @@ class BoundCalls:
         x, y = x.T if trans_a else x, y.T if trans_b else y
         if x.shape[1] == 1:
             product = np.multiply
-        elif x.shape[0] * x.shape[1] * y.shape[1] < SPLIT_WORK:
+        elif x.shape[0] * x.shape[1] * y.shape[1] < GEMM_WORK:
             product = np.matmul
         else:
             product = self.backend.matmul

@@ -68,8 +68,9 @@ class Helpers:
 
 
 class RowBlockProducts:
-    """a b for NumPy matrices, in ``row_blocks`` shared among ``workers`` threads.
-    Each block is a one-thread BLAS call when ``use_threads`` has set the BLAS so."""
+    """a b for NumPy matrices, in ``row_blocks`` shared among ``workers`` threads,
+    each block one call of a product (NumPy's, a one-thread BLAS call when
+    ``use_threads`` has set the BLAS so, or host_gemm.py's)."""
 
     def __init__(self) -> None:
         self.workers = 1
@@ -84,17 +85,19 @@ class RowBlockProducts:
             self._helpers = None
         self.workers = count
 
-    def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None,
+               product: Callable[..., np.ndarray] = np.matmul) -> np.ndarray:
+        """a b, each row block ``product(a[rows], b, out=out[rows])``."""
         blocks = row_blocks(a.shape[0], a.shape[0] * a.shape[1] * b.shape[1])
         if len(blocks) == 1:
-            return np.matmul(a, b, out=out)
+            return product(a, b, out=out)
         if out is None:
             out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
         todo = iter(blocks)  # taken a block at a time by whichever thread is free
 
         def take_blocks() -> None:
             for rows in todo:
-                np.matmul(a[rows], b, out=out[rows])
+                product(a[rows], b, out=out[rows])
 
         if self.workers == 1:
             take_blocks()

@@ -21,10 +21,10 @@ def pack(layers: Sequence[Layer]) -> tuple[Array, Array] | None:
     if (not params or len({(backend_of(p).name, p.dtype) for p in params}) != 1
             or not all(layer.can_adopt() for layer in layers)):
         return None
-    xp = backend_of(params[0]).xp
+    backend = backend_of(params[0])
     total = sum(p.size for p in params)
-    flat_params = xp.empty(total, dtype=params[0].dtype)
-    flat_grads = xp.zeros(total, dtype=params[0].dtype)
+    flat_params, flat_grads = (backend.empty(total, params[0].dtype) for _ in range(2))
+    flat_grads[...] = 0
     offset = 0
     for layer in layers:
         views, grad_views = [], []

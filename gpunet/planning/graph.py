@@ -109,7 +109,7 @@ class StepGraph:
         else:
             data = self.gathered
             if data is None or data[0].shape != x.shape or data[1].shape != y.shape:
-                data = self.gathered = xp.empty_like(x), xp.empty_like(y)
+                data = self.gathered = b.empty(x.shape, x.dtype), b.empty(y.shape, y.dtype)
             xp.take(x, order, axis=0, out=data[0])
             xp.take(y, order, axis=0, out=data[1])
         if data[0] is not self.x or data[1] is not self.y:

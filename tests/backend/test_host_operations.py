@@ -1,14 +1,15 @@
 """The NumPy backend's eager operations in C (``host_operations.py``): each
 gives ``Backend``'s NumPy numbers bit for bit, runs the C where it applies and
 NumPy's where it does not, and a user's loop gives the same epoch with the C
-on, off, or without a compiler."""
+on, off, or without a compiler, its matrix products aside (host_gemm.c's, in
+an order of their own: tests/backend/test_host_gemm.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import gpunet
-from gpunet.backend import host_c
+from gpunet.backend import host_c, host_gemm
 from gpunet.backend.base import Backend
 from gpunet.backend.draw_window import DrawWindow
 from gpunet.backend.numpy_backend import NumpyBackend
@@ -194,7 +195,10 @@ def one_epoch(x: np.ndarray, y: np.ndarray, batch: int) -> tuple[float, bytes]:
 @pytest.mark.parametrize("batch, samples", [(1, 40), (16, 320), (128, 512)])
 def test_a_users_epoch_is_the_same_with_the_c_on_off_or_missing(numpy_backend, monkeypatch,
                                                                   batch, samples):
+    """The same, the products NumPy's in each (with the C on, host_gemm.c's where the
+    CPU has AVX-512F)."""
     x, y = data(samples)
+    monkeypatch.setattr(host_gemm, "kernels", lambda: None)
     with monkeypatch.context() as patched:
         patched.setattr(Backend, "dropout", None)  # the C's, or this test fails
         patched.setattr(Backend, "softmax_cross_entropy", None)
