@@ -39,7 +39,9 @@ class HostOperations:
 
     def use_host_c(self, on: bool) -> None:
         """Run the C where it applies (the default), or NumPy only: the same
-        numbers either way; the host replay (``--graph``) needs it on."""
+        numbers either way but the large products', which with it on are
+        host_gemm.c's where the CPU has AVX-512F (their own order of sums); the
+        host replay (``--graph``) needs it on."""
         self.host_c_on = bool(on)
 
     def host_library(self) -> ctypes.CDLL | str:
