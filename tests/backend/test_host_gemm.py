@@ -144,17 +144,23 @@ def test_a_large_product_is_the_kernels_and_a_small_one_numpys():
     a, b = operands(128, 784, 30, "a b^T")
     want = kernel_product(a, b, np.empty((128, 30), np.float32))
     assert product(a, b).tobytes() == want.tobytes()
+    wide = np.zeros((128, 800), np.float32)  # rows 800 apart: a view of a wider array
+    wide[:, :784] = a
+    assert product(wide[:, :784], b).tobytes() == want.tobytes()
+    dz = np.random.default_rng(4).standard_normal((128, 30)).astype(np.float32)
+    want = kernel_product(dz.T, a, np.empty((30, 784), np.float32))  # a^T b: axpys
+    assert product(dz.T, wide[:, :784]).tobytes() == want.tobytes()
     small = a[:4]  # 4 x 784 x 30 multiply-adds
     assert 4 * 784 * 30 < GEMM_WORK
     assert product(small, b).tobytes() == np.matmul(small, b).tobytes()
 
 
 def test_a_product_the_kernels_do_not_take_is_numpys():
-    """float64, operands whose rows and columns are both strided, an ``out`` not
-    C-contiguous, an ``out`` that is an operand: NumPy's, bit for bit."""
+    """float64, operands whose rows and columns are both strided, rows in reverse,
+    an ``out`` not C-contiguous, an ``out`` that is an operand: NumPy's, bit for bit."""
     a, b = operands(256, 784, 60, "a b^T")
     for x, y, out in [(a.astype(np.float64), b.astype(np.float64), None),
-                      (a[:, ::2], b[::2], None),
+                      (a[:, ::2], b[::2], None), (a[::-1], b, None),
                       (a, b, np.empty((60, 256), np.float32).T)]:
         want = np.matmul(x, y)
         assert np.array_equal(product(x, y, out), want, equal_nan=True)
