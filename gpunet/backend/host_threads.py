@@ -107,10 +107,8 @@ class RowBlockProducts:
             self._helpers.run(take_blocks, min(self.workers, len(blocks)) - 1)
         return out
 
-    def describe(self, products: str = "") -> str:
-        """What computes the products, e.g. "products in row blocks, BLAS 1
-        (openblas), OpenMP none"; ``products`` says more of them after "blocks"."""
-        return f"products in row blocks{products}, {threads_in_use()}"
+    def __str__(self) -> str:
+        return f"products in row blocks, {threads_in_use()}"
 
 
 def threads_in_use() -> str:

@@ -38,8 +38,7 @@ class NumpyBackend(HostOperations, Backend):
         self.products.use_threads(count)
 
     def threads_in_use(self) -> str:
-        own = self.host_c_on and host_gemm.kernels() is not None
-        return self.products.describe(" (the large ones host_gemm.c's, AVX-512)" if own else "")
+        return str(self.products)
 
     def empty(self, shape: int | tuple[int, ...], dtype: Any) -> Array:
         """``Backend.empty``, starting on a 64-byte boundary (a cache line, an

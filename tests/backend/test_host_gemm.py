@@ -212,12 +212,3 @@ def test_a_models_flat_buffers_start_on_64_bytes():
     assert params.ctypes.data % ALIGNMENT == 0 and grads.ctypes.data % ALIGNMENT == 0
     assert not grads.any()
 
-
-@needs_kernels
-def test_the_threads_line_says_where_the_products_are_host_gemms(monkeypatch):
-    backend = gpunet.get_backend("numpy")
-    monkeypatch.setattr(backend, "host_c_on", True)
-    assert backend.threads_in_use().startswith(
-        "products in row blocks (the large ones host_gemm.c's, AVX-512), BLAS ")
-    monkeypatch.setattr(backend, "host_c_on", False)
-    assert backend.threads_in_use().startswith("products in row blocks, BLAS ")

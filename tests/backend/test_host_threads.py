@@ -63,8 +63,7 @@ def test_use_threads_gives_the_blas_one_thread_and_the_blocks_the_count():
     products.use_threads(3)
     assert products.workers == 3
     assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} == {1}
-    assert products.describe().startswith("products in row blocks, BLAS 1 ")
-    assert products.describe(" (more)").startswith("products in row blocks (more), BLAS 1 ")
+    assert str(products).startswith("products in row blocks, BLAS 1 ")
 
 
 def test_a_block_s_error_is_raised_in_the_caller():
