@@ -78,7 +78,7 @@ class BoundCalls:
         x, y = x.T if trans_a else x, y.T if trans_b else y
         if x.shape[1] == 1:
             product = np.multiply
-        elif x.shape[0] * x.shape[1] * y.shape[1] < GEMM_WORK:
+        elif x.shape[0] * x.shape[1] * y.shape[1] <= GEMM_WORK:
             product = np.matmul
         else:
             product = self.backend.matmul

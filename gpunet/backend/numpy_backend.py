@@ -55,7 +55,7 @@ class NumpyBackend(HostOperations, Backend):
         """a b: host_gemm.c's where the C is on and takes it, else NumPy's; a large
         product in row blocks (host_threads.py)."""
         work = a.shape[0] * a.shape[1] * b.shape[1]
-        product = host_gemm.product if self.host_c_on and work >= GEMM_WORK else np.matmul
+        product = host_gemm.product if self.host_c_on and work > GEMM_WORK else np.matmul
         if work < SPLIT_WORK:  # one block: one call, direct
             return product(a, b, out=out)
         return self.products.matmul(a, b, out, product)

@@ -12,7 +12,7 @@ import pytest
 
 import gpunet
 from gpunet.backend import host_gemm
-from gpunet.backend.host_gemm import GEMM_WORK, product
+from gpunet.backend.host_gemm import GEMM_WORK, THIN, product
 from gpunet.backend.numpy_backend import ALIGNMENT
 
 needs_kernels = pytest.mark.skipif(
@@ -140,7 +140,7 @@ def test_a_products_numbers_do_not_depend_on_its_row_blocks_or_addresses(layout)
 
 
 @needs_kernels
-def test_a_large_product_is_the_kernels_and_a_small_one_numpys():
+def test_a_large_thin_product_is_the_kernels_and_a_small_or_wide_one_numpys():
     a, b = operands(128, 784, 30, "a b^T")
     want = kernel_product(a, b, np.empty((128, 30), np.float32))
     assert product(a, b).tobytes() == want.tobytes()
@@ -150,8 +150,17 @@ def test_a_large_product_is_the_kernels_and_a_small_one_numpys():
     dz = np.random.default_rng(4).standard_normal((128, 30)).astype(np.float32)
     want = kernel_product(dz.T, a, np.empty((30, 784), np.float32))  # a^T b: axpys
     assert product(dz.T, wide[:, :784]).tobytes() == want.tobytes()
-    small = a[:4]  # 4 x 784 x 30 multiply-adds
-    assert 4 * 784 * 30 < GEMM_WORK
+    rng = np.random.default_rng(5)
+    tall, short = (rng.standard_normal(shape).astype(np.float32) for shape in
+                   [(1024, THIN - 1), (1024, 30)])
+    for x, y in [(a, operands(128, 784, THIN + 1, "a b^T")[1]),  # a b^T: more columns
+                 (tall, operands(1024, THIN - 1, 30, "a b^T")[1]),  # fewer terms
+                 (rng.standard_normal((128, THIN + 1)).astype(np.float32).T, a),  # a^T b:
+                 (short.T, tall)]:  # more rows; fewer columns
+        assert x.shape[0] * x.shape[1] * y.shape[1] > GEMM_WORK
+        assert product(x, y).tobytes() == np.matmul(x, y).tobytes()
+    small = a[:32]  # 32 x 784 x 30 multiply-adds: OpenBLAS's small-matrix kernels
+    assert 32 * 784 * 30 <= GEMM_WORK
     assert product(small, b).tobytes() == np.matmul(small, b).tobytes()
 
 
@@ -172,10 +181,10 @@ def test_a_product_the_kernels_do_not_take_is_numpys():
 @needs_kernels
 def test_the_numpy_backends_large_products_are_the_kernels_while_the_c_is_on(monkeypatch):
     backend = gpunet.get_backend("numpy")
-    a, b = operands(256, 784, 300, "a b^T")  # row blocks (host_threads.SPLIT_WORK)
+    a, b = operands(512, 784, 30, "a b^T")  # row blocks (host_threads.SPLIT_WORK)
     monkeypatch.setattr(backend, "host_c_on", True)
     on = backend.gemm(a, b)
-    assert on.tobytes() == kernel_product(a, b, np.empty((256, 300), np.float32)).tobytes()
+    assert on.tobytes() == kernel_product(a, b, np.empty((512, 30), np.float32)).tobytes()
     monkeypatch.setattr(backend, "host_c_on", False)
     assert backend.gemm(a, b).tobytes() == backend.products.matmul(a, b).tobytes()
 
