@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -150,18 +151,39 @@ def test_a_large_thin_product_is_the_kernels_and_a_small_or_wide_one_numpys():
     dz = np.random.default_rng(4).standard_normal((128, 30)).astype(np.float32)
     want = kernel_product(dz.T, a, np.empty((30, 784), np.float32))  # a^T b: axpys
     assert product(dz.T, wide[:, :784]).tobytes() == want.tobytes()
-    rng = np.random.default_rng(5)
-    tall, short = (rng.standard_normal(shape).astype(np.float32) for shape in
-                   [(1024, THIN - 1), (1024, 30)])
-    for x, y in [(a, operands(128, 784, THIN + 1, "a b^T")[1]),  # a b^T: more columns
-                 (tall, operands(1024, THIN - 1, 30, "a b^T")[1]),  # fewer terms
-                 (rng.standard_normal((128, THIN + 1)).astype(np.float32).T, a),  # a^T b:
-                 (short.T, tall)]:  # more rows; fewer columns
-        assert x.shape[0] * x.shape[1] * y.shape[1] > GEMM_WORK
-        assert product(x, y).tobytes() == np.matmul(x, y).tobytes()
     small = a[:32]  # 32 x 784 x 30 multiply-adds: OpenBLAS's small-matrix kernels
     assert 32 * 784 * 30 <= GEMM_WORK
     assert product(small, b).tobytes() == np.matmul(small, b).tobytes()
+
+
+@needs_kernels
+def test_only_thin_products_go_to_the_kernels(monkeypatch):
+    """Past GEMM_WORK, a b^T of at most THIN columns and at least THIN terms goes to
+    gemm_dots, a^T b of at most THIN rows and at least THIN columns to gemm_axpys;
+    one step past either edge, NumPy's (the kernels' numbers may equal OpenBLAS's
+    there, so which ran is seen by a spy)."""
+    lib, ran = host_gemm.kernels(), []
+    spy = SimpleNamespace(**{name: (lambda *args, name=name: ran.append(name)
+                                    or getattr(lib, name)(*args))
+                             for name in ("gemm_dots", "gemm_axpys")})
+    monkeypatch.setattr(host_gemm, "kernels", lambda: spy)
+    rng = np.random.default_rng(5)
+
+    def rows(r: int, c: int) -> np.ndarray:
+        return rng.standard_normal((r, c)).astype(np.float32)
+
+    for x, y, kernel in [(rows(128, 784), rows(THIN, 784).T, "gemm_dots"),
+                         (rows(128, 784), rows(THIN + 1, 784).T, None),
+                         (rows(1024, THIN), rows(30, THIN).T, "gemm_dots"),
+                         (rows(1024, THIN - 1), rows(30, THIN - 1).T, None),
+                         (rows(1024, THIN).T, rows(1024, THIN), "gemm_axpys"),
+                         (rows(1024, THIN + 1).T, rows(1024, THIN), None),
+                         (rows(1024, 30).T, rows(1024, THIN - 1), None)]:
+        assert x.shape[0] * x.shape[1] * y.shape[1] > GEMM_WORK
+        del ran[:]
+        got = product(x, y)
+        assert ran == ([kernel] if kernel else []), (x.shape, y.shape)
+        np.testing.assert_allclose(got, x.astype(np.float64) @ y, rtol=1e-4, atol=1e-3)
 
 
 def test_a_product_the_kernels_do_not_take_is_numpys():
