@@ -39,20 +39,24 @@ def kernels() -> ctypes.CDLL | None:
     return lib if type(lib) is ctypes.CDLL and lib.gemm_ready() else None
 
 
-def product(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def product(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *,
+            rows: int | None = None) -> np.ndarray:
     """a b of two float32 matrices by host_gemm.c where its kernels take them (a's
     rows or columns, b's rows contiguous, or a's rows and b's columns; thin, as
     THIN says; ``out`` C-contiguous and apart from both; more than GEMM_WORK
-    multiply-adds), into ``out`` if given; else NumPy's."""
+    multiply-adds), into ``out`` if given; else NumPy's. ``rows``: where a b is a
+    block of rows of a larger product (host_threads.py), that product's rows, by
+    which its size and thinness are judged, so that all its blocks go one way."""
     lib = kernels()
     (m, k), n = a.shape, b.shape[1]
-    if (lib is None or m * k * n <= GEMM_WORK or a.dtype != F32 or b.dtype != F32
+    whole = m if rows is None else rows
+    if (lib is None or whole * k * n <= GEMM_WORK or a.dtype != F32 or b.dtype != F32
             or b.shape[0] != k):
         return np.matmul(a, b, out=out)
     (a0, a1), (b0, b1) = a.strides, b.strides
     dots = (n <= THIN <= k and a1 == 4 and b0 == 4 and a0 > 0 and b1 > 0
             and not (a0 | b1) & 3)  # a (b^T)^T
-    axpys = (m <= THIN <= n and b1 == 4 and b0 > 0 and not b0 & 3
+    axpys = (whole <= THIN <= n and b1 == 4 and b0 > 0 and not b0 & 3
              and (a1 == 4 and a0 > 0 and not a0 & 3 or a0 == 4 and a1 > 0 and not a1 & 3))
     if out is None:
         out = np.empty((m, n), F32)

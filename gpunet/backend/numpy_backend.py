@@ -1,6 +1,7 @@
 """The CPU backend: the generic operations of ``Backend`` on NumPy arrays, some in C."""
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -55,7 +56,10 @@ class NumpyBackend(HostOperations, Backend):
         """a b: host_gemm.c's where the C is on and takes it, else NumPy's; a large
         product in row blocks (host_threads.py)."""
         work = a.shape[0] * a.shape[1] * b.shape[1]
-        product = host_gemm.product if self.host_c_on and work > GEMM_WORK else np.matmul
+        if not self.host_c_on or work <= GEMM_WORK:
+            product = np.matmul
+        else:  # row blocks (below) each judged as the whole product
+            product = functools.partial(host_gemm.product, rows=a.shape[0])
         if work < SPLIT_WORK:  # one block: one call, direct
             return product(a, b, out=out)
         return self.products.matmul(a, b, out, product)

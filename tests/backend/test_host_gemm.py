@@ -244,3 +244,23 @@ def test_a_models_flat_buffers_start_on_64_bytes():
     assert params.ctypes.data % ALIGNMENT == 0 and grads.ctypes.data % ALIGNMENT == 0
     assert not grads.any()
 
+
+
+@needs_kernels
+def test_a_large_products_row_blocks_go_where_the_whole_product_goes(monkeypatch):
+    """The wide model's weight gradient, 256 x 128 by 128 x 784, comes in row blocks
+    of 64, each thin alone but not the whole: NumPy's, all of them; the deep model's
+    first product at batch 512, thin: the kernels', every block."""
+    lib, ran = host_gemm.kernels(), []
+    spy = SimpleNamespace(**{name: (lambda *args, name=name: ran.append(name)
+                                    or getattr(lib, name)(*args))
+                             for name in ("gemm_dots", "gemm_axpys")})
+    monkeypatch.setattr(host_gemm, "kernels", lambda: spy)
+    backend = gpunet.get_backend("numpy")
+    monkeypatch.setattr(backend, "host_c_on", True)
+    dz, y = operands(128, 256, 784, "a b", seed=6)
+    backend.gemm(dz, y, trans_a=True)
+    assert ran == []
+    x, w = operands(512, 784, 30, "a b^T", seed=7)
+    backend.gemm(x, w)
+    assert ran == ["gemm_dots"] * 8
