@@ -97,11 +97,15 @@ def test_a_product_reads_and_writes_nothing_past_its_operands(m, k, n, layout):
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("m, k, n", SHAPES)
 def test_a_product_is_float64s_within_float32s_rounding(m, k, n, layout):
+    """... and writes nothing but ``out``: the 32 floats either side of it keep their
+    values (a vector of gemm_axpys starts before a row's first column)."""
     a, b = operands(m, k, n, layout)
-    got = kernel_product(a, b, np.full((m, n), np.nan, np.float32))
+    fence = np.full(m * n + 64, -7.0, np.float32)
+    got = kernel_product(a, b, fence[32:-32].reshape(m, n))
     exact = a.astype(np.float64) @ b.astype(np.float64)
     bound = (k + 2) * 2.0 ** -24 * (np.abs(a).astype(np.float64) @ np.abs(b))
     assert np.all(np.abs(got - exact) <= bound)
+    assert np.all(fence[:32] == -7.0) and np.all(fence[-32:] == -7.0)
 
 
 @needs_kernels
