@@ -10,7 +10,6 @@ from . import host_gemm, host_replay
 from .base import Array, Backend
 from .graph_step import Replay
 from .host_operations import HostOperations
-from .host_gemm import GEMM_WORK
 from .host_threads import SPLIT_WORK, RowBlockProducts
 from .planned_step import TargetClasses
 
@@ -56,7 +55,7 @@ class NumpyBackend(HostOperations, Backend):
         """a b: host_gemm.c's where the C is on and takes it, else NumPy's; a large
         product in row blocks (host_threads.py)."""
         work = a.shape[0] * a.shape[1] * b.shape[1]
-        if not self.host_c_on or work <= GEMM_WORK:
+        if not self.host_c_on or work <= host_gemm.GEMM_WORK:
             product = np.matmul
         else:  # row blocks (below) each judged as the whole product
             product = functools.partial(host_gemm.product, rows=a.shape[0])
