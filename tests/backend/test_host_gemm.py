@@ -160,17 +160,23 @@ def test_a_large_thin_product_is_the_kernels_and_a_small_or_wide_one_numpys():
     assert product(small, b).tobytes() == np.matmul(small, b).tobytes()
 
 
-@needs_kernels
-def test_only_thin_products_go_to_the_kernels(monkeypatch):
-    """Past GEMM_WORK, a b^T of at most THIN columns and at least THIN terms goes to
-    gemm_dots, a^T b of at most THIN rows and at least THIN columns to gemm_axpys;
-    one step past either edge, NumPy's (the kernels' numbers may equal OpenBLAS's
-    there, so which ran is seen by a spy)."""
-    lib, ran = host_gemm.kernels(), []
-    spy = SimpleNamespace(**{name: (lambda *args, name=name: ran.append(name)
+@pytest.fixture
+def ran(monkeypatch) -> list[str]:
+    """The names of the kernels called, in order: a spy between ``product`` and the
+    library (the kernels' numbers may equal OpenBLAS's, so bits cannot tell)."""
+    lib, names = host_gemm.kernels(), []
+    spy = SimpleNamespace(**{name: (lambda *args, name=name: names.append(name)
                                     or getattr(lib, name)(*args))
                              for name in ("gemm_dots", "gemm_axpys")})
     monkeypatch.setattr(host_gemm, "kernels", lambda: spy)
+    return names
+
+
+@needs_kernels
+def test_only_thin_products_go_to_the_kernels(ran):
+    """Past GEMM_WORK, a b^T of at most THIN columns and at least THIN terms goes to
+    gemm_dots, a^T b of at most THIN rows and at least THIN columns to gemm_axpys;
+    one step past either edge, NumPy's."""
     rng = np.random.default_rng(5)
 
     def rows(r: int, c: int) -> np.ndarray:
@@ -251,15 +257,10 @@ def test_a_models_flat_buffers_start_on_64_bytes():
 
 
 @needs_kernels
-def test_a_large_products_row_blocks_go_where_the_whole_product_goes(monkeypatch):
+def test_a_large_products_row_blocks_go_where_the_whole_product_goes(ran, monkeypatch):
     """The wide model's weight gradient, 256 x 128 by 128 x 784, comes in row blocks
     of 64, each thin alone but not the whole: NumPy's, all of them; the deep model's
     first product at batch 512, thin: the kernels', every block."""
-    lib, ran = host_gemm.kernels(), []
-    spy = SimpleNamespace(**{name: (lambda *args, name=name: ran.append(name)
-                                    or getattr(lib, name)(*args))
-                             for name in ("gemm_dots", "gemm_axpys")})
-    monkeypatch.setattr(host_gemm, "kernels", lambda: spy)
     backend = gpunet.get_backend("numpy")
     monkeypatch.setattr(backend, "host_c_on", True)
     dz_t, y = operands(256, 128, 784, "a^T b", seed=6)  # dz^T as a view, and y
